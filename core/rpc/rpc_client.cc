@@ -1,0 +1,131 @@
+#include "core/rpc/rpc_client.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "core/status.h"
+
+namespace parley {
+
+void RpcClient::Call(const std::string& service, const Request& request,
+                     const CallOptions& options, Callback done) {
+  PendingCall call;
+  call.service = service;
+  call.request = request;
+  call.options = options;
+  call.done = std::move(done);
+  Start(std::move(call));
+}
+
+void RpcClient::CallAddress(const std::string& address, const Request& request,
+                            const CallOptions& options, Callback done) {
+  PendingCall call;
+  call.address = address;
+  call.request = request;
+  call.options = options;
+  call.done = std::move(done);
+  Start(std::move(call));
+}
+
+void RpcClient::Start(PendingCall call) {
+  const uint64_t call_id = next_call_id_++;
+  // Unique per node incarnation: the node's address plus a random nonce drawn
+  // once per call keeps ids distinct across restarts.
+  call.request_id = absl::StrCat(env_->Self(), "#", call_id, ".", env_->Rng().Next() % 1000000007);
+  ++stats_.calls;
+  calls_.emplace(call_id, std::move(call));
+  Attempt(call_id);
+}
+
+void RpcClient::Attempt(uint64_t call_id) {
+  PendingCall& call = calls_.at(call_id);
+  std::string target = call.address;
+  if (!call.service.empty()) {
+    target = call.options.use_hash
+                 ? directory_->PickByHash(call.service, call.options.hash_key, call.tried)
+                 : directory_->Pick(call.service, call.tried);
+    if (target.empty()) {
+      // Nothing known yet (the directory may still be filling): the attempt
+      // waits out its timeout, so a caller started before discovery recovers.
+      ++call.attempts;
+      ++stats_.attempts;
+      const std::string service = call.service;
+      call.timer = timers_->After(call.options.timeout, [this, call_id, service] {
+        OnAttemptFailed(call_id, absl::StrCat("no known instance of service '", service, "'"));
+      });
+      return;
+    }
+    if (call.attempts > 0 && call.tried.count(target) == 0) ++stats_.retried_on_other_instance;
+    call.address = target;
+  }
+  call.tried.insert(target);
+  ++call.attempts;
+  ++stats_.attempts;
+
+  const uint64_t correlation_id = next_correlation_id_++;
+  correlation_to_call_[correlation_id] = call_id;
+  Envelope envelope;
+  envelope.set_correlation_id(correlation_id);
+  envelope.set_from(env_->Self());
+  envelope.set_request_id(call.request_id);
+  envelope.set_auth_user_id(call.options.auth_user_id);
+  *envelope.mutable_request() = call.request;
+  call.timer = timers_->After(call.options.timeout, [this, call_id, correlation_id, target] {
+    correlation_to_call_.erase(correlation_id);
+    ++stats_.timeouts;
+    OnAttemptFailed(call_id, absl::StrCat("timed out waiting for ", target));
+  });
+  env_->Send(target, envelope);
+}
+
+void RpcClient::OnAttemptFailed(uint64_t call_id, const std::string& why) {
+  auto it = calls_.find(call_id);
+  if (it == calls_.end()) return;
+  PendingCall& call = it->second;
+  call.timer = 0;
+  if (call.attempts < call.options.max_attempts) {
+    Attempt(call_id);
+    return;
+  }
+  const std::string what = call.service.empty() ? call.address : "service '" + call.service + "'";
+  Finish(call_id, ErrorReply(absl::UnavailableError(absl::StrCat(
+                      "all ", call.attempts, " attempts to ", what, " failed; last: ", why))));
+}
+
+bool RpcClient::OnReply(const Envelope& envelope) {
+  auto corr = correlation_to_call_.find(envelope.correlation_id());
+  if (corr == correlation_to_call_.end()) {
+    ++stats_.late_replies;
+    return false;
+  }
+  const uint64_t call_id = corr->second;
+  correlation_to_call_.erase(corr);
+  auto it = calls_.find(call_id);
+  if (it == calls_.end()) return false;
+  if (it->second.timer != 0) {
+    timers_->Cancel(it->second.timer);
+    it->second.timer = 0;
+  }
+  // UNAVAILABLE from the callee (e.g. it is still starting) is worth another
+  // instance; every other reply, error or not, is the answer.
+  if (envelope.reply().status().code() == CODE_UNAVAILABLE) {
+    OnAttemptFailed(call_id, envelope.reply().status().message());
+    return true;
+  }
+  Finish(call_id, envelope.reply());
+  return true;
+}
+
+void RpcClient::Finish(uint64_t call_id, const Reply& reply) {
+  auto it = calls_.find(call_id);
+  if (it == calls_.end()) return;
+  PendingCall call = std::move(it->second);
+  calls_.erase(it);
+  if (call.timer != 0) timers_->Cancel(call.timer);
+  // Each attempt's correlation id was already forgotten by its timeout or its
+  // reply, so nothing of this call is left behind.
+  if (reply.status().code() != CODE_OK) ++stats_.failed;
+  call.done(reply);
+}
+
+}  // namespace parley

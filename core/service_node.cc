@@ -1,0 +1,174 @@
+#include "core/service_node.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "core/proto/records.pb.h"
+#include "core/status.h"
+
+namespace parley {
+namespace {
+
+std::string RequestLogKey(const std::string& request_id) {
+  return absl::StrCat("reqlog/", request_id);
+}
+
+}  // namespace
+
+std::string InstanceAddress(const std::string& service, const std::string& instance_id) {
+  return absl::StrCat("svc.", service, ".", instance_id);
+}
+
+ServiceNode::ServiceNode(Env* env, ServiceOptions options)
+    : env_(env),
+      options_(std::move(options)),
+      timers_(env),
+      rpc_(env, &timers_, &directory_),
+      outbox_(env, &timers_, options_.outbox) {}
+
+void ServiceNode::Start() {
+  absl::Status s = outbox_.Recover();
+  if (s.ok()) s = OnStart();
+  if (!s.ok()) {
+    // A node whose store cannot be read must not serve from a partial view.
+    healthy_ = false;
+    return;
+  }
+  if (!options_.service.empty()) Heartbeat();
+  if (!options_.dependencies.empty()) Discover();
+}
+
+void ServiceNode::Stop() {
+  stopped_ = true;
+  if (options_.service.empty()) return;
+  Request request;
+  request.mutable_deregister_instance()->set_service(options_.service);
+  request.mutable_deregister_instance()->set_instance_id(options_.instance_id);
+  Envelope envelope;
+  envelope.set_from(env_->Self());
+  *envelope.mutable_request() = request;
+  env_->Send(kRegistryAddress, envelope);
+}
+
+void ServiceNode::Heartbeat() {
+  if (stopped_) return;
+  Request request;
+  Instance* instance = request.mutable_register_instance()->mutable_instance();
+  instance->set_service(options_.service);
+  instance->set_instance_id(options_.instance_id);
+  instance->set_address(env_->Self());
+  CallOptions call;
+  call.timeout = options_.registry_timeout;
+  call.max_attempts = 1;
+  // A lost heartbeat is simply followed by the next one.
+  rpc_.CallAddress(kRegistryAddress, request, call, [](const Reply&) {});
+  timers_.After(options_.heartbeat_interval, [this] { Heartbeat(); });
+}
+
+void ServiceNode::Discover() {
+  if (stopped_) return;
+  for (const std::string& service : options_.dependencies) {
+    Request request;
+    request.mutable_discover()->set_service(service);
+    CallOptions call;
+    call.timeout = options_.registry_timeout;
+    call.max_attempts = 1;
+    rpc_.CallAddress(kRegistryAddress, request, call, [this, service](const Reply& reply) {
+      if (reply.status().code() != CODE_OK || !reply.has_discover()) return;
+      std::vector<Instance> instances(reply.discover().instances().begin(),
+                                      reply.discover().instances().end());
+      directory_.Update(service, std::move(instances));
+    });
+  }
+  timers_.After(options_.discover_interval, [this] { Discover(); });
+}
+
+void ServiceNode::OnEnvelope(const Envelope& envelope) {
+  switch (envelope.body_case()) {
+    case Envelope::kReply:
+      rpc_.OnReply(envelope);
+      return;
+    case Envelope::kRegistryUpdate: {
+      const RegistryUpdate& update = envelope.registry_update();
+      std::vector<Instance> instances(update.current().instances().begin(),
+                                      update.current().instances().end());
+      directory_.Update(update.service(), std::move(instances));
+      return;
+    }
+    case Envelope::kRequest:
+      if (!healthy_) {
+        RespondError(envelope, absl::UnavailableError(
+                                   absl::StrCat(env_->Self(), " failed to recover its store")));
+        return;
+      }
+      HandleRequest(envelope);
+      return;
+    case Envelope::BODY_NOT_SET:
+      return;
+  }
+}
+
+void ServiceNode::OnEvent(const Event& event, uint64_t delivery_id) {
+  if (!healthy_) return;  // not acked: the bus redelivers elsewhere or later
+  HandleEvent(event, delivery_id);
+}
+
+void ServiceNode::HandleEvent(const Event& event, uint64_t delivery_id) {
+  env_->AckEvent(delivery_id);
+}
+
+void ServiceNode::OnPublishAck(const std::string& event_id) { outbox_.OnPublishAck(event_id); }
+
+void ServiceNode::OnTimer(TimerId id) { timers_.Fire(id); }
+
+void ServiceNode::Respond(const Envelope& request, const Reply& reply) {
+  if (request.from().empty()) return;  // one-way: nobody to answer
+  Envelope envelope;
+  envelope.set_correlation_id(request.correlation_id());
+  envelope.set_from(env_->Self());
+  envelope.set_request_id(request.request_id());
+  *envelope.mutable_reply() = reply;
+  env_->Send(request.from(), envelope);
+}
+
+void ServiceNode::RespondError(const Envelope& request, const absl::Status& status) {
+  Respond(request, ErrorReply(status));
+}
+
+bool ServiceNode::ReplayIfDone(const Envelope& request) {
+  if (request.request_id().empty()) return false;
+  std::string value;
+  if (!store().Get(RequestLogKey(request.request_id()), &value).ok()) return false;
+  RequestLogRecord record;
+  if (!record.ParseFromString(value)) return false;
+  Respond(request, record.reply());
+  return true;
+}
+
+void ServiceNode::CommitAndRespond(const Envelope& request, WriteBatch batch,
+                                   const Reply& reply) {
+  if (!request.request_id().empty()) {
+    RequestLogRecord record;
+    *record.mutable_reply() = reply;
+    record.set_time_us(absl::ToUnixMicros(env_->Now()));
+    batch.Put(RequestLogKey(request.request_id()), record.SerializeAsString());
+  }
+  absl::Status s = Commit(batch);
+  if (!s.ok()) {
+    RespondError(request, absl::UnavailableError(absl::StrCat("store write failed: ", s.message())));
+    return;
+  }
+  Respond(request, reply);
+}
+
+absl::Status ServiceNode::Commit(const WriteBatch& batch) {
+  absl::Status s = store().Write(batch);
+  if (!s.ok()) {
+    outbox_.Aborted();
+    return s;
+  }
+  outbox_.Committed();
+  return absl::OkStatus();
+}
+
+}  // namespace parley

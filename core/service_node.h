@@ -1,0 +1,103 @@
+// ServiceNode: the common shape of every service of the core. It owns the
+// node's timers, rpc client, directory and outbox; registers the instance with
+// the registry and heartbeats; keeps its view of the services it calls fresh;
+// and answers retried requests from the request log instead of applying them
+// twice. A domain service implements HandleRequest (and HandleEvent).
+#ifndef PARLEY_CORE_SERVICE_NODE_H_
+#define PARLEY_CORE_SERVICE_NODE_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "core/env.h"
+#include "core/outbox.h"
+#include "core/rpc/directory.h"
+#include "core/rpc/rpc_client.h"
+#include "core/timers.h"
+
+namespace parley {
+
+// Well-known addresses of the singleton nodes.
+inline constexpr char kRegistryAddress[] = "svc.registry";
+inline constexpr char kKvAddress[] = "svc.kv";
+
+// The address of one instance of a service: "svc.<service>.<instance_id>".
+std::string InstanceAddress(const std::string& service, const std::string& instance_id);
+
+struct ServiceOptions {
+  // Registered with the registry when non-empty.
+  std::string service;
+  std::string instance_id;
+  // Services this node calls; their instances are discovered periodically.
+  std::vector<std::string> dependencies;
+  absl::Duration heartbeat_interval = absl::Milliseconds(500);
+  absl::Duration discover_interval = absl::Milliseconds(500);
+  absl::Duration registry_timeout = absl::Milliseconds(300);
+  Outbox::Options outbox;
+};
+
+class ServiceNode : public Node {
+ public:
+  ServiceNode(Env* env, ServiceOptions options);
+
+  void Start() final;
+  void OnEnvelope(const Envelope& envelope) final;
+  void OnEvent(const Event& event, uint64_t delivery_id) final;
+  void OnPublishAck(const std::string& event_id) final;
+  void OnTimer(TimerId id) final;
+  void Stop() override;
+
+  const ServiceOptions& options() const { return options_; }
+  const RpcClient& rpc_client() const { return rpc_; }
+  const Outbox& outbox() const { return outbox_; }
+  ServiceDirectory& directory() { return directory_; }
+  // False after Start failed to recover the store: every request then gets
+  // UNAVAILABLE.
+  bool healthy() const { return healthy_; }
+
+ protected:
+  // Domain hooks.
+  virtual absl::Status OnStart() { return absl::OkStatus(); }
+  virtual void HandleRequest(const Envelope& request) = 0;
+  // Default: acknowledges and ignores.
+  virtual void HandleEvent(const Event& event, uint64_t delivery_id);
+
+  Env& env() { return *env_; }
+  OrderedStore& store() { return env_->Store(); }
+  Timers& timers() { return timers_; }
+  RpcClient& rpc() { return rpc_; }
+  Outbox& outbox() { return outbox_; }
+
+  void Respond(const Envelope& request, const Reply& reply);
+  void RespondError(const Envelope& request, const absl::Status& status);
+
+  // For requests that change state: if this request id was already applied,
+  // sends the recorded reply again and returns true.
+  bool ReplayIfDone(const Envelope& request);
+  // Writes `batch`, the request-log record of `request` and any events staged
+  // in the outbox, atomically; then replies `reply` and starts publishing.
+  // If the write fails the client gets the error and nothing was applied.
+  void CommitAndRespond(const Envelope& request, WriteBatch batch, const Reply& reply);
+  // Writes `batch` with the outbox's staged events.
+  absl::Status Commit(const WriteBatch& batch);
+
+ private:
+  void Heartbeat();
+  void Discover();
+
+  Env* env_;
+  ServiceOptions options_;
+  Timers timers_;
+  ServiceDirectory directory_;
+  RpcClient rpc_;
+  Outbox outbox_;
+  bool healthy_ = true;
+  bool stopped_ = false;
+};
+
+}  // namespace parley
+
+#endif  // PARLEY_CORE_SERVICE_NODE_H_

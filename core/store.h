@@ -1,0 +1,66 @@
+// OrderedStore: a node's durable, ordered key-value store. Only what a
+// committed WriteBatch wrote survives a crash.
+#ifndef PARLEY_CORE_STORE_H_
+#define PARLEY_CORE_STORE_H_
+
+#include <cstddef>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+
+namespace parley {
+
+// An ordered list of puts and deletes, applied all-or-nothing by Write.
+class WriteBatch {
+ public:
+  struct Op {
+    enum Kind { kPut, kDelete };
+    Kind kind;
+    std::string key;
+    std::string value;
+  };
+
+  void Put(absl::string_view key, absl::string_view value) {
+    ops_.push_back({Op::kPut, std::string(key), std::string(value)});
+  }
+  void Delete(absl::string_view key) {
+    ops_.push_back({Op::kDelete, std::string(key), std::string()});
+  }
+  void Append(const WriteBatch& other) {
+    ops_.insert(ops_.end(), other.ops_.begin(), other.ops_.end());
+  }
+
+  const std::vector<Op>& ops() const { return ops_; }
+  bool empty() const { return ops_.empty(); }
+  size_t size() const { return ops_.size(); }
+
+ private:
+  std::vector<Op> ops_;
+};
+
+using KeyValue = std::pair<std::string, std::string>;
+
+class OrderedStore {
+ public:
+  virtual ~OrderedStore() = default;
+
+  // Stores the value of `key` in *value and returns OK, or returns NotFound.
+  // Other errors mean the store failed.
+  virtual absl::Status Get(absl::string_view key, std::string* value) const = 0;
+
+  // Appends to *out, in key order, up to `limit` entries whose key starts
+  // with `prefix` and is greater than `start_after` (empty: from the start).
+  virtual absl::Status Scan(absl::string_view prefix, absl::string_view start_after,
+                            size_t limit, std::vector<KeyValue>* out) const = 0;
+
+  // Applies every operation of `batch` or none of them. Once it returns OK the
+  // batch survives a crash.
+  virtual absl::Status Write(const WriteBatch& batch) = 0;
+};
+
+}  // namespace parley
+
+#endif  // PARLEY_CORE_STORE_H_

@@ -1,0 +1,20 @@
+#include "core/version_gate.h"
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace parley {
+
+uint64_t VersionGate::Applied(const std::string& aggregate) const {
+  std::string value;
+  if (!store_->Get(prefix_ + aggregate, &value).ok()) return 0;
+  uint64_t version = 0;
+  return absl::SimpleAtoi(value, &version) ? version : 0;
+}
+
+void VersionGate::MarkApplied(WriteBatch* batch, const std::string& aggregate,
+                              uint64_t version) const {
+  batch->Put(prefix_ + aggregate, absl::StrCat(version));
+}
+
+}  // namespace parley

@@ -1,0 +1,37 @@
+// VersionGate: the idempotent consumer. An event is applied only when its
+// version is newer than the version stored for its aggregate, and the new
+// version is stored in the same batch as the effect, so duplicates and older
+// events arriving late change nothing.
+#ifndef PARLEY_CORE_VERSION_GATE_H_
+#define PARLEY_CORE_VERSION_GATE_H_
+
+#include <cstdint>
+#include <string>
+
+#include "core/store.h"
+
+namespace parley {
+
+class VersionGate {
+ public:
+  // `consumer` names the consuming service; its versions live under
+  // "applied/<consumer>/".
+  VersionGate(OrderedStore* store, std::string consumer)
+      : store_(store), prefix_("applied/" + consumer + "/") {}
+
+  // The last version applied for `aggregate` (0 if none).
+  uint64_t Applied(const std::string& aggregate) const;
+  bool IsNew(const std::string& aggregate, uint64_t version) const {
+    return version > Applied(aggregate);
+  }
+  // Records `version` for `aggregate` in `batch`.
+  void MarkApplied(WriteBatch* batch, const std::string& aggregate, uint64_t version) const;
+
+ private:
+  OrderedStore* store_;
+  std::string prefix_;
+};
+
+}  // namespace parley
+
+#endif  // PARLEY_CORE_VERSION_GATE_H_

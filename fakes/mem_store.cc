@@ -1,0 +1,71 @@
+#include "fakes/mem_store.h"
+
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace parley {
+
+absl::Status MemStore::Get(absl::string_view key, std::string* value) const {
+  auto it = data_.find(key);
+  if (it == data_.end()) return absl::NotFoundError(absl::StrCat("no key ", key));
+  *value = it->second;
+  return absl::OkStatus();
+}
+
+absl::Status MemStore::Scan(absl::string_view prefix, absl::string_view start_after,
+                            size_t limit, std::vector<KeyValue>* out) const {
+  auto it = start_after.empty() ? data_.lower_bound(prefix) : data_.upper_bound(start_after);
+  if (!start_after.empty() && it != data_.end() && it->first < prefix) {
+    it = data_.lower_bound(prefix);
+  }
+  for (size_t n = 0; it != data_.end() && n < limit; ++it, ++n) {
+    if (!absl::StartsWith(it->first, prefix)) break;
+    out->emplace_back(it->first, it->second);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status MemStore::Write(const WriteBatch& batch) {
+  if (!fail_writes_.ok()) return fail_writes_;
+  // Apply in place, remembering what each operation replaced; a crash in the
+  // middle undoes them, as a log-structured store makes a batch visible only
+  // once it is whole.
+  struct Undo {
+    std::string key;
+    bool existed;
+    std::string old_value;
+  };
+  std::vector<Undo> undo;
+  undo.reserve(batch.size());
+  int64_t applied = 0;
+  for (const WriteBatch::Op& op : batch.ops()) {
+    if (crash_after_ops_ >= 0 && applied == crash_after_ops_) {
+      crash_after_ops_ = -1;
+      for (auto u = undo.rbegin(); u != undo.rend(); ++u) {
+        if (u->existed) {
+          data_[u->key] = std::move(u->old_value);
+        } else {
+          data_.erase(u->key);
+        }
+      }
+      return absl::UnavailableError(
+          absl::StrCat("store crashed after ", applied, " of ", batch.size(), " operations"));
+    }
+    auto it = data_.find(op.key);
+    const bool existed = it != data_.end();
+    undo.push_back({op.key, existed, existed ? it->second : std::string()});
+    if (op.kind == WriteBatch::Op::kPut) {
+      data_[op.key] = op.value;
+    } else if (existed) {
+      data_.erase(it);
+    }
+    ++applied;
+  }
+  crash_after_ops_ = -1;
+  ++batches_committed_;
+  return absl::OkStatus();
+}
+
+}  // namespace parley

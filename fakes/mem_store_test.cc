@@ -1,0 +1,82 @@
+#include "fakes/mem_store.h"
+
+#include "gtest/gtest.h"
+
+namespace parley {
+namespace {
+
+TEST(MemStoreTest, GetAndScanInKeyOrder) {
+  MemStore store;
+  WriteBatch batch;
+  batch.Put("a/2", "two");
+  batch.Put("a/1", "one");
+  batch.Put("b/1", "other");
+  ASSERT_TRUE(store.Write(batch).ok());
+
+  std::string value;
+  ASSERT_TRUE(store.Get("a/1", &value).ok());
+  EXPECT_EQ(value, "one");
+  EXPECT_TRUE(absl::IsNotFound(store.Get("a/3", &value)));
+
+  std::vector<KeyValue> out;
+  ASSERT_TRUE(store.Scan("a/", "", 10, &out).ok());
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].first, "a/1");
+  EXPECT_EQ(out[1].first, "a/2");
+
+  out.clear();
+  ASSERT_TRUE(store.Scan("a/", "a/1", 10, &out).ok());
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].first, "a/2");
+
+  out.clear();
+  ASSERT_TRUE(store.Scan("a/", "", 1, &out).ok());
+  EXPECT_EQ(out.size(), 1u);
+}
+
+TEST(MemStoreTest, BatchIsAllOrNothingAcrossACrash) {
+  MemStore store;
+  WriteBatch first;
+  first.Put("balance/alice", "100");
+  first.Put("balance/bob", "0");
+  ASSERT_TRUE(store.Write(first).ok());
+
+  // A transfer whose batch is cut by a crash after two of its three writes.
+  WriteBatch transfer;
+  transfer.Put("balance/alice", "40");
+  transfer.Delete("balance/bob");
+  transfer.Put("balance/carol", "60");
+  store.CrashDuringNextWrite(2);
+  const absl::Status s = store.Write(transfer);
+  EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+
+  // Nothing of the cut batch is visible: the committed state is intact.
+  std::string value;
+  ASSERT_TRUE(store.Get("balance/alice", &value).ok());
+  EXPECT_EQ(value, "100");
+  ASSERT_TRUE(store.Get("balance/bob", &value).ok());
+  EXPECT_EQ(value, "0");
+  EXPECT_TRUE(absl::IsNotFound(store.Get("balance/carol", &value)));
+  EXPECT_EQ(store.batches_committed(), 1u);
+
+  // The same batch, written whole, is fully visible.
+  ASSERT_TRUE(store.Write(transfer).ok());
+  ASSERT_TRUE(store.Get("balance/carol", &value).ok());
+  EXPECT_EQ(value, "60");
+  EXPECT_TRUE(absl::IsNotFound(store.Get("balance/bob", &value)));
+}
+
+TEST(MemStoreTest, FailedWritesChangeNothing) {
+  MemStore store;
+  store.FailWrites(absl::UnavailableError("disk gone"));
+  WriteBatch batch;
+  batch.Put("k", "v");
+  EXPECT_FALSE(store.Write(batch).ok());
+  EXPECT_EQ(store.size(), 0u);
+  store.FailWrites(absl::OkStatus());
+  EXPECT_TRUE(store.Write(batch).ok());
+  EXPECT_EQ(store.size(), 1u);
+}
+
+}  // namespace
+}  // namespace parley
