@@ -51,8 +51,9 @@ class ServiceNode : public Node {
   void Stop() override;
 
   const ServiceOptions& options() const { return options_; }
-  const RpcClient& rpc_client() const { return rpc_; }
-  const Outbox& outbox() const { return outbox_; }
+  const RpcStats& rpc_stats() const { return rpc_.stats(); }
+  const OutboxStats& outbox_stats() const { return outbox_.stats(); }
+  size_t outbox_unacked() const { return outbox_.unacked(); }
   ServiceDirectory& directory() { return directory_; }
   // False after Start failed to recover the store: every request then gets
   // UNAVAILABLE.

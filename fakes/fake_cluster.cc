@@ -143,6 +143,13 @@ void FakeCluster::OnNode(const std::string& address, uint64_t incarnation,
 }
 
 void FakeCluster::Deliver(const std::string& to, const Envelope& envelope) {
+  for (auto m = hold_matchers_.begin(); m != hold_matchers_.end(); ++m) {
+    if ((*m)(to, envelope)) {
+      hold_matchers_.erase(m);
+      held_.emplace_back(to, envelope);
+      return;
+    }
+  }
   if (to == kTestAddress) {
     if (envelope.has_reply()) {
       replies_[envelope.correlation_id()] = envelope.reply();
@@ -156,17 +163,41 @@ void FakeCluster::Deliver(const std::string& to, const Envelope& envelope) {
   it->second.node->OnEnvelope(envelope);
 }
 
-Reply FakeCluster::Call(const std::string& to, const Request& request, uint64_t auth_user_id,
-                        absl::Duration max_wait) {
+void FakeCluster::ReleaseHeld() {
+  for (auto& [to, envelope] : held_) {
+    Schedule(Now() + options_.latency, [this, to = to, envelope = envelope] {
+      Deliver(to, envelope);
+    });
+  }
+  held_.clear();
+}
+
+uint64_t FakeCluster::Send(const std::string& to, const Request& request, uint64_t auth_user_id,
+                          const std::string& request_id) {
   const uint64_t correlation_id = next_correlation_id_++;
   Envelope envelope;
   envelope.set_correlation_id(correlation_id);
   envelope.set_from(kTestAddress);
-  envelope.set_request_id(absl::StrCat(kTestAddress, "#", correlation_id));
+  envelope.set_request_id(request_id.empty() ? absl::StrCat(kTestAddress, "#", correlation_id)
+                                             : request_id);
   envelope.set_auth_user_id(auth_user_id);
   *envelope.mutable_request() = request;
   ++messages_sent_;
   Schedule(Now() + options_.latency, [this, to, envelope] { Deliver(to, envelope); });
+  return correlation_id;
+}
+
+std::optional<Reply> FakeCluster::TakeReply(uint64_t correlation_id) {
+  auto it = replies_.find(correlation_id);
+  if (it == replies_.end()) return std::nullopt;
+  Reply reply = std::move(it->second);
+  replies_.erase(it);
+  return reply;
+}
+
+Reply FakeCluster::Call(const std::string& to, const Request& request, uint64_t auth_user_id,
+                        absl::Duration max_wait, const std::string& request_id) {
+  const uint64_t correlation_id = Send(to, request, auth_user_id, request_id);
   const absl::Time deadline = Now() + max_wait;
   while (replies_.count(correlation_id) == 0 && Now() < deadline) {
     if (queue_.empty()) break;
@@ -181,7 +212,16 @@ Reply FakeCluster::Call(const std::string& to, const Request& request, uint64_t 
   return reply;
 }
 
+void FakeCluster::SetBusReachable(const std::string& address, bool reachable) {
+  if (reachable) {
+    bus_unreachable_.erase(address);
+  } else {
+    bus_unreachable_.insert(address);
+  }
+}
+
 void FakeCluster::BusPublish(const std::string& from, const Event& event) {
+  if (bus_unreachable_.count(from) > 0) return;  // lost on the way
   const bool fresh = bus_event_ids_.insert(event.event_id()).second;
   // The publisher is acked either way: a duplicate publish is already durable.
   Schedule(Now() + options_.latency, [this, from, id = event.event_id()] {

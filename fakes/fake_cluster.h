@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -61,8 +62,23 @@ class FakeCluster {
 
   // Sends `request` from a test endpoint and runs until the reply arrives or
   // `max_wait` passes (then DEADLINE_EXCEEDED).
+  // An empty `request_id` gets a fresh one; repeating one re-sends a retry.
   Reply Call(const std::string& to, const Request& request, uint64_t auth_user_id = 0,
-             absl::Duration max_wait = absl::Seconds(10));
+             absl::Duration max_wait = absl::Seconds(10), const std::string& request_id = "");
+  // Sends `request` from the test endpoint without waiting; returns its
+  // correlation id for TakeReply.
+  uint64_t Send(const std::string& to, const Request& request, uint64_t auth_user_id = 0,
+                const std::string& request_id = "");
+  // The reply to a Send, once it has arrived.
+  std::optional<Reply> TakeReply(uint64_t correlation_id);
+
+  // The next envelope for which `match(to, envelope)` holds is parked instead
+  // of delivered, until ReleaseHeld(): a test writes an interleaving by hand.
+  using Matcher = std::function<bool(const std::string& to, const Envelope& envelope)>;
+  void HoldNext(Matcher match) { hold_matchers_.push_back(std::move(match)); }
+  size_t held() const { return held_.size(); }
+  void ReleaseHeld();
+
   // Envelopes (other than replies to Call) sent to the test endpoint.
   static constexpr char kTestAddress[] = "test.endpoint";
   const std::vector<Envelope>& test_inbox() const { return test_inbox_; }
@@ -70,6 +86,8 @@ class FakeCluster {
   // Delivers `event` straight to the node at `address` (as a duplicate or a
   // late delivery would arrive). Returns the delivery id.
   uint64_t InjectEvent(const std::string& address, const Event& event);
+  // While unreachable, publishes from `address` are lost before the bus.
+  void SetBusReachable(const std::string& address, bool reachable);
   // Every distinct event the bus accepted, in order.
   const std::vector<Event>& bus_log() const { return bus_log_; }
   uint64_t messages_sent() const { return messages_sent_; }
@@ -114,6 +132,7 @@ class FakeCluster {
   // Bus.
   std::vector<Event> bus_log_;
   std::set<std::string> bus_event_ids_;
+  std::set<std::string> bus_unreachable_;
   std::map<std::string, std::vector<std::string>> groups_;  // group -> members
   std::map<std::string, std::set<std::string>> group_topics_;
   std::map<std::string, uint64_t> group_next_;
@@ -124,6 +143,8 @@ class FakeCluster {
   uint64_t next_correlation_id_ = 1;
   std::map<uint64_t, Reply> replies_;
   std::vector<Envelope> test_inbox_;
+  std::vector<Matcher> hold_matchers_;
+  std::vector<std::pair<std::string, Envelope>> held_;
   uint64_t messages_sent_ = 0;
 };
 

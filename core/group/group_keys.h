@@ -1,0 +1,40 @@
+// Store layout of the group service.
+//   group/<group:20>                -> Group
+//   member/<group:20>/<user:20>     -> Member
+//   ugroup/<user:20>/<group:20>     -> ""   (the groups of a user)
+//   profile/<user:20>               -> ProfileCopy (fed by UserProfileChanged)
+//   applied/group/user/<id>         -> version     (VersionGate)
+//   meta/next_group_id              -> the next id to assign
+#ifndef PARLEY_CORE_GROUP_GROUP_KEYS_H_
+#define PARLEY_CORE_GROUP_GROUP_KEYS_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "core/keys.h"
+
+namespace parley {
+namespace group_keys {
+
+inline std::string Group(uint64_t group_id) { return absl::StrCat("group/", PadId(group_id)); }
+inline std::string MemberPrefix(uint64_t group_id) {
+  return absl::StrCat("member/", PadId(group_id), "/");
+}
+inline std::string Member(uint64_t group_id, uint64_t user_id) {
+  return MemberPrefix(group_id) + PadId(user_id);
+}
+inline std::string UserGroupPrefix(uint64_t user_id) {
+  return absl::StrCat("ugroup/", PadId(user_id), "/");
+}
+inline std::string UserGroup(uint64_t user_id, uint64_t group_id) {
+  return UserGroupPrefix(user_id) + PadId(group_id);
+}
+inline std::string Profile(uint64_t user_id) { return absl::StrCat("profile/", PadId(user_id)); }
+inline constexpr char kNextGroupId[] = "meta/next_group_id";
+inline std::string Aggregate(uint64_t group_id) { return absl::StrCat("group/", group_id); }
+
+}  // namespace group_keys
+}  // namespace parley
+
+#endif  // PARLEY_CORE_GROUP_GROUP_KEYS_H_

@@ -1,0 +1,255 @@
+#include "core/kv/kv_service.h"
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "core/kv/kv_keys.h"
+#include "core/proto/records.pb.h"
+#include "core/status.h"
+
+namespace parley {
+
+KvService::KvService(Env* env, KvOptions options)
+    : ServiceNode(env, ServiceOptions()), options_(options) {}
+
+absl::Status KvService::OnStart() {
+  timers().After(options_.sweep_interval, [this] { Sweep(); });
+  return absl::OkStatus();
+}
+
+void KvService::HandleRequest(const Envelope& envelope) {
+  const Request& request = envelope.request();
+  Reply reply;
+  switch (request.op_case()) {
+    case Request::kKvGet:
+      reply = Get(request.kv_get());
+      break;
+    case Request::kKvSet:
+      reply = Set(request.kv_set());
+      break;
+    case Request::kKvDelete:
+      reply = Delete(request.kv_delete());
+      break;
+    case Request::kKvLock:
+      reply = Lock(request.kv_lock());
+      break;
+    case Request::kKvUnlock:
+      reply = Unlock(request.kv_unlock());
+      break;
+    default:
+      reply = ErrorReply(absl::UnimplementedError("the kv node does not serve this request"));
+  }
+  Respond(envelope, reply);
+}
+
+absl::Status KvService::ValidateKey(const std::string& key) const {
+  if (key.empty()) return absl::InvalidArgumentError("kv key is empty");
+  if (key.size() > options_.max_key_bytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("kv key is longer than ", options_.max_key_bytes, " bytes"));
+  }
+  return absl::OkStatus();
+}
+
+template <typename Record>
+bool KvService::ReadLive(const std::string& store_key, Record* record) {
+  std::string value;
+  if (!store().Get(store_key, &value).ok()) return false;
+  if (!record->ParseFromString(value)) return false;
+  if (record->expires_us() != 0 && record->expires_us() <= absl::ToUnixMicros(env().Now())) {
+    ++stats_.expired_seen;
+    return false;
+  }
+  return true;
+}
+
+Reply KvService::Get(const KvGetRequest& request) {
+  if (request.keys_size() > static_cast<int>(options_.max_keys_per_request)) {
+    return ErrorReply(absl::InvalidArgumentError(
+        absl::StrCat("at most ", options_.max_keys_per_request, " keys per get")));
+  }
+  Reply reply;
+  KvGetReply* out = reply.mutable_kv_get();
+  for (const std::string& key : request.keys()) {
+    absl::Status s = ValidateKey(key);
+    if (!s.ok()) return ErrorReply(s);
+    ++stats_.gets;
+    KvRecord record;
+    if (!ReadLive(kv_keys::Entry(key), &record)) {
+      out->add_missing(key);
+      continue;
+    }
+    ++stats_.hits;
+    KvEntry* entry = out->add_entries();
+    entry->set_key(key);
+    entry->set_value(record.value());
+    entry->set_version(record.version());
+    entry->set_expires_us(record.expires_us());
+  }
+  return reply;
+}
+
+Reply KvService::Set(const KvSetRequest& request) {
+  if (request.writes_size() == 0) return ErrorReply(absl::InvalidArgumentError("no writes"));
+  if (request.writes_size() > static_cast<int>(options_.max_keys_per_request)) {
+    return ErrorReply(absl::InvalidArgumentError(
+        absl::StrCat("at most ", options_.max_keys_per_request, " writes per set")));
+  }
+  const int64_t now_us = absl::ToUnixMicros(env().Now());
+  for (const KvWrite& write : request.writes()) {
+    absl::Status s = ValidateKey(write.key());
+    if (s.ok() && write.value().size() > options_.max_value_bytes) {
+      s = absl::InvalidArgumentError(
+          absl::StrCat("kv value is larger than ", options_.max_value_bytes, " bytes"));
+    }
+    if (s.ok() && write.ttl_ms() < 0) s = absl::InvalidArgumentError("ttl_ms is negative");
+    if (!s.ok()) return ErrorReply(s);
+  }
+  Reply reply;
+  KvSetReply* out = reply.mutable_kv_set();
+  WriteBatch batch;
+  // Later writes of one request see earlier ones.
+  std::map<std::string, KvRecord> written;
+  for (const KvWrite& write : request.writes()) {
+    KvRecord current;
+    bool exists;
+    auto w = written.find(write.key());
+    if (w != written.end()) {
+      current = w->second;
+      exists = true;
+    } else {
+      exists = ReadLive(kv_keys::Entry(write.key()), &current);
+    }
+    const bool apply = write.mode() == KvWrite::ALWAYS || !exists ||
+                       current.version() < write.version();
+    if (!apply) {
+      ++stats_.stale_sets_refused;
+      out->add_applied(false);
+      out->add_current_versions(current.version());
+      continue;
+    }
+    KvRecord record;
+    record.set_value(write.value());
+    record.set_version(write.version());
+    record.set_expires_us(write.ttl_ms() > 0 ? now_us + write.ttl_ms() * 1000 : 0);
+    const std::string store_key = kv_keys::Entry(write.key());
+    batch.Put(store_key, record.SerializeAsString());
+    if (record.expires_us() != 0) batch.Put(kv_keys::Expiry(record.expires_us(), store_key), "");
+    written[write.key()] = record;
+    ++stats_.sets_applied;
+    out->add_applied(true);
+    out->add_current_versions(record.version());
+  }
+  if (!batch.empty()) {
+    absl::Status s = Commit(batch);
+    if (!s.ok()) return ErrorReply(absl::UnavailableError(s.message()));
+  }
+  return reply;
+}
+
+Reply KvService::Delete(const KvDeleteRequest& request) {
+  absl::Status s = ValidateKey(request.key());
+  if (!s.ok()) return ErrorReply(s);
+  Reply reply;
+  KvRecord current;
+  const std::string store_key = kv_keys::Entry(request.key());
+  const bool exists = ReadLive(store_key, &current);
+  const bool allowed = request.version_at_most() == 0 ||
+                       current.version() <= request.version_at_most();
+  if (exists && allowed) {
+    WriteBatch batch;
+    batch.Delete(store_key);
+    s = Commit(batch);
+    if (!s.ok()) return ErrorReply(absl::UnavailableError(s.message()));
+  }
+  reply.mutable_kv_delete()->set_deleted(exists && allowed);
+  return reply;
+}
+
+Reply KvService::Lock(const KvLockRequest& request) {
+  absl::Status s = ValidateKey(request.key());
+  if (s.ok() && request.owner().empty()) s = absl::InvalidArgumentError("lock owner is empty");
+  if (s.ok() && (request.lease_ms() <= 0 ||
+                 absl::Milliseconds(request.lease_ms()) > options_.max_lease)) {
+    s = absl::InvalidArgumentError(absl::StrCat("lock lease_ms must be in (0, ",
+                                                absl::ToInt64Milliseconds(options_.max_lease),
+                                                "]"));
+  }
+  if (!s.ok()) return ErrorReply(s);
+  Reply reply;
+  KvLockReply* out = reply.mutable_kv_lock();
+  const std::string store_key = kv_keys::Lock(request.key());
+  LockRecord current;
+  if (ReadLive(store_key, &current) && current.owner() != request.owner()) {
+    ++stats_.locks_refused;
+    out->set_acquired(false);
+    out->set_holder(current.owner());
+    out->set_expires_us(current.expires_us());
+    return reply;
+  }
+  // Free, expired, or already ours (a retry or a renewal): grant.
+  LockRecord record;
+  record.set_owner(request.owner());
+  record.set_expires_us(absl::ToUnixMicros(env().Now()) + request.lease_ms() * 1000);
+  WriteBatch batch;
+  batch.Put(store_key, record.SerializeAsString());
+  batch.Put(kv_keys::Expiry(record.expires_us(), store_key), "");
+  s = Commit(batch);
+  if (!s.ok()) return ErrorReply(absl::UnavailableError(s.message()));
+  ++stats_.locks_granted;
+  out->set_acquired(true);
+  out->set_holder(record.owner());
+  out->set_expires_us(record.expires_us());
+  return reply;
+}
+
+Reply KvService::Unlock(const KvUnlockRequest& request) {
+  absl::Status s = ValidateKey(request.key());
+  if (!s.ok()) return ErrorReply(s);
+  Reply reply;
+  const std::string store_key = kv_keys::Lock(request.key());
+  LockRecord current;
+  const bool ours = ReadLive(store_key, &current) && current.owner() == request.owner();
+  if (ours) {
+    WriteBatch batch;
+    batch.Delete(store_key);
+    s = Commit(batch);
+    if (!s.ok()) return ErrorReply(absl::UnavailableError(s.message()));
+  }
+  reply.mutable_kv_unlock()->set_released(ours);
+  return reply;
+}
+
+void KvService::Sweep() {
+  const int64_t now_us = absl::ToUnixMicros(env().Now());
+  std::vector<KeyValue> due;
+  store().Scan(kv_keys::kExpiryPrefix, "", options_.max_sweep_deletes, &due).IgnoreError();
+  WriteBatch batch;
+  for (const KeyValue& kv : due) {
+    const uint64_t expires_us = kv_keys::ExpiryTime(kv.first);
+    if (static_cast<int64_t>(expires_us) > now_us) break;  // the index is in expiry order
+    batch.Delete(kv.first);
+    // Delete the target only if it still carries this expiry: it may have
+    // been rewritten since.
+    const std::string target = kv_keys::ExpiryTarget(kv.first);
+    std::string value;
+    if (!store().Get(target, &value).ok()) continue;
+    int64_t target_expires_us = 0;
+    if (target.rfind("lock/", 0) == 0) {
+      LockRecord lock;
+      if (lock.ParseFromString(value)) target_expires_us = lock.expires_us();
+    } else {
+      KvRecord record;
+      if (record.ParseFromString(value)) target_expires_us = record.expires_us();
+    }
+    if (static_cast<uint64_t>(target_expires_us) == expires_us) {
+      batch.Delete(target);
+      ++stats_.swept;
+    }
+  }
+  if (!batch.empty()) Commit(batch).IgnoreError();
+  timers().After(options_.sweep_interval, [this] { Sweep(); });
+}
+
+}  // namespace parley

@@ -1,0 +1,27 @@
+// Store layout of the user service.
+//   user/<user_id:20>      -> UserRecord
+//   name/<name>            -> user id (decimal)
+//   meta/next_user_id      -> the next id to assign (decimal)
+#ifndef PARLEY_CORE_USER_USER_KEYS_H_
+#define PARLEY_CORE_USER_USER_KEYS_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "core/keys.h"
+
+namespace parley {
+namespace user_keys {
+
+inline std::string User(uint64_t user_id) { return absl::StrCat("user/", PadId(user_id)); }
+inline std::string Name(absl::string_view name) { return absl::StrCat("name/", name); }
+inline constexpr char kNextUserId[] = "meta/next_user_id";
+// The aggregate id of a user's profile in events.
+inline std::string Aggregate(uint64_t user_id) { return absl::StrCat("user/", user_id); }
+
+}  // namespace user_keys
+}  // namespace parley
+
+#endif  // PARLEY_CORE_USER_USER_KEYS_H_

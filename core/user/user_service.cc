@@ -1,0 +1,211 @@
+#include "core/user/user_service.h"
+
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "core/services.h"
+#include "core/status.h"
+#include "core/user/user_keys.h"
+
+namespace parley {
+
+absl::Status ValidateUserName(absl::string_view name) {
+  if (name.size() < 3 || name.size() > 32) {
+    return absl::InvalidArgumentError("user name must be 3 to 32 characters");
+  }
+  if (name[0] < 'a' || name[0] > 'z') {
+    return absl::InvalidArgumentError("user name must start with a lowercase letter");
+  }
+  for (char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+    if (!ok) {
+      return absl::InvalidArgumentError("user name may hold only a-z, 0-9 and '_'");
+    }
+  }
+  return absl::OkStatus();
+}
+
+UserService::UserService(Env* env, UserOptions options)
+    : ServiceNode(env, ServiceOptions{kUserService, options.instance_id, {}}),
+      options_(std::move(options)),
+      signer_(options_.token_key) {}
+
+void UserService::HandleRequest(const Envelope& envelope) {
+  switch (envelope.request().op_case()) {
+    case Request::kRegister:
+      return Register(envelope);
+    case Request::kLogin:
+      return Login(envelope);
+    case Request::kGetUsers:
+      return GetUsers(envelope);
+    case Request::kUpdateProfile:
+      return UpdateProfile(envelope);
+    default:
+      return RespondError(envelope,
+                          absl::UnimplementedError("the user service does not serve this request"));
+  }
+}
+
+absl::Status UserService::ValidateNickname(absl::string_view nickname) const {
+  if (nickname.empty()) return absl::InvalidArgumentError("nickname is empty");
+  if (nickname.size() > options_.max_nickname_bytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("nickname is longer than ", options_.max_nickname_bytes, " bytes"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<UserRecord> UserService::ReadUser(uint64_t user_id) {
+  std::string value;
+  absl::Status s = store().Get(user_keys::User(user_id), &value);
+  if (absl::IsNotFound(s)) return absl::NotFoundError(absl::StrCat("no user ", user_id));
+  if (!s.ok()) return s;
+  UserRecord record;
+  if (!record.ParseFromString(value)) {
+    return absl::DataLossError(absl::StrCat("corrupt record of user ", user_id));
+  }
+  return record;
+}
+
+Event UserService::ProfileEvent(const Profile& profile) {
+  Event event;
+  event.set_aggregate_id(user_keys::Aggregate(profile.user_id()));
+  event.set_version(profile.version());
+  UserProfileChanged* changed = event.mutable_user_profile_changed();
+  changed->set_user_id(profile.user_id());
+  changed->set_version(profile.version());
+  changed->set_name(profile.name());
+  changed->set_nickname(profile.nickname());
+  changed->set_avatar(profile.avatar());
+  return event;
+}
+
+void UserService::Register(const Envelope& envelope) {
+  if (ReplayIfDone(envelope)) return;
+  const RegisterRequest& request = envelope.request().register_();
+  absl::Status s = ValidateUserName(request.name());
+  if (s.ok() && (request.password().size() < options_.min_password_bytes ||
+                 request.password().size() > options_.max_password_bytes)) {
+    s = absl::InvalidArgumentError(absl::StrCat("password must be ", options_.min_password_bytes,
+                                                " to ", options_.max_password_bytes, " bytes"));
+  }
+  const std::string nickname = request.nickname().empty() ? request.name() : request.nickname();
+  if (s.ok()) s = ValidateNickname(nickname);
+  if (!s.ok()) return RespondError(envelope, s);
+
+  std::string existing;
+  s = store().Get(user_keys::Name(request.name()), &existing);
+  if (s.ok()) {
+    return RespondError(envelope, absl::AlreadyExistsError(
+                                      absl::StrCat("user name '", request.name(), "' is taken")));
+  }
+  if (!absl::IsNotFound(s)) return RespondError(envelope, absl::UnavailableError(s.message()));
+
+  uint64_t user_id = 1;
+  std::string next;
+  if (store().Get(user_keys::kNextUserId, &next).ok() && !absl::SimpleAtoi(next, &user_id)) {
+    return RespondError(envelope, absl::DataLossError("corrupt user id counter"));
+  }
+  absl::StatusOr<std::string> hash = HashPassword(
+      request.password(), env().Rng().Bytes(PasswordSaltBytes()), options_.password_cost);
+  if (!hash.ok()) return RespondError(envelope, hash.status());
+
+  UserRecord record;
+  Profile* profile = record.mutable_profile();
+  profile->set_user_id(user_id);
+  profile->set_name(request.name());
+  profile->set_nickname(nickname);
+  profile->set_version(1);
+  record.set_password_hash(*hash);
+  record.set_created_us(absl::ToUnixMicros(env().Now()));
+
+  WriteBatch batch;
+  batch.Put(user_keys::User(user_id), record.SerializeAsString());
+  batch.Put(user_keys::Name(request.name()), absl::StrCat(user_id));
+  batch.Put(user_keys::kNextUserId, absl::StrCat(user_id + 1));
+  outbox().Add(&batch, ProfileEvent(*profile));
+  Reply reply;
+  reply.mutable_register_()->set_user_id(user_id);
+  CommitAndRespond(envelope, std::move(batch), reply);
+}
+
+void UserService::Login(const Envelope& envelope) {
+  const LoginRequest& request = envelope.request().login();
+  // One answer for an unknown name and a wrong password: no user enumeration.
+  const absl::Status denied = absl::UnauthenticatedError("wrong user name or password");
+  std::string id_text;
+  uint64_t user_id = 0;
+  if (!store().Get(user_keys::Name(request.name()), &id_text).ok() ||
+      !absl::SimpleAtoi(id_text, &user_id)) {
+    return RespondError(envelope, denied);
+  }
+  absl::StatusOr<UserRecord> record = ReadUser(user_id);
+  if (!record.ok()) return RespondError(envelope, record.status());
+  if (!VerifyPassword(request.password(), record->password_hash())) {
+    return RespondError(envelope, denied);
+  }
+  const absl::Time expires = env().Now() + options_.token_ttl;
+  Reply reply;
+  LoginReply* out = reply.mutable_login();
+  out->set_user_id(user_id);
+  out->set_token(signer_.Sign(user_id, expires));
+  out->set_expires_us(absl::ToUnixMicros(expires));
+  Respond(envelope, reply);
+}
+
+void UserService::GetUsers(const Envelope& envelope) {
+  const GetUsersRequest& request = envelope.request().get_users();
+  if (request.user_ids_size() > static_cast<int>(options_.max_ids_per_get)) {
+    return RespondError(envelope, absl::InvalidArgumentError(absl::StrCat(
+                                      "at most ", options_.max_ids_per_get, " ids per request")));
+  }
+  Reply reply;
+  GetUsersReply* out = reply.mutable_get_users();
+  for (uint64_t id : request.user_ids()) {
+    absl::StatusOr<UserRecord> record = ReadUser(id);
+    if (absl::IsNotFound(record.status())) {
+      out->add_unknown_ids(id);
+      continue;
+    }
+    if (!record.ok()) return RespondError(envelope, record.status());
+    *out->add_profiles() = record->profile();
+  }
+  Respond(envelope, reply);
+}
+
+void UserService::UpdateProfile(const Envelope& envelope) {
+  if (ReplayIfDone(envelope)) return;
+  const UpdateProfileRequest& request = envelope.request().update_profile();
+  if (envelope.auth_user_id() == 0) {
+    return RespondError(envelope, absl::UnauthenticatedError("updating a profile needs a login"));
+  }
+  absl::Status s;
+  if (request.has_nickname()) s = ValidateNickname(request.nickname());
+  if (s.ok() && request.has_avatar() && request.avatar().size() > options_.max_avatar_bytes) {
+    s = absl::InvalidArgumentError(
+        absl::StrCat("avatar is longer than ", options_.max_avatar_bytes, " bytes"));
+  }
+  if (!s.ok()) return RespondError(envelope, s);
+  absl::StatusOr<UserRecord> record = ReadUser(envelope.auth_user_id());
+  if (!record.ok()) return RespondError(envelope, record.status());
+
+  Profile* profile = record->mutable_profile();
+  const bool changed = (request.has_nickname() && request.nickname() != profile->nickname()) ||
+                       (request.has_avatar() && request.avatar() != profile->avatar());
+  Reply reply;
+  if (!changed) {
+    *reply.mutable_update_profile()->mutable_profile() = *profile;
+    return Respond(envelope, reply);
+  }
+  if (request.has_nickname()) profile->set_nickname(request.nickname());
+  if (request.has_avatar()) profile->set_avatar(request.avatar());
+  profile->set_version(profile->version() + 1);
+  WriteBatch batch;
+  batch.Put(user_keys::User(profile->user_id()), record->SerializeAsString());
+  outbox().Add(&batch, ProfileEvent(*profile));
+  *reply.mutable_update_profile()->mutable_profile() = *profile;
+  CommitAndRespond(envelope, std::move(batch), reply);
+}
+
+}  // namespace parley

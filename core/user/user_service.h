@@ -1,0 +1,56 @@
+// UserService: registration, login with signed tokens, profiles. A profile
+// change bumps the user's version and emits UserProfileChanged through the
+// outbox in the same batch.
+#ifndef PARLEY_CORE_USER_USER_SERVICE_H_
+#define PARLEY_CORE_USER_USER_SERVICE_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "core/proto/records.pb.h"
+#include "core/service_node.h"
+#include "core/user/password.h"
+#include "core/user/token.h"
+
+namespace parley {
+
+struct UserOptions {
+  std::string instance_id = "1";
+  std::string token_key = TestTokenKey();
+  absl::Duration token_ttl = absl::Hours(24);
+  PasswordCost password_cost = PasswordCost::Minimal();
+  size_t min_password_bytes = 8;
+  size_t max_password_bytes = 128;
+  size_t max_nickname_bytes = 64;
+  size_t max_avatar_bytes = 256;
+  size_t max_ids_per_get = 500;
+};
+
+// Name rules: 3 to 32 characters of [a-z0-9_], starting with a letter.
+absl::Status ValidateUserName(absl::string_view name);
+
+class UserService : public ServiceNode {
+ public:
+  UserService(Env* env, UserOptions options = UserOptions());
+
+ protected:
+  void HandleRequest(const Envelope& request) override;
+
+ private:
+  void Register(const Envelope& envelope);
+  void Login(const Envelope& envelope);
+  void GetUsers(const Envelope& envelope);
+  void UpdateProfile(const Envelope& envelope);
+  absl::StatusOr<UserRecord> ReadUser(uint64_t user_id);
+  absl::Status ValidateNickname(absl::string_view nickname) const;
+  static Event ProfileEvent(const Profile& profile);
+
+  UserOptions options_;
+  TokenSigner signer_;
+};
+
+}  // namespace parley
+
+#endif  // PARLEY_CORE_USER_USER_SERVICE_H_
