@@ -300,6 +300,18 @@ void FriendService::CheckFriends(const Envelope& envelope) {
 
 // ---- the cache ---------------------------------------------------------------------
 
+KvWrite FriendService::CacheWrite(const FriendList& list) const {
+  KvWrite write;
+  write.set_key(friend_keys::CacheKey(list.owner_id()));
+  write.set_value(list.SerializeAsString());
+  // The entry carries the version it was built from; kv refuses it if it
+  // already holds a newer one.
+  write.set_version(list.version());
+  write.set_ttl_ms(absl::ToInt64Milliseconds(options_.cache_ttl));
+  write.set_mode(KvWrite::IF_NEWER);
+  return write;
+}
+
 void FriendService::RespondList(const Envelope& envelope, const FriendList& list,
                                 bool from_cache) {
   Reply reply;
@@ -359,13 +371,7 @@ void FriendService::FillCache(const Envelope& envelope, uint64_t owner, int atte
                return;
              }
              const FriendList list = Render(owner);
-             KvWrite write;
-             write.set_key(friend_keys::CacheKey(owner));
-             write.set_value(list.SerializeAsString());
-             write.set_version(list.version());
-             write.set_ttl_ms(absl::ToInt64Milliseconds(options_.cache_ttl));
-             write.set_mode(KvWrite::IF_NEWER);
-             kv_.Set(write, [this, envelope, owner, list, lock_owner](absl::StatusOr<bool> applied) {
+             kv_.Set(CacheWrite(list), [this, envelope, owner, list, lock_owner](absl::StatusOr<bool> applied) {
                if (applied.ok() && *applied) ++stats_.fills_applied;
                if (applied.ok() && !*applied) ++stats_.stale_fills_refused;
                kv_.Unlock(friend_keys::LockKey(owner), lock_owner, [](absl::StatusOr<bool>) {});
@@ -375,14 +381,7 @@ void FriendService::FillCache(const Envelope& envelope, uint64_t owner, int atte
 }
 
 void FriendService::RefreshCache(uint64_t owner, uint64_t delivery_id) {
-  const FriendList list = Render(owner);
-  KvWrite write;
-  write.set_key(friend_keys::CacheKey(owner));
-  write.set_value(list.SerializeAsString());
-  write.set_version(list.version());
-  write.set_ttl_ms(absl::ToInt64Milliseconds(options_.cache_ttl));
-  write.set_mode(KvWrite::IF_NEWER);
-  kv_.Set(write, [this, delivery_id](absl::StatusOr<bool> applied) {
+  kv_.Set(CacheWrite(Render(owner)), [this, delivery_id](absl::StatusOr<bool> applied) {
     // Not acked on failure: the bus delivers the event again.
     if (!applied.ok()) return;
     ++stats_.cache_refreshes;

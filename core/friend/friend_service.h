@@ -75,6 +75,7 @@ class FriendService : public ServiceNode {
   void FillCache(const Envelope& envelope, uint64_t owner, int attempt);
   void RespondList(const Envelope& envelope, const FriendList& list, bool from_cache);
   void RefreshCache(uint64_t owner, uint64_t delivery_id);
+  KvWrite CacheWrite(const FriendList& list) const;
   void OnProfileEvent(const UserProfileChanged& changed, uint64_t delivery_id);
 
   // Looks the users up at the user service, then calls `next` with the
