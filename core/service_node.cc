@@ -103,7 +103,8 @@ void ServiceNode::OnEnvelope(const Envelope& envelope) {
       }
       HandleRequest(envelope);
       return;
-    case Envelope::BODY_NOT_SET:
+    default:
+      HandleOther(envelope);
       return;
   }
 }

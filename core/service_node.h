@@ -65,6 +65,8 @@ class ServiceNode : public Node {
   virtual void HandleRequest(const Envelope& request) = 0;
   // Default: acknowledges and ignores.
   virtual void HandleEvent(const Event& event, uint64_t delivery_id);
+  // Envelopes that are neither requests nor replies (pushes). Default: drop.
+  virtual void HandleOther(const Envelope& envelope) {}
 
   Env& env() { return *env_; }
   OrderedStore& store() { return env_->Store(); }

@@ -4,6 +4,8 @@
 //   ugroup/<user:20>/<group:20>     -> ""   (the groups of a user)
 //   profile/<user:20>               -> ProfileCopy (fed by UserProfileChanged)
 //   applied/group/user/<id>         -> version     (VersionGate)
+//   mhist/<user:20>/<group:20>/<version:20> -> "1" joined, "0" left
+//                                      (membership history, kept after leaving)
 //   meta/next_group_id              -> the next id to assign
 #ifndef PARLEY_CORE_GROUP_GROUP_KEYS_H_
 #define PARLEY_CORE_GROUP_GROUP_KEYS_H_
@@ -29,6 +31,12 @@ inline std::string UserGroupPrefix(uint64_t user_id) {
 }
 inline std::string UserGroup(uint64_t user_id, uint64_t group_id) {
   return UserGroupPrefix(user_id) + PadId(group_id);
+}
+inline std::string HistoryPrefix(uint64_t user_id) {
+  return absl::StrCat("mhist/", PadId(user_id), "/");
+}
+inline std::string History(uint64_t user_id, uint64_t group_id, uint64_t version) {
+  return absl::StrCat(HistoryPrefix(user_id), PadId(group_id), "/", PadId(version));
 }
 inline std::string Profile(uint64_t user_id) { return absl::StrCat("profile/", PadId(user_id)); }
 inline constexpr char kNextGroupId[] = "meta/next_group_id";

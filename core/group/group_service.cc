@@ -26,7 +26,8 @@ absl::Status GroupService::OnStart() {
 void GroupService::HandleRequest(const Envelope& envelope) {
   const Request::OpCase op = envelope.request().op_case();
   const bool internal = op == Request::kMemberIds || op == Request::kIsMember ||
-                        op == Request::kUserGroups || op == Request::kGroupInfo;
+                        op == Request::kUserGroups || op == Request::kGroupInfo ||
+                        op == Request::kMembershipHistory;
   if (!internal && envelope.auth_user_id() == 0) {
     return RespondError(envelope, absl::UnauthenticatedError("group operations need a login"));
   }
@@ -51,6 +52,8 @@ void GroupService::HandleRequest(const Envelope& envelope) {
       return UserGroups(envelope);
     case Request::kIsMember:
       return IsMember(envelope);
+    case Request::kMembershipHistory:
+      return MembershipHistory(envelope);
     default:
       return RespondError(
           envelope, absl::UnimplementedError("the group service does not serve this request"));
@@ -128,6 +131,7 @@ void GroupService::AddMember(WriteBatch* batch, Group* group, uint64_t user_id, 
   }
   batch->Put(group_keys::Member(group->group_id(), user_id), member.SerializeAsString());
   batch->Put(group_keys::UserGroup(user_id, group->group_id()), "");
+  batch->Put(group_keys::History(user_id, group->group_id(), group->version()), "1");
   StageMembershipEvent(batch, *group, user_id, true, reason);
 }
 
@@ -137,6 +141,7 @@ void GroupService::RemoveMember(WriteBatch* batch, Group* group, uint64_t user_i
   group->set_member_count(group->member_count() - 1);
   batch->Delete(group_keys::Member(group->group_id(), user_id));
   batch->Delete(group_keys::UserGroup(user_id, group->group_id()));
+  batch->Put(group_keys::History(user_id, group->group_id(), group->version()), "0");
   StageMembershipEvent(batch, *group, user_id, false, reason);
 }
 
@@ -396,6 +401,32 @@ void GroupService::IsMember(const Envelope& envelope) {
   Reply reply;
   reply.mutable_is_member()->set_is_member(IsMemberOf(request.group_id(), request.user_id()));
   reply.mutable_is_member()->set_version(group->version());
+  Respond(envelope, reply);
+}
+
+void GroupService::MembershipHistory(const Envelope& envelope) {
+  uint64_t user = envelope.request().membership_history().user_id();
+  if (user == 0) user = envelope.auth_user_id();
+  if (user == 0) return RespondError(envelope, absl::InvalidArgumentError("no user named"));
+  std::vector<KeyValue> rows;
+  store().Scan(group_keys::HistoryPrefix(user), "", 1000000, &rows).IgnoreError();
+  Reply reply;
+  MembershipHistoryReply* out = reply.mutable_membership_history();
+  const size_t prefix = group_keys::HistoryPrefix(user).size();
+  for (const KeyValue& row : rows) {
+    uint64_t group_id = 0;
+    absl::SimpleAtoi(absl::string_view(row.first).substr(prefix, 20), &group_id);
+    const uint64_t version = LastIdOf(row.first);
+    if (out->groups_size() == 0 || out->groups().rbegin()->group_id() != group_id) {
+      out->add_groups()->set_group_id(group_id);
+    }
+    GroupMembership* g = out->mutable_groups(out->groups_size() - 1);
+    if (row.second == "1") {
+      g->add_intervals()->set_join_version(version);
+    } else if (g->intervals_size() > 0) {
+      g->mutable_intervals(g->intervals_size() - 1)->set_leave_version(version);
+    }
+  }
   Respond(envelope, reply);
 }
 

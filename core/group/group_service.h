@@ -54,6 +54,7 @@ class GroupService : public ServiceNode {
   void MemberIds(const Envelope& envelope);
   void UserGroups(const Envelope& envelope);
   void IsMember(const Envelope& envelope);
+  void MembershipHistory(const Envelope& envelope);
   void OnProfileEvent(const UserProfileChanged& changed, uint64_t delivery_id);
 
   // Calls `next` if every id is a friend of `owner` and none is blocked either

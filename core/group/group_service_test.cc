@@ -218,6 +218,25 @@ TEST_F(GroupServiceTest, UserGroupsAndInfo) {
   EXPECT_EQ(c_.Call(group_, missing).status().code(), CODE_NOT_FOUND);
 }
 
+TEST_F(GroupServiceTest, MembershipHistoryKeepsEveryInterval) {
+  const uint64_t g = Create(owner_, {}).create_group().group().group_id();  // v1
+  ASSERT_EQ(Join(stranger_, g).status().code(), CODE_OK);                  // v2
+  ASSERT_EQ(Leave(stranger_, g).status().code(), CODE_OK);                 // v3
+  ASSERT_EQ(Join(users_[0], g).status().code(), CODE_OK);                  // v4
+  ASSERT_EQ(Join(stranger_, g).status().code(), CODE_OK);                  // v5
+  Request r;
+  r.mutable_membership_history()->set_user_id(stranger_);
+  Reply reply = c_.Call(group_, r);
+  ASSERT_EQ(reply.membership_history().groups_size(), 1);
+  const GroupMembership& m = reply.membership_history().groups(0);
+  EXPECT_EQ(m.group_id(), g);
+  ASSERT_EQ(m.intervals_size(), 2);
+  EXPECT_EQ(m.intervals(0).join_version(), 2u);
+  EXPECT_EQ(m.intervals(0).leave_version(), 3u);
+  EXPECT_EQ(m.intervals(1).join_version(), 5u);
+  EXPECT_EQ(m.intervals(1).leave_version(), 0u);
+}
+
 TEST_F(GroupServiceTest, RetriedCreateMakesOneGroup) {
   Request r;
   r.mutable_create_group()->set_name("once");

@@ -65,7 +65,8 @@ bool KvService::ReadLive(const std::string& store_key, Record* record) {
 }
 
 Reply KvService::Get(const KvGetRequest& request) {
-  if (request.keys_size() > static_cast<int>(options_.max_keys_per_request)) {
+  if (request.keys_size() + request.prefixes_size() >
+      static_cast<int>(options_.max_keys_per_request)) {
     return ErrorReply(absl::InvalidArgumentError(
         absl::StrCat("at most ", options_.max_keys_per_request, " keys per get")));
   }
@@ -86,6 +87,33 @@ Reply KvService::Get(const KvGetRequest& request) {
     entry->set_value(record.value());
     entry->set_version(record.version());
     entry->set_expires_us(record.expires_us());
+  }
+  size_t budget = options_.max_keys_per_request;
+  for (const std::string& prefix : request.prefixes()) {
+    absl::Status s = ValidateKey(prefix);
+    if (!s.ok()) return ErrorReply(s);
+    std::vector<KeyValue> rows;
+    store().Scan(kv_keys::Entry(prefix), "", budget, &rows).IgnoreError();
+    if (rows.size() >= budget) {
+      return ErrorReply(absl::ResourceExhaustedError(absl::StrCat(
+          "prefix reads match more than ", options_.max_keys_per_request, " keys")));
+    }
+    budget -= rows.size();
+    for (const KeyValue& row : rows) {
+      ++stats_.gets;
+      KvRecord record;
+      if (!record.ParseFromString(row.second)) continue;
+      if (record.expires_us() != 0 && record.expires_us() <= absl::ToUnixMicros(env().Now())) {
+        ++stats_.expired_seen;
+        continue;
+      }
+      ++stats_.hits;
+      KvEntry* entry = out->add_entries();
+      entry->set_key(row.first.substr(sizeof("kv/") - 1));
+      entry->set_value(record.value());
+      entry->set_version(record.version());
+      entry->set_expires_us(record.expires_us());
+    }
   }
   return reply;
 }
@@ -122,7 +150,9 @@ Reply KvService::Set(const KvSetRequest& request) {
       exists = ReadLive(kv_keys::Entry(write.key()), &current);
     }
     const bool apply = write.mode() == KvWrite::ALWAYS || !exists ||
-                       current.version() < write.version();
+                       current.version() < write.version() ||
+                       (write.mode() == KvWrite::IF_NOT_OLDER &&
+                        current.version() == write.version());
     if (!apply) {
       ++stats_.stale_sets_refused;
       out->add_applied(false);

@@ -80,6 +80,34 @@ TEST_F(KvServiceTest, StaleVersionNeverOverwritesANewerEntry) {
   EXPECT_EQ(Get("k"), "forced");
 }
 
+TEST_F(KvServiceTest, LeaseRenewalKeepsItsVersionButANewerOneWins) {
+  ASSERT_TRUE(Set("presence/7/phone", "gw1", 3, KvWrite::IF_NOT_OLDER, 100).kv_set().applied(0));
+  net_.Advance(absl::Milliseconds(60));
+  EXPECT_TRUE(Set("presence/7/phone", "gw1", 3, KvWrite::IF_NOT_OLDER, 100).kv_set().applied(0));
+  net_.Advance(absl::Milliseconds(60));
+  EXPECT_EQ(Get("presence/7/phone"), "gw1");  // renewed past the first lease
+  EXPECT_TRUE(Set("presence/7/phone", "gw2", 4, KvWrite::IF_NOT_OLDER, 100).kv_set().applied(0));
+  // The older session's renewal no longer applies.
+  EXPECT_FALSE(Set("presence/7/phone", "gw1", 3, KvWrite::IF_NOT_OLDER, 100).kv_set().applied(0));
+  EXPECT_EQ(Get("presence/7/phone"), "gw2");
+}
+
+TEST_F(KvServiceTest, PrefixReadsReturnOnlyLiveEntries) {
+  Set("presence/7/phone", "a", 1, KvWrite::ALWAYS, 0);
+  Set("presence/7/laptop", "b", 1, KvWrite::ALWAYS, 50);
+  Set("presence/70/phone", "c", 1, KvWrite::ALWAYS, 0);
+  Request request;
+  request.mutable_kv_get()->add_prefixes("presence/7/");
+  Reply reply = net_.Call(kKvAddress, request);
+  ASSERT_EQ(reply.kv_get().entries_size(), 2);
+  EXPECT_EQ(reply.kv_get().entries(0).key(), "presence/7/laptop");
+  EXPECT_EQ(reply.kv_get().entries(1).key(), "presence/7/phone");
+  net_.Advance(absl::Milliseconds(60));
+  reply = net_.Call(kKvAddress, request);
+  ASSERT_EQ(reply.kv_get().entries_size(), 1);
+  EXPECT_EQ(reply.kv_get().entries(0).value(), "a");
+}
+
 TEST_F(KvServiceTest, ExpiredEntriesAreNeverReturned) {
   ASSERT_TRUE(Set("k", "v", 1, KvWrite::IF_NEWER, /*ttl_ms=*/100).kv_set().applied(0));
   EXPECT_EQ(Get("k"), "v");

@@ -31,7 +31,10 @@ void RpcClient::Start(PendingCall call) {
   const uint64_t call_id = next_call_id_++;
   // Unique per node incarnation: the node's address plus a random nonce drawn
   // once per call keeps ids distinct across restarts.
-  call.request_id = absl::StrCat(env_->Self(), "#", call_id, ".", env_->Rng().Next() % 1000000007);
+  call.request_id = !call.options.request_id.empty()
+                        ? call.options.request_id
+                        : absl::StrCat(env_->Self(), "#", call_id, ".",
+                                       env_->Rng().Next() % 1000000007);
   ++stats_.calls;
   calls_.emplace(call_id, std::move(call));
   Attempt(call_id);

@@ -28,6 +28,9 @@ struct CallOptions {
   // If set, instances are picked by this hash (sticky) rather than round robin.
   bool use_hash = false;
   uint64_t hash_key = 0;
+  // If set, the request id every attempt carries (a gateway passes its
+  // client's id through, so the client's own retries stay idempotent).
+  std::string request_id;
 };
 
 struct RpcStats {

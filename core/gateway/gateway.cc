@@ -1,0 +1,403 @@
+#include "core/gateway/gateway.h"
+
+#include <algorithm>
+#include <memory>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "core/message/conversation.h"
+#include "core/message/message_keys.h"
+#include "core/services.h"
+#include "core/status.h"
+
+namespace parley {
+namespace {
+
+constexpr size_t kMaxDeviceIdBytes = 64;
+constexpr size_t kRenewBatch = 1000;
+
+}  // namespace
+
+Gateway::Gateway(Env* env, GatewayOptions options)
+    : ServiceNode(env, ServiceOptions{kGatewayService, options.gateway_id,
+                                      {kUserService, kFriendService, kGroupService}}),
+      options_(std::move(options)),
+      signer_(options_.token_key) {}
+
+absl::Status Gateway::OnStart() {
+  timers().After(options_.renew_interval, [this] { Renew(); });
+  return absl::OkStatus();
+}
+
+void Gateway::Stop() {
+  std::vector<std::string> clients;
+  for (const auto& [client, session] : sessions_) clients.push_back(client);
+  for (const std::string& client : clients) DropSession(client, /*release_presence=*/true);
+  ServiceNode::Stop();
+}
+
+KvWrite Gateway::PresenceWrite(const Session& session) const {
+  PresenceRecord record;
+  record.set_user_id(session.user_id);
+  record.set_device_id(session.device_id);
+  record.set_gateway_id(options_.gateway_id);
+  record.set_epoch(session.epoch);
+  KvWrite write;
+  write.set_key(message_keys::Presence(session.user_id, session.device_id));
+  write.set_value(record.SerializeAsString());
+  write.set_version(session.epoch);
+  write.set_ttl_ms(absl::ToInt64Milliseconds(options_.presence_lease));
+  write.set_mode(KvWrite::IF_NOT_OLDER);  // a newer login's higher epoch wins
+  return write;
+}
+
+CallOptions Gateway::CallsFor(const Envelope& envelope, const Session& session) const {
+  CallOptions call = options_.calls;
+  call.auth_user_id = session.user_id;
+  // Namespaced by user: one client cannot replay another's request ids.
+  if (!envelope.request_id().empty()) {
+    call.request_id = absl::StrCat("u", session.user_id, "/", envelope.request_id());
+  }
+  return call;
+}
+
+void Gateway::HandleRequest(const Envelope& envelope) {
+  const Request& request = envelope.request();
+  switch (request.op_case()) {
+    case Request::kGatewayLogin:
+      return Login(envelope);
+    case Request::kRegister:
+    case Request::kLogin: {
+      // Before a session exists: forwarded with no acting user.
+      ++stats_.forwarded;
+      CallOptions call = options_.calls;
+      rpc().Call(kUserService, request, call,
+                 [this, envelope](const Reply& reply) { Respond(envelope, reply); });
+      return;
+    }
+    default:
+      break;
+  }
+  auto it = sessions_.find(envelope.from());
+  if (it == sessions_.end()) {
+    ++stats_.refused;
+    return RespondError(envelope, absl::UnauthenticatedError("log in to this gateway first"));
+  }
+  it->second.last_seen = env().Now();
+  const Session session = it->second;
+  if (request.has_ping()) {
+    Reply reply;
+    reply.mutable_ping();
+    return Respond(envelope, reply);
+  }
+  if (request.has_gateway_logout()) return Logout(envelope, session);
+  Forward(envelope, session);
+}
+
+void Gateway::Login(const Envelope& envelope) {
+  const GatewayLoginRequest& request = envelope.request().gateway_login();
+  absl::StatusOr<TokenClaims> claims = signer_.Verify(request.token(), env().Now());
+  absl::Status s = claims.status();
+  if (s.ok() && (request.device_id().empty() || request.device_id().size() > kMaxDeviceIdBytes)) {
+    s = absl::InvalidArgumentError("device_id must be 1 to 64 bytes");
+  }
+  if (s.ok() && request.epoch() == 0) s = absl::InvalidArgumentError("epoch must be positive");
+  if (s.ok() && envelope.from().empty()) s = absl::InvalidArgumentError("no client address");
+  if (s.ok() && sessions_.count(envelope.from()) == 0 &&
+      sessions_.size() >= options_.max_sessions) {
+    s = absl::ResourceExhaustedError("this gateway is full");
+  }
+  if (!s.ok()) {
+    ++stats_.login_failures;
+    return RespondError(envelope, s);
+  }
+  Session session;
+  session.user_id = claims->user_id;
+  session.device_id = request.device_id();
+  session.epoch = request.epoch();
+  session.last_seen = env().Now();
+  Request set;
+  *set.mutable_kv_set()->add_writes() = PresenceWrite(session);
+  rpc().CallAddress(kKvAddress, set, options_.calls, [this, envelope, session](const Reply& reply) {
+    absl::Status s = ReplyStatus(reply);
+    if (!s.ok()) {
+      ++stats_.login_failures;
+      return RespondError(envelope, absl::UnavailableError(
+                                        absl::StrCat("presence not registered: ", s.message())));
+    }
+    if (reply.kv_set().applied_size() != 1 || !reply.kv_set().applied(0)) {
+      ++stats_.login_failures;
+      return RespondError(envelope, absl::FailedPreconditionError(
+                                        "a newer login of this device exists"));
+    }
+    const DeviceKey device(session.user_id, session.device_id);
+    auto old = by_device_.find(device);
+    if (old != by_device_.end() && old->second != envelope.from()) {
+      DropSession(old->second, /*release_presence=*/false);  // replaced
+    }
+    auto previous = sessions_.find(envelope.from());
+    if (previous != sessions_.end() &&
+        DeviceKey(previous->second.user_id, previous->second.device_id) != device) {
+      DropSession(envelope.from(), /*release_presence=*/true);  // the client switched user
+    }
+    sessions_[envelope.from()] = session;
+    by_device_[device] = envelope.from();
+    ++stats_.logins;
+    Reply ok;
+    ok.mutable_gateway_login()->set_user_id(session.user_id);
+    ok.mutable_gateway_login()->set_gateway_id(options_.gateway_id);
+    Respond(envelope, ok);
+  });
+}
+
+void Gateway::Logout(const Envelope& envelope, const Session& session) {
+  DropSession(envelope.from(), /*release_presence=*/true);
+  Reply reply;
+  reply.mutable_gateway_logout();
+  Respond(envelope, reply);
+}
+
+void Gateway::DropSession(const std::string& client, bool release_presence) {
+  auto it = sessions_.find(client);
+  if (it == sessions_.end()) return;
+  const Session session = it->second;
+  sessions_.erase(it);
+  auto device = by_device_.find(DeviceKey(session.user_id, session.device_id));
+  if (device != by_device_.end() && device->second == client) by_device_.erase(device);
+  if (!release_presence) return;
+  Request del;
+  del.mutable_kv_delete()->set_key(message_keys::Presence(session.user_id, session.device_id));
+  del.mutable_kv_delete()->set_version_at_most(session.epoch);  // never a newer login's
+  CallOptions call = options_.calls;
+  call.max_attempts = 1;  // if lost, the lease expires on its own
+  rpc().CallAddress(kKvAddress, del, call, [](const Reply&) {});
+}
+
+void Gateway::Renew() {
+  const absl::Time now = env().Now();
+  std::vector<std::string> idle;
+  for (const auto& [client, session] : sessions_) {
+    if (now - session.last_seen >= options_.idle_timeout) idle.push_back(client);
+  }
+  for (const std::string& client : idle) {
+    ++stats_.sessions_expired;
+    DropSession(client, /*release_presence=*/true);
+  }
+  std::vector<std::string> clients;
+  Request request;
+  auto flush = [&] {
+    if (clients.empty()) return;
+    CallOptions call = options_.calls;
+    call.max_attempts = 1;  // the next round renews again
+    rpc().CallAddress(kKvAddress, request, call, [this, clients](const Reply& reply) {
+      if (reply.status().code() != CODE_OK) return;
+      for (size_t i = 0; i < clients.size() && i < static_cast<size_t>(reply.kv_set().applied_size());
+           ++i) {
+        // Superseded by a newer login of the device elsewhere.
+        if (!reply.kv_set().applied(i)) DropSession(clients[i], /*release_presence=*/false);
+      }
+    });
+    clients.clear();
+    request.Clear();
+  };
+  for (const auto& [client, session] : sessions_) {
+    clients.push_back(client);
+    *request.mutable_kv_set()->add_writes() = PresenceWrite(session);
+    if (clients.size() == kRenewBatch) flush();
+  }
+  flush();
+  timers().After(options_.renew_interval, [this] { Renew(); });
+}
+
+void Gateway::HandleOther(const Envelope& envelope) {
+  if (!envelope.has_push()) return;
+  ++stats_.pushes_received;
+  const Push& push = envelope.push();
+  Envelope out;
+  out.set_from(env().Self());
+  *out.mutable_client_push()->mutable_message() = push.message();
+  for (const Push::Target& target : push.targets()) {
+    auto device = by_device_.find(DeviceKey(target.user_id(), target.device_id()));
+    if (device == by_device_.end() || sessions_.at(device->second).epoch != target.epoch()) {
+      ++stats_.push_targets_skipped;  // gone: the client will sync
+      continue;
+    }
+    ++stats_.pushed_to_sessions;
+    env().Send(device->second, out);
+  }
+}
+
+// ---- forwarding ---------------------------------------------------------------------------
+
+void Gateway::Relay(const Envelope& envelope, const Session& session, const std::string& service,
+                    const std::string& address, const Request& request) {
+  ++stats_.forwarded;
+  auto respond = [this, envelope](const Reply& reply) { Respond(envelope, reply); };
+  if (!address.empty()) {
+    rpc().CallAddress(address, request, CallsFor(envelope, session), respond);
+  } else {
+    rpc().Call(service, request, CallsFor(envelope, session), respond);
+  }
+}
+
+void Gateway::Forward(const Envelope& envelope, const Session& session) {
+  Request request = envelope.request();
+  const uint32_t shards = options_.num_shards;
+  switch (request.op_case()) {
+    case Request::kGetUsers:
+    case Request::kUpdateProfile:
+      return Relay(envelope, session, kUserService, "", request);
+    case Request::kAddFriend:
+    case Request::kRemoveFriend:
+    case Request::kSetRemark:
+    case Request::kBlock:
+    case Request::kListFriends:
+      return Relay(envelope, session, kFriendService, "", request);
+    case Request::kCreateGroup:
+    case Request::kInvite:
+    case Request::kJoinGroup:
+    case Request::kLeaveGroup:
+    case Request::kKick:
+    case Request::kDissolve:
+    case Request::kGroupInfo:
+    case Request::kMemberIds:
+    case Request::kUserGroups:
+    case Request::kIsMember:
+      return Relay(envelope, session, kGroupService, "", request);
+    case Request::kSendPrivate: {
+      const std::string conv =
+          PrivateConversationId(session.user_id, request.send_private().to_user_id());
+      return Relay(envelope, session, "", ShardAddress(ShardOf(conv, shards)), request);
+    }
+    case Request::kSendGroup: {
+      const std::string conv = GroupConversationId(request.send_group().group_id());
+      return Relay(envelope, session, "", ShardAddress(ShardOf(conv, shards)), request);
+    }
+    case Request::kRecall:
+    case Request::kAck:
+    case Request::kRead: {
+      const std::string& conv = request.has_recall() ? request.recall().conversation()
+                                : request.has_ack() ? request.ack().conversation()
+                                                    : request.read().conversation();
+      absl::Status s = ParseConversation(conv).status();
+      if (!s.ok()) return RespondError(envelope, s);
+      // Cursors belong to the session's device, whatever the client says.
+      if (request.has_ack()) request.mutable_ack()->set_device_id(session.device_id);
+      if (request.has_read()) request.mutable_read()->set_device_id(session.device_id);
+      return Relay(envelope, session, "", ShardAddress(ShardOf(conv, shards)), request);
+    }
+    case Request::kSync:
+      return Sync(envelope, session);
+    case Request::kListConversations:
+      return ListConversations(envelope, session);
+    default:
+      ++stats_.refused;
+      return RespondError(envelope,
+                          absl::PermissionDeniedError("not an operation a client may call"));
+  }
+}
+
+void Gateway::Sync(const Envelope& envelope, const Session& session) {
+  ++stats_.forwarded;
+  Request history;
+  history.mutable_membership_history()->set_user_id(session.user_id);
+  rpc().Call(kGroupService, history, CallsFor(envelope, session),
+             [this, envelope, session](const Reply& reply) {
+    absl::Status s = ReplyStatus(reply);
+    if (!s.ok()) {
+      return RespondError(envelope,
+                          absl::UnavailableError(absl::StrCat("group service: ", s.message())));
+    }
+    struct Gather {
+      size_t outstanding = 0;
+      absl::Status status;
+      std::map<std::string, ConversationPage> pages;
+      bool has_more = false;
+    };
+    auto gather = std::make_shared<Gather>();
+    gather->outstanding = options_.num_shards;
+    const SyncRequest& sync = envelope.request().sync();
+    for (uint32_t shard = 0; shard < options_.num_shards; ++shard) {
+      Request request;
+      ShardSyncRequest* part = request.mutable_shard_sync();
+      part->set_user_id(session.user_id);
+      *part->mutable_cursors() = sync.cursors();
+      part->set_max_messages(sync.max_messages());
+      for (const GroupMembership& g : reply.membership_history().groups()) {
+        if (ShardOf(GroupConversationId(g.group_id()), options_.num_shards) == shard) {
+          *part->add_groups() = g;
+        }
+      }
+      CallOptions call = options_.calls;
+      call.auth_user_id = session.user_id;
+      rpc().CallAddress(ShardAddress(shard), request, call,
+                        [this, envelope, gather](const Reply& reply) {
+        absl::Status s = ReplyStatus(reply);
+        if (!s.ok() && gather->status.ok()) gather->status = s;
+        for (const ConversationPage& page : reply.sync().conversations()) {
+          gather->pages[page.conversation()] = page;
+        }
+        gather->has_more = gather->has_more || reply.sync().has_more();
+        if (--gather->outstanding > 0) return;
+        if (!gather->status.ok()) {
+          return RespondError(envelope, absl::UnavailableError(absl::StrCat(
+                                            "message shard: ", gather->status.message())));
+        }
+        Reply out;
+        for (auto& [conv, page] : gather->pages) *out.mutable_sync()->add_conversations() = page;
+        out.mutable_sync()->set_has_more(gather->has_more);
+        Respond(envelope, out);
+      });
+    }
+  });
+}
+
+void Gateway::ListConversations(const Envelope& envelope, const Session& session) {
+  ++stats_.forwarded;
+  Request groups;
+  groups.mutable_user_groups()->set_user_id(session.user_id);
+  rpc().Call(kGroupService, groups, CallsFor(envelope, session),
+             [this, envelope, session](const Reply& reply) {
+    absl::Status s = ReplyStatus(reply);
+    if (!s.ok()) {
+      return RespondError(envelope,
+                          absl::UnavailableError(absl::StrCat("group service: ", s.message())));
+    }
+    struct Gather {
+      size_t outstanding = 0;
+      absl::Status status;
+      std::map<std::string, ConversationState> states;
+    };
+    auto gather = std::make_shared<Gather>();
+    gather->outstanding = options_.num_shards;
+    for (uint32_t shard = 0; shard < options_.num_shards; ++shard) {
+      Request request;
+      request.mutable_shard_list_conversations()->set_user_id(session.user_id);
+      for (uint64_t g : reply.user_groups().group_ids()) {
+        request.mutable_shard_list_conversations()->add_group_ids(g);
+      }
+      CallOptions call = options_.calls;
+      call.auth_user_id = session.user_id;
+      rpc().CallAddress(ShardAddress(shard), request, call,
+                        [this, envelope, gather](const Reply& reply) {
+        absl::Status s = ReplyStatus(reply);
+        if (!s.ok() && gather->status.ok()) gather->status = s;
+        for (const ConversationState& c : reply.list_conversations().conversations()) {
+          gather->states[c.conversation()] = c;
+        }
+        if (--gather->outstanding > 0) return;
+        if (!gather->status.ok()) {
+          return RespondError(envelope, absl::UnavailableError(absl::StrCat(
+                                            "message shard: ", gather->status.message())));
+        }
+        Reply out;
+        for (auto& [conv, state] : gather->states) {
+          *out.mutable_list_conversations()->add_conversations() = state;
+        }
+        Respond(envelope, out);
+      });
+    }
+  });
+}
+
+}  // namespace parley

@@ -1,0 +1,90 @@
+// Gateway: the IM server that holds client sessions, at "gw.<id>". A client
+// logs in with a token (verified here, no call), which registers its presence
+// in kv (user, device, gateway, epoch, lease); the gateway renews the leases
+// of its sessions in batches. Every client request is forwarded to its
+// service with the session's authenticated user id — a client never chooses
+// its sender. A push from a message shard is forwarded to each addressed
+// session still here; the rest are skipped (they will sync).
+#ifndef PARLEY_CORE_GATEWAY_GATEWAY_H_
+#define PARLEY_CORE_GATEWAY_GATEWAY_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+
+#include "absl/time/time.h"
+#include "core/service_node.h"
+#include "core/user/token.h"
+
+namespace parley {
+
+struct GatewayOptions {
+  std::string gateway_id = "1";
+  uint32_t num_shards = 1;
+  std::string token_key = TestTokenKey();
+  absl::Duration presence_lease = absl::Seconds(3);
+  absl::Duration renew_interval = absl::Seconds(1);
+  // A session not heard from (requests or pings) for this long is dropped.
+  absl::Duration idle_timeout = absl::Seconds(6);
+  size_t max_sessions = 100000;
+  CallOptions calls = {absl::Milliseconds(500), 3};
+};
+
+struct GatewayStats {
+  uint64_t logins = 0;
+  uint64_t login_failures = 0;
+  uint64_t forwarded = 0;
+  uint64_t refused = 0;  // unauthenticated or not a client operation
+  uint64_t pushes_received = 0;
+  uint64_t pushed_to_sessions = 0;
+  uint64_t push_targets_skipped = 0;  // no longer here
+  uint64_t sessions_expired = 0;
+};
+
+class Gateway : public ServiceNode {
+ public:
+  Gateway(Env* env, GatewayOptions options);
+  void Stop() override;
+
+  const GatewayStats& stats() const { return stats_; }
+  size_t sessions() const { return sessions_.size(); }
+
+ protected:
+  absl::Status OnStart() override;
+  void HandleRequest(const Envelope& request) override;
+  void HandleOther(const Envelope& envelope) override;
+
+ private:
+  struct Session {
+    uint64_t user_id = 0;
+    std::string device_id;
+    uint64_t epoch = 0;
+    absl::Time last_seen;
+  };
+  using DeviceKey = std::pair<uint64_t, std::string>;
+
+  void Login(const Envelope& envelope);
+  void Logout(const Envelope& envelope, const Session& session);
+  void Forward(const Envelope& envelope, const Session& session);
+  // Sends `request` to `service` (or a fixed address) for the session's user
+  // and relays the reply to the client.
+  void Relay(const Envelope& envelope, const Session& session, const std::string& service,
+             const std::string& address, const Request& request);
+  void Sync(const Envelope& envelope, const Session& session);
+  void ListConversations(const Envelope& envelope, const Session& session);
+  void Renew();
+  void DropSession(const std::string& client, bool release_presence);
+  KvWrite PresenceWrite(const Session& session) const;
+  CallOptions CallsFor(const Envelope& envelope, const Session& session) const;
+
+  GatewayOptions options_;
+  TokenSigner signer_;
+  std::map<std::string, Session> sessions_;        // by client address
+  std::map<DeviceKey, std::string> by_device_;     // (user, device) -> client address
+  GatewayStats stats_;
+};
+
+}  // namespace parley
+
+#endif  // PARLEY_CORE_GATEWAY_GATEWAY_H_

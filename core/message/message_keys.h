@@ -1,0 +1,55 @@
+// Store layout of a message shard.
+//   conv/<conv>                          -> ConversationMeta (max seq)
+//   msg/<conv>/<seq:20>                  -> Message
+//   idem/<sender:20>/<client_msg_id>     -> SendReply (idempotent send)
+//   dispatch/<conv>/<seq:20>             -> DispatchRecord (outbox of pushes)
+//   uconv/<user:20>/<conv>               -> ""  (private conversations of a user)
+//   cursor/<conv>/<user:20>/<device>     -> CursorRecord (per device)
+//   read/<conv>/<user:20>                -> read seq of the user (max over devices)
+#ifndef PARLEY_CORE_MESSAGE_MESSAGE_KEYS_H_
+#define PARLEY_CORE_MESSAGE_MESSAGE_KEYS_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "core/keys.h"
+
+namespace parley {
+namespace message_keys {
+
+inline std::string Meta(absl::string_view conv) { return absl::StrCat("conv/", conv); }
+inline std::string MessagePrefix(absl::string_view conv) { return absl::StrCat("msg/", conv, "/"); }
+inline std::string Message(absl::string_view conv, uint64_t seq) {
+  return MessagePrefix(conv) + PadId(seq);
+}
+inline std::string Idempotency(uint64_t sender, absl::string_view client_msg_id) {
+  return absl::StrCat("idem/", PadId(sender), "/", client_msg_id);
+}
+inline constexpr char kDispatchPrefix[] = "dispatch/";
+inline std::string Dispatch(absl::string_view conv, uint64_t seq) {
+  return absl::StrCat(kDispatchPrefix, conv, "/", PadId(seq));
+}
+inline std::string UserConversationPrefix(uint64_t user) {
+  return absl::StrCat("uconv/", PadId(user), "/");
+}
+inline std::string UserConversation(uint64_t user, absl::string_view conv) {
+  return UserConversationPrefix(user) + std::string(conv);
+}
+inline std::string Cursor(absl::string_view conv, uint64_t user, absl::string_view device) {
+  return absl::StrCat("cursor/", conv, "/", PadId(user), "/", device);
+}
+inline std::string Read(absl::string_view conv, uint64_t user) {
+  return absl::StrCat("read/", conv, "/", PadId(user));
+}
+// kv: where a device of a user is connected.
+inline std::string PresencePrefix(uint64_t user) { return absl::StrCat("presence/", user, "/"); }
+inline std::string Presence(uint64_t user, absl::string_view device) {
+  return absl::StrCat(PresencePrefix(user), device);
+}
+
+}  // namespace message_keys
+}  // namespace parley
+
+#endif  // PARLEY_CORE_MESSAGE_MESSAGE_KEYS_H_

@@ -1,0 +1,532 @@
+#include "core/message/message_shard.h"
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "core/message/message_keys.h"
+#include "core/services.h"
+#include "core/status.h"
+
+namespace parley {
+
+MessageShard::MessageShard(Env* env, MessageOptions options)
+    : ServiceNode(env, ServiceOptions{kMessageService, absl::StrCat(options.shard),
+                                      {kFriendService, kGroupService}}),
+      options_(std::move(options)) {}
+
+absl::Status MessageShard::OnStart() {
+  // Replay every dispatch a crash interrupted.
+  std::vector<KeyValue> pending;
+  absl::Status s = store().Scan(message_keys::kDispatchPrefix, "", SIZE_MAX, &pending);
+  if (!s.ok()) return s;
+  for (const KeyValue& row : pending) {
+    DispatchRecord record;
+    if (!record.ParseFromString(row.second)) {
+      return absl::DataLossError(absl::StrCat("corrupt dispatch record ", row.first));
+    }
+    dispatch_queue_.emplace(record.message().conversation(), record.message().seq());
+    ++stats_.dispatch_replayed;
+  }
+  PumpDispatches();
+  return absl::OkStatus();
+}
+
+void MessageShard::HandleRequest(const Envelope& envelope) {
+  switch (envelope.request().op_case()) {
+    case Request::kSendPrivate:
+      return SendPrivate(envelope);
+    case Request::kSendGroup:
+      return SendGroup(envelope);
+    case Request::kRecall:
+      return Recall(envelope);
+    case Request::kShardSync:
+      return ShardSync(envelope);
+    case Request::kShardListConversations:
+      return ListConversations(envelope);
+    case Request::kAck:
+    case Request::kRead:
+      return MoveCursor(envelope);
+    default:
+      return RespondError(
+          envelope, absl::UnimplementedError("a message shard does not serve this request"));
+  }
+}
+
+// ---- sending ------------------------------------------------------------------------
+
+absl::Status MessageShard::ValidateSend(const Envelope& envelope, const std::string& client_msg_id,
+                                        const std::string& body) {
+  if (envelope.auth_user_id() == 0) return absl::UnauthenticatedError("sending needs a login");
+  if (client_msg_id.empty() || client_msg_id.size() > options_.max_client_msg_id_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat("client_msg_id must be 1 to ",
+                                                   options_.max_client_msg_id_bytes, " bytes"));
+  }
+  if (body.empty()) return absl::InvalidArgumentError("message body is empty");
+  if (body.size() > options_.max_body_bytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("message body is ", body.size(), " bytes; the limit is ",
+                     options_.max_body_bytes));
+  }
+  return absl::OkStatus();
+}
+
+bool MessageShard::ReplayIdempotent(const Envelope& envelope, uint64_t sender,
+                                    const std::string& client_msg_id) {
+  std::string value;
+  if (!store().Get(message_keys::Idempotency(sender, client_msg_id), &value).ok()) return false;
+  Reply reply;
+  if (!reply.mutable_send()->ParseFromString(value)) return false;
+  ++stats_.idempotent_replays;
+  Respond(envelope, reply);
+  return true;
+}
+
+absl::Status MessageShard::CheckOwned(const std::string& conversation) const {
+  const uint32_t owner = ShardOf(conversation, options_.num_shards);
+  if (owner != options_.shard) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("conversation ", conversation, " belongs to shard ", owner, ", not ",
+                     options_.shard));
+  }
+  return absl::OkStatus();
+}
+
+uint64_t MessageShard::MaxSeq(const std::string& conversation) {
+  std::string value;
+  ConversationMeta meta;
+  if (store().Get(message_keys::Meta(conversation), &value).ok()) meta.ParseFromString(value);
+  return meta.max_seq();
+}
+
+void MessageShard::CommitMessage(const Envelope& envelope, Message message,
+                                 std::vector<uint64_t> recipients,
+                                 const Conversation& conversation) {
+  // Re-checked here: a duplicate may have committed while we asked around.
+  if (ReplayIdempotent(envelope, message.sender_id(), message.client_msg_id())) return;
+  const std::string& conv = message.conversation();
+  const uint64_t seq = MaxSeq(conv) + 1;
+  message.set_seq(seq);
+  message.set_time_us(absl::ToUnixMicros(env().Now()));
+
+  WriteBatch batch;
+  ConversationMeta meta;
+  meta.set_max_seq(seq);
+  batch.Put(message_keys::Meta(conv), meta.SerializeAsString());
+  batch.Put(message_keys::Message(conv, seq), message.SerializeAsString());
+  Reply reply;
+  SendReply* ack = reply.mutable_send();
+  ack->set_conversation(conv);
+  ack->set_seq(seq);
+  ack->set_time_us(message.time_us());
+  batch.Put(message_keys::Idempotency(message.sender_id(), message.client_msg_id()),
+            ack->SerializeAsString());
+  if (!conversation.is_group && seq == 1) {
+    batch.Put(message_keys::UserConversation(conversation.low, conv), "");
+    batch.Put(message_keys::UserConversation(conversation.high, conv), "");
+  }
+  DispatchRecord record;
+  *record.mutable_message() = message;
+  for (uint64_t r : recipients) record.add_recipients(r);
+  batch.Put(message_keys::Dispatch(conv, seq), record.SerializeAsString());
+
+  absl::Status s = Commit(batch);
+  if (!s.ok()) {
+    return RespondError(envelope,
+                        absl::UnavailableError(absl::StrCat("store write failed: ", s.message())));
+  }
+  ++stats_.sent;
+  Respond(envelope, reply);  // acked only after the batch committed
+  dispatch_queue_.emplace(conv, seq);
+  PumpDispatches();
+}
+
+void MessageShard::SendPrivate(const Envelope& envelope) {
+  const SendPrivateRequest& request = envelope.request().send_private();
+  const uint64_t sender = envelope.auth_user_id();
+  absl::Status s = ValidateSend(envelope, request.client_msg_id(), request.body());
+  if (s.ok() && (request.to_user_id() == 0 || request.to_user_id() == sender)) {
+    s = absl::InvalidArgumentError("to_user_id must name another user");
+  }
+  const std::string conv_id = PrivateConversationId(sender, request.to_user_id());
+  if (s.ok()) s = CheckOwned(conv_id);
+  if (!s.ok()) {
+    ++stats_.rejected;
+    return RespondError(envelope, s);
+  }
+  if (ReplayIdempotent(envelope, sender, request.client_msg_id())) return;
+  Conversation conversation = *ParseConversation(conv_id);
+  Message message;
+  message.set_conversation(conv_id);
+  message.set_sender_id(sender);
+  message.set_client_msg_id(request.client_msg_id());
+  message.set_body(request.body());
+  std::vector<uint64_t> recipients = {conversation.low, conversation.high};
+  if (options_.open_private) {
+    return CommitMessage(envelope, std::move(message), std::move(recipients), conversation);
+  }
+  Request check;
+  check.mutable_check_friends()->set_owner_id(sender);
+  check.mutable_check_friends()->add_user_ids(request.to_user_id());
+  rpc().Call(kFriendService, check, options_.calls,
+             [this, envelope, message = std::move(message), recipients = std::move(recipients),
+              conversation](const Reply& reply) mutable {
+               absl::Status s = ReplyStatus(reply);
+               if (!s.ok()) {
+                 return RespondError(envelope, absl::UnavailableError(absl::StrCat(
+                                                   "friend service: ", s.message())));
+               }
+               if (reply.check_friends().blocked_ids_size() > 0) {
+                 ++stats_.rejected;
+                 return RespondError(envelope, absl::PermissionDeniedError(
+                                                   "a block stands between sender and recipient"));
+               }
+               if (reply.check_friends().friend_ids_size() == 0) {
+                 ++stats_.rejected;
+                 return RespondError(envelope, absl::PermissionDeniedError(
+                                                   "private messages go to friends only"));
+               }
+               CommitMessage(envelope, std::move(message), std::move(recipients), conversation);
+             });
+}
+
+void MessageShard::WithGroupMembers(const Envelope& envelope, uint64_t group_id, uint64_t sender,
+                                    std::function<void(std::vector<uint64_t>, uint64_t)> next) {
+  Request request;
+  request.mutable_member_ids()->set_group_id(group_id);
+  rpc().Call(kGroupService, request, options_.calls,
+             [this, envelope, group_id, sender, next = std::move(next)](const Reply& reply) {
+               absl::Status s = ReplyStatus(reply);
+               if (absl::IsNotFound(s)) {
+                 ++stats_.rejected;
+                 return RespondError(envelope, s);
+               }
+               if (!s.ok()) {
+                 return RespondError(envelope, absl::UnavailableError(absl::StrCat(
+                                                   "group service: ", s.message())));
+               }
+               std::vector<uint64_t> members(reply.member_ids().member_ids().begin(),
+                                             reply.member_ids().member_ids().end());
+               if (!std::binary_search(members.begin(), members.end(), sender)) {
+                 ++stats_.rejected;
+                 return RespondError(envelope, absl::PermissionDeniedError(absl::StrCat(
+                                                   "not a member of group ", group_id)));
+               }
+               next(std::move(members), reply.member_ids().version());
+             });
+}
+
+void MessageShard::SendGroup(const Envelope& envelope) {
+  const SendGroupRequest& request = envelope.request().send_group();
+  const uint64_t sender = envelope.auth_user_id();
+  absl::Status s = ValidateSend(envelope, request.client_msg_id(), request.body());
+  if (s.ok() && request.group_id() == 0) s = absl::InvalidArgumentError("group_id is 0");
+  const std::string conv_id = GroupConversationId(request.group_id());
+  if (s.ok()) s = CheckOwned(conv_id);
+  if (!s.ok()) {
+    ++stats_.rejected;
+    return RespondError(envelope, s);
+  }
+  if (ReplayIdempotent(envelope, sender, request.client_msg_id())) return;
+  Message message;
+  message.set_conversation(conv_id);
+  message.set_sender_id(sender);
+  message.set_client_msg_id(request.client_msg_id());
+  message.set_body(request.body());
+  WithGroupMembers(envelope, request.group_id(), sender,
+                   [this, envelope, message, conv_id](std::vector<uint64_t> members,
+                                                      uint64_t version) mutable {
+                     message.set_group_version(version);
+                     CommitMessage(envelope, std::move(message), std::move(members),
+                                   *ParseConversation(conv_id));
+                   });
+}
+
+void MessageShard::Recall(const Envelope& envelope) {
+  const RecallRequest& request = envelope.request().recall();
+  const uint64_t sender = envelope.auth_user_id();
+  absl::StatusOr<Conversation> conversation = ParseConversation(request.conversation());
+  absl::Status s = conversation.status();
+  if (s.ok()) s = ValidateSend(envelope, request.client_msg_id(), "recall");
+  if (s.ok()) s = CheckOwned(request.conversation());
+  if (!s.ok()) return RespondError(envelope, s);
+  if (ReplayIdempotent(envelope, sender, request.client_msg_id())) return;
+  std::string value;
+  Message original;
+  if (!store().Get(message_keys::Message(request.conversation(), request.seq()), &value).ok() ||
+      !original.ParseFromString(value)) {
+    return RespondError(envelope, absl::NotFoundError(absl::StrCat(
+                                      "no message ", request.seq(), " in ", request.conversation())));
+  }
+  if (original.sender_id() != sender) {
+    return RespondError(envelope,
+                        absl::PermissionDeniedError("only the sender recalls a message"));
+  }
+  if (original.kind() != Message::NORMAL) {
+    return RespondError(envelope, absl::InvalidArgumentError("a recall cannot be recalled"));
+  }
+  if (env().Now() - absl::FromUnixMicros(original.time_us()) > options_.recall_window) {
+    return RespondError(envelope, absl::FailedPreconditionError(absl::StrCat(
+                                      "the recall window of ",
+                                      absl::FormatDuration(options_.recall_window),
+                                      " has passed")));
+  }
+  Message recall;
+  recall.set_conversation(request.conversation());
+  recall.set_sender_id(sender);
+  recall.set_client_msg_id(request.client_msg_id());
+  recall.set_kind(Message::RECALL);
+  recall.set_recalled_seq(request.seq());
+  if (!conversation->is_group) {
+    return CommitMessage(envelope, std::move(recall), {conversation->low, conversation->high},
+                         *conversation);
+  }
+  WithGroupMembers(envelope, conversation->group_id, sender,
+                   [this, envelope, recall, conversation = *conversation](
+                       std::vector<uint64_t> members, uint64_t version) mutable {
+                     recall.set_group_version(version);
+                     CommitMessage(envelope, std::move(recall), std::move(members), conversation);
+                   });
+}
+
+// ---- dispatch ------------------------------------------------------------------------
+
+void MessageShard::PumpDispatches() {
+  while (!dispatch_queue_.empty() &&
+         dispatch_in_flight_.size() < options_.max_dispatches_in_flight) {
+    auto next = *dispatch_queue_.begin();
+    dispatch_queue_.erase(dispatch_queue_.begin());
+    if (!dispatch_in_flight_.insert(next).second) continue;
+    std::string value;
+    DispatchRecord record;
+    if (!store().Get(message_keys::Dispatch(next.first, next.second), &value).ok() ||
+        !record.ParseFromString(value)) {
+      dispatch_in_flight_.erase(next);  // already done
+      continue;
+    }
+    Dispatch(record);
+  }
+}
+
+void MessageShard::Dispatch(const DispatchRecord& record) {
+  // Look up every recipient's sessions, in batches, then push once per gateway.
+  struct Lookup {
+    size_t outstanding = 0;
+    bool failed = false;
+    std::vector<PresenceRecord> sessions;
+  };
+  auto lookup = std::make_shared<Lookup>();
+  const Message message = record.message();
+  std::vector<Request> requests;
+  for (int i = 0; i < record.recipients_size(); ++i) {
+    if (i % options_.presence_batch == 0) requests.emplace_back();
+    requests.back().mutable_kv_get()->add_prefixes(
+        message_keys::PresencePrefix(record.recipients(i)));
+  }
+  lookup->outstanding = requests.size();
+  auto finish = [this, lookup, message] {
+    if (lookup->failed) {
+      ++stats_.dispatch_retries;
+      timers().After(options_.dispatch_retry_after, [this, message] {
+        dispatch_in_flight_.erase({message.conversation(), message.seq()});
+        dispatch_queue_.emplace(message.conversation(), message.seq());
+        PumpDispatches();
+      });
+      return;
+    }
+    std::map<std::string, Push> by_gateway;
+    for (const PresenceRecord& p : lookup->sessions) {
+      Push& push = by_gateway[p.gateway_id()];
+      Push::Target* target = push.add_targets();
+      target->set_user_id(p.user_id());
+      target->set_device_id(p.device_id());
+      target->set_epoch(p.epoch());
+    }
+    for (auto& [gateway, push] : by_gateway) {
+      *push.mutable_message() = message;
+      Envelope envelope;
+      envelope.set_from(env().Self());
+      stats_.push_targets += push.targets_size();
+      *envelope.mutable_push() = std::move(push);
+      ++stats_.pushes;
+      env().Send(GatewayAddress(gateway), envelope);
+    }
+    DispatchDone(message);
+  };
+  if (requests.empty()) return finish();
+  for (const Request& request : requests) {
+    rpc().CallAddress(kKvAddress, request, options_.calls, [lookup, finish](const Reply& reply) {
+      if (reply.status().code() != CODE_OK) {
+        lookup->failed = true;
+      } else {
+        for (const KvEntry& entry : reply.kv_get().entries()) {
+          PresenceRecord p;
+          if (p.ParseFromString(entry.value())) lookup->sessions.push_back(std::move(p));
+        }
+      }
+      if (--lookup->outstanding == 0) finish();
+    });
+  }
+}
+
+void MessageShard::DispatchDone(const Message& message) {
+  WriteBatch batch;
+  batch.Delete(message_keys::Dispatch(message.conversation(), message.seq()));
+  // If this delete is lost, the dispatch repeats after a restart; clients
+  // drop the duplicate by (conversation, seq).
+  Commit(batch).IgnoreError();
+  ++stats_.dispatched;
+  dispatch_in_flight_.erase({message.conversation(), message.seq()});
+  PumpDispatches();
+}
+
+// ---- reading and cursors ------------------------------------------------------------------
+
+namespace {
+
+bool Visible(const Message& message, const GroupMembership* membership) {
+  if (membership == nullptr) return true;  // private: both participants see all
+  for (const MembershipInterval& i : membership->intervals()) {
+    if (message.group_version() >= i.join_version() &&
+        (i.leave_version() == 0 || message.group_version() < i.leave_version())) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+void MessageShard::ShardSync(const Envelope& envelope) {
+  const ShardSyncRequest& request = envelope.request().shard_sync();
+  const uint64_t user = request.user_id();
+  if (user == 0) return RespondError(envelope, absl::InvalidArgumentError("no user named"));
+  uint32_t budget = request.max_messages() == 0 ? options_.default_page
+                                                : std::min(request.max_messages(), options_.max_page);
+  std::map<std::string, uint64_t> cursors;
+  for (const Cursor& c : request.cursors()) cursors[c.conversation()] = c.seq();
+  // The user's conversations on this shard, in id order.
+  std::map<std::string, const GroupMembership*> conversations;
+  std::vector<KeyValue> rows;
+  store().Scan(message_keys::UserConversationPrefix(user), "", SIZE_MAX, &rows).IgnoreError();
+  const size_t prefix = message_keys::UserConversationPrefix(user).size();
+  for (const KeyValue& row : rows) conversations[row.first.substr(prefix)] = nullptr;
+  for (const GroupMembership& g : request.groups()) {
+    const std::string conv = GroupConversationId(g.group_id());
+    if (ShardOf(conv, options_.num_shards) == options_.shard) conversations[conv] = &g;
+  }
+
+  Reply reply;
+  SyncReply* out = reply.mutable_sync();
+  for (const auto& [conv, membership] : conversations) {
+    const uint64_t max_seq = MaxSeq(conv);
+    const uint64_t cursor = cursors.count(conv) ? cursors[conv] : 0;
+    if (max_seq == 0) continue;
+    ConversationPage* page = out->add_conversations();
+    page->set_conversation(conv);
+    page->set_max_seq(max_seq);
+    page->set_through_seq(std::max(cursor, uint64_t{0}));
+    if (cursor >= max_seq) continue;
+    // Scan at most 4x the budget, so a long run of messages the user may not
+    // see still ends the page.
+    std::vector<KeyValue> messages;
+    store().Scan(message_keys::MessagePrefix(conv), message_keys::Message(conv, cursor),
+                 std::max<uint32_t>(budget, 1) * 4, &messages).IgnoreError();
+    for (const KeyValue& row : messages) {
+      Message m;
+      if (!m.ParseFromString(row.second)) continue;
+      if (Visible(m, membership)) {
+        if (budget == 0) break;
+        *page->add_messages() = m;
+        --budget;
+      }
+      page->set_through_seq(m.seq());
+    }
+    page->set_has_more(page->through_seq() < max_seq);
+    out->set_has_more(out->has_more() || page->has_more());
+  }
+  Respond(envelope, reply);
+}
+
+void MessageShard::ListConversations(const Envelope& envelope) {
+  const ShardListConversationsRequest& request = envelope.request().shard_list_conversations();
+  const uint64_t user = request.user_id();
+  std::set<std::string> conversations;
+  std::vector<KeyValue> rows;
+  store().Scan(message_keys::UserConversationPrefix(user), "", SIZE_MAX, &rows).IgnoreError();
+  const size_t prefix = message_keys::UserConversationPrefix(user).size();
+  for (const KeyValue& row : rows) conversations.insert(row.first.substr(prefix));
+  for (uint64_t g : request.group_ids()) {
+    const std::string conv = GroupConversationId(g);
+    if (ShardOf(conv, options_.num_shards) == options_.shard) conversations.insert(conv);
+  }
+  Reply reply;
+  for (const std::string& conv : conversations) {
+    const uint64_t max_seq = MaxSeq(conv);
+    if (max_seq == 0) continue;
+    uint64_t read = 0;
+    std::string value;
+    if (store().Get(message_keys::Read(conv, user), &value).ok()) absl::SimpleAtoi(value, &read);
+    ConversationState* state = reply.mutable_list_conversations()->add_conversations();
+    state->set_conversation(conv);
+    state->set_max_seq(max_seq);
+    state->set_read_seq(read);
+    state->set_unread(max_seq - std::min(read, max_seq));
+  }
+  Respond(envelope, reply);
+}
+
+void MessageShard::MoveCursor(const Envelope& envelope) {
+  const bool is_read = envelope.request().has_read();
+  const std::string& conv =
+      is_read ? envelope.request().read().conversation() : envelope.request().ack().conversation();
+  const uint64_t seq = is_read ? envelope.request().read().seq() : envelope.request().ack().seq();
+  const std::string& device =
+      is_read ? envelope.request().read().device_id() : envelope.request().ack().device_id();
+  const uint64_t user = envelope.auth_user_id();
+  absl::StatusOr<Conversation> conversation = ParseConversation(conv);
+  absl::Status s = conversation.status();
+  if (s.ok() && user == 0) s = absl::UnauthenticatedError("cursors need a login");
+  if (s.ok() && !conversation->is_group && !conversation->Includes(user)) {
+    s = absl::PermissionDeniedError(absl::StrCat("not a participant of ", conv));
+  }
+  if (s.ok() && (device.empty() || device.size() > 64)) {
+    s = absl::InvalidArgumentError("device_id must be 1 to 64 bytes");
+  }
+  if (s.ok()) s = CheckOwned(conv);
+  if (!s.ok()) return RespondError(envelope, s);
+
+  const uint64_t max_seq = MaxSeq(conv);
+  const uint64_t target = std::min(seq, max_seq);
+  std::string value;
+  CursorRecord cursor;
+  if (store().Get(message_keys::Cursor(conv, user, device), &value).ok()) {
+    cursor.ParseFromString(value);
+  }
+  uint64_t user_read = 0;
+  if (store().Get(message_keys::Read(conv, user), &value).ok()) absl::SimpleAtoi(value, &user_read);
+  // Monotonic maxima: an old or repeated cursor changes nothing.
+  const CursorRecord before = cursor;
+  cursor.set_delivered_seq(std::max(cursor.delivered_seq(), target));
+  if (is_read) cursor.set_read_seq(std::max(cursor.read_seq(), target));
+  cursor.set_delivered_seq(std::max(cursor.delivered_seq(), cursor.read_seq()));
+  const uint64_t new_user_read = std::max(user_read, cursor.read_seq());
+  WriteBatch batch;
+  if (cursor.SerializeAsString() != before.SerializeAsString()) {
+    batch.Put(message_keys::Cursor(conv, user, device), cursor.SerializeAsString());
+  }
+  if (new_user_read != user_read) batch.Put(message_keys::Read(conv, user), absl::StrCat(new_user_read));
+  if (!batch.empty()) {
+    s = Commit(batch);
+    if (!s.ok()) return RespondError(envelope, absl::UnavailableError(s.message()));
+  }
+  Reply reply;
+  reply.mutable_cursor()->set_delivered_seq(cursor.delivered_seq());
+  reply.mutable_cursor()->set_read_seq(cursor.read_seq());
+  reply.mutable_cursor()->set_unread(max_seq - new_user_read);
+  Respond(envelope, reply);
+}
+
+}  // namespace parley

@@ -1,0 +1,98 @@
+// MessageShard: the single writer of the conversations that hash to it. A
+// send is idempotent on (sender, client_msg_id); the shard checks the sender
+// may post (friends for private, unless open; a member for groups, asked of
+// the group service), then commits in ONE batch the message, the idempotency
+// record, the advanced seq and a dispatch record — and only then acks. The
+// dispatcher pushes each committed message once per gateway to the online
+// recipients' sessions (presence from kv), and replays unfinished dispatches
+// after a restart. Offline recipients cost nothing: sync is the guarantee.
+#ifndef PARLEY_CORE_MESSAGE_MESSAGE_SHARD_H_
+#define PARLEY_CORE_MESSAGE_MESSAGE_SHARD_H_
+
+#include <cstdint>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "core/message/conversation.h"
+#include "core/proto/records.pb.h"
+#include "core/service_node.h"
+
+namespace parley {
+
+struct MessageOptions {
+  uint32_t shard = 0;
+  uint32_t num_shards = 1;
+  size_t max_body_bytes = 16 * 1024;
+  size_t max_client_msg_id_bytes = 64;
+  // Private messages need friendship (and no block) unless open.
+  bool open_private = false;
+  absl::Duration recall_window = absl::Minutes(2);
+  uint32_t default_page = 200;
+  uint32_t max_page = 1000;
+  // Recipients looked up in one kv request.
+  size_t presence_batch = 200;
+  size_t max_dispatches_in_flight = 64;
+  absl::Duration dispatch_retry_after = absl::Milliseconds(500);
+  CallOptions calls = {absl::Milliseconds(500), 3};
+};
+
+struct MessageStats {
+  uint64_t sent = 0;
+  uint64_t idempotent_replays = 0;
+  uint64_t rejected = 0;
+  uint64_t dispatched = 0;
+  uint64_t pushes = 0;           // one per gateway per message
+  uint64_t push_targets = 0;     // sessions addressed
+  uint64_t dispatch_replayed = 0;
+  uint64_t dispatch_retries = 0;
+};
+
+class MessageShard : public ServiceNode {
+ public:
+  MessageShard(Env* env, MessageOptions options);
+  const MessageStats& stats() const { return stats_; }
+  const MessageOptions& message_options() const { return options_; }
+
+ protected:
+  absl::Status OnStart() override;
+  void HandleRequest(const Envelope& request) override;
+
+ private:
+  void SendPrivate(const Envelope& envelope);
+  void SendGroup(const Envelope& envelope);
+  void Recall(const Envelope& envelope);
+  void ShardSync(const Envelope& envelope);
+  void ListConversations(const Envelope& envelope);
+  void MoveCursor(const Envelope& envelope);
+
+  // Common checks of a send; OK or the error to answer.
+  absl::Status ValidateSend(const Envelope& envelope, const std::string& client_msg_id,
+                            const std::string& body);
+  bool ReplayIdempotent(const Envelope& envelope, uint64_t sender, const std::string& client_msg_id);
+  absl::Status CheckOwned(const std::string& conversation) const;
+  // Assigns the next seq and commits message, idempotency record, seq and
+  // dispatch record in one batch; then acks and dispatches.
+  void CommitMessage(const Envelope& envelope, Message message, std::vector<uint64_t> recipients,
+                     const Conversation& conversation);
+  // Asks group for the members and calls `next(members, version)` if the
+  // sender is one; otherwise answers the client.
+  void WithGroupMembers(const Envelope& envelope, uint64_t group_id, uint64_t sender,
+                        std::function<void(std::vector<uint64_t>, uint64_t)> next);
+
+  uint64_t MaxSeq(const std::string& conversation);
+  void Dispatch(const DispatchRecord& record);
+  void DispatchDone(const Message& message);
+  void PumpDispatches();
+
+  MessageOptions options_;
+  MessageStats stats_;
+  // Dispatches waiting for a slot, by (conversation, seq).
+  std::set<std::pair<std::string, uint64_t>> dispatch_queue_;
+  std::set<std::pair<std::string, uint64_t>> dispatch_in_flight_;
+};
+
+}  // namespace parley
+
+#endif  // PARLEY_CORE_MESSAGE_MESSAGE_SHARD_H_
