@@ -40,8 +40,34 @@ CoreCluster::CoreCluster(CoreClusterOptions options)
       return std::make_unique<GroupService>(env, o);
     }, &group_store_);
   }
+  for (uint32_t k = 0; k < options_.shards; ++k) {
+    net_.Add(ShardAddress(k), [this, k](Env* env) {
+      MessageOptions o = options_.message;
+      o.shard = k;
+      o.num_shards = options_.shards;
+      return std::make_unique<MessageShard>(env, o);
+    });
+  }
+  for (int i = 0; i < options_.gateways; ++i) {
+    net_.Add(GatewayAt(i), [this, i](Env* env) {
+      GatewayOptions o = options_.gateway;
+      o.gateway_id = absl::StrCat(i + 1);
+      o.num_shards = options_.shards;
+      return std::make_unique<Gateway>(env, o);
+    });
+  }
   // Heartbeats reach the registry and every caller discovers its callees.
   net_.Advance(absl::Seconds(1));
+}
+
+std::string CoreCluster::AddClient(const std::string& name, const std::string& device,
+                                   ClientOptions options) {
+  const std::string address = absl::StrCat("client.", name, ".", device);
+  options.name = name;
+  options.device_id = device;
+  if (options.password.empty()) options.password = "password-" + name;
+  net_.Add(address, [options](Env* env) { return std::make_unique<Client>(env, options); });
+  return address;
 }
 
 Reply CoreCluster::Call(const std::string& address, const Request& request,

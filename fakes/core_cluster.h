@@ -7,9 +7,13 @@
 #include <cstdint>
 #include <string>
 
+#include "core/client/client.h"
 #include "core/friend/friend_service.h"
+#include "core/gateway/gateway.h"
 #include "core/group/group_service.h"
 #include "core/kv/kv_service.h"
+#include "core/message/message_shard.h"
+#include "core/services.h"
 #include "core/registry/registry_service.h"
 #include "core/user/user_service.h"
 #include "fakes/fake_cluster.h"
@@ -26,6 +30,11 @@ struct CoreClusterOptions {
   GroupOptions group;
   KvOptions kv;
   RegistryOptions registry;
+  // Messaging: shards "svc.message.<k>" and gateways "gw.<k+1>".
+  uint32_t shards = 0;
+  int gateways = 0;
+  MessageOptions message;
+  GatewayOptions gateway;
 };
 
 class CoreCluster {
@@ -44,6 +53,15 @@ class CoreCluster {
   uint64_t Register(const std::string& name, const std::string& nickname = "");
   // Makes a and b friends; returns the reply's status.
   absl::Status Befriend(uint64_t a, uint64_t b);
+  // Adds a reference client at "client.<name>.<device>" and returns its
+  // address; it connects (registering its name) on start.
+  std::string AddClient(const std::string& name, const std::string& device = "d1",
+                        ClientOptions options = ClientOptions());
+  Client* client(const std::string& address) { return net_.NodeAs<Client>(address); }
+  static std::string GatewayAt(int i) { return GatewayAddress(std::to_string(i + 1)); }
+  Gateway* gateway(int i) { return net_.NodeAs<Gateway>(GatewayAt(i)); }
+  MessageShard* shard(uint32_t k) { return net_.NodeAs<MessageShard>(ShardAddress(k)); }
+
   // Lets events flow and caches settle.
   void Settle(absl::Duration d = absl::Seconds(3)) { net_.Advance(d); }
 

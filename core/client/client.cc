@@ -1,0 +1,404 @@
+#include "core/client/client.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "core/keys.h"
+#include "core/services.h"
+#include "core/status.h"
+
+namespace parley {
+namespace {
+
+// The client's own store (the device's local database).
+constexpr char kEpochKey[] = "c/epoch";
+constexpr char kNextMsgKey[] = "c/next_msg";
+constexpr char kCursorPrefix[] = "c/cursor/";
+constexpr char kPendingPrefix[] = "c/pending/";
+
+uint64_t ReadCounter(OrderedStore& store, const char* key) {
+  std::string value;
+  uint64_t n = 0;
+  if (store.Get(key, &value).ok()) absl::SimpleAtoi(value, &n);
+  return n;
+}
+
+// Errors worth trying again later; any other error is the answer.
+bool Retryable(ErrorCode code) {
+  return code == CODE_UNAVAILABLE || code == CODE_DEADLINE_EXCEEDED ||
+         code == CODE_UNAUTHENTICATED || code == CODE_ABORTED || code == CODE_INTERNAL;
+}
+
+}  // namespace
+
+Client::Client(Env* env, ClientOptions options)
+    : ServiceNode(env, ServiceOptions{"", "", {kGatewayService}}),
+      options_(std::move(options)),
+      backoff_(options_.backoff_min),
+      send_backoff_(options_.backoff_min) {}
+
+absl::Status Client::OnStart() {
+  epoch_ = ReadCounter(store(), kEpochKey);
+  next_msg_ = std::max<uint64_t>(1, ReadCounter(store(), kNextMsgKey));
+  std::vector<KeyValue> rows;
+  absl::Status s = store().Scan(kCursorPrefix, "", SIZE_MAX, &rows);
+  if (!s.ok()) return s;
+  for (const KeyValue& row : rows) {
+    uint64_t seq = 0;
+    absl::SimpleAtoi(row.second, &seq);
+    cursors_[row.first.substr(sizeof(kCursorPrefix) - 1)] = seq;
+  }
+  rows.clear();
+  s = store().Scan(kPendingPrefix, "", SIZE_MAX, &rows);
+  if (!s.ok()) return s;
+  for (const KeyValue& row : rows) {
+    Request request;
+    if (!request.ParseFromString(row.second)) {
+      return absl::DataLossError(absl::StrCat("corrupt pending send ", row.first));
+    }
+    pending_[LastIdOf(row.first)] = std::move(request);
+  }
+  if (options_.connect_on_start) Connect();
+  return absl::OkStatus();
+}
+
+uint64_t Client::cursor(const std::string& conversation) const {
+  auto it = cursors_.find(conversation);
+  return it == cursors_.end() ? 0 : it->second;
+}
+
+void Client::HandleRequest(const Envelope& envelope) {
+  RespondError(envelope, absl::UnimplementedError("a client serves no requests"));
+}
+
+// ---- connection -------------------------------------------------------------------------
+
+void Client::GatewayCall(const Request& request, Done done) {
+  CallOptions call;
+  call.timeout = options_.request_timeout;
+  call.max_attempts = options_.request_attempts;
+  const uint64_t generation = generation_;
+  rpc().CallAddress(gateway_, request, call,
+                    [this, generation, done = std::move(done)](const Reply& reply) {
+                      if (generation != generation_) return;  // an older connection's
+                      done(reply);
+                    });
+}
+
+void Client::Connect() {
+  if (want_online_) return;
+  want_online_ = true;
+  backoff_ = options_.backoff_min;
+  StartConnect();
+}
+
+void Client::Disconnect() {
+  want_online_ = false;
+  if (state_ == State::kOnline) {
+    Request logout;
+    logout.mutable_gateway_logout();
+    GatewayCall(logout, [](const Reply&) {});
+  }
+  ++generation_;  // whatever is in flight belongs to the old connection
+  state_ = State::kOffline;
+  sync_in_flight_ = false;
+  send_in_flight_ = false;
+}
+
+void Client::ConnectionLost(const absl::Status& why) {
+  if (!want_online_) return;
+  ++stats_.reconnects;
+  ++generation_;
+  state_ = State::kConnecting;
+  sync_in_flight_ = false;
+  send_in_flight_ = false;
+  if (!gateway_.empty()) last_failed_gateway_ = gateway_;
+  gateway_.clear();
+  // Exponential backoff with jitter, bounded.
+  const absl::Duration wait = backoff_ + absl::Microseconds(env().Rng().Uniform(
+                                              absl::ToInt64Microseconds(backoff_) / 2 + 1));
+  backoff_ = std::min(backoff_ * 2, options_.backoff_max);
+  const uint64_t generation = generation_;
+  timers().After(wait, [this, generation] {
+    if (generation == generation_) StartConnect();
+  });
+}
+
+void Client::StartConnect() {
+  if (!want_online_) return;
+  state_ = State::kConnecting;
+  std::vector<std::string> candidates;
+  for (const Instance& i : directory().Instances(kGatewayService)) {
+    if (i.address() != last_failed_gateway_) candidates.push_back(i.address());
+  }
+  if (candidates.empty() && !last_failed_gateway_.empty()) {
+    for (const Instance& i : directory().Instances(kGatewayService)) {
+      candidates.push_back(i.address());
+    }
+  }
+  if (candidates.empty()) {
+    return ConnectionLost(absl::UnavailableError("no gateway known yet"));
+  }
+  ++generation_;
+  gateway_ = candidates[env().Rng().Uniform(candidates.size())];
+  if (std::find(candidates.begin(), candidates.end(), options_.preferred_gateway) !=
+      candidates.end()) {
+    gateway_ = options_.preferred_gateway;
+  }
+  if (!token_.empty() && token_expires_ > env().Now() + absl::Minutes(1)) {
+    return OpenSession(generation_);
+  }
+  LoginAt(gateway_, generation_, /*registered=*/false);
+}
+
+void Client::LoginAt(const std::string& gateway, uint64_t generation, bool registered) {
+  Request login;
+  login.mutable_login()->set_name(options_.name);
+  login.mutable_login()->set_password(options_.password);
+  GatewayCall(login, [this, generation, registered](const Reply& reply) {
+    if (reply.status().code() == CODE_OK) {
+      token_ = reply.login().token();
+      token_expires_ = absl::FromUnixMicros(reply.login().expires_us());
+      user_id_ = reply.login().user_id();
+      return OpenSession(generation);
+    }
+    if (reply.status().code() == CODE_UNAUTHENTICATED && options_.auto_register && !registered) {
+      Request reg;
+      reg.mutable_register_()->set_name(options_.name);
+      reg.mutable_register_()->set_password(options_.password);
+      reg.mutable_register_()->set_nickname(options_.nickname);
+      return GatewayCall(reg, [this, generation](const Reply& reply) {
+        if (reply.status().code() != CODE_OK && reply.status().code() != CODE_ALREADY_EXISTS) {
+          return ConnectionLost(ReplyStatus(reply));
+        }
+        LoginAt(gateway_, generation, /*registered=*/true);
+      });
+    }
+    ConnectionLost(ReplyStatus(reply));
+  });
+}
+
+void Client::OpenSession(uint64_t generation) {
+  ++epoch_;
+  WriteBatch batch;
+  batch.Put(kEpochKey, absl::StrCat(epoch_));
+  if (!Commit(batch).ok()) return ConnectionLost(absl::UnavailableError("local store failed"));
+  Request login;
+  login.mutable_gateway_login()->set_token(token_);
+  login.mutable_gateway_login()->set_device_id(options_.device_id);
+  login.mutable_gateway_login()->set_epoch(epoch_);
+  GatewayCall(login, [this, generation](const Reply& reply) {
+    if (reply.status().code() != CODE_OK) {
+      if (reply.status().code() == CODE_UNAUTHENTICATED) token_.clear();
+      return ConnectionLost(ReplyStatus(reply));
+    }
+    state_ = State::kOnline;
+    backoff_ = options_.backoff_min;
+    ++stats_.connects;
+    const uint64_t g = generation_;
+    timers().After(options_.ping_interval, [this, g] { Ping(g); });
+    Sync();
+    PumpSends();
+  });
+}
+
+void Client::Ping(uint64_t generation) {
+  if (generation != generation_ || state_ != State::kOnline) return;
+  Request ping;
+  ping.mutable_ping();
+  GatewayCall(ping, [this, generation](const Reply& reply) {
+    if (reply.status().code() != CODE_OK) return ConnectionLost(ReplyStatus(reply));
+    timers().After(options_.ping_interval, [this, generation] { Ping(generation); });
+  });
+}
+
+void Client::Call(const Request& request, std::function<void(const Reply&)> done) {
+  if (state_ != State::kOnline) {
+    return done(ErrorReply(absl::UnavailableError("the client is not connected")));
+  }
+  GatewayCall(request, [this, done = std::move(done)](const Reply& reply) {
+    if (reply.status().code() == CODE_UNAUTHENTICATED) ConnectionLost(ReplyStatus(reply));
+    done(reply);
+  });
+}
+
+// ---- receiving -----------------------------------------------------------------------------
+
+void Client::HandleOther(const Envelope& envelope) {
+  if (!envelope.has_client_push() || state_ != State::kOnline) return;
+  Offer(envelope.client_push().message());
+}
+
+void Client::Offer(const Message& message) {
+  const uint64_t current = cursor(message.conversation());
+  if (message.seq() <= current) {
+    ++stats_.duplicates_dropped;
+    return;
+  }
+  if (message.seq() > current + 1) {
+    ++stats_.gap_syncs;  // something in between is missing: ask for it
+    return Sync();
+  }
+  Deliver(message);
+  WriteBatch batch;
+  batch.Put(kCursorPrefix + message.conversation(), absl::StrCat(message.seq()));
+  Commit(batch).IgnoreError();
+}
+
+void Client::Deliver(const Message& message) {
+  cursors_[message.conversation()] = message.seq();
+  delivered_.push_back(message);
+  ++stats_.delivered;
+  if (options_.observer != nullptr) options_.observer->OnDelivered(env().Self(), message);
+  ScheduleAcks();
+}
+
+void Client::Sync() {
+  if (state_ != State::kOnline) return;
+  if (sync_in_flight_) {
+    sync_again_ = true;
+    return;
+  }
+  sync_in_flight_ = true;
+  sync_again_ = false;
+  ++stats_.syncs;
+  Request request;
+  for (const auto& [conv, seq] : cursors_) {
+    Cursor* c = request.mutable_sync()->add_cursors();
+    c->set_conversation(conv);
+    c->set_seq(seq);
+  }
+  request.mutable_sync()->set_max_messages(options_.sync_page);
+  GatewayCall(request, [this](const Reply& reply) {
+    sync_in_flight_ = false;
+    if (reply.status().code() != CODE_OK) {
+      if (Retryable(reply.status().code())) ConnectionLost(ReplyStatus(reply));
+      return;
+    }
+    WriteBatch batch;
+    for (const ConversationPage& page : reply.sync().conversations()) {
+      for (const Message& m : page.messages()) {
+        if (m.seq() > cursor(m.conversation())) Deliver(m);
+      }
+      if (page.through_seq() > cursor(page.conversation())) {
+        cursors_[page.conversation()] = page.through_seq();
+      }
+      batch.Put(kCursorPrefix + page.conversation(), absl::StrCat(cursor(page.conversation())));
+    }
+    Commit(batch).IgnoreError();
+    if (reply.sync().has_more() || sync_again_) Sync();
+  });
+}
+
+void Client::ScheduleAcks() {
+  if (ack_timer_armed_) return;
+  ack_timer_armed_ = true;
+  timers().After(options_.ack_delay, [this] {
+    ack_timer_armed_ = false;
+    FlushAcks();
+  });
+}
+
+void Client::FlushAcks() {
+  if (state_ != State::kOnline) return;
+  for (const auto& [conv, seq] : cursors_) {
+    if (acked_[conv] >= seq) continue;
+    Request ack;
+    ack.mutable_ack()->set_conversation(conv);
+    ack.mutable_ack()->set_seq(seq);
+    ack.mutable_ack()->set_device_id(options_.device_id);
+    GatewayCall(ack, [this, conv = conv, seq = seq](const Reply& reply) {
+      if (reply.status().code() == CODE_OK) acked_[conv] = std::max(acked_[conv], seq);
+    });
+  }
+}
+
+void Client::MarkRead(const std::string& conversation, uint64_t seq) {
+  Request read;
+  read.mutable_read()->set_conversation(conversation);
+  read.mutable_read()->set_seq(seq);
+  read.mutable_read()->set_device_id(options_.device_id);
+  Call(read, [](const Reply&) {});
+}
+
+// ---- sending --------------------------------------------------------------------------------
+
+std::string Client::SendPrivate(uint64_t to_user_id, const std::string& body) {
+  Request request;
+  request.mutable_send_private()->set_to_user_id(to_user_id);
+  request.mutable_send_private()->set_body(body);
+  return QueueSend(std::move(request));
+}
+
+std::string Client::SendGroup(uint64_t group_id, const std::string& body) {
+  Request request;
+  request.mutable_send_group()->set_group_id(group_id);
+  request.mutable_send_group()->set_body(body);
+  return QueueSend(std::move(request));
+}
+
+std::string Client::QueueSend(Request request) {
+  const uint64_t n = next_msg_++;
+  const std::string id = absl::StrCat(options_.device_id, "-", n);
+  if (request.has_send_private()) request.mutable_send_private()->set_client_msg_id(id);
+  if (request.has_send_group()) request.mutable_send_group()->set_client_msg_id(id);
+  WriteBatch batch;
+  batch.Put(kPendingPrefix + PadId(n), request.SerializeAsString());
+  batch.Put(kNextMsgKey, absl::StrCat(next_msg_));
+  Commit(batch).IgnoreError();
+  pending_[n] = std::move(request);
+  PumpSends();
+  return id;
+}
+
+void Client::PumpSends() {
+  if (state_ != State::kOnline || send_in_flight_ || pending_.empty()) return;
+  send_in_flight_ = true;
+  const uint64_t n = pending_.begin()->first;
+  const Request request = pending_.begin()->second;
+  GatewayCall(request, [this, n, request](const Reply& reply) {
+    send_in_flight_ = false;
+    const std::string& id = request.has_send_private() ? request.send_private().client_msg_id()
+                                                       : request.send_group().client_msg_id();
+    const ErrorCode code = reply.status().code();
+    if (code != CODE_OK && Retryable(code)) {
+      ++stats_.send_retries;
+      if (code == CODE_UNAUTHENTICATED) return ConnectionLost(ReplyStatus(reply));
+      const uint64_t generation = generation_;
+      timers().After(send_backoff_, [this, generation] {
+        if (generation == generation_) PumpSends();
+      });
+      send_backoff_ = std::min(send_backoff_ * 2, options_.backoff_max);
+      return;
+    }
+    send_backoff_ = options_.backoff_min;
+    pending_.erase(n);
+    WriteBatch batch;
+    batch.Delete(kPendingPrefix + PadId(n));
+    Commit(batch).IgnoreError();
+    if (code != CODE_OK) {
+      ++stats_.sends_failed;
+      if (options_.observer != nullptr) {
+        options_.observer->OnSendFailed(env().Self(), id, ReplyStatus(reply));
+      }
+    } else {
+      ++stats_.sends_acked;
+      if (options_.observer != nullptr) options_.observer->OnSendAcked(env().Self(), id, reply.send());
+      // The sender sees its own message in order like any other.
+      Message own;
+      own.set_conversation(reply.send().conversation());
+      own.set_seq(reply.send().seq());
+      own.set_sender_id(user_id_);
+      own.set_client_msg_id(id);
+      own.set_body(request.has_send_private() ? request.send_private().body()
+                                              : request.send_group().body());
+      own.set_time_us(reply.send().time_us());
+      Offer(own);
+    }
+    PumpSends();
+  });
+}
+
+}  // namespace parley

@@ -1,0 +1,149 @@
+// Client: the reference client, a state machine like every node. It finds a
+// gateway through the registry, logs in (registering first if asked), syncs
+// from its stored cursors, and delivers each (conversation, seq) to the app
+// exactly once and in order: a push that leaves a gap triggers a sync. It
+// acks cumulatively, retries each send with the same client_msg_id until it
+// is acked (one send in flight, so a sender's messages keep their order), and
+// reconnects with backoff — possibly to another gateway — after a failure.
+// Cursors, the login epoch and unsent messages live in its own store.
+#ifndef PARLEY_CORE_CLIENT_CLIENT_H_
+#define PARLEY_CORE_CLIENT_CLIENT_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "core/service_node.h"
+
+namespace parley {
+
+// What the app sees; the simulator records it as history.
+class ClientObserver {
+ public:
+  virtual ~ClientObserver() = default;
+  virtual void OnDelivered(const std::string& client, const Message& message) {}
+  virtual void OnSendAcked(const std::string& client, const std::string& client_msg_id,
+                           const SendReply& ack) {}
+  virtual void OnSendFailed(const std::string& client, const std::string& client_msg_id,
+                            const absl::Status& status) {}
+};
+
+struct ClientOptions {
+  std::string name;
+  std::string password;
+  std::string nickname;
+  std::string device_id = "d1";
+  // Registers the name if logging in says it is unknown.
+  bool auto_register = true;
+  absl::Duration request_timeout = absl::Milliseconds(500);
+  int request_attempts = 2;
+  absl::Duration ping_interval = absl::Seconds(1);
+  absl::Duration backoff_min = absl::Milliseconds(100);
+  absl::Duration backoff_max = absl::Seconds(5);
+  absl::Duration ack_delay = absl::Milliseconds(50);
+  uint32_t sync_page = 200;
+  // If set (e.g. "gw.2") and known, connect there rather than at random.
+  std::string preferred_gateway;
+  // Connect at Start (otherwise wait for Connect()).
+  bool connect_on_start = true;
+  ClientObserver* observer = nullptr;  // not owned; may be null
+};
+
+struct ClientStats {
+  uint64_t connects = 0;
+  uint64_t reconnects = 0;
+  uint64_t delivered = 0;
+  uint64_t duplicates_dropped = 0;
+  uint64_t gap_syncs = 0;
+  uint64_t syncs = 0;
+  uint64_t sends_acked = 0;
+  uint64_t send_retries = 0;
+  uint64_t sends_failed = 0;
+};
+
+class Client : public ServiceNode {
+ public:
+  enum class State { kOffline, kConnecting, kOnline };
+
+  Client(Env* env, ClientOptions options);
+
+  // Queues a message; returns its client_msg_id. Sent when online.
+  std::string SendPrivate(uint64_t to_user_id, const std::string& body);
+  std::string SendGroup(uint64_t group_id, const std::string& body);
+  // Any other client operation through the gateway; fails at once when offline.
+  void Call(const Request& request, std::function<void(const Reply&)> done);
+  // Marks `seq` of `conversation` read on this device.
+  void MarkRead(const std::string& conversation, uint64_t seq);
+
+  // Going offline on purpose (logout) and coming back.
+  void Disconnect();
+  void Connect();
+
+  State state() const { return state_; }
+  uint64_t user_id() const { return user_id_; }
+  const std::string& gateway() const { return gateway_; }
+  // The app-visible stream, in delivery order (since this incarnation).
+  const std::vector<Message>& delivered() const { return delivered_; }
+  uint64_t cursor(const std::string& conversation) const;
+  size_t pending_sends() const { return pending_.size(); }
+  const ClientStats& stats() const { return stats_; }
+
+ protected:
+  absl::Status OnStart() override;
+  void HandleRequest(const Envelope& request) override;
+  void HandleOther(const Envelope& envelope) override;
+
+ private:
+  using Done = std::function<void(const Reply&)>;
+
+  // Calls the current gateway; a reply from an older connection is dropped.
+  void GatewayCall(const Request& request, Done done);
+  void StartConnect();
+  void LoginAt(const std::string& gateway, uint64_t generation, bool registered);
+  void OpenSession(uint64_t generation);
+  void ConnectionLost(const absl::Status& why);
+  void Ping(uint64_t generation);
+
+  void Sync();
+  void Offer(const Message& message);
+  void Deliver(const Message& message);
+  void ScheduleAcks();
+  void FlushAcks();
+
+  std::string QueueSend(Request request);
+  void PumpSends();
+
+  ClientOptions options_;
+  State state_ = State::kOffline;
+  bool want_online_ = false;
+  uint64_t generation_ = 0;  // grows with every connection attempt
+  std::string gateway_;
+  std::string last_failed_gateway_;
+  absl::Duration backoff_;
+  std::string token_;
+  absl::Time token_expires_ = absl::InfinitePast();
+  uint64_t user_id_ = 0;
+  uint64_t epoch_ = 0;
+
+  std::map<std::string, uint64_t> cursors_;
+  std::map<std::string, uint64_t> acked_;
+  bool ack_timer_armed_ = false;
+  bool sync_in_flight_ = false;
+  bool sync_again_ = false;
+
+  // Unsent messages in send order: sequence -> SendPrivate/SendGroup request.
+  std::map<uint64_t, Request> pending_;
+  uint64_t next_msg_ = 1;
+  bool send_in_flight_ = false;
+  absl::Duration send_backoff_;
+
+  std::vector<Message> delivered_;
+  ClientStats stats_;
+};
+
+}  // namespace parley
+
+#endif  // PARLEY_CORE_CLIENT_CLIENT_H_

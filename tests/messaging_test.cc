@@ -1,0 +1,480 @@
+// How a message travels from one user to every recipient's devices, online or
+// offline, through gateways, message shards, kv presence and clients — without
+// loss, duplicates or reordering.
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "core/client/client.h"
+#include "core/message/conversation.h"
+#include "core/message/message_keys.h"
+#include "core/services.h"
+#include "core/status.h"
+#include "fakes/core_cluster.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace parley {
+namespace {
+
+// Records what the apps saw.
+class Recorder : public ClientObserver {
+ public:
+  void OnDelivered(const std::string& client, const Message& m) override {
+    delivered[client].push_back(m);
+  }
+  void OnSendAcked(const std::string& client, const std::string& id, const SendReply& ack) override {
+    acked[id] = ack;
+  }
+  void OnSendFailed(const std::string& client, const std::string& id,
+                    const absl::Status& status) override {
+    failed[id] = status;
+  }
+  std::map<std::string, std::vector<Message>> delivered;
+  std::map<std::string, SendReply> acked;
+  std::map<std::string, absl::Status> failed;
+};
+
+CoreClusterOptions Messaging(int gateways = 3, uint32_t shards = 2) {
+  CoreClusterOptions o;
+  o.gateways = gateways;
+  o.shards = shards;
+  return o;
+}
+
+class MessagingTest : public ::testing::Test {
+ protected:
+  explicit MessagingTest(CoreClusterOptions options = Messaging()) : c_(options) {}
+
+  std::string AddClient(const std::string& name, const std::string& device = "d1",
+                        const std::string& gateway = "", ClientOptions o = ClientOptions()) {
+    o.observer = &rec_;
+    o.preferred_gateway = gateway;
+    const std::string address = c_.AddClient(name, device, o);
+    WaitOnline(address);
+    return address;
+  }
+  void WaitOnline(const std::string& address) {
+    for (int i = 0; i < 200 && c_.client(address)->state() != Client::State::kOnline; ++i) {
+      c_.net().Advance(absl::Milliseconds(50));
+    }
+    ASSERT_EQ(c_.client(address)->state(), Client::State::kOnline) << address;
+  }
+  uint64_t Id(const std::string& address) { return c_.client(address)->user_id(); }
+  Reply Do(const std::string& address, const Request& request) {
+    std::optional<Reply> result;
+    c_.client(address)->Call(request, [&](const Reply& r) { result = r; });
+    for (int i = 0; i < 400 && !result.has_value(); ++i) c_.net().Advance(absl::Milliseconds(10));
+    return result.value_or(ErrorReply(absl::DeadlineExceededError("no reply")));
+  }
+  void Befriend(const std::string& a, const std::string& b) {
+    Request r;
+    r.mutable_add_friend()->set_friend_id(Id(b));
+    ASSERT_EQ(Do(a, r).status().code(), CODE_OK);
+  }
+  uint64_t CreateGroup(const std::string& owner, const std::vector<std::string>& members) {
+    Request r;
+    r.mutable_create_group()->set_name("g");
+    for (const std::string& m : members) r.mutable_create_group()->add_member_ids(Id(m));
+    Reply reply = Do(owner, r);
+    EXPECT_EQ(reply.status().code(), CODE_OK) << reply.status().message();
+    return reply.create_group().group().group_id();
+  }
+  // The seqs `client` delivered for `conversation`, in delivery order.
+  std::vector<uint64_t> Seqs(const std::string& client, const std::string& conversation) {
+    std::vector<uint64_t> out;
+    for (const Message& m : rec_.delivered[client]) {
+      if (m.conversation() == conversation) out.push_back(m.seq());
+    }
+    return out;
+  }
+  std::vector<std::string> Bodies(const std::string& client, const std::string& conversation) {
+    std::vector<std::string> out;
+    for (const Message& m : rec_.delivered[client]) {
+      if (m.conversation() == conversation) out.push_back(m.body());
+    }
+    return out;
+  }
+  uint64_t MaxSeqStored(const std::string& conversation) {
+    const uint32_t shard = ShardOf(conversation, 2);
+    std::string value;
+    ConversationMeta meta;
+    if (c_.net().store(ShardAddress(shard)).Get(message_keys::Meta(conversation), &value).ok()) {
+      meta.ParseFromString(value);
+    }
+    return meta.max_seq();
+  }
+  uint64_t TotalPushes() {
+    uint64_t n = 0;
+    for (uint32_t k = 0; k < 2; ++k) n += c_.shard(k)->stats().pushes;
+    return n;
+  }
+  void Settle() { c_.net().Advance(absl::Seconds(3)); }
+
+  Recorder rec_;
+  CoreCluster c_;
+};
+
+std::vector<uint64_t> Range(uint64_t from, uint64_t to) {
+  std::vector<uint64_t> out;
+  for (uint64_t i = from; i <= to; ++i) out.push_back(i);
+  return out;
+}
+
+TEST_F(MessagingTest, OfflineUserComesBackAndGetsEverythingOnceInOrder) {
+  const std::string alice = AddClient("alice");
+  const std::string bob = AddClient("bob");
+  Befriend(alice, bob);
+  const std::string conv = PrivateConversationId(Id(alice), Id(bob));
+
+  c_.client(alice)->SendPrivate(Id(bob), "hi");
+  Settle();
+  EXPECT_THAT(Bodies(bob, conv), ::testing::ElementsAre("hi"));  // online: pushed
+
+  c_.client(bob)->Disconnect();
+  for (int i = 1; i <= 5; ++i) c_.client(alice)->SendPrivate(Id(bob), absl::StrCat("m", i));
+  Settle();
+  EXPECT_EQ(Seqs(bob, conv).size(), 1u);  // nothing reaches an offline user
+
+  c_.client(bob)->Connect();
+  Settle();
+  EXPECT_THAT(Seqs(bob, conv), ::testing::ElementsAreArray(Range(1, 6)));
+  EXPECT_THAT(Bodies(bob, conv), ::testing::ElementsAre("hi", "m1", "m2", "m3", "m4", "m5"));
+  EXPECT_THAT(Seqs(alice, conv), ::testing::ElementsAreArray(Range(1, 6)));  // its own, in order
+  EXPECT_EQ(rec_.acked.size(), 6u);
+}
+
+TEST_F(MessagingTest, GroupMessageIsPushedOncePerGatewayAndSyncedByOfflineMembers) {
+  const std::string owner = AddClient("owner", "d1", "gw.1");
+  std::vector<std::string> online, offline;
+  for (int i = 0; i < 6; ++i) {
+    online.push_back(AddClient(absl::StrCat("online", i), "d1", absl::StrCat("gw.", i % 3 + 1)));
+  }
+  for (int i = 0; i < 2; ++i) offline.push_back(AddClient(absl::StrCat("offline", i)));
+  std::vector<std::string> members = online;
+  members.insert(members.end(), offline.begin(), offline.end());
+  for (const std::string& m : members) Befriend(owner, m);
+  const uint64_t group = CreateGroup(owner, members);
+  for (const std::string& m : offline) c_.client(m)->Disconnect();
+  Settle();
+
+  const uint64_t pushes_before = TotalPushes();
+  std::vector<uint64_t> gateway_pushes_before;
+  for (int g = 0; g < 3; ++g) gateway_pushes_before.push_back(c_.gateway(g)->stats().pushes_received);
+  c_.client(owner)->SendGroup(group, "hello group");
+  Settle();
+
+  // One push per gateway with online recipients: all three here.
+  EXPECT_EQ(TotalPushes() - pushes_before, 3u);
+  for (int g = 0; g < 3; ++g) {
+    EXPECT_EQ(c_.gateway(g)->stats().pushes_received - gateway_pushes_before[g], 1u) << g;
+  }
+  const std::string conv = GroupConversationId(group);
+  for (const std::string& m : online) EXPECT_THAT(Bodies(m, conv), ::testing::ElementsAre("hello group")) << m;
+  for (const std::string& m : offline) EXPECT_TRUE(Seqs(m, conv).empty()) << m;
+
+  for (const std::string& m : offline) c_.client(m)->Connect();
+  Settle();
+  for (const std::string& m : offline) {
+    EXPECT_THAT(Bodies(m, conv), ::testing::ElementsAre("hello group")) << m;
+  }
+}
+
+TEST_F(MessagingTest, RetriedSendWithTheSameIdCreatesOneMessage) {
+  const std::string alice = AddClient("alice");
+  const std::string bob = AddClient("bob");
+  Befriend(alice, bob);
+  const std::string conv = PrivateConversationId(Id(alice), Id(bob));
+  const std::string shard = ShardAddress(ShardOf(conv, 2));
+
+  // Before any ack: two copies of one send race to the shard.
+  Request send;
+  send.mutable_send_private()->set_to_user_id(Id(bob));
+  send.mutable_send_private()->set_client_msg_id("web-1");
+  send.mutable_send_private()->set_body("once");
+  const uint64_t first = c_.net().Send(shard, send, Id(alice));
+  const uint64_t second = c_.net().Send(shard, send, Id(alice));
+  Settle();
+  std::optional<Reply> a = c_.net().TakeReply(first), b = c_.net().TakeReply(second);
+  ASSERT_TRUE(a.has_value() && b.has_value());
+  EXPECT_EQ(a->send().seq(), 1u);
+  EXPECT_EQ(b->send().seq(), 1u);
+
+  // After the ack was lost: the client's acks never arrive, so it retries.
+  c_.net().HoldNext([&](const std::string& to, const Envelope& e) {
+    return to == alice && e.has_reply() && e.reply().has_send();
+  });
+  c_.net().HoldNext([&](const std::string& to, const Envelope& e) {
+    return to == alice && e.has_reply() && e.reply().has_send();
+  });
+  const std::string id = c_.client(alice)->SendPrivate(Id(bob), "twice?");
+  Settle();
+  Settle();
+  EXPECT_EQ(c_.net().held(), 2u);  // both acks of the first call were lost
+  EXPECT_GE(c_.client(alice)->stats().send_retries, 1u);
+  ASSERT_EQ(rec_.acked.count(id), 1u);
+  EXPECT_EQ(rec_.acked[id].seq(), 2u);
+  EXPECT_EQ(MaxSeqStored(conv), 2u);
+  EXPECT_THAT(Bodies(bob, conv), ::testing::ElementsAre("once", "twice?"));
+}
+
+TEST_F(MessagingTest, ShardCrashAfterCommitBeforeDispatchReplaysWithoutDuplicates) {
+  const std::string alice = AddClient("alice");
+  const std::string bob = AddClient("bob");
+  Befriend(alice, bob);
+  const std::string conv = PrivateConversationId(Id(alice), Id(bob));
+  const std::string shard = ShardAddress(ShardOf(conv, 2));
+
+  // The dispatcher's presence lookup never arrives: the shard dies first.
+  c_.net().HoldNext([&](const std::string& to, const Envelope& e) {
+    return to == kKvAddress && e.has_request() && e.request().kv_get().prefixes_size() > 0;
+  });
+  c_.client(alice)->SendPrivate(Id(bob), "survives");
+  c_.net().Advance(absl::Milliseconds(100));
+  ASSERT_EQ(c_.net().held(), 1u);
+  EXPECT_TRUE(Seqs(bob, conv).empty());
+  c_.net().Crash(shard);
+  c_.net().Restart(shard);
+  Settle();
+
+  EXPECT_EQ(c_.shard(ShardOf(conv, 2))->stats().dispatch_replayed, 1u);
+  EXPECT_THAT(Bodies(bob, conv), ::testing::ElementsAre("survives"));
+  // A later sync finds nothing new to deliver.
+  c_.client(bob)->Disconnect();
+  c_.client(bob)->Connect();
+  Settle();
+  EXPECT_THAT(Seqs(bob, conv), ::testing::ElementsAre(1u));
+  EXPECT_THAT(Seqs(alice, conv), ::testing::ElementsAre(1u));
+}
+
+TEST_F(MessagingTest, AGapTriggersASyncAndTheStreamStaysGapless) {
+  const std::string alice = AddClient("alice");
+  const std::string bob = AddClient("bob");
+  Befriend(alice, bob);
+  const std::string conv = PrivateConversationId(Id(alice), Id(bob));
+  // The push of seq 2 to bob is lost.
+  c_.net().HoldNext([&](const std::string& to, const Envelope& e) {
+    return to == bob && e.has_client_push() && e.client_push().message().seq() == 2;
+  });
+  for (int i = 1; i <= 3; ++i) c_.client(alice)->SendPrivate(Id(bob), absl::StrCat("m", i));
+  Settle();
+  EXPECT_EQ(c_.net().held(), 1u);
+  EXPECT_GE(c_.client(bob)->stats().gap_syncs, 1u);
+  EXPECT_THAT(Seqs(bob, conv), ::testing::ElementsAre(1u, 2u, 3u));
+  EXPECT_THAT(Bodies(bob, conv), ::testing::ElementsAre("m1", "m2", "m3"));
+  // The lost push arriving late is a duplicate the client drops.
+  c_.net().ReleaseHeld();
+  Settle();
+  EXPECT_THAT(Seqs(bob, conv), ::testing::ElementsAre(1u, 2u, 3u));
+  EXPECT_GE(c_.client(bob)->stats().duplicates_dropped, 1u);
+}
+
+TEST_F(MessagingTest, BadSendsAreRejectedAndNothingIsStored) {
+  const std::string alice = AddClient("alice");
+  const std::string bob = AddClient("bob");
+  const std::string carol = AddClient("carol");
+  Befriend(alice, bob);
+  Befriend(alice, carol);
+  const uint64_t group = CreateGroup(alice, {bob});
+  const std::string pconv = PrivateConversationId(Id(alice), Id(bob));
+  const std::string gconv = GroupConversationId(group);
+
+  // A non-member's group send.
+  const std::string nonmember = c_.client(carol)->SendGroup(group, "let me in");
+  // A blocked sender.
+  Request block;
+  block.mutable_block()->set_target_id(Id(alice));
+  block.mutable_block()->set_blocked(true);
+  ASSERT_EQ(Do(bob, block).status().code(), CODE_OK);
+  const std::string blocked = c_.client(alice)->SendPrivate(Id(bob), "hello?");
+  // An oversized body.
+  const std::string oversized = c_.client(carol)->SendPrivate(Id(alice), std::string(16 * 1024 + 1, 'x'));
+  // Not friends.
+  const std::string stranger = c_.client(carol)->SendPrivate(Id(bob), "hi stranger");
+  Settle();
+
+  EXPECT_EQ(rec_.failed[nonmember].code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(rec_.failed[blocked].code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(rec_.failed[oversized].code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(rec_.failed[stranger].code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_TRUE(rec_.acked.empty());
+  EXPECT_EQ(MaxSeqStored(pconv), 0u);
+  EXPECT_EQ(MaxSeqStored(gconv), 0u);
+  EXPECT_EQ(MaxSeqStored(PrivateConversationId(Id(alice), Id(carol))), 0u);
+  EXPECT_EQ(c_.client(carol)->pending_sends(), 0u);
+}
+
+TEST_F(MessagingTest, AForgedSenderIdThroughTheGatewayIsIgnored) {
+  const std::string alice = AddClient("alice");
+  const std::string bob = AddClient("bob");
+  Befriend(alice, bob);
+  const uint64_t alice_id = Id(alice), bob_id = Id(bob);
+  // A raw session at gw.1 for alice, then a send that claims to be bob.
+  Request login;
+  login.mutable_login()->set_name("alice");
+  login.mutable_login()->set_password("password-alice");
+  const std::string token = c_.Call(CoreCluster::Address(kUserService), login).login().token();
+  Request open;
+  open.mutable_gateway_login()->set_token(token);
+  open.mutable_gateway_login()->set_device_id("raw");
+  open.mutable_gateway_login()->set_epoch(1);
+  ASSERT_EQ(c_.Call("gw.1", open).status().code(), CODE_OK);
+  Request send;
+  send.mutable_send_private()->set_to_user_id(alice_id);  // "bob" writing to alice
+  send.mutable_send_private()->set_client_msg_id("forged-1");
+  send.mutable_send_private()->set_body("I am bob");
+  Reply reply = c_.Call("gw.1", send, /*auth_user_id=*/bob_id);
+  // The gateway used the session's user: alice writing to herself is invalid.
+  EXPECT_EQ(reply.status().code(), CODE_INVALID_ARGUMENT) << reply.status().message();
+  EXPECT_EQ(MaxSeqStored(PrivateConversationId(alice_id, bob_id)), 0u);
+
+  // Internal operations are not for clients, even logged in.
+  Request internal;
+  internal.mutable_check_friends()->set_owner_id(bob_id);
+  EXPECT_EQ(c_.Call("gw.1", internal).status().code(), CODE_PERMISSION_DENIED);
+  // No session, no service.
+  Request list;
+  list.mutable_list_friends();
+  EXPECT_EQ(c_.Call("gw.2", list).status().code(), CODE_UNAUTHENTICATED);
+  // A forged token.
+  open.mutable_gateway_login()->set_token(token + "x");
+  EXPECT_EQ(c_.Call("gw.2", open).status().code(), CODE_UNAUTHENTICATED);
+}
+
+TEST_F(MessagingTest, TwoDevicesBothReceiveAndReadOnOneLowersUnreadForTheUser) {
+  const std::string alice = AddClient("alice");
+  const std::string bob1 = AddClient("bob", "phone", "gw.1");
+  const std::string bob2 = AddClient("bob", "laptop", "gw.2");
+  ASSERT_EQ(Id(bob1), Id(bob2));
+  Befriend(alice, bob1);
+  const std::string conv = PrivateConversationId(Id(alice), Id(bob1));
+  for (int i = 1; i <= 3; ++i) c_.client(alice)->SendPrivate(Id(bob1), absl::StrCat("m", i));
+  Settle();
+  EXPECT_THAT(Seqs(bob1, conv), ::testing::ElementsAre(1u, 2u, 3u));
+  EXPECT_THAT(Seqs(bob2, conv), ::testing::ElementsAre(1u, 2u, 3u));
+  // Each device acked for itself.
+  const std::string shard = ShardAddress(ShardOf(conv, 2));
+  std::string value;
+  for (const char* device : {"phone", "laptop"}) {
+    ASSERT_TRUE(c_.net().store(shard).Get(message_keys::Cursor(conv, Id(bob1), device), &value).ok())
+        << device;
+    CursorRecord cursor;
+    cursor.ParseFromString(value);
+    EXPECT_EQ(cursor.delivered_seq(), 3u) << device;
+  }
+  Request list;
+  list.mutable_list_conversations();
+  Reply before = Do(bob2, list);
+  ASSERT_EQ(before.list_conversations().conversations_size(), 1);
+  EXPECT_EQ(before.list_conversations().conversations(0).unread(), 3u);
+  c_.client(bob1)->MarkRead(conv, 2);
+  Settle();
+  Reply after = Do(bob2, list);
+  EXPECT_EQ(after.list_conversations().conversations(0).unread(), 1u);
+  EXPECT_EQ(after.list_conversations().conversations(0).read_seq(), 2u);
+}
+
+TEST_F(MessagingTest, OfflineUserSyncsThousandsOfMessagesPageByPage) {
+  ClientOptions paging;
+  paging.sync_page = 100;
+  const std::string carol = AddClient("carol", "d1", "", paging);
+  std::vector<std::string> senders;
+  for (int i = 0; i < 10; ++i) senders.push_back(AddClient(absl::StrCat("sender", i)));
+  for (const std::string& s : senders) Befriend(s, carol);
+  c_.client(carol)->Disconnect();
+  Settle();
+  const int per_sender = 300;
+  for (const std::string& s : senders) {
+    for (int m = 0; m < per_sender; ++m) c_.client(s)->SendPrivate(Id(carol), absl::StrCat(m));
+  }
+  for (int i = 0; i < 200; ++i) {
+    size_t pending = 0;
+    for (const std::string& s : senders) pending += c_.client(s)->pending_sends();
+    if (pending == 0) break;
+    c_.net().Advance(absl::Seconds(1));
+  }
+  const uint64_t syncs_before = c_.client(carol)->stats().syncs;
+  c_.client(carol)->Connect();
+  Settle();
+  EXPECT_EQ(rec_.delivered[carol].size(), senders.size() * per_sender);
+  for (const std::string& s : senders) {
+    const std::string conv = PrivateConversationId(Id(s), Id(carol));
+    ASSERT_THAT(Seqs(carol, conv), ::testing::ElementsAreArray(Range(1, per_sender))) << s;
+  }
+  // 3000 messages over two shards at 100 per shard per page.
+  EXPECT_GE(c_.client(carol)->stats().syncs - syncs_before, 15u);
+}
+
+TEST_F(MessagingTest, RecallIsANewEntryOnlyTheSenderMayMakeInTime) {
+  const std::string alice = AddClient("alice");
+  const std::string bob = AddClient("bob");
+  Befriend(alice, bob);
+  const std::string conv = PrivateConversationId(Id(alice), Id(bob));
+  c_.client(alice)->SendPrivate(Id(bob), "oops");
+  Settle();
+  Request recall;
+  recall.mutable_recall()->set_conversation(conv);
+  recall.mutable_recall()->set_seq(1);
+  recall.mutable_recall()->set_client_msg_id("recall-1");
+  EXPECT_EQ(Do(bob, recall).status().code(), CODE_PERMISSION_DENIED);
+  Reply ok = Do(alice, recall);
+  ASSERT_EQ(ok.status().code(), CODE_OK) << ok.status().message();
+  EXPECT_EQ(ok.send().seq(), 2u);
+  Settle();
+  ASSERT_EQ(Seqs(bob, conv).size(), 2u);
+  EXPECT_EQ(rec_.delivered[bob][1].kind(), Message::RECALL);
+  EXPECT_EQ(rec_.delivered[bob][1].recalled_seq(), 1u);
+  // Too late.
+  c_.client(alice)->SendPrivate(Id(bob), "another");
+  Settle();
+  c_.net().Advance(absl::Minutes(3));
+  recall.mutable_recall()->set_seq(3);
+  recall.mutable_recall()->set_client_msg_id("recall-2");
+  EXPECT_EQ(Do(alice, recall).status().code(), CODE_FAILED_PRECONDITION);
+}
+
+TEST_F(MessagingTest, AClientReconnectsToAnotherGatewayAfterACrash) {
+  const std::string alice = AddClient("alice", "d1", "gw.1");
+  const std::string bob = AddClient("bob", "d1", "gw.2");
+  Befriend(alice, bob);
+  const std::string conv = PrivateConversationId(Id(alice), Id(bob));
+  c_.net().Crash("gw.2");
+  c_.client(alice)->SendPrivate(Id(bob), "are you there?");
+  for (int i = 0; i < 10; ++i) Settle();
+  EXPECT_EQ(c_.client(bob)->state(), Client::State::kOnline);
+  EXPECT_NE(c_.client(bob)->gateway(), "gw.2");
+  EXPECT_THAT(Bodies(bob, conv), ::testing::ElementsAre("are you there?"));
+}
+
+TEST_F(MessagingTest, NewMembersDoNotSeeMessagesFromBeforeTheyJoined) {
+  const std::string alice = AddClient("alice");
+  const std::string bob = AddClient("bob");
+  const std::string dave = AddClient("dave");
+  Befriend(alice, bob);
+  const uint64_t group = CreateGroup(alice, {bob});
+  const std::string conv = GroupConversationId(group);
+  c_.client(alice)->SendGroup(group, "before dave");
+  Settle();
+  Request join;
+  join.mutable_join_group()->set_group_id(group);
+  ASSERT_EQ(Do(dave, join).status().code(), CODE_OK);
+  c_.client(alice)->SendGroup(group, "after dave joined");
+  Settle();
+  EXPECT_THAT(Bodies(dave, conv), ::testing::ElementsAre("after dave joined"));
+  Request leave;
+  leave.mutable_leave_group()->set_group_id(group);
+  ASSERT_EQ(Do(dave, leave).status().code(), CODE_OK);
+  c_.client(alice)->SendGroup(group, "after dave left");
+  Settle();
+  c_.client(dave)->Disconnect();
+  c_.client(dave)->Connect();
+  Settle();
+  EXPECT_THAT(Bodies(dave, conv), ::testing::ElementsAre("after dave joined"));
+  EXPECT_THAT(Bodies(bob, conv),
+              ::testing::ElementsAre("before dave", "after dave joined", "after dave left"));
+}
+
+}  // namespace
+}  // namespace parley
