@@ -32,7 +32,8 @@ class Env {
   virtual OrderedStore& Store() = 0;
 
   // One-way message. It may be lost, delayed, duplicated or reordered.
-  virtual void Send(const std::string& to, const Envelope& envelope) = 0;
+  // Taken by value: pass an rvalue to hand the envelope over without a copy.
+  virtual void Send(const std::string& to, Envelope envelope) = 0;
 
   // Hands `event` to the event bus. The bus answers with OnPublishAck once it
   // has accepted it durably; until then the publisher must publish again.

@@ -122,14 +122,14 @@ void ServiceNode::OnPublishAck(const std::string& event_id) { outbox_.OnPublishA
 
 void ServiceNode::OnTimer(TimerId id) { timers_.Fire(id); }
 
-void ServiceNode::Respond(const Envelope& request, const Reply& reply) {
+void ServiceNode::Respond(const Envelope& request, Reply reply) {
   if (request.from().empty()) return;  // one-way: nobody to answer
   Envelope envelope;
   envelope.set_correlation_id(request.correlation_id());
   envelope.set_from(env_->Self());
   envelope.set_request_id(request.request_id());
-  *envelope.mutable_reply() = reply;
-  env_->Send(request.from(), envelope);
+  envelope.mutable_reply()->Swap(&reply);
+  env_->Send(request.from(), std::move(envelope));
 }
 
 void ServiceNode::RespondError(const Envelope& request, const absl::Status& status) {

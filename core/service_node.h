@@ -74,7 +74,7 @@ class ServiceNode : public Node {
   RpcClient& rpc() { return rpc_; }
   Outbox& outbox() { return outbox_; }
 
-  void Respond(const Envelope& request, const Reply& reply);
+  void Respond(const Envelope& request, Reply reply);
   void RespondError(const Envelope& request, const absl::Status& status);
 
   // For requests that change state: if this request id was already applied,

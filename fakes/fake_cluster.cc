@@ -25,10 +25,12 @@ class FakeCluster::NodeEnv : public Env {
   SeededRng& Rng() override { return rng_; }
   OrderedStore& Store() override { return *store_; }
 
-  void Send(const std::string& to, const Envelope& envelope) override {
+  void Send(const std::string& to, Envelope envelope) override {
     ++cluster_->messages_sent_;
     cluster_->Schedule(cluster_->Now() + cluster_->options_.latency,
-                       [c = cluster_, to, envelope] { c->Deliver(to, envelope); });
+                       [c = cluster_, to, envelope = std::move(envelope)] {
+                         c->Deliver(to, envelope);
+                       });
   }
 
   void Publish(const Event& event) override {

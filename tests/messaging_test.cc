@@ -448,6 +448,34 @@ TEST_F(MessagingTest, AClientReconnectsToAnotherGatewayAfterACrash) {
   EXPECT_THAT(Bodies(bob, conv), ::testing::ElementsAre("are you there?"));
 }
 
+TEST_F(MessagingTest, AClientRestartKeepsCursorsAndUnsentMessages) {
+  const std::string alice = AddClient("alice");
+  const std::string bob = AddClient("bob");
+  Befriend(alice, bob);
+  const std::string conv = PrivateConversationId(Id(alice), Id(bob));
+  c_.client(alice)->SendPrivate(Id(bob), "before");
+  Settle();
+  ASSERT_EQ(Seqs(bob, conv).size(), 1u);
+  // Bob's device restarts: its stored cursor means nothing is delivered twice.
+  c_.net().Crash(bob);
+  c_.net().Restart(bob);
+  WaitOnline(bob);
+  Settle();
+  EXPECT_THAT(Seqs(bob, conv), ::testing::ElementsAre(1u));
+  EXPECT_EQ(c_.client(bob)->cursor(conv), 1u);
+  // Alice queues a message while her gateway is unreachable, then crashes:
+  // the unsent message survives in her store and goes out after restart.
+  c_.client(alice)->Disconnect();
+  c_.client(alice)->SendPrivate(Id(bob), "queued");
+  EXPECT_EQ(c_.client(alice)->pending_sends(), 1u);
+  c_.net().Crash(alice);
+  c_.net().Restart(alice);
+  WaitOnline(alice);
+  Settle();
+  EXPECT_EQ(c_.client(alice)->pending_sends(), 0u);
+  EXPECT_THAT(Bodies(bob, conv), ::testing::ElementsAre("before", "queued"));
+}
+
 TEST_F(MessagingTest, NewMembersDoNotSeeMessagesFromBeforeTheyJoined) {
   const std::string alice = AddClient("alice");
   const std::string bob = AddClient("bob");

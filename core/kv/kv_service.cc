@@ -40,7 +40,7 @@ void KvService::HandleRequest(const Envelope& envelope) {
     default:
       reply = ErrorReply(absl::UnimplementedError("the kv node does not serve this request"));
   }
-  Respond(envelope, reply);
+  Respond(envelope, std::move(reply));
 }
 
 absl::Status KvService::ValidateKey(const std::string& key) const {
@@ -89,28 +89,30 @@ Reply KvService::Get(const KvGetRequest& request) {
     entry->set_expires_us(record.expires_us());
   }
   size_t budget = options_.max_keys_per_request;
+  const int64_t now_us = absl::ToUnixMicros(env().Now());
+  std::vector<KeyValue> rows;
+  KvRecord record;
   for (const std::string& prefix : request.prefixes()) {
     absl::Status s = ValidateKey(prefix);
     if (!s.ok()) return ErrorReply(s);
-    std::vector<KeyValue> rows;
+    rows.clear();
     store().Scan(kv_keys::Entry(prefix), "", budget, &rows).IgnoreError();
     if (rows.size() >= budget) {
       return ErrorReply(absl::ResourceExhaustedError(absl::StrCat(
           "prefix reads match more than ", options_.max_keys_per_request, " keys")));
     }
     budget -= rows.size();
-    for (const KeyValue& row : rows) {
+    for (KeyValue& row : rows) {
       ++stats_.gets;
-      KvRecord record;
       if (!record.ParseFromString(row.second)) continue;
-      if (record.expires_us() != 0 && record.expires_us() <= absl::ToUnixMicros(env().Now())) {
+      if (record.expires_us() != 0 && record.expires_us() <= now_us) {
         ++stats_.expired_seen;
         continue;
       }
       ++stats_.hits;
       KvEntry* entry = out->add_entries();
       entry->set_key(row.first.substr(sizeof("kv/") - 1));
-      entry->set_value(record.value());
+      entry->set_value(std::move(*record.mutable_value()));
       entry->set_version(record.version());
       entry->set_expires_us(record.expires_us());
     }

@@ -27,7 +27,9 @@ absl::Status MessageShard::OnStart() {
     if (!record.ParseFromString(row.second)) {
       return absl::DataLossError(absl::StrCat("corrupt dispatch record ", row.first));
     }
-    dispatch_queue_.emplace(record.message().conversation(), record.message().seq());
+    const auto key = std::make_pair(record.message().conversation(), record.message().seq());
+    dispatch_queue_.insert(key);
+    dispatch_records_[key] = std::move(record);
     ++stats_.dispatch_replayed;
   }
   PumpDispatches();
@@ -129,7 +131,7 @@ void MessageShard::CommitMessage(const Envelope& envelope, Message message,
   }
   DispatchRecord record;
   *record.mutable_message() = message;
-  for (uint64_t r : recipients) record.add_recipients(r);
+  record.mutable_recipients()->Add(recipients.begin(), recipients.end());
   batch.Put(message_keys::Dispatch(conv, seq), record.SerializeAsString());
 
   absl::Status s = Commit(batch);
@@ -138,8 +140,9 @@ void MessageShard::CommitMessage(const Envelope& envelope, Message message,
                         absl::UnavailableError(absl::StrCat("store write failed: ", s.message())));
   }
   ++stats_.sent;
-  Respond(envelope, reply);  // acked only after the batch committed
+  Respond(envelope, std::move(reply));  // acked only after the batch committed
   dispatch_queue_.emplace(conv, seq);
+  dispatch_records_[{conv, seq}] = std::move(record);
   PumpDispatches();
 }
 
@@ -298,15 +301,10 @@ void MessageShard::PumpDispatches() {
          dispatch_in_flight_.size() < options_.max_dispatches_in_flight) {
     auto next = *dispatch_queue_.begin();
     dispatch_queue_.erase(dispatch_queue_.begin());
+    auto record = dispatch_records_.find(next);
+    if (record == dispatch_records_.end()) continue;  // already done
     if (!dispatch_in_flight_.insert(next).second) continue;
-    std::string value;
-    DispatchRecord record;
-    if (!store().Get(message_keys::Dispatch(next.first, next.second), &value).ok() ||
-        !record.ParseFromString(value)) {
-      dispatch_in_flight_.erase(next);  // already done
-      continue;
-    }
-    Dispatch(record);
+    Dispatch(record->second);
   }
 }
 
@@ -349,9 +347,9 @@ void MessageShard::Dispatch(const DispatchRecord& record) {
       Envelope envelope;
       envelope.set_from(env().Self());
       stats_.push_targets += push.targets_size();
-      *envelope.mutable_push() = std::move(push);
+      envelope.mutable_push()->Swap(&push);
       ++stats_.pushes;
-      env().Send(GatewayAddress(gateway), envelope);
+      env().Send(GatewayAddress(gateway), std::move(envelope));
     }
     DispatchDone(message);
   };
@@ -379,6 +377,7 @@ void MessageShard::DispatchDone(const Message& message) {
   Commit(batch).IgnoreError();
   ++stats_.dispatched;
   dispatch_in_flight_.erase({message.conversation(), message.seq()});
+  dispatch_records_.erase({message.conversation(), message.seq()});
   PumpDispatches();
 }
 

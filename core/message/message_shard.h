@@ -10,6 +10,7 @@
 #define PARLEY_CORE_MESSAGE_MESSAGE_SHARD_H_
 
 #include <cstdint>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -88,7 +89,9 @@ class MessageShard : public ServiceNode {
 
   MessageOptions options_;
   MessageStats stats_;
-  // Dispatches waiting for a slot, by (conversation, seq).
+  // Committed dispatch records (their store copy is the durable one), and
+  // those waiting for a slot, by (conversation, seq).
+  std::map<std::pair<std::string, uint64_t>, DispatchRecord> dispatch_records_;
   std::set<std::pair<std::string, uint64_t>> dispatch_queue_;
   std::set<std::pair<std::string, uint64_t>> dispatch_in_flight_;
 };
