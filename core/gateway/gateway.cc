@@ -297,13 +297,13 @@ void Gateway::Forward(const Envelope& envelope, const Session& session) {
   }
 }
 
-void Gateway::Sync(const Envelope& envelope, const Session& session) {
+void Gateway::FanOut(const Envelope& envelope, const Session& session,
+                     const Request& group_request, ShardRequestFn shard_request, MergeFn merge) {
   ++stats_.forwarded;
-  Request history;
-  history.mutable_membership_history()->set_user_id(session.user_id);
-  rpc().Call(kGroupService, history, CallsFor(envelope, session),
-             [this, envelope, session](const Reply& reply) {
-    absl::Status s = ReplyStatus(reply);
+  rpc().Call(kGroupService, group_request, CallsFor(envelope, session),
+             [this, envelope, session, shard_request = std::move(shard_request),
+              merge = std::move(merge)](const Reply& group_reply) {
+    absl::Status s = ReplyStatus(group_reply);
     if (!s.ok()) {
       return RespondError(envelope,
                           absl::UnavailableError(absl::StrCat("group service: ", s.message())));
@@ -311,93 +311,87 @@ void Gateway::Sync(const Envelope& envelope, const Session& session) {
     struct Gather {
       size_t outstanding = 0;
       absl::Status status;
-      std::map<std::string, ConversationPage> pages;
-      bool has_more = false;
+      std::vector<Reply> replies;
     };
     auto gather = std::make_shared<Gather>();
     gather->outstanding = options_.num_shards;
-    const SyncRequest& sync = envelope.request().sync();
     for (uint32_t shard = 0; shard < options_.num_shards; ++shard) {
-      Request request;
-      ShardSyncRequest* part = request.mutable_shard_sync();
-      part->set_user_id(session.user_id);
-      *part->mutable_cursors() = sync.cursors();
-      part->set_max_messages(sync.max_messages());
-      for (const GroupMembership& g : reply.membership_history().groups()) {
-        if (ShardOf(GroupConversationId(g.group_id()), options_.num_shards) == shard) {
-          *part->add_groups() = g;
-        }
-      }
       CallOptions call = options_.calls;
       call.auth_user_id = session.user_id;
-      rpc().CallAddress(ShardAddress(shard), request, call,
-                        [this, envelope, gather](const Reply& reply) {
+      rpc().CallAddress(ShardAddress(shard), shard_request(group_reply, shard), call,
+                        [this, envelope, gather, merge](const Reply& reply) {
         absl::Status s = ReplyStatus(reply);
         if (!s.ok() && gather->status.ok()) gather->status = s;
-        for (const ConversationPage& page : reply.sync().conversations()) {
-          gather->pages[page.conversation()] = page;
-        }
-        gather->has_more = gather->has_more || reply.sync().has_more();
+        gather->replies.push_back(reply);
         if (--gather->outstanding > 0) return;
         if (!gather->status.ok()) {
           return RespondError(envelope, absl::UnavailableError(absl::StrCat(
                                             "message shard: ", gather->status.message())));
         }
-        Reply out;
-        for (auto& [conv, page] : gather->pages) *out.mutable_sync()->add_conversations() = page;
-        out.mutable_sync()->set_has_more(gather->has_more);
-        Respond(envelope, out);
+        Respond(envelope, merge(gather->replies));
       });
     }
   });
 }
 
+void Gateway::Sync(const Envelope& envelope, const Session& session) {
+  Request history;
+  history.mutable_membership_history()->set_user_id(session.user_id);
+  const uint64_t user = session.user_id;
+  const uint32_t shards = options_.num_shards;
+  auto shard_request = [envelope, user, shards](const Reply& groups, uint32_t shard) {
+    const SyncRequest& sync = envelope.request().sync();
+    Request request;
+    ShardSyncRequest* part = request.mutable_shard_sync();
+    part->set_user_id(user);
+    *part->mutable_cursors() = sync.cursors();
+    part->set_max_messages(sync.max_messages());
+    for (const GroupMembership& g : groups.membership_history().groups()) {
+      if (ShardOf(GroupConversationId(g.group_id()), shards) == shard) *part->add_groups() = g;
+    }
+    return request;
+  };
+  auto merge = [](const std::vector<Reply>& replies) {
+    std::map<std::string, const ConversationPage*> pages;  // by conversation id
+    Reply out;
+    for (const Reply& reply : replies) {
+      for (const ConversationPage& page : reply.sync().conversations()) {
+        pages[page.conversation()] = &page;
+      }
+      if (reply.sync().has_more()) out.mutable_sync()->set_has_more(true);
+    }
+    for (const auto& [conv, page] : pages) *out.mutable_sync()->add_conversations() = *page;
+    return out;
+  };
+  FanOut(envelope, session, history, shard_request, merge);
+}
+
 void Gateway::ListConversations(const Envelope& envelope, const Session& session) {
-  ++stats_.forwarded;
   Request groups;
   groups.mutable_user_groups()->set_user_id(session.user_id);
-  rpc().Call(kGroupService, groups, CallsFor(envelope, session),
-             [this, envelope, session](const Reply& reply) {
-    absl::Status s = ReplyStatus(reply);
-    if (!s.ok()) {
-      return RespondError(envelope,
-                          absl::UnavailableError(absl::StrCat("group service: ", s.message())));
+  const uint64_t user = session.user_id;
+  auto shard_request = [user](const Reply& groups, uint32_t shard) {
+    Request request;
+    request.mutable_shard_list_conversations()->set_user_id(user);
+    for (uint64_t g : groups.user_groups().group_ids()) {
+      request.mutable_shard_list_conversations()->add_group_ids(g);
     }
-    struct Gather {
-      size_t outstanding = 0;
-      absl::Status status;
-      std::map<std::string, ConversationState> states;
-    };
-    auto gather = std::make_shared<Gather>();
-    gather->outstanding = options_.num_shards;
-    for (uint32_t shard = 0; shard < options_.num_shards; ++shard) {
-      Request request;
-      request.mutable_shard_list_conversations()->set_user_id(session.user_id);
-      for (uint64_t g : reply.user_groups().group_ids()) {
-        request.mutable_shard_list_conversations()->add_group_ids(g);
+    return request;
+  };
+  auto merge = [](const std::vector<Reply>& replies) {
+    std::map<std::string, const ConversationState*> states;  // by conversation id
+    for (const Reply& reply : replies) {
+      for (const ConversationState& c : reply.list_conversations().conversations()) {
+        states[c.conversation()] = &c;
       }
-      CallOptions call = options_.calls;
-      call.auth_user_id = session.user_id;
-      rpc().CallAddress(ShardAddress(shard), request, call,
-                        [this, envelope, gather](const Reply& reply) {
-        absl::Status s = ReplyStatus(reply);
-        if (!s.ok() && gather->status.ok()) gather->status = s;
-        for (const ConversationState& c : reply.list_conversations().conversations()) {
-          gather->states[c.conversation()] = c;
-        }
-        if (--gather->outstanding > 0) return;
-        if (!gather->status.ok()) {
-          return RespondError(envelope, absl::UnavailableError(absl::StrCat(
-                                            "message shard: ", gather->status.message())));
-        }
-        Reply out;
-        for (auto& [conv, state] : gather->states) {
-          *out.mutable_list_conversations()->add_conversations() = state;
-        }
-        Respond(envelope, out);
-      });
     }
-  });
+    Reply out;
+    for (const auto& [conv, state] : states) {
+      *out.mutable_list_conversations()->add_conversations() = *state;
+    }
+    return out;
+  };
+  FanOut(envelope, session, groups, shard_request, merge);
 }
 
 }  // namespace parley

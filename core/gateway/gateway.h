@@ -9,6 +9,8 @@
 #define PARLEY_CORE_GATEWAY_GATEWAY_H_
 
 #include <cstdint>
+#include <functional>
+#include <vector>
 #include <map>
 #include <string>
 #include <utility>
@@ -71,6 +73,13 @@ class Gateway : public ServiceNode {
   // and relays the reply to the client.
   void Relay(const Envelope& envelope, const Session& session, const std::string& service,
              const std::string& address, const Request& request);
+  using ShardRequestFn = std::function<Request(const Reply& group_reply, uint32_t shard)>;
+  using MergeFn = std::function<Reply(const std::vector<Reply>& shard_replies)>;
+  // Asks the group service `group_request`, then every message shard the
+  // request `shard_request` builds from that answer, and replies to the
+  // client with `merge` of the shards' replies (UNAVAILABLE if any failed).
+  void FanOut(const Envelope& envelope, const Session& session, const Request& group_request,
+              ShardRequestFn shard_request, MergeFn merge);
   void Sync(const Envelope& envelope, const Session& session);
   void ListConversations(const Envelope& envelope, const Session& session);
   void Renew();
