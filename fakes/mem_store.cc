@@ -32,11 +32,6 @@ absl::Status MemStore::Write(const WriteBatch& batch) {
   // Apply in place, remembering what each operation replaced; a crash in the
   // middle undoes them, as a log-structured store makes a batch visible only
   // once it is whole.
-  struct Undo {
-    std::string key;
-    bool existed;
-    std::string old_value;
-  };
   std::vector<Undo> undo;
   undo.reserve(batch.size());
   int64_t applied = 0;
@@ -65,7 +60,24 @@ absl::Status MemStore::Write(const WriteBatch& batch) {
   }
   crash_after_ops_ = -1;
   ++batches_committed_;
+  last_batch_undo_ = std::move(undo);
+  have_last_batch_ = true;
   return absl::OkStatus();
+}
+
+bool MemStore::LoseLastBatch() {
+  if (!have_last_batch_) return false;
+  for (auto u = last_batch_undo_.rbegin(); u != last_batch_undo_.rend(); ++u) {
+    if (u->existed) {
+      data_[u->key] = std::move(u->old_value);
+    } else {
+      data_.erase(u->key);
+    }
+  }
+  last_batch_undo_.clear();
+  have_last_batch_ = false;
+  --batches_committed_;
+  return true;
 }
 
 }  // namespace parley

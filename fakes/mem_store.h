@@ -26,6 +26,10 @@ class MemStore : public OrderedStore {
   // Every Write fails with `status` until cleared with OkStatus().
   void FailWrites(absl::Status status) { fail_writes_ = std::move(status); }
 
+  // Undoes the last committed batch, as a crash does to a store that had not
+  // synced it yet. Returns false if there is none to undo.
+  bool LoseLastBatch();
+
   size_t size() const { return data_.size(); }
   uint64_t batches_committed() const { return batches_committed_; }
   const std::map<std::string, std::string, std::less<>>& data() const { return data_; }
@@ -35,6 +39,13 @@ class MemStore : public OrderedStore {
   int64_t crash_after_ops_ = -1;
   absl::Status fail_writes_;
   uint64_t batches_committed_ = 0;
+  struct Undo {
+    std::string key;
+    bool existed;
+    std::string old_value;
+  };
+  std::vector<Undo> last_batch_undo_;
+  bool have_last_batch_ = false;
 };
 
 }  // namespace parley

@@ -66,6 +66,22 @@ TEST(MemStoreTest, BatchIsAllOrNothingAcrossACrash) {
   EXPECT_TRUE(absl::IsNotFound(store.Get("balance/bob", &value)));
 }
 
+TEST(MemStoreTest, LoseLastBatchUndoesExactlyTheLastBatch) {
+  MemStore store;
+  WriteBatch a, b;
+  a.Put("k", "1");
+  b.Put("k", "2");
+  b.Put("j", "x");
+  ASSERT_TRUE(store.Write(a).ok());
+  ASSERT_TRUE(store.Write(b).ok());
+  ASSERT_TRUE(store.LoseLastBatch());
+  std::string value;
+  ASSERT_TRUE(store.Get("k", &value).ok());
+  EXPECT_EQ(value, "1");
+  EXPECT_TRUE(absl::IsNotFound(store.Get("j", &value)));
+  EXPECT_FALSE(store.LoseLastBatch());  // only one batch is ever unsynced
+}
+
 TEST(MemStoreTest, FailedWritesChangeNothing) {
   MemStore store;
   store.FailWrites(absl::UnavailableError("disk gone"));

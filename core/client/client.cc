@@ -199,6 +199,7 @@ void Client::OpenSession(uint64_t generation) {
     ++stats_.connects;
     const uint64_t g = generation_;
     timers().After(options_.ping_interval, [this, g] { Ping(g); });
+    timers().After(options_.sync_interval, [this, g] { PeriodicSync(g); });
     Sync();
     PumpSends();
   });
@@ -212,6 +213,12 @@ void Client::Ping(uint64_t generation) {
     if (reply.status().code() != CODE_OK) return ConnectionLost(ReplyStatus(reply));
     timers().After(options_.ping_interval, [this, generation] { Ping(generation); });
   });
+}
+
+void Client::PeriodicSync(uint64_t generation) {
+  if (generation != generation_ || state_ != State::kOnline) return;
+  Sync();
+  timers().After(options_.sync_interval, [this, generation] { PeriodicSync(generation); });
 }
 
 void Client::Call(const Request& request, std::function<void(const Reply&)> done) {

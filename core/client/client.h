@@ -41,6 +41,9 @@ struct ClientOptions {
   absl::Duration request_timeout = absl::Milliseconds(500);
   int request_attempts = 2;
   absl::Duration ping_interval = absl::Seconds(1);
+  // While online the client also syncs this often: a lost push with nothing
+  // after it in its conversation is still delivered (push is only a hint).
+  absl::Duration sync_interval = absl::Seconds(5);
   absl::Duration backoff_min = absl::Milliseconds(100);
   absl::Duration backoff_max = absl::Seconds(5);
   absl::Duration ack_delay = absl::Milliseconds(50);
@@ -106,6 +109,7 @@ class Client : public ServiceNode {
   void OpenSession(uint64_t generation);
   void ConnectionLost(const absl::Status& why);
   void Ping(uint64_t generation);
+  void PeriodicSync(uint64_t generation);
 
   void Sync();
   void Offer(const Message& message);

@@ -29,6 +29,20 @@ absl::Status Gateway::OnStart() {
   return absl::OkStatus();
 }
 
+std::vector<PresenceRecord> Gateway::SessionSnapshot() const {
+  std::vector<PresenceRecord> out;
+  for (const auto& [device, client] : by_device_) {
+    const Session& session = sessions_.at(client);
+    PresenceRecord p;
+    p.set_user_id(session.user_id);
+    p.set_device_id(session.device_id);
+    p.set_gateway_id(options_.gateway_id);
+    p.set_epoch(session.epoch);
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
 void Gateway::Stop() {
   std::vector<std::string> clients;
   for (const auto& [client, session] : sessions_) clients.push_back(client);

@@ -51,6 +51,8 @@ class Gateway : public ServiceNode {
 
   const GatewayStats& stats() const { return stats_; }
   size_t sessions() const { return sessions_.size(); }
+  // The sessions held here, as presence records, in (user, device) order.
+  std::vector<PresenceRecord> SessionSnapshot() const;
 
  protected:
   absl::Status OnStart() override;

@@ -39,6 +39,8 @@ class RegistryService : public ServiceNode {
 
   const RegistryStats& stats() const { return stats_; }
   uint64_t revision() const { return revision_; }
+  // The instances of `service` healthy now, ordered by instance id.
+  DiscoverReply Healthy(const std::string& service);
 
  protected:
   absl::Status OnStart() override;
@@ -54,7 +56,6 @@ class RegistryService : public ServiceNode {
   Reply Register(const RegisterInstanceRequest& request);
   Reply Deregister(const DeregisterInstanceRequest& request);
   Reply Watch(const Envelope& envelope);
-  DiscoverReply Healthy(const std::string& service);
   void Changed(const std::string& service);
   void Sweep();
 

@@ -1,0 +1,346 @@
+#include "sim/checkers.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/message/conversation.h"
+
+namespace parley {
+namespace sim {
+namespace {
+
+using Result = std::optional<Violation>;
+
+Violation Fail(const char* checker, int64_t entry, std::string why) {
+  return Violation{checker, entry, std::move(why)};
+}
+
+const Message* FindMessage(const FinalState& s, const std::string& conv, uint64_t seq) {
+  auto c = s.messages.find(conv);
+  if (c == s.messages.end()) return nullptr;
+  auto m = c->second.find(seq);
+  return m == c->second.end() ? nullptr : &m->second;
+}
+
+// ---- no_lost_ack: every acked message reaches every device of every recipient.
+Result NoLostAck(const History& h, const FinalState& s) {
+  std::set<std::tuple<std::string, std::string, uint64_t>> delivered;  // client, conv, seq
+  for (const HistoryEntry& e : h.entries()) {
+    if (e.kind() == HistoryEntry::DELIVERED) delivered.insert({e.client(), e.conversation(), e.seq()});
+  }
+  for (const HistoryEntry& e : h.entries()) {
+    if (e.kind() != HistoryEntry::SEND_ACKED) continue;
+    const Message* m = FindMessage(s, e.conversation(), e.seq());
+    if (m == nullptr) {
+      return Fail("no_lost_ack", e.index(),
+                  absl::StrCat("acked ", e.conversation(), "#", e.seq(), " is not in its shard"));
+    }
+    for (const auto& [client, user] : s.clients) {
+      if (!Visible(s, user, *m)) continue;
+      if (delivered.count({client, e.conversation(), e.seq()}) == 0) {
+        return Fail("no_lost_ack", e.index(),
+                    absl::StrCat("acked ", e.conversation(), "#", e.seq(), " never reached ",
+                                 client, " (user ", user, ")"));
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+// ---- no_duplicates: an app sees each (conversation, seq) once, and one
+// (sender, client_msg_id) never stands under two seqs.
+Result NoDuplicates(const History& h, const FinalState& s) {
+  std::set<std::tuple<std::string, std::string, uint64_t>> seen;
+  std::map<std::tuple<std::string, uint64_t, std::string>, uint64_t> by_id;  // client,sender,id -> seq
+  for (const HistoryEntry& e : h.entries()) {
+    if (e.kind() != HistoryEntry::DELIVERED) continue;
+    if (!seen.insert({e.client(), e.conversation(), e.seq()}).second) {
+      return Fail("no_duplicates", e.index(),
+                  absl::StrCat(e.client(), " was given ", e.conversation(), "#", e.seq(), " twice"));
+    }
+    if (e.client_msg_id().empty()) continue;
+    auto key = std::make_tuple(e.client(), e.sender_id(), e.client_msg_id());
+    auto [it, fresh] = by_id.emplace(key, e.seq());
+    if (!fresh && it->second != e.seq()) {
+      return Fail("no_duplicates", e.index(),
+                  absl::StrCat(e.client(), " saw message ", e.client_msg_id(), " of user ",
+                               e.sender_id(), " as seq ", it->second, " and as seq ", e.seq()));
+    }
+  }
+  return std::nullopt;
+}
+
+// ---- order: per client and conversation, increasing seqs and no visible
+// message skipped before the last one delivered.
+Result Order(const History& h, const FinalState& s) {
+  std::map<std::pair<std::string, std::string>, uint64_t> last;  // (client, conv) -> seq
+  for (const HistoryEntry& e : h.entries()) {
+    if (e.kind() != HistoryEntry::DELIVERED) continue;
+    uint64_t& prev = last[{e.client(), e.conversation()}];
+    if (e.seq() <= prev) {
+      return Fail("order", e.index(),
+                  absl::StrCat(e.client(), " got ", e.conversation(), "#", e.seq(), " after #",
+                               prev));
+    }
+    auto conv = s.messages.find(e.conversation());
+    if (conv != s.messages.end()) {
+      for (auto m = conv->second.upper_bound(prev); m != conv->second.end() && m->first < e.seq();
+           ++m) {
+        if (Visible(s, e.user_id(), m->second)) {
+          return Fail("order", e.index(),
+                      absl::StrCat(e.client(), " got ", e.conversation(), "#", e.seq(),
+                                   " but never #", m->first, " before it"));
+        }
+      }
+    }
+    prev = e.seq();
+  }
+  return std::nullopt;
+}
+
+// ---- sender_fifo: a device's acked sends to one conversation have seqs in
+// the order it sent them.
+Result SenderFifo(const History& h, const FinalState& s) {
+  std::map<std::string, std::pair<std::string, uint64_t>> invoked;  // id@client -> (conv, order)
+  uint64_t order = 0;
+  std::map<std::pair<std::string, std::string>, std::pair<uint64_t, uint64_t>> last;  // (client, conv) -> (order, seq)
+  for (const HistoryEntry& e : h.entries()) {
+    const std::string key = e.client_msg_id() + "@" + e.client();
+    if (e.kind() == HistoryEntry::SEND_INVOKED) invoked[key] = {e.conversation(), ++order};
+    if (e.kind() != HistoryEntry::SEND_ACKED) continue;
+    auto it = invoked.find(key);
+    if (it == invoked.end()) continue;
+    auto& [last_order, last_seq] = last[{e.client(), e.conversation()}];
+    if (last_order != 0 && ((it->second.second > last_order) != (e.seq() > last_seq))) {
+      return Fail("sender_fifo", e.index(),
+                  absl::StrCat(e.client(), " sent ", e.client_msg_id(), " after another message of ",
+                               e.conversation(), " but it got seq ", e.seq(), " before seq ",
+                               last_seq));
+    }
+    if (it->second.second > last_order) {
+      last_order = it->second.second;
+      last_seq = e.seq();
+    }
+  }
+  return std::nullopt;
+}
+
+// ---- membership_safety: no group message reaches a user outside its
+// membership at the message's group version.
+Result MembershipSafety(const History& h, const FinalState& s) {
+  for (const HistoryEntry& e : h.entries()) {
+    if (e.kind() != HistoryEntry::DELIVERED || e.conversation().rfind("g:", 0) != 0) continue;
+    const Message* m = FindMessage(s, e.conversation(), e.seq());
+    if (m == nullptr) {
+      return Fail("membership_safety", e.index(),
+                  absl::StrCat("delivered ", e.conversation(), "#", e.seq(), " does not exist"));
+    }
+    if (!Visible(s, e.user_id(), *m)) {
+      return Fail("membership_safety", e.index(),
+                  absl::StrCat("user ", e.user_id(), " got ", e.conversation(), "#", e.seq(),
+                               " (group version ", m->group_version(),
+                               ") outside its membership"));
+    }
+  }
+  return std::nullopt;
+}
+
+// ---- profile_convergence: group member entries and friend lists show each
+// user's final profile.
+Result ProfileConvergence(const History& h, const FinalState& s) {
+  for (const auto& [group, members] : s.members) {
+    for (const auto& [user, member] : members) {
+      auto p = s.profiles.find(user);
+      if (p == s.profiles.end()) continue;
+      if (member.nickname() != p->second.nickname() || member.avatar() != p->second.avatar()) {
+        return Fail("profile_convergence", -1,
+                    absl::StrCat("group ", group, " shows user ", user, " as '", member.nickname(),
+                                 "' but the profile (v", p->second.version(), ") says '",
+                                 p->second.nickname(), "'"));
+      }
+    }
+  }
+  for (const auto& [owner, list] : s.friend_lists) {
+    for (const FriendEntry& f : list.friends()) {
+      auto p = s.profiles.find(f.friend_id());
+      if (p == s.profiles.end()) continue;
+      if (f.nickname() != p->second.nickname() || f.avatar() != p->second.avatar()) {
+        return Fail("profile_convergence", -1,
+                    absl::StrCat("user ", owner, "'s friend list shows ", f.friend_id(), " as '",
+                                 f.nickname(), "' but the profile (v", p->second.version(),
+                                 ") says '", p->second.nickname(), "'"));
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+// ---- friend_cache: every cached friend list equals the store's.
+Result FriendCache(const History& h, const FinalState& s) {
+  for (const auto& [owner, cached] : s.friend_cache) {
+    auto truth = s.friend_lists.find(owner);
+    if (truth == s.friend_lists.end()) continue;
+    if (cached.SerializeAsString() != truth->second.SerializeAsString()) {
+      return Fail("friend_cache", -1,
+                  absl::StrCat("kv caches user ", owner, "'s friend list at version ",
+                               cached.version(), " with ", cached.friends_size(),
+                               " friends; the store has version ", truth->second.version(),
+                               " with ", truth->second.friends_size()));
+    }
+  }
+  return std::nullopt;
+}
+
+// ---- presence_live: every live presence entry names a session a live
+// gateway holds.
+Result PresenceLive(const History& h, const FinalState& s) {
+  for (const PresenceRecord& p : s.presence) {
+    if (s.sessions.count({p.user_id(), p.device_id(), p.gateway_id(), p.epoch()}) == 0) {
+      return Fail("presence_live", -1,
+                  absl::StrCat("presence says user ", p.user_id(), " device ", p.device_id(),
+                               " is on gateway ", p.gateway_id(), " (epoch ", p.epoch(),
+                               ") but no such session is live"));
+    }
+  }
+  return std::nullopt;
+}
+
+// ---- unread: read cursors only move forward, cover every acknowledged read
+// and never pass the conversation's end, so unread = max seq - read is right.
+Result Unread(const History& h, const FinalState& s) {
+  // Per device: the acknowledged read cursor never goes back.
+  std::map<std::pair<std::string, std::string>, uint64_t> device;  // (client, conv) -> seq
+  // Per user: the highest acknowledged read, and where it was.
+  std::map<std::pair<std::string, uint64_t>, std::pair<uint64_t, int64_t>> acked;
+  for (const HistoryEntry& e : h.entries()) {
+    if (e.kind() != HistoryEntry::READ_ACKED) continue;
+    uint64_t& d = device[{e.client(), e.conversation()}];
+    if (e.seq() < d) {
+      return Fail("unread", e.index(),
+                  absl::StrCat("the read cursor of ", e.client(), " in ", e.conversation(),
+                               " went back from ", d, " to ", e.seq()));
+    }
+    d = e.seq();
+    auto& a = acked[{e.conversation(), e.user_id()}];
+    if (e.seq() > a.first) a = {e.seq(), static_cast<int64_t>(e.index())};
+  }
+  for (const auto& [key, a] : acked) {
+    auto cursor = s.read_cursors.find(key);
+    const uint64_t stored = cursor == s.read_cursors.end() ? 0 : cursor->second;
+    auto conv = s.messages.find(key.first);
+    const uint64_t max_seq =
+        conv == s.messages.end() || conv->second.empty() ? 0 : conv->second.rbegin()->first;
+    if (stored < a.first || stored > max_seq) {
+      return Fail("unread", a.second,
+                  absl::StrCat("user ", key.second, "'s read cursor in ", key.first, " is ",
+                               stored, "; acknowledged reads reached ", a.first,
+                               " and the conversation ends at ", max_seq));
+    }
+  }
+  return std::nullopt;
+}
+
+// ---- idempotent_send: one message per (sender, client_msg_id), and every
+// ack of it names that message.
+Result IdempotentSend(const History& h, const FinalState& s) {
+  std::map<std::pair<uint64_t, std::string>, std::pair<std::string, uint64_t>> stored;
+  for (const auto& [conv, messages] : s.messages) {
+    for (const auto& [seq, m] : messages) {
+      auto [it, fresh] = stored.emplace(std::make_pair(m.sender_id(), m.client_msg_id()),
+                                        std::make_pair(conv, seq));
+      if (!fresh) {
+        return Fail("idempotent_send", -1,
+                    absl::StrCat("message ", m.client_msg_id(), " of user ", m.sender_id(),
+                                 " is stored twice: ", it->second.first, "#", it->second.second,
+                                 " and ", conv, "#", seq));
+      }
+    }
+  }
+  for (const HistoryEntry& e : h.entries()) {
+    if (e.kind() != HistoryEntry::SEND_ACKED) continue;
+    auto it = stored.find({e.sender_id(), e.client_msg_id()});
+    if (it != stored.end() && it->second != std::make_pair(e.conversation(), e.seq())) {
+      return Fail("idempotent_send", e.index(),
+                  absl::StrCat("ack of ", e.client_msg_id(), " names ", e.conversation(), "#",
+                               e.seq(), " but the message is ", it->second.first, "#",
+                               it->second.second));
+    }
+  }
+  return std::nullopt;
+}
+
+// ---- registry_live: the registry's healthy instances are the live ones.
+Result RegistryLive(const History& h, const FinalState& s) {
+  std::set<std::string> services;
+  for (const auto& [service, a] : s.registry) services.insert(service);
+  for (const auto& [service, a] : s.live_instances) services.insert(service);
+  for (const std::string& service : services) {
+    auto r = s.registry.find(service);
+    auto l = s.live_instances.find(service);
+    const std::set<std::string> empty;
+    const std::set<std::string>& reg = r == s.registry.end() ? empty : r->second;
+    const std::set<std::string>& live = l == s.live_instances.end() ? empty : l->second;
+    if (reg != live) {
+      return Fail("registry_live", -1,
+                  absl::StrCat("registry lists {", absl::StrJoin(reg, ","), "} for '", service,
+                               "' but {", absl::StrJoin(live, ","), "} are live"));
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+bool Visible(const FinalState& state, uint64_t user, const Message& message) {
+  absl::StatusOr<Conversation> c = ParseConversation(message.conversation());
+  if (!c.ok()) return false;
+  if (!c->is_group) return c->Includes(user);
+  auto it = state.intervals.find({user, c->group_id});
+  if (it == state.intervals.end()) return false;
+  for (const MembershipInterval& i : it->second) {
+    if (message.group_version() >= i.join_version() &&
+        (i.leave_version() == 0 || message.group_version() < i.leave_version())) {
+      return true;
+    }
+  }
+  return false;
+}
+
+const std::vector<std::pair<std::string, Checker>>& AllCheckers() {
+  static const auto* const kAll = new std::vector<std::pair<std::string, Checker>>{
+      {"no_lost_ack", NoLostAck},
+      {"no_duplicates", NoDuplicates},
+      {"order", Order},
+      {"sender_fifo", SenderFifo},
+      {"membership_safety", MembershipSafety},
+      {"profile_convergence", ProfileConvergence},
+      {"friend_cache", FriendCache},
+      {"presence_live", PresenceLive},
+      {"unread", Unread},
+      {"idempotent_send", IdempotentSend},
+      {"registry_live", RegistryLive},
+  };
+  return *kAll;
+}
+
+std::vector<Violation> RunCheckers(const std::vector<std::string>& names, const History& history,
+                                   const FinalState& state, std::string* error) {
+  std::vector<Violation> out;
+  for (const std::string& name : names) {
+    bool known = false;
+    for (const auto& [n, c] : AllCheckers()) known = known || n == name;
+    if (!known) {
+      *error = absl::StrCat("unknown checker '", name, "'");
+      return out;
+    }
+  }
+  for (const auto& [name, checker] : AllCheckers()) {
+    if (!names.empty() && std::find(names.begin(), names.end(), name) == names.end()) continue;
+    if (std::optional<Violation> v = checker(history, state)) out.push_back(*v);
+  }
+  return out;
+}
+
+}  // namespace sim
+}  // namespace parley

@@ -1,0 +1,209 @@
+// parley_sim: the chaos CLI. `run` one seed, `swarm` many seeds on all cores,
+// `replay` what a failure printed.
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "sim/history.h"
+#include "sim/simulation.h"
+
+ABSL_FLAG(std::string, scenario, "", "scenario textproto file (default: the built-in scenario)");
+ABSL_FLAG(uint64_t, seed, 1, "run/replay: the seed");
+ABSL_FLAG(uint64_t, seeds, 100, "swarm: how many seeds");
+ABSL_FLAG(uint64_t, first_seed, 1, "swarm: the first seed");
+ABSL_FLAG(int, jobs, 0, "swarm: parallel seeds (0: one per core)");
+ABSL_FLAG(bool, check_determinism, false, "run each seed twice and compare event hashes");
+ABSL_FLAG(bool, verbose, false, "run: print the history of a failing run");
+
+namespace parley {
+namespace sim {
+namespace {
+
+constexpr const char* kUsage =
+    "parley_sim <command> [flags]\n"
+    "  run    --seed=N [--scenario=FILE] [--check_determinism]   one run, with its verdict\n"
+    "  swarm  --seeds=N [--first_seed=S] [--jobs=J] [--scenario=FILE] [--check_determinism]\n"
+    "  replay --seed=N [--scenario=FILE]                          same as run, verbose\n";
+
+std::string ReplayCommand(uint64_t seed) {
+  std::string cmd = absl::StrCat("bazel run //sim:parley_sim -- replay --seed=", seed);
+  if (!absl::GetFlag(FLAGS_scenario).empty()) {
+    absl::StrAppend(&cmd, " --scenario=", absl::GetFlag(FLAGS_scenario));
+  }
+  return cmd;
+}
+
+// Runs `seed`; with determinism checking, runs it again and compares.
+RunResult RunOne(const Scenario& scenario, uint64_t seed, bool check_determinism,
+                 std::string* determinism_error) {
+  RunOptions options;
+  options.trace = check_determinism;
+  RunResult first = RunScenario(scenario, seed, options);
+  if (!check_determinism) return first;
+  RunResult second = RunScenario(scenario, seed, options);
+  if (first.hash != second.hash) {
+    const size_t n = std::min(first.trace.size(), second.trace.size());
+    size_t i = 0;
+    while (i < n && first.trace[i].first == second.trace[i].first) ++i;
+    *determinism_error = absl::StrCat(
+        "seed ", seed, " is not deterministic: hashes ", absl::Hex(first.hash), " vs ",
+        absl::Hex(second.hash), "; first differing event: ",
+        i < n ? first.trace[i].second + " vs " + second.trace[i].second : "(one run is longer)");
+    first.passed = false;
+  }
+  return first;
+}
+
+void PrintVerdict(const RunResult& r, const std::string& determinism_error, bool verbose) {
+  if (!r.error.empty()) std::cout << "error: " << r.error << "\n";
+  if (!determinism_error.empty()) std::cout << "DETERMINISM " << determinism_error << "\n";
+  for (const Violation& v : r.violations) {
+    std::cout << "FAIL checker=" << v.checker << " seed=" << r.seed;
+    if (v.entry >= 0 && v.entry < r.history.entries_size()) {
+      std::cout << " entry=" << Describe(r.history.entries(v.entry));
+    }
+    std::cout << "\n  " << v.explanation << "\n";
+  }
+  if (verbose && !r.passed) {
+    for (const HistoryEntry& e : r.history.entries()) std::cout << "  " << Describe(e) << "\n";
+  }
+}
+
+int Run(const Scenario& scenario, bool verbose) {
+  const uint64_t seed = absl::GetFlag(FLAGS_seed);
+  std::string determinism_error;
+  const auto start = std::chrono::steady_clock::now();
+  std::cout << "config: " << RunConfig(scenario, seed) << std::endl;
+  RunResult r = RunOne(scenario, seed, absl::GetFlag(FLAGS_check_determinism), &determinism_error);
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  PrintVerdict(r, determinism_error, verbose);
+  std::cout << "probes:";
+  for (const auto& [name, n] : r.probes) std::cout << " " << name << "=" << n;
+  std::cout << "\n";
+  std::cout << absl::StrFormat("RUN seed=%u %s events=%u sim_s=%.1f wall_s=%.2f hash=%016x\n", seed,
+                               r.passed ? "passed" : "FAILED", r.events, r.sim_seconds, wall,
+                               r.hash);
+  if (!r.passed) std::cout << "replay: " << ReplayCommand(seed) << "\n";
+  return r.passed ? 0 : 1;
+}
+
+int Swarm(const Scenario& scenario) {
+  const uint64_t first = absl::GetFlag(FLAGS_first_seed);
+  const uint64_t count = absl::GetFlag(FLAGS_seeds);
+  int jobs = absl::GetFlag(FLAGS_jobs);
+  if (jobs <= 0) jobs = std::max(1u, std::thread::hardware_concurrency());
+  const bool check = absl::GetFlag(FLAGS_check_determinism);
+  const bool tty = isatty(STDERR_FILENO);
+  std::cout << "swarm: scenario=" << scenario.name() << " seeds=" << first << ".."
+            << first + count - 1 << " jobs=" << jobs << (check ? " check_determinism" : "") << "\n";
+
+  std::atomic<uint64_t> next{0};
+  std::mutex mu;
+  uint64_t done = 0, failed = 0, events = 0;
+  double sim_s = 0;
+  std::vector<RunResult> failures;
+  std::vector<std::string> determinism_errors;
+  std::map<std::string, uint64_t> probes;
+  const auto start = std::chrono::steady_clock::now();
+  auto worker = [&] {
+    for (;;) {
+      const uint64_t i = next.fetch_add(1);
+      if (i >= count) return;
+      std::string determinism_error;
+      RunResult r = RunOne(scenario, first + i, check, &determinism_error);
+      std::lock_guard<std::mutex> lock(mu);
+      ++done;
+      events += r.events;
+      sim_s += r.sim_seconds;
+      for (const auto& [name, n] : r.probes) probes[name] += n;
+      if (!r.passed) {
+        ++failed;
+        determinism_errors.push_back(determinism_error);
+        r.trace.clear();
+        failures.push_back(std::move(r));
+      }
+      const double wall =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (tty) {
+        std::fprintf(stderr, "\r%llu/%llu seeds, %llu failed, %.1f seeds/s   ",
+                     static_cast<unsigned long long>(done), static_cast<unsigned long long>(count),
+                     static_cast<unsigned long long>(failed), done / std::max(wall, 1e-9));
+      } else if (done % 10 == 0 || done == count) {
+        std::fprintf(stderr, "progress: %llu/%llu seeds, %llu failed, %.2f seeds/s\n",
+                     static_cast<unsigned long long>(done), static_cast<unsigned long long>(count),
+                     static_cast<unsigned long long>(failed), done / std::max(wall, 1e-9));
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int j = 0; j < jobs; ++j) threads.emplace_back(worker);
+  for (std::thread& t : threads) t.join();
+  if (tty) std::fprintf(stderr, "\n");
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  std::sort(failures.begin(), failures.end(),
+            [](const RunResult& a, const RunResult& b) { return a.seed < b.seed; });
+  for (size_t i = 0; i < failures.size(); ++i) PrintVerdict(failures[i], "", false);
+  for (const std::string& d : determinism_errors) {
+    if (!d.empty()) std::cout << "DETERMINISM " << d << "\n";
+  }
+  std::cout << "\n  seeds  passed  failed  events/seed  sim_s/seed  seeds/s\n";
+  std::cout << absl::StrFormat("  %5u  %6u  %6u  %11.0f  %10.1f  %7.2f\n", count, count - failed,
+                               failed, static_cast<double>(events) / count, sim_s / count,
+                               count / std::max(wall, 1e-9));
+  std::cout << "probes:";
+  std::vector<std::string> never;
+  for (const auto& [name, n] : probes) {
+    std::cout << " " << name << "=" << n;
+    if (n == 0) never.push_back(name);
+  }
+  std::cout << "\nprobes that never fired: " << (never.empty() ? "none" : absl::StrJoin(never, ", "))
+            << "\n";
+  std::cout << absl::StrFormat("SWARM seeds=%u passed=%u failed=%u events=%u sim_s=%.0f wall_s=%.1f\n",
+                               count, count - failed, failed, events, sim_s, wall);
+  for (const RunResult& r : failures) std::cout << ReplayCommand(r.seed) << "\n";
+  return failed == 0 ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace sim
+}  // namespace parley
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(parley::sim::kUsage);
+  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  if (args.size() != 2) {
+    std::cerr << parley::sim::kUsage;
+    return 2;
+  }
+  const std::string command = args[1];
+  parley::sim::Scenario scenario = parley::sim::DefaultScenario();
+  const std::string path = absl::GetFlag(FLAGS_scenario);
+  if (!path.empty()) {
+    absl::StatusOr<parley::sim::Scenario> loaded = parley::sim::LoadScenario(path);
+    if (!loaded.ok()) {
+      std::cerr << "parley_sim: " << loaded.status().message() << "\n";
+      return 2;
+    }
+    scenario = *loaded;
+  }
+  if (command == "run") return parley::sim::Run(scenario, absl::GetFlag(FLAGS_verbose));
+  if (command == "replay") return parley::sim::Run(scenario, true);
+  if (command == "swarm") return parley::sim::Swarm(scenario);
+  std::cerr << "parley_sim: unknown command '" << command << "'\n" << parley::sim::kUsage;
+  return 2;
+}

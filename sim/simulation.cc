@@ -1,0 +1,879 @@
+#include "sim/simulation.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <memory>
+#include <set>
+#include <sstream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "core/client/client.h"
+#include "core/friend/friend_keys.h"
+#include "core/friend/friend_service.h"
+#include "core/gateway/gateway.h"
+#include "core/group/group_keys.h"
+#include "core/group/group_service.h"
+#include "core/kv/kv_service.h"
+#include "core/message/conversation.h"
+#include "core/message/message_keys.h"
+#include "core/message/message_shard.h"
+#include "core/proto/records.pb.h"
+#include "core/registry/registry_service.h"
+#include "core/services.h"
+#include "core/status.h"
+#include "core/user/user_keys.h"
+#include "core/user/user_service.h"
+#include "google/protobuf/io/tokenizer.h"
+#include "google/protobuf/text_format.h"
+#include "sim/history.h"
+#include "sim/world.h"
+
+namespace parley {
+namespace sim {
+namespace {
+
+absl::Duration Seconds(double s) { return absl::Microseconds(static_cast<int64_t>(s * 1e6)); }
+
+// The fault mix one seed runs with.
+struct FaultMix {
+  double loss = 0;
+  double duplicate = 0;
+  double reorder_ms = 0;
+  double partition_rate = 0;
+  double crash_rate = 0;
+  double bus_rate = 0;
+  double skew_ms = 0;
+  double duration_max_s = 5;
+};
+
+struct FaultMix;
+std::string Describe(const Scenario& s, uint64_t seed, const FaultMix& m);
+
+class Simulation {
+ public:
+  Simulation(const Scenario& scenario, uint64_t seed, const RunOptions& options)
+      : s_(scenario),
+        seed_(seed),
+        options_(options),
+        world_(seed),
+        rng_(SeededRng::Derive(seed, "workload")),
+        nemesis_rng_(SeededRng::Derive(seed, "nemesis")),
+        recorder_([this] { return world_.Now(); }) {}
+
+  RunResult Run();
+  std::string Config() {
+    DrawFaults();
+    return Describe(s_, seed_, mix_);
+  }
+
+ private:
+  // Topology.
+  void Build();
+  std::vector<std::string> ServerAddresses() const;
+  // Workload.
+  void ScheduleSetup();
+  void ScheduleChaos();
+  void NextAction();
+  void DoSend();
+  void DoProfile();
+  void DoRead();
+  void DoRecall();
+  void DoJoinLeave();
+  void DoChurn();
+  Client* OnlineClient(size_t* index);
+  // Nemesis.
+  void DrawFaults();
+  void ScheduleFaults();
+  void NextFault();
+  void ScriptedFaultAt(const ScriptedFault& f);
+  void RecordFault(const std::string& what);
+  void Heal();
+  // End.
+  FinalState ReadFinalState();
+  void CollectProbes(const std::string& address, Node* node);
+
+  struct ClientInfo {
+    std::string address;
+    size_t user_index;
+  };
+
+  const Scenario& s_;
+  const uint64_t seed_;
+  const RunOptions options_;
+  World world_;
+  SeededRng rng_;
+  SeededRng nemesis_rng_;
+  HistoryRecorder recorder_;
+  FaultMix mix_;
+  std::string config_;
+  absl::Time chaos_start_, chaos_end_;
+
+  MemStore user_store_, friend_store_, group_store_;
+  std::vector<std::string> gateways_, shards_, services_;
+  std::vector<ClientInfo> clients_;
+  std::vector<std::string> user_names_;
+  // The workload's own belief of the social graph (from acknowledged replies).
+  std::map<uint64_t, std::set<uint64_t>> friends_;
+  std::map<uint64_t, std::set<uint64_t>> groups_;  // group -> members
+  std::map<uint64_t, uint64_t> group_owner_;
+  std::map<std::string, uint64_t> probes_;
+  uint64_t recall_counter_ = 0;
+};
+
+std::vector<std::string> Simulation::ServerAddresses() const {
+  std::vector<std::string> out = services_;
+  out.insert(out.end(), shards_.begin(), shards_.end());
+  out.insert(out.end(), gateways_.begin(), gateways_.end());
+  out.push_back(kKvAddress);
+  out.push_back(kRegistryAddress);
+  return out;
+}
+
+void Simulation::Build() {
+  const Topology& t = s_.topology();
+  world_.set_lose_unsynced_batch(s_.faults().lose_unsynced_batch());
+  world_.OnNodeGone([this](const std::string& a, Node* n) { CollectProbes(a, n); });
+  NetworkConfig net;
+  net.latency = absl::Microseconds(static_cast<int64_t>(s_.network().latency_ms() * 1000));
+  net.jitter = absl::Microseconds(static_cast<int64_t>(s_.network().jitter_ms() * 1000));
+  world_.set_network(net);
+
+  world_.AddNode(kRegistryAddress, [](Env* env) { return std::make_unique<RegistryService>(env); });
+  world_.AddNode(kKvAddress, [](Env* env) { return std::make_unique<KvService>(env); });
+  auto replicas = [&](const char* service, uint32_t n, MemStore* store, auto make) {
+    for (uint32_t i = 0; i < std::max<uint32_t>(1, n); ++i) {
+      const std::string id = absl::StrCat(i + 1);
+      const std::string address = InstanceAddress(service, id);
+      services_.push_back(address);
+      world_.AddNode(address, [make, id](Env* env) { return make(env, id); }, store);
+    }
+  };
+  replicas(kUserService, t.user_replicas(), &user_store_, [](Env* env, const std::string& id) {
+    UserOptions o;
+    o.instance_id = id;
+    return std::make_unique<UserService>(env, o);
+  });
+  replicas(kFriendService, t.friend_replicas(), &friend_store_, [](Env* env, const std::string& id) {
+    FriendOptions o;
+    o.instance_id = id;
+    return std::make_unique<FriendService>(env, o);
+  });
+  replicas(kGroupService, t.group_replicas(), &group_store_, [](Env* env, const std::string& id) {
+    GroupOptions o;
+    o.instance_id = id;
+    return std::make_unique<GroupService>(env, o);
+  });
+  const uint32_t shards = std::max<uint32_t>(1, t.shards());
+  for (uint32_t k = 0; k < shards; ++k) {
+    shards_.push_back(ShardAddress(k));
+    world_.AddNode(ShardAddress(k), [k, shards](Env* env) {
+      MessageOptions o;
+      o.shard = k;
+      o.num_shards = shards;
+      return std::make_unique<MessageShard>(env, o);
+    });
+  }
+  for (uint32_t g = 0; g < std::max<uint32_t>(1, t.gateways()); ++g) {
+    const std::string id = absl::StrCat(g + 1);
+    gateways_.push_back(GatewayAddress(id));
+    world_.AddNode(GatewayAddress(id), [id, shards](Env* env) {
+      GatewayOptions o;
+      o.gateway_id = id;
+      o.num_shards = shards;
+      return std::make_unique<Gateway>(env, o);
+    });
+  }
+  const Workload& w = s_.workload();
+  for (uint32_t u = 0; u < w.users(); ++u) {
+    user_names_.push_back(absl::StrCat("user", u));
+    const int devices = rng_.Bernoulli(w.second_device_fraction()) ? 2 : 1;
+    for (int d = 1; d <= devices; ++d) {
+      ClientOptions o;
+      o.name = user_names_.back();
+      o.password = "password-" + o.name;
+      o.device_id = absl::StrCat("d", d);
+      o.observer = &recorder_;
+      const std::string address = absl::StrCat("client.", o.name, ".", o.device_id);
+      clients_.push_back({address, u});
+      world_.AddNode(address, [o](Env* env) { return std::make_unique<Client>(env, o); });
+    }
+  }
+}
+
+// ---- workload ---------------------------------------------------------------------------------
+
+Client* Simulation::OnlineClient(size_t* index) {
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    const size_t i = rng_.Uniform(clients_.size());
+    Client* c = world_.NodeAs<Client>(clients_[i].address);
+    if (c != nullptr && c->state() == Client::State::kOnline && c->user_id() != 0) {
+      if (index != nullptr) *index = i;
+      recorder_.SetUser(clients_[i].address, c->user_id());
+      return c;
+    }
+  }
+  return nullptr;
+}
+
+void Simulation::ScheduleSetup() {
+  const Workload& w = s_.workload();
+  // Friends, once everybody had time to register and log in.
+  world_.After(absl::Seconds(3), [this, w] {
+    for (size_t i = 0; i < clients_.size(); ++i) {
+      Client* c = world_.NodeAs<Client>(clients_[i].address);
+      if (c != nullptr && c->user_id() != 0) recorder_.SetUser(clients_[i].address, c->user_id());
+    }
+    for (size_t i = 0; i < clients_.size(); ++i) {
+      if (clients_[i].address.back() != '1') continue;  // first devices only
+      for (uint32_t k = 0; k < w.friends_per_user(); ++k) {
+        const size_t j = rng_.Uniform(clients_.size());
+        Client* a = world_.NodeAs<Client>(clients_[i].address);
+        Client* b = world_.NodeAs<Client>(clients_[j].address);
+        if (a == nullptr || b == nullptr || a->user_id() == 0 || b->user_id() == 0 ||
+            a->user_id() == b->user_id()) {
+          continue;
+        }
+        Request r;
+        r.mutable_add_friend()->set_friend_id(b->user_id());
+        const uint64_t x = a->user_id(), y = b->user_id();
+        a->Call(r, [this, x, y](const Reply& reply) {
+          if (reply.status().code() == CODE_OK || reply.status().code() == CODE_ALREADY_EXISTS) {
+            friends_[x].insert(y);
+            friends_[y].insert(x);
+          }
+        });
+      }
+    }
+  }, "setup-friends");
+  // Groups of friends.
+  world_.After(absl::Seconds(6), [this, w] {
+    for (uint32_t g = 0; g < w.groups(); ++g) {
+      Client* owner = OnlineClient(nullptr);
+      if (owner == nullptr) continue;
+      const std::set<uint64_t>& mine = friends_[owner->user_id()];
+      std::vector<uint64_t> pool(mine.begin(), mine.end());
+      Request r;
+      r.mutable_create_group()->set_name(absl::StrCat("group", g));
+      std::vector<uint64_t> members = {owner->user_id()};
+      for (uint32_t k = 0; k + 1 < w.group_size() && !pool.empty(); ++k) {
+        const size_t pick = rng_.Uniform(pool.size());
+        r.mutable_create_group()->add_member_ids(pool[pick]);
+        members.push_back(pool[pick]);
+        pool.erase(pool.begin() + pick);
+      }
+      const uint64_t owner_id = owner->user_id();
+      owner->Call(r, [this, owner_id, members](const Reply& reply) {
+        if (reply.status().code() != CODE_OK) return;
+        const uint64_t group = reply.create_group().group().group_id();
+        group_owner_[group] = owner_id;
+        groups_[group].insert(members.begin(), members.end());
+      });
+    }
+  }, "setup-groups");
+}
+
+void Simulation::ScheduleChaos() {
+  world_.At(chaos_start_, [this] { NextAction(); }, "chaos-start");
+}
+
+void Simulation::NextAction() {
+  const Workload& w = s_.workload();
+  const double rates[] = {w.send_rate_per_s(), w.profile_change_rate_per_s(), w.read_rate_per_s(),
+                          w.recall_rate_per_s(), w.join_leave_rate_per_s(), w.churn_rate_per_s()};
+  double total = 0;
+  for (double r : rates) total += r;
+  if (total <= 0 || world_.Now() >= chaos_end_) return;
+  double pick = rng_.UniformDouble() * total;
+  size_t kind = 0;
+  while (kind + 1 < std::size(rates) && pick >= rates[kind]) pick -= rates[kind++];
+  switch (kind) {
+    case 0: DoSend(); break;
+    case 1: DoProfile(); break;
+    case 2: DoRead(); break;
+    case 3: DoRecall(); break;
+    case 4: DoJoinLeave(); break;
+    default: DoChurn(); break;
+  }
+  // Exponential gaps: a Poisson process of actions.
+  const double gap_s = -std::log(1.0 - rng_.UniformDouble()) / total;
+  world_.After(Seconds(gap_s), [this] { NextAction(); }, "workload");
+}
+
+void Simulation::DoSend() {
+  size_t i = 0;
+  Client* c = OnlineClient(&i);
+  if (c == nullptr) return;
+  const uint64_t me = c->user_id();
+  const std::string body(std::max<uint32_t>(1, s_.workload().body_bytes()), 'x');
+  std::vector<uint64_t> my_groups;
+  for (const auto& [g, members] : groups_) {
+    if (members.count(me) > 0) my_groups.push_back(g);
+  }
+  const bool private_send = my_groups.empty() || rng_.Bernoulli(s_.workload().private_fraction());
+  std::string conv, id;
+  if (private_send) {
+    const std::set<uint64_t>& mine = friends_[me];
+    if (mine.empty()) return;
+    auto it = mine.begin();
+    std::advance(it, rng_.Uniform(mine.size()));
+    conv = PrivateConversationId(me, *it);
+    id = c->SendPrivate(*it, body);
+  } else {
+    const uint64_t g = my_groups[rng_.Uniform(my_groups.size())];
+    conv = GroupConversationId(g);
+    id = c->SendGroup(g, body);
+  }
+  HistoryEntry* e = recorder_.Add(HistoryEntry::SEND_INVOKED, clients_[i].address);
+  e->set_conversation(conv);
+  e->set_client_msg_id(id);
+  e->set_sender_id(me);
+}
+
+void Simulation::DoProfile() {
+  size_t i = 0;
+  Client* c = OnlineClient(&i);
+  if (c == nullptr) return;
+  Request r;
+  r.mutable_update_profile()->set_nickname(absl::StrCat("nick", rng_.Uniform(1000000)));
+  if (rng_.Bernoulli(0.3)) r.mutable_update_profile()->set_avatar(absl::StrCat("a", rng_.Uniform(100), ".png"));
+  const std::string address = clients_[i].address;
+  c->Call(r, [this, address](const Reply& reply) {
+    if (reply.status().code() != CODE_OK) return;
+    HistoryEntry* e = recorder_.Add(HistoryEntry::PROFILE_UPDATED, address);
+    e->set_version(reply.update_profile().profile().version());
+    e->set_detail(reply.update_profile().profile().nickname());
+  });
+}
+
+void Simulation::DoRead() {
+  size_t i = 0;
+  Client* c = OnlineClient(&i);
+  if (c == nullptr || c->delivered().empty()) return;
+  const Message& m = c->delivered()[rng_.Uniform(c->delivered().size())];
+  Request r;
+  r.mutable_read()->set_conversation(m.conversation());
+  r.mutable_read()->set_seq(m.seq());
+  const std::string address = clients_[i].address;
+  const std::string conv = m.conversation();
+  c->Call(r, [this, address, conv](const Reply& reply) {
+    if (reply.status().code() != CODE_OK) return;
+    HistoryEntry* e = recorder_.Add(HistoryEntry::READ_ACKED, address);
+    e->set_conversation(conv);
+    e->set_seq(reply.cursor().read_seq());
+  });
+}
+
+void Simulation::DoRecall() {
+  // A recent acknowledged send of some client, found in the history.
+  const auto& entries = recorder_.history().entries();
+  std::vector<const HistoryEntry*> recent;
+  for (int i = entries.size() - 1; i >= 0 && recent.size() < 50; --i) {
+    if (entries[i].kind() == HistoryEntry::SEND_ACKED && entries[i].detail().empty()) {
+      recent.push_back(&entries[i]);
+    }
+  }
+  if (recent.empty()) return;
+  const HistoryEntry* pick = recent[rng_.Uniform(recent.size())];
+  const std::string address = pick->client();
+  SendReply ack;
+  ack.set_conversation(pick->conversation());
+  ack.set_seq(pick->seq());
+  Client* c = world_.NodeAs<Client>(address);
+  if (c == nullptr || c->state() != Client::State::kOnline) return;
+  Request r;
+  r.mutable_recall()->set_conversation(ack.conversation());
+  r.mutable_recall()->set_seq(ack.seq());
+  const std::string id = absl::StrCat("recall-", ++recall_counter_);
+  r.mutable_recall()->set_client_msg_id(id);
+  HistoryEntry* e = recorder_.Add(HistoryEntry::SEND_INVOKED, address);
+  e->set_conversation(ack.conversation());
+  e->set_client_msg_id(id);
+  e->set_detail("recall");
+  const std::string client = address;
+  c->Call(r, [this, client, id](const Reply& reply) {
+    if (reply.status().code() == CODE_OK) {
+      recorder_.OnSendAcked(client, id, reply.send());
+      recorder_.mutable_last()->set_detail("recall");
+    } else {
+      recorder_.OnSendFailed(client, id, ReplyStatus(reply));
+    }
+  });
+}
+
+void Simulation::DoJoinLeave() {
+  size_t i = 0;
+  Client* c = OnlineClient(&i);
+  if (c == nullptr || groups_.empty()) return;
+  auto it = groups_.begin();
+  std::advance(it, rng_.Uniform(groups_.size()));
+  const uint64_t group = it->first;
+  const uint64_t me = c->user_id();
+  const bool member = it->second.count(me) > 0;
+  if (member && group_owner_[group] == me) return;  // owners stay
+  Request r;
+  if (member) {
+    r.mutable_leave_group()->set_group_id(group);
+  } else {
+    r.mutable_join_group()->set_group_id(group);
+  }
+  const std::string address = clients_[i].address;
+  c->Call(r, [this, address, group, me, member](const Reply& reply) {
+    if (reply.status().code() != CODE_OK) return;
+    if (member) {
+      groups_[group].erase(me);
+    } else {
+      groups_[group].insert(me);
+    }
+    HistoryEntry* e = recorder_.Add(HistoryEntry::MEMBERSHIP_ACKED, address);
+    e->set_group_id(group);
+    e->set_joined(!member);
+    e->set_version(reply.membership().group().version());
+  });
+}
+
+void Simulation::DoChurn() {
+  size_t i = 0;
+  Client* c = OnlineClient(&i);
+  if (c == nullptr) return;
+  const std::string address = clients_[i].address;
+  c->Disconnect();
+  recorder_.Add(HistoryEntry::CLIENT_OFFLINE, address);
+  const double offline_s = -std::log(1.0 - rng_.UniformDouble()) *
+                           std::max(0.1, s_.workload().offline_s());
+  world_.After(Seconds(offline_s), [this, address] {
+    Client* c = world_.NodeAs<Client>(address);
+    if (c == nullptr) return;
+    c->Connect();
+    recorder_.Add(HistoryEntry::CLIENT_ONLINE, address);
+  }, "churn-back");
+}
+
+// ---- nemesis -----------------------------------------------------------------------------------
+
+void Simulation::DrawFaults() {
+  const Faults& f = s_.faults();
+  mix_.duration_max_s = f.fault_duration_max_s() > 0 ? f.fault_duration_max_s() : 5;
+  if (!f.random()) return;
+  auto maybe = [&](double max) { return nemesis_rng_.Bernoulli(0.5) ? nemesis_rng_.UniformDouble() * max : 0.0; };
+  mix_.loss = maybe(f.loss_max());
+  mix_.duplicate = maybe(f.duplicate_max());
+  mix_.reorder_ms = maybe(f.reorder_jitter_ms());
+  mix_.partition_rate = maybe(f.partition_rate_per_s());
+  mix_.crash_rate = maybe(f.crash_rate_per_s());
+  mix_.bus_rate = maybe(f.bus_fault_rate_per_s());
+  mix_.skew_ms = maybe(f.clock_skew_max_ms());
+}
+
+void Simulation::RecordFault(const std::string& what) {
+  recorder_.Add(HistoryEntry::FAULT, "nemesis")->set_detail(what);
+}
+
+void Simulation::ScheduleFaults() {
+  world_.At(chaos_start_, [this] {
+    NetworkConfig net = world_.network();
+    net.loss = mix_.loss;
+    net.duplicate = mix_.duplicate;
+    net.reorder_jitter = absl::Microseconds(static_cast<int64_t>(mix_.reorder_ms * 1000));
+    world_.set_network(net);
+    NextFault();
+  }, "faults-on");
+  for (const ScriptedFault& f : s_.faults().script()) {
+    world_.At(chaos_start_ + Seconds(f.at_s()), [this, f] { ScriptedFaultAt(f); }, "scripted-fault");
+  }
+}
+
+void Simulation::NextFault() {
+  const double total = mix_.partition_rate + mix_.crash_rate + mix_.bus_rate +
+                       (mix_.skew_ms > 0 ? 0.05 : 0);
+  if (total <= 0 || world_.Now() >= chaos_end_) return;
+  const std::vector<std::string> servers = ServerAddresses();
+  const double duration_s = 0.5 + nemesis_rng_.UniformDouble() * mix_.duration_max_s;
+  double pick = nemesis_rng_.UniformDouble() * total;
+  ScriptedFault f;
+  f.set_duration_s(duration_s);
+  if ((pick -= mix_.partition_rate) < 0) {
+    f.set_kind(nemesis_rng_.Bernoulli(0.7) ? ScriptedFault::PARTITION_NODE
+                                           : ScriptedFault::PARTITION_HALVES);
+    f.set_target(servers[nemesis_rng_.Uniform(servers.size())]);
+  } else if ((pick -= mix_.crash_rate) < 0) {
+    f.set_kind(ScriptedFault::CRASH);
+    f.set_target(servers[nemesis_rng_.Uniform(servers.size())]);
+  } else if ((pick -= mix_.bus_rate) < 0) {
+    const uint64_t k = nemesis_rng_.Uniform(3);
+    f.set_kind(k == 0 ? ScriptedFault::BUS_DUPLICATES
+                      : k == 1 ? ScriptedFault::BUS_STORM : ScriptedFault::BUS_OUTAGE);
+  } else {
+    f.set_kind(ScriptedFault::CLOCK_SKEW);
+    f.set_target(servers[nemesis_rng_.Uniform(servers.size())]);
+    f.set_amount_ms((nemesis_rng_.UniformDouble() * 2 - 1) * mix_.skew_ms);
+  }
+  ScriptedFaultAt(f);
+  const double gap_s = -std::log(1.0 - nemesis_rng_.UniformDouble()) / total;
+  world_.After(Seconds(gap_s), [this] { NextFault(); }, "nemesis");
+}
+
+void Simulation::ScriptedFaultAt(const ScriptedFault& f) {
+  if (world_.Now() >= chaos_end_) return;
+  const absl::Duration d = Seconds(f.duration_s());
+  const std::string target = f.target();
+  RecordFault(absl::StrCat(ScriptedFault::Kind_Name(f.kind()), " ", target, " for ",
+                           absl::FormatDuration(d)));
+  switch (f.kind()) {
+    case ScriptedFault::PARTITION_NODE:
+      world_.Isolate(target);
+      world_.After(d, [this] { world_.HealPartitions(); }, "heal-partition");
+      break;
+    case ScriptedFault::PARTITION_HALVES: {
+      std::vector<std::string> servers = ServerAddresses();
+      std::vector<std::string> a, b;
+      for (const std::string& s : servers) (nemesis_rng_.Bernoulli(0.5) ? a : b).push_back(s);
+      for (const std::string& x : a) {
+        for (const std::string& y : b) {
+          world_.Block(x, y);
+          world_.Block(y, x);
+        }
+      }
+      world_.After(d, [this] { world_.HealPartitions(); }, "heal-partition");
+      break;
+    }
+    case ScriptedFault::CRASH:
+      world_.Crash(target);
+      world_.After(d, [this, target] { world_.Restart(target); }, "restart");
+      break;
+    case ScriptedFault::BUS_DUPLICATES:
+      world_.SetBusDedup(false);
+      world_.BusStorm(20);
+      world_.After(d, [this] { world_.SetBusDedup(true); }, "bus-dedup-on");
+      break;
+    case ScriptedFault::BUS_STORM:
+      world_.BusStorm(200);
+      break;
+    case ScriptedFault::BUS_OUTAGE:
+      world_.SetBusOutage(true);
+      world_.After(d, [this] { world_.SetBusOutage(false); }, "bus-back");
+      break;
+    case ScriptedFault::CLOCK_SKEW:
+      world_.SetSkew(target, absl::Microseconds(static_cast<int64_t>(f.amount_ms() * 1000)));
+      break;
+    case ScriptedFault::CLIENT_OFFLINE: {
+      Client* c = world_.NodeAs<Client>(target);
+      if (c == nullptr) break;
+      c->Disconnect();
+      world_.After(d, [this, target] {
+        if (Client* c = world_.NodeAs<Client>(target)) c->Connect();
+      }, "client-back");
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+void Simulation::Heal() {
+  RecordFault("heal");
+  world_.HealPartitions();
+  world_.ClearSkews();
+  world_.SetBusDedup(true);
+  world_.SetBusOutage(false);
+  NetworkConfig net = world_.network();
+  net.loss = 0;
+  net.duplicate = 0;
+  net.reorder_jitter = absl::ZeroDuration();
+  world_.set_network(net);
+  for (const std::string& address : world_.Addresses()) world_.Restart(address);
+  for (const ClientInfo& c : clients_) {
+    if (Client* client = world_.NodeAs<Client>(c.address)) client->Connect();
+  }
+}
+
+// ---- the end ----------------------------------------------------------------------------------
+
+void Simulation::CollectProbes(const std::string& address, Node* node) {
+  if (auto* s = dynamic_cast<ServiceNode*>(node)) {
+    probes_["outbox_replay"] += s->outbox_stats().replayed_after_restart;
+    probes_["retry_on_other_instance"] += s->rpc_stats().retried_on_other_instance;
+    probes_["rpc_timeout"] += s->rpc_stats().timeouts;
+  }
+  if (auto* m = dynamic_cast<MessageShard*>(node)) {
+    probes_["dedup_hit"] += m->stats().idempotent_replays;
+    probes_["dispatch_replay"] += m->stats().dispatch_replayed;
+  }
+  if (auto* c = dynamic_cast<Client*>(node)) {
+    probes_["gap_sync"] += c->stats().gap_syncs;
+    probes_["client_duplicate_dropped"] += c->stats().duplicates_dropped;
+    probes_["client_reconnect"] += c->stats().reconnects;
+    probes_["send_retry"] += c->stats().send_retries;
+  }
+  if (auto* k = dynamic_cast<KvService*>(node)) {
+    probes_["lease_expiry"] += k->stats().expired_seen;
+    probes_["stale_set_refused"] += k->stats().stale_sets_refused;
+  }
+  if (auto* f = dynamic_cast<FriendService*>(node)) {
+    probes_["stale_fill_refused"] += f->stats().stale_fills_refused;
+    probes_["redelivered_event_ignored"] += f->stats().profile_events_ignored;
+  }
+  if (auto* g = dynamic_cast<GroupService*>(node)) {
+    probes_["redelivered_event_ignored"] += g->stats().profile_events_ignored;
+  }
+  if (auto* gw = dynamic_cast<Gateway*>(node)) {
+    probes_["push_skipped"] += gw->stats().push_targets_skipped;
+  }
+}
+
+FinalState Simulation::ReadFinalState() {
+  FinalState f;
+  const int64_t now_us = absl::ToUnixMicros(world_.Now());
+  std::vector<KeyValue> rows;
+  for (const std::string& shard : shards_) {
+    rows.clear();
+    world_.store(shard)->Scan("msg/", "", SIZE_MAX, &rows).IgnoreError();
+    for (const KeyValue& row : rows) {
+      Message m;
+      if (!m.ParseFromString(row.second)) continue;
+      m.clear_body();
+      f.messages[m.conversation()][m.seq()] = m;
+    }
+    rows.clear();
+    world_.store(shard)->Scan("read/", "", SIZE_MAX, &rows).IgnoreError();
+    for (const KeyValue& row : rows) {
+      const std::string rest = row.first.substr(5);  // "<conv>/<user:20>"
+      const size_t slash = rest.rfind('/');
+      uint64_t read = 0;
+      absl::SimpleAtoi(row.second, &read);
+      f.read_cursors[{rest.substr(0, slash), LastIdOf(rest)}] = read;
+    }
+  }
+  rows.clear();
+  group_store_.Scan("mhist/", "", SIZE_MAX, &rows).IgnoreError();
+  for (const KeyValue& row : rows) {
+    // mhist/<user:20>/<group:20>/<version:20>
+    uint64_t user = 0, group = 0;
+    absl::SimpleAtoi(row.first.substr(6, 20), &user);
+    absl::SimpleAtoi(row.first.substr(27, 20), &group);
+    std::vector<MembershipInterval>& intervals = f.intervals[{user, group}];
+    if (row.second == "1") {
+      intervals.emplace_back().set_join_version(LastIdOf(row.first));
+    } else if (!intervals.empty()) {
+      intervals.back().set_leave_version(LastIdOf(row.first));
+    }
+  }
+  rows.clear();
+  group_store_.Scan("member/", "", SIZE_MAX, &rows).IgnoreError();
+  for (const KeyValue& row : rows) {
+    Member m;
+    uint64_t group = 0;
+    absl::SimpleAtoi(row.first.substr(7, 20), &group);
+    if (m.ParseFromString(row.second)) f.members[group][m.user_id()] = m;
+  }
+  rows.clear();
+  user_store_.Scan("user/", "", SIZE_MAX, &rows).IgnoreError();
+  for (const KeyValue& row : rows) {
+    UserRecord r;
+    if (r.ParseFromString(row.second)) f.profiles[r.profile().user_id()] = r.profile();
+  }
+  FriendService* friends = nullptr;
+  for (const std::string& s : services_) {
+    if (!friends) friends = world_.NodeAs<FriendService>(s);
+  }
+  if (friends != nullptr) {
+    for (const auto& [user, profile] : f.profiles) f.friend_lists[user] = friends->Render(user);
+  }
+  MemStore* kv = world_.store(kKvAddress);
+  for (const char* prefix : {"kv/friends/", "kv/presence/"}) {
+    rows.clear();
+    kv->Scan(prefix, "", SIZE_MAX, &rows).IgnoreError();
+    for (const KeyValue& row : rows) {
+      KvRecord r;
+      if (!r.ParseFromString(row.second)) continue;
+      if (r.expires_us() != 0 && r.expires_us() <= now_us) continue;
+      if (std::string(prefix) == "kv/friends/") {
+        FriendList list;
+        if (list.ParseFromString(r.value())) f.friend_cache[list.owner_id()] = list;
+      } else {
+        PresenceRecord p;
+        if (p.ParseFromString(r.value())) f.presence.push_back(p);
+      }
+    }
+  }
+  for (const std::string& g : gateways_) {
+    if (Gateway* gw = world_.NodeAs<Gateway>(g)) {
+      for (const PresenceRecord& p : gw->SessionSnapshot()) {
+        f.sessions.insert({p.user_id(), p.device_id(), p.gateway_id(), p.epoch()});
+      }
+    }
+  }
+  if (auto* registry = world_.NodeAs<RegistryService>(kRegistryAddress)) {
+    for (const char* service : {kUserService, kFriendService, kGroupService, kMessageService,
+                                kGatewayService}) {
+      const DiscoverReply healthy = registry->Healthy(service);
+      for (const Instance& i : healthy.instances()) f.registry[service].insert(i.address());
+    }
+  }
+  for (const std::string& a : services_) {
+    const std::string service = a.substr(4, a.rfind('.') - 4);
+    if (world_.IsUp(a)) f.live_instances[service].insert(a);
+  }
+  for (const std::string& a : shards_) {
+    if (world_.IsUp(a)) f.live_instances[kMessageService].insert(a);
+  }
+  for (const std::string& a : gateways_) {
+    if (world_.IsUp(a)) f.live_instances[kGatewayService].insert(a);
+  }
+  for (const ClientInfo& c : clients_) {
+    if (Client* client = world_.NodeAs<Client>(c.address)) {
+      if (client->user_id() != 0) f.clients[c.address] = client->user_id();
+    }
+  }
+  return f;
+}
+
+std::string Describe(const Scenario& s, uint64_t seed, const FaultMix& m) {
+  return absl::StrFormat(
+      "scenario=%s seed=%u gateways=%u shards=%u replicas=%u/%u/%u users=%u groups=%u "
+      "duration=%.0fs settle=%.0fs send_rate=%.1f/s | faults: loss=%.3f dup=%.3f "
+      "reorder=%.0fms partitions=%.3f/s crashes=%.3f/s bus=%.3f/s skew=%.0fms scripted=%d "
+      "lose_unsynced=%d",
+      s.name(), seed, s.topology().gateways(), s.topology().shards(), s.topology().user_replicas(),
+      s.topology().friend_replicas(), s.topology().group_replicas(), s.workload().users(),
+      s.workload().groups(), s.workload().duration_s(), s.settle_s(),
+      s.workload().send_rate_per_s(), m.loss, m.duplicate, m.reorder_ms, m.partition_rate,
+      m.crash_rate, m.bus_rate, m.skew_ms, s.faults().script_size(),
+      s.faults().lose_unsynced_batch());
+}
+
+RunResult Simulation::Run() {
+  RunResult result;
+  result.seed = seed_;
+  world_.set_trace(options_.trace);
+  DrawFaults();
+  config_ = Describe(s_, seed_, mix_);
+  result.config = config_;
+  Build();
+  chaos_start_ = world_.Start() + absl::Seconds(8);
+  chaos_end_ = chaos_start_ + Seconds(s_.workload().duration_s());
+  ScheduleSetup();
+  ScheduleChaos();
+  ScheduleFaults();
+  world_.RunUntil(chaos_end_);
+  Heal();
+  world_.RunUntil(chaos_end_ + Seconds(std::max(5.0, s_.settle_s())));
+
+  FinalState final_state = ReadFinalState();
+  std::vector<std::string> names(s_.checkers().begin(), s_.checkers().end());
+  result.violations = RunCheckers(names, recorder_.history(), final_state, &result.error);
+  result.passed = result.error.empty() && result.violations.empty();
+  result.events = world_.stats().events;
+  result.sim_seconds = absl::ToDoubleSeconds(world_.Now() - world_.Start());
+  result.hash = world_.hash();
+  for (const std::string& address : world_.Addresses()) {
+    if (Node* n = world_.node(address)) CollectProbes(address, n);
+  }
+  world_.OnNodeGone(nullptr);
+  for (const std::string& p : ProbeNames()) result.probes[p] += probes_[p];
+  if (options_.keep_history) result.history = recorder_.history();
+  if (options_.trace) result.trace = world_.trace();
+  return result;
+}
+
+class ErrorCollector : public google::protobuf::io::ErrorCollector {
+ public:
+  void AddError(int line, int column, const std::string& message) override {
+    if (error.empty()) error = absl::StrCat("line ", line + 1, ", column ", column + 1, ": ", message);
+  }
+  std::string error;
+};
+
+}  // namespace
+
+std::string RunConfig(const Scenario& scenario, uint64_t seed) {
+  Simulation simulation(scenario, seed, RunOptions());
+  return simulation.Config();
+}
+
+RunResult RunScenario(const Scenario& scenario, uint64_t seed, const RunOptions& options) {
+  Simulation simulation(scenario, seed, options);
+  return simulation.Run();
+}
+
+const std::vector<std::string>& ProbeNames() {
+  static const auto* const kNames = new std::vector<std::string>{
+      "outbox_replay", "dedup_hit", "dispatch_replay", "gap_sync", "client_duplicate_dropped",
+      "client_reconnect", "send_retry", "lease_expiry", "stale_set_refused", "stale_fill_refused",
+      "retry_on_other_instance", "rpc_timeout", "redelivered_event_ignored", "push_skipped"};
+  return *kNames;
+}
+
+Scenario DefaultScenario() {
+  Scenario s;
+  s.set_name("default");
+  s.set_description("a few hundred users, tens of groups, every fault kind, a minute of chaos");
+  Topology* t = s.mutable_topology();
+  t->set_gateways(3);
+  t->set_shards(4);
+  t->set_user_replicas(2);
+  t->set_friend_replicas(2);
+  t->set_group_replicas(2);
+  Workload* w = s.mutable_workload();
+  w->set_users(200);
+  w->set_groups(20);
+  w->set_group_size(12);
+  w->set_friends_per_user(5);
+  w->set_duration_s(60);
+  w->set_send_rate_per_s(40);
+  w->set_private_fraction(0.6);
+  w->set_profile_change_rate_per_s(1);
+  w->set_read_rate_per_s(4);
+  w->set_recall_rate_per_s(0.5);
+  w->set_join_leave_rate_per_s(1);
+  w->set_churn_rate_per_s(0.5);
+  w->set_offline_s(10);
+  w->set_second_device_fraction(0.2);
+  w->set_body_bytes(64);
+  s.mutable_network()->set_latency_ms(1);
+  s.mutable_network()->set_jitter_ms(2);
+  Faults* f = s.mutable_faults();
+  f->set_random(true);
+  f->set_loss_max(0.02);
+  f->set_duplicate_max(0.02);
+  f->set_reorder_jitter_ms(30);
+  f->set_partition_rate_per_s(0.05);
+  f->set_crash_rate_per_s(0.05);
+  f->set_bus_fault_rate_per_s(0.05);
+  f->set_clock_skew_max_ms(500);
+  f->set_fault_duration_max_s(8);
+  s.set_settle_s(30);
+  s.set_seeds(3);
+  return s;
+}
+
+absl::StatusOr<Scenario> ParseScenario(const std::string& text, const std::string& name) {
+  Scenario scenario;
+  google::protobuf::TextFormat::Parser parser;
+  ErrorCollector errors;
+  parser.RecordErrorsTo(&errors);
+  if (!parser.ParseFromString(text, &scenario)) {
+    return absl::InvalidArgumentError(absl::StrCat(name, ": ", errors.error));
+  }
+  if (scenario.workload().users() == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(name, ": workload.users must be positive"));
+  }
+  if (scenario.workload().duration_s() <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat(name, ": workload.duration_s must be positive"));
+  }
+  if (scenario.name().empty()) scenario.set_name(name);
+  return scenario;
+}
+
+absl::StatusOr<Scenario> LoadScenario(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read scenario file ", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  return ParseScenario(text.str(), path);
+}
+
+}  // namespace sim
+}  // namespace parley

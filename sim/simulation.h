@@ -1,0 +1,61 @@
+// One run: a scenario and a seed, from topology to verdict. Builds the world,
+// starts every node and client, plays the workload and the nemesis during the
+// chaos phase, heals everything, lets it settle, reads the final state and
+// runs the checkers.
+#ifndef PARLEY_SIM_SIMULATION_H_
+#define PARLEY_SIM_SIMULATION_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "sim/checkers.h"
+#include "sim/history.pb.h"
+#include "sim/scenario.pb.h"
+
+namespace parley {
+namespace sim {
+
+struct RunResult {
+  uint64_t seed = 0;
+  bool passed = false;
+  std::vector<Violation> violations;
+  std::string error;  // a scenario the run could not start
+  uint64_t events = 0;
+  double sim_seconds = 0;
+  uint64_t hash = 0;
+  // The derived configuration (fault mix included), printed before a run.
+  std::string config;
+  // Named counters of interesting paths (see probes in ARCHITECTURE.md).
+  std::map<std::string, uint64_t> probes;
+  History history;
+  std::vector<std::pair<uint64_t, std::string>> trace;  // with trace on
+};
+
+struct RunOptions {
+  bool trace = false;
+  bool keep_history = true;
+};
+
+RunResult RunScenario(const Scenario& scenario, uint64_t seed, const RunOptions& options = {});
+// The derived configuration of a run (its fault mix included), without running it.
+std::string RunConfig(const Scenario& scenario, uint64_t seed);
+
+// The built-in scenario: a few hundred users, tens of groups, every fault
+// kind, about a minute of simulated chaos.
+Scenario DefaultScenario();
+
+// Reads a textproto Scenario; a malformed file's error names line and column.
+absl::StatusOr<Scenario> LoadScenario(const std::string& path);
+absl::StatusOr<Scenario> ParseScenario(const std::string& text, const std::string& name);
+
+// The names of all probes a run reports (fired or not).
+const std::vector<std::string>& ProbeNames();
+
+}  // namespace sim
+}  // namespace parley
+
+#endif  // PARLEY_SIM_SIMULATION_H_
