@@ -94,6 +94,9 @@ int Run(const Scenario& scenario, bool verbose) {
   std::cout << "probes:";
   for (const auto& [name, n] : r.probes) std::cout << " " << name << "=" << n;
   std::cout << "\n";
+  std::cout << absl::StrFormat("history: sends_acked=%u sends_failed=%u deliveries=%u entries=%d\n",
+                               r.sends_acked, r.sends_failed, r.deliveries,
+                               r.history.entries_size());
   std::cout << absl::StrFormat("RUN seed=%u %s events=%u sim_s=%.1f wall_s=%.2f hash=%016x\n", seed,
                                r.passed ? "passed" : "FAILED", r.events, r.sim_seconds, wall,
                                r.hash);

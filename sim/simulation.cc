@@ -120,7 +120,6 @@ class Simulation {
   std::map<uint64_t, std::set<uint64_t>> groups_;  // group -> members
   std::map<uint64_t, uint64_t> group_owner_;
   std::map<std::string, uint64_t> probes_;
-  uint64_t recall_counter_ = 0;
 };
 
 std::vector<std::string> Simulation::ServerAddresses() const {
@@ -371,7 +370,7 @@ void Simulation::DoRecall() {
   const auto& entries = recorder_.history().entries();
   std::vector<const HistoryEntry*> recent;
   for (int i = entries.size() - 1; i >= 0 && recent.size() < 50; --i) {
-    if (entries[i].kind() == HistoryEntry::SEND_ACKED && entries[i].detail().empty()) {
+    if (entries[i].kind() == HistoryEntry::SEND_ACKED) {
       recent.push_back(&entries[i]);
     }
   }
@@ -383,24 +382,11 @@ void Simulation::DoRecall() {
   ack.set_seq(pick->seq());
   Client* c = world_.NodeAs<Client>(address);
   if (c == nullptr || c->state() != Client::State::kOnline) return;
-  Request r;
-  r.mutable_recall()->set_conversation(ack.conversation());
-  r.mutable_recall()->set_seq(ack.seq());
-  const std::string id = absl::StrCat("recall-", ++recall_counter_);
-  r.mutable_recall()->set_client_msg_id(id);
+  const std::string id = c->Recall(ack.conversation(), ack.seq());
   HistoryEntry* e = recorder_.Add(HistoryEntry::SEND_INVOKED, address);
   e->set_conversation(ack.conversation());
   e->set_client_msg_id(id);
-  e->set_detail("recall");
-  const std::string client = address;
-  c->Call(r, [this, client, id](const Reply& reply) {
-    if (reply.status().code() == CODE_OK) {
-      recorder_.OnSendAcked(client, id, reply.send());
-      recorder_.mutable_last()->set_detail("recall");
-    } else {
-      recorder_.OnSendFailed(client, id, ReplyStatus(reply));
-    }
-  });
+  e->set_sender_id(c->user_id());
 }
 
 void Simulation::DoJoinLeave() {
@@ -773,6 +759,11 @@ RunResult Simulation::Run() {
   }
   world_.OnNodeGone(nullptr);
   for (const std::string& p : ProbeNames()) result.probes[p] += probes_[p];
+  for (const HistoryEntry& e : recorder_.history().entries()) {
+    result.sends_acked += e.kind() == HistoryEntry::SEND_ACKED;
+    result.sends_failed += e.kind() == HistoryEntry::SEND_FAILED;
+    result.deliveries += e.kind() == HistoryEntry::DELIVERED;
+  }
   if (options_.keep_history) result.history = recorder_.history();
   if (options_.trace) result.trace = world_.trace();
   return result;

@@ -31,6 +31,10 @@ struct RunResult {
   std::string config;
   // Named counters of interesting paths (see probes in ARCHITECTURE.md).
   std::map<std::string, uint64_t> probes;
+  // What the history holds: sends acked and failed, deliveries to apps.
+  uint64_t sends_acked = 0;
+  uint64_t sends_failed = 0;
+  uint64_t deliveries = 0;
   History history;
   std::vector<std::pair<uint64_t, std::string>> trace;  // with trace on
 };

@@ -346,11 +346,19 @@ std::string Client::SendGroup(uint64_t group_id, const std::string& body) {
   return QueueSend(std::move(request));
 }
 
+std::string Client::Recall(const std::string& conversation, uint64_t seq) {
+  Request request;
+  request.mutable_recall()->set_conversation(conversation);
+  request.mutable_recall()->set_seq(seq);
+  return QueueSend(std::move(request));
+}
+
 std::string Client::QueueSend(Request request) {
   const uint64_t n = next_msg_++;
   const std::string id = absl::StrCat(options_.device_id, "-", n);
   if (request.has_send_private()) request.mutable_send_private()->set_client_msg_id(id);
   if (request.has_send_group()) request.mutable_send_group()->set_client_msg_id(id);
+  if (request.has_recall()) request.mutable_recall()->set_client_msg_id(id);
   WriteBatch batch;
   batch.Put(kPendingPrefix + PadId(n), request.SerializeAsString());
   batch.Put(kNextMsgKey, absl::StrCat(next_msg_));
@@ -368,7 +376,8 @@ void Client::PumpSends() {
   GatewayCall(request, [this, n, request](const Reply& reply) {
     send_in_flight_ = false;
     const std::string& id = request.has_send_private() ? request.send_private().client_msg_id()
-                                                       : request.send_group().client_msg_id();
+                            : request.has_send_group() ? request.send_group().client_msg_id()
+                                                       : request.recall().client_msg_id();
     const ErrorCode code = reply.status().code();
     if (code != CODE_OK && Retryable(code)) {
       ++stats_.send_retries;
@@ -399,8 +408,13 @@ void Client::PumpSends() {
       own.set_seq(reply.send().seq());
       own.set_sender_id(user_id_);
       own.set_client_msg_id(id);
-      own.set_body(request.has_send_private() ? request.send_private().body()
-                                              : request.send_group().body());
+      if (request.has_recall()) {
+        own.set_kind(Message::RECALL);
+        own.set_recalled_seq(request.recall().seq());
+      } else {
+        own.set_body(request.has_send_private() ? request.send_private().body()
+                                                : request.send_group().body());
+      }
       own.set_time_us(reply.send().time_us());
       Offer(own);
     }

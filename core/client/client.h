@@ -76,6 +76,8 @@ class Client : public ServiceNode {
   // Queues a message; returns its client_msg_id. Sent when online.
   std::string SendPrivate(uint64_t to_user_id, const std::string& body);
   std::string SendGroup(uint64_t group_id, const std::string& body);
+  // Queues the recall of one of the user's messages, in order with its sends.
+  std::string Recall(const std::string& conversation, uint64_t seq);
   // Any other client operation through the gateway; fails at once when offline.
   void Call(const Request& request, std::function<void(const Reply&)> done);
   // Marks `seq` of `conversation` read on this device.

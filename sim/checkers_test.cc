@@ -1,0 +1,289 @@
+// Every checker on hand-built histories: one that passes, and violations it
+// must catch.
+#include "sim/checkers.h"
+
+#include "gtest/gtest.h"
+
+namespace parley {
+namespace sim {
+namespace {
+
+// Two users in a private conversation and a group, with two devices for bob.
+class CheckersTest : public ::testing::Test {
+ protected:
+  CheckersTest() {
+    state_.clients = {{"alice.d1", 1}, {"bob.d1", 2}, {"bob.d2", 2}};
+    AddMessage("p:1:2", 1, 1, "a-1");
+    AddMessage("p:1:2", 2, 2, "b-1");
+    // Group 5: alice member from version 1, bob from 1 to 3 (left), back at 5.
+    state_.intervals[{1, 5}] = {Interval(1, 0)};
+    state_.intervals[{2, 5}] = {Interval(1, 3), Interval(5, 0)};
+    AddMessage("g:5", 1, 1, "a-2", /*group_version=*/2);  // both see it
+    AddMessage("g:5", 2, 1, "a-3", /*group_version=*/4);  // only alice
+  }
+
+  static MembershipInterval Interval(uint64_t join, uint64_t leave) {
+    MembershipInterval i;
+    i.set_join_version(join);
+    i.set_leave_version(leave);
+    return i;
+  }
+  void AddMessage(const std::string& conv, uint64_t seq, uint64_t sender, const std::string& id,
+                  uint64_t group_version = 0) {
+    Message& m = state_.messages[conv][seq];
+    m.set_conversation(conv);
+    m.set_seq(seq);
+    m.set_sender_id(sender);
+    m.set_client_msg_id(id);
+    m.set_group_version(group_version);
+  }
+  HistoryEntry* Add(HistoryEntry::Kind kind, const std::string& client, uint64_t user) {
+    HistoryEntry* e = history_.add_entries();
+    e->set_index(history_.entries_size() - 1);
+    e->set_kind(kind);
+    e->set_client(client);
+    e->set_user_id(user);
+    return e;
+  }
+  void Invoke(const std::string& client, uint64_t user, const std::string& conv,
+              const std::string& id) {
+    HistoryEntry* e = Add(HistoryEntry::SEND_INVOKED, client, user);
+    e->set_conversation(conv);
+    e->set_client_msg_id(id);
+  }
+  void Ack(const std::string& client, uint64_t user, const std::string& conv, uint64_t seq,
+           const std::string& id) {
+    HistoryEntry* e = Add(HistoryEntry::SEND_ACKED, client, user);
+    e->set_conversation(conv);
+    e->set_seq(seq);
+    e->set_client_msg_id(id);
+    e->set_sender_id(user);
+  }
+  void Deliver(const std::string& client, uint64_t user, const std::string& conv, uint64_t seq) {
+    const Message& m = state_.messages.at(conv).at(seq);
+    HistoryEntry* e = Add(HistoryEntry::DELIVERED, client, user);
+    e->set_conversation(conv);
+    e->set_seq(seq);
+    e->set_sender_id(m.sender_id());
+    e->set_client_msg_id(m.client_msg_id());
+    *e->mutable_message() = m;
+  }
+  // A complete, correct run: every device got what it may see, in order.
+  void GoodHistory() {
+    Invoke("alice.d1", 1, "p:1:2", "a-1");
+    Ack("alice.d1", 1, "p:1:2", 1, "a-1");
+    Invoke("bob.d1", 2, "p:1:2", "b-1");
+    Ack("bob.d1", 2, "p:1:2", 2, "b-1");
+    Invoke("alice.d1", 1, "g:5", "a-2");
+    Ack("alice.d1", 1, "g:5", 1, "a-2");
+    Invoke("alice.d1", 1, "g:5", "a-3");
+    Ack("alice.d1", 1, "g:5", 2, "a-3");
+    for (const char* client : {"alice.d1", "bob.d1", "bob.d2"}) {
+      const uint64_t user = client[0] == 'a' ? 1 : 2;
+      Deliver(client, user, "p:1:2", 1);
+      Deliver(client, user, "p:1:2", 2);
+      Deliver(client, user, "g:5", 1);
+      if (user == 1) Deliver(client, user, "g:5", 2);
+    }
+  }
+  std::optional<Violation> Check(const std::string& name) {
+    std::string error;
+    std::vector<Violation> v = RunCheckers({name}, history_, state_, &error);
+    EXPECT_TRUE(error.empty()) << error;
+    if (v.empty()) return std::nullopt;
+    EXPECT_EQ(v[0].checker, name);
+    return v[0];
+  }
+
+  History history_;
+  FinalState state_;
+};
+
+TEST_F(CheckersTest, AGoodRunPassesEveryChecker) {
+  GoodHistory();
+  std::string error;
+  std::vector<Violation> v = RunCheckers({}, history_, state_, &error);
+  EXPECT_TRUE(error.empty());
+  for (const Violation& x : v) ADD_FAILURE() << x.checker << ": " << x.explanation;
+}
+
+TEST_F(CheckersTest, UnknownCheckerIsAnError) {
+  std::string error;
+  RunCheckers({"no_such_checker"}, history_, state_, &error);
+  EXPECT_NE(error.find("no_such_checker"), std::string::npos);
+}
+
+TEST_F(CheckersTest, NoLostAckCatchesAMissingDeviceAndAMissingMessage) {
+  GoodHistory();
+  // bob.d2 never got p:1:2#2.
+  History h;
+  for (const HistoryEntry& e : history_.entries()) {
+    if (e.client() == "bob.d2" && e.kind() == HistoryEntry::DELIVERED && e.seq() == 2 &&
+        e.conversation() == "p:1:2") {
+      continue;
+    }
+    *h.add_entries() = e;
+  }
+  history_ = h;
+  std::optional<Violation> v = Check("no_lost_ack");
+  ASSERT_TRUE(v.has_value());
+  EXPECT_NE(v->explanation.find("bob.d2"), std::string::npos) << v->explanation;
+  // An ack for a message the shard does not have.
+  GoodHistory();
+  Ack("alice.d1", 1, "p:1:2", 9, "a-9");
+  ASSERT_TRUE(Check("no_lost_ack").has_value());
+}
+
+TEST_F(CheckersTest, NoLostAckDoesNotDemandMessagesOutsideMembership) {
+  GoodHistory();  // bob never got g:5#2, sent while he was out: fine
+  EXPECT_FALSE(Check("no_lost_ack").has_value());
+}
+
+TEST_F(CheckersTest, NoDuplicatesCatchesTheSameSeqTwice) {
+  GoodHistory();
+  Deliver("bob.d1", 2, "p:1:2", 1);  // the set of seqs is unchanged: only a count sees it
+  std::optional<Violation> v = Check("no_duplicates");
+  ASSERT_TRUE(v.has_value());
+  EXPECT_EQ(v->entry, history_.entries_size() - 1);
+}
+
+TEST_F(CheckersTest, NoDuplicatesCatchesOneClientMessageUnderTwoSeqs) {
+  GoodHistory();
+  AddMessage("p:1:2", 3, 1, "a-1");  // a retry stored again
+  Deliver("bob.d1", 2, "p:1:2", 3);
+  ASSERT_TRUE(Check("no_duplicates").has_value());
+}
+
+TEST_F(CheckersTest, OrderCatchesReorderingAndGaps) {
+  Deliver("bob.d1", 2, "p:1:2", 2);
+  Deliver("bob.d1", 2, "p:1:2", 1);
+  std::optional<Violation> v = Check("order");
+  ASSERT_TRUE(v.has_value());
+  EXPECT_NE(v->explanation.find("never #1"), std::string::npos) << v->explanation;
+  history_.Clear();
+  Deliver("alice.d1", 1, "p:1:2", 1);
+  Deliver("alice.d1", 1, "p:1:2", 2);
+  Deliver("alice.d1", 1, "p:1:2", 1);
+  v = Check("order");
+  ASSERT_TRUE(v.has_value());
+  EXPECT_NE(v->explanation.find("after #2"), std::string::npos) << v->explanation;
+}
+
+TEST_F(CheckersTest, OrderAllowsSkippingMessagesTheUserMayNotSee) {
+  AddMessage("g:5", 3, 1, "a-4", 6);
+  Deliver("bob.d1", 2, "g:5", 1);
+  Deliver("bob.d1", 2, "g:5", 3);  // #2 was sent while bob was out
+  EXPECT_FALSE(Check("order").has_value());
+}
+
+TEST_F(CheckersTest, SenderFifoCatchesSeqsOutOfSendOrder) {
+  AddMessage("p:1:2", 3, 1, "a-x");
+  AddMessage("p:1:2", 4, 1, "a-y");
+  Invoke("alice.d1", 1, "p:1:2", "a-x");
+  Invoke("alice.d1", 1, "p:1:2", "a-y");
+  Ack("alice.d1", 1, "p:1:2", 4, "a-x");
+  Ack("alice.d1", 1, "p:1:2", 3, "a-y");
+  ASSERT_TRUE(Check("sender_fifo").has_value());
+  history_.Clear();
+  Invoke("alice.d1", 1, "p:1:2", "a-x");
+  Invoke("alice.d1", 1, "p:1:2", "a-y");
+  Ack("alice.d1", 1, "p:1:2", 3, "a-x");
+  Ack("alice.d1", 1, "p:1:2", 4, "a-y");
+  EXPECT_FALSE(Check("sender_fifo").has_value());
+}
+
+TEST_F(CheckersTest, MembershipSafetyCatchesAMessageOutsideTheInterval) {
+  GoodHistory();
+  EXPECT_FALSE(Check("membership_safety").has_value());
+  Deliver("bob.d2", 2, "g:5", 2);  // version 4: bob had left at 3
+  std::optional<Violation> v = Check("membership_safety");
+  ASSERT_TRUE(v.has_value());
+  EXPECT_NE(v->explanation.find("outside its membership"), std::string::npos);
+}
+
+TEST_F(CheckersTest, ProfileConvergenceCatchesStaleMemberEntriesAndFriendLists) {
+  state_.profiles[2].set_user_id(2);
+  state_.profiles[2].set_nickname("Robert");
+  state_.profiles[2].set_version(3);
+  state_.members[5][2].set_user_id(2);
+  state_.members[5][2].set_nickname("Robert");
+  FriendEntry* f = state_.friend_lists[1].add_friends();
+  f->set_friend_id(2);
+  f->set_nickname("Robert");
+  EXPECT_FALSE(Check("profile_convergence").has_value());
+  state_.members[5][2].set_nickname("Bob");
+  ASSERT_TRUE(Check("profile_convergence").has_value());
+  state_.members[5][2].set_nickname("Robert");
+  f->set_nickname("Bob");
+  ASSERT_TRUE(Check("profile_convergence").has_value());
+}
+
+TEST_F(CheckersTest, FriendCacheCatchesAStaleEntry) {
+  FriendList truth;
+  truth.set_owner_id(1);
+  truth.set_version(4);
+  truth.add_friends()->set_friend_id(2);
+  state_.friend_lists[1] = truth;
+  state_.friend_cache[1] = truth;
+  EXPECT_FALSE(Check("friend_cache").has_value());
+  state_.friend_cache[1].set_version(3);
+  state_.friend_cache[1].clear_friends();
+  ASSERT_TRUE(Check("friend_cache").has_value());
+}
+
+TEST_F(CheckersTest, PresenceLiveCatchesAnEntryWithoutASession) {
+  PresenceRecord p;
+  p.set_user_id(2);
+  p.set_device_id("d1");
+  p.set_gateway_id("1");
+  p.set_epoch(3);
+  state_.presence.push_back(p);
+  state_.sessions.insert({2, "d1", "1", 3});
+  EXPECT_FALSE(Check("presence_live").has_value());
+  state_.sessions.clear();
+  state_.sessions.insert({2, "d1", "2", 4});  // the device moved on
+  ASSERT_TRUE(Check("presence_live").has_value());
+}
+
+TEST_F(CheckersTest, UnreadCatchesACursorThatWentBackOrFellBehind) {
+  HistoryEntry* e = Add(HistoryEntry::READ_ACKED, "bob.d1", 2);
+  e->set_conversation("p:1:2");
+  e->set_seq(2);
+  state_.read_cursors[{"p:1:2", 2}] = 2;
+  EXPECT_FALSE(Check("unread").has_value());
+  state_.read_cursors[{"p:1:2", 2}] = 1;  // lost an acknowledged read
+  ASSERT_TRUE(Check("unread").has_value());
+  state_.read_cursors[{"p:1:2", 2}] = 2;
+  e = Add(HistoryEntry::READ_ACKED, "bob.d1", 2);
+  e->set_conversation("p:1:2");
+  e->set_seq(1);  // went back
+  ASSERT_TRUE(Check("unread").has_value());
+}
+
+TEST_F(CheckersTest, IdempotentSendCatchesAMessageStoredTwice) {
+  GoodHistory();
+  EXPECT_FALSE(Check("idempotent_send").has_value());
+  AddMessage("p:1:2", 3, 2, "b-1");
+  ASSERT_TRUE(Check("idempotent_send").has_value());
+}
+
+TEST_F(CheckersTest, IdempotentSendCatchesAnAckNamingAnotherMessage) {
+  GoodHistory();
+  Ack("alice.d1", 1, "p:1:2", 2, "a-1");  // a-1 is #1
+  ASSERT_TRUE(Check("idempotent_send").has_value());
+}
+
+TEST_F(CheckersTest, RegistryLiveCatchesADeadInstanceStillListed) {
+  state_.registry["user"] = {"svc.user.1", "svc.user.2"};
+  state_.live_instances["user"] = {"svc.user.1", "svc.user.2"};
+  EXPECT_FALSE(Check("registry_live").has_value());
+  state_.live_instances["user"] = {"svc.user.1"};
+  ASSERT_TRUE(Check("registry_live").has_value());
+  state_.live_instances["user"] = {"svc.user.1", "svc.user.2"};
+  state_.registry["user"] = {"svc.user.1"};  // a live one missing
+  ASSERT_TRUE(Check("registry_live").has_value());
+}
+
+}  // namespace
+}  // namespace sim
+}  // namespace parley
