@@ -28,6 +28,8 @@ ABSL_FLAG(uint64_t, first_seed, 1, "swarm: the first seed");
 ABSL_FLAG(int, jobs, 0, "swarm: parallel seeds (0: one per core)");
 ABSL_FLAG(bool, check_determinism, false, "run each seed twice and compare event hashes");
 ABSL_FLAG(bool, verbose, false, "run: print the history of a failing run");
+ABSL_FLAG(uint32_t, recheck_every, 20,
+          "swarm: also re-run every Nth seed to check determinism (0: never)");
 
 namespace parley {
 namespace sim {
@@ -37,6 +39,7 @@ constexpr const char* kUsage =
     "parley_sim <command> [flags]\n"
     "  run    --seed=N [--scenario=FILE] [--check_determinism]   one run, with its verdict\n"
     "  swarm  --seeds=N [--first_seed=S] [--jobs=J] [--scenario=FILE] [--check_determinism]\n"
+    "         (every 20th seed is run twice to check determinism; --recheck_every=0 turns it off)\n"
     "  replay --seed=N [--scenario=FILE]                          same as run, verbose\n";
 
 std::string ReplayCommand(uint64_t seed) {
@@ -127,7 +130,9 @@ int Swarm(const Scenario& scenario) {
       const uint64_t i = next.fetch_add(1);
       if (i >= count) return;
       std::string determinism_error;
-      RunResult r = RunOne(scenario, first + i, check, &determinism_error);
+      const uint32_t every = absl::GetFlag(FLAGS_recheck_every);
+      const bool recheck = check || (every > 0 && (first + i) % every == 0);
+      RunResult r = RunOne(scenario, first + i, recheck, &determinism_error);
       std::lock_guard<std::mutex> lock(mu);
       ++done;
       events += r.events;

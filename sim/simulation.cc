@@ -481,8 +481,9 @@ void Simulation::NextFault() {
   ScriptedFault f;
   f.set_duration_s(duration_s);
   if ((pick -= mix_.partition_rate) < 0) {
-    f.set_kind(nemesis_rng_.Bernoulli(0.7) ? ScriptedFault::PARTITION_NODE
-                                           : ScriptedFault::PARTITION_HALVES);
+    const uint64_t k = nemesis_rng_.Uniform(10);
+    f.set_kind(k < 5 ? ScriptedFault::PARTITION_NODE
+                     : k < 8 ? ScriptedFault::PARTITION_HALVES : ScriptedFault::PARTITION_ONE_WAY);
     f.set_target(servers[nemesis_rng_.Uniform(servers.size())]);
   } else if ((pick -= mix_.crash_rate) < 0) {
     f.set_kind(ScriptedFault::CRASH);
@@ -495,6 +496,7 @@ void Simulation::NextFault() {
     f.set_kind(ScriptedFault::CLOCK_SKEW);
     f.set_target(servers[nemesis_rng_.Uniform(servers.size())]);
     f.set_amount_ms((nemesis_rng_.UniformDouble() * 2 - 1) * mix_.skew_ms);
+    f.set_drift_ppm((nemesis_rng_.UniformDouble() * 2 - 1) * 1000);
   }
   ScriptedFaultAt(f);
   const double gap_s = -std::log(1.0 - nemesis_rng_.UniformDouble()) / total;
@@ -525,6 +527,13 @@ void Simulation::ScriptedFaultAt(const ScriptedFault& f) {
       world_.After(d, [this] { world_.HealPartitions(); }, "heal-partition");
       break;
     }
+    case ScriptedFault::PARTITION_ONE_WAY:
+      for (const std::string& other : ServerAddresses()) {
+        if (other != target) world_.Block(target, other);
+      }
+      for (const ClientInfo& c : clients_) world_.Block(target, c.address);
+      world_.After(d, [this] { world_.HealPartitions(); }, "heal-partition");
+      break;
     case ScriptedFault::CRASH:
       world_.Crash(target);
       world_.After(d, [this, target] { world_.Restart(target); }, "restart");
@@ -542,7 +551,8 @@ void Simulation::ScriptedFaultAt(const ScriptedFault& f) {
       world_.After(d, [this] { world_.SetBusOutage(false); }, "bus-back");
       break;
     case ScriptedFault::CLOCK_SKEW:
-      world_.SetSkew(target, absl::Microseconds(static_cast<int64_t>(f.amount_ms() * 1000)));
+      world_.SetSkew(target, absl::Microseconds(static_cast<int64_t>(f.amount_ms() * 1000)),
+                     f.drift_ppm());
       break;
     case ScriptedFault::CLIENT_OFFLINE: {
       Client* c = world_.NodeAs<Client>(target);

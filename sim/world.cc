@@ -53,8 +53,7 @@ class World::NodeEnv : public Env {
 
   const std::string& Self() const override { return address_; }
   absl::Time Now() override {
-    auto it = world_->skew_.find(address_);
-    return world_->now_ + (it == world_->skew_.end() ? absl::ZeroDuration() : it->second);
+    return world_->now_ + world_->SkewOf(address_);
   }
   SeededRng& Rng() override { return rng_; }
   OrderedStore& Store() override { return *store_; }
@@ -181,7 +180,16 @@ void World::OnNode(const std::string& address, uint64_t incarnation,
 
 void World::Isolate(const std::string& address) { isolated_.insert(address); }
 
-void World::SetSkew(const std::string& address, absl::Duration skew) { skew_[address] = skew; }
+void World::SetSkew(const std::string& address, absl::Duration skew, double drift_ppm) {
+  skew_[address] = Skew{skew, drift_ppm, now_};
+}
+
+absl::Duration World::SkewOf(const std::string& address) const {
+  auto it = skew_.find(address);
+  if (it == skew_.end()) return absl::ZeroDuration();
+  const double elapsed_s = absl::ToDoubleSeconds(now_ - it->second.since);
+  return it->second.offset + absl::Microseconds(static_cast<int64_t>(elapsed_s * it->second.drift_ppm));
+}
 
 bool World::Blocked(const std::string& from, const std::string& to) const {
   if (isolated_.count(from) > 0 || isolated_.count(to) > 0) return true;
@@ -274,7 +282,7 @@ std::optional<Reply> World::Call(const std::string& to, const Request& request,
   envelope.set_request_id(absl::StrCat(kOutside, "#", correlation_id));
   envelope.set_auth_user_id(auth_user_id);
   *envelope.mutable_request() = request;
-  Schedule(now_, [this, to, envelope] { Deliver(to, envelope); }, Digest(to, envelope), "call");
+  Transmit(kOutside, to, std::move(envelope));
   const absl::Time deadline = now_ + max_wait;
   while (replies_.count(correlation_id) == 0 && now_ < deadline && !heap_.empty()) {
     RunUntil(std::min(deadline, heap_.front().time));

@@ -87,7 +87,9 @@ class World {
   void Isolate(const std::string& address);
   void HealPartitions() { blocked_.clear(); isolated_.clear(); }
   bool Partitioned() const { return !blocked_.empty() || !isolated_.empty(); }
-  void SetSkew(const std::string& address, absl::Duration skew);
+  // `address`'s clock reads `skew` off from now on, and drifts by
+  // `drift_ppm` microseconds per simulated second after that.
+  void SetSkew(const std::string& address, absl::Duration skew, double drift_ppm = 0);
   void ClearSkews() { skew_.clear(); }
   void SetBusDedup(bool on) { bus_dedup_ = on; }
   void SetBusOutage(bool on) { bus_outage_ = on; }
@@ -163,7 +165,13 @@ class World {
   NetworkConfig network_;
   std::set<std::pair<std::string, std::string>> blocked_;
   std::set<std::string> isolated_;
-  std::map<std::string, absl::Duration> skew_;
+  struct Skew {
+    absl::Duration offset;
+    double drift_ppm = 0;
+    absl::Time since;
+  };
+  std::map<std::string, Skew> skew_;
+  absl::Duration SkewOf(const std::string& address) const;
 
   std::vector<Event> bus_log_;
   std::set<std::string> bus_ids_;
