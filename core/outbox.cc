@@ -5,6 +5,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/keys.h"
+#include "core/testing/bugs.h"
 
 namespace parley {
 
@@ -58,13 +59,22 @@ void Outbox::Add(WriteBatch* batch, Event event) {
   const uint64_t seq = next_seq_++;
   event.set_event_id(absl::StrCat(self, "/", seq));
   event.set_time_us(absl::ToUnixMicros(env_->Now()));
-  batch->Put(RecordPrefix(self) + PadId(seq), event.SerializeAsString());
-  batch->Put(SeqKey(self), absl::StrCat(seq));
+  if (!BugPlanted(Bug::kPublishWithoutOutbox)) {
+    batch->Put(RecordPrefix(self) + PadId(seq), event.SerializeAsString());
+    batch->Put(SeqKey(self), absl::StrCat(seq));
+  }
   staged_.emplace_back(seq, std::move(event));
   ++stats_.added;
 }
 
 void Outbox::Committed() {
+  if (BugPlanted(Bug::kPublishWithoutOutbox)) {
+    // The classic dual write: publish once after the database write; if the
+    // bus does not take it, or the process dies first, the event is gone.
+    for (auto& [seq, event] : staged_) env_->Publish(event);
+    staged_.clear();
+    return;
+  }
   for (auto& [seq, event] : staged_) pending_[seq] = std::move(event);
   staged_.clear();
   Flush();

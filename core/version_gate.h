@@ -21,9 +21,7 @@ class VersionGate {
 
   // The last version applied for `aggregate` (0 if none).
   uint64_t Applied(const std::string& aggregate) const;
-  bool IsNew(const std::string& aggregate, uint64_t version) const {
-    return version > Applied(aggregate);
-  }
+  bool IsNew(const std::string& aggregate, uint64_t version) const;
   // Records `version` for `aggregate` in `batch`.
   void MarkApplied(WriteBatch* batch, const std::string& aggregate, uint64_t version) const;
 

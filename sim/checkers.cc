@@ -176,8 +176,42 @@ Result ProfileConvergence(const History& h, const FinalState& s) {
   return std::nullopt;
 }
 
-// ---- friend_cache: every cached friend list equals the store's.
+// ---- friend_cache: every cached friend list equals the store's, and a
+// user's list reads never go back in version: a read sent after another read
+// returned sees at least that version (a stale fill that overwrote a newer
+// entry breaks this).
 Result FriendCache(const History& h, const FinalState& s) {
+  std::map<uint64_t, std::vector<const HistoryEntry*>> reads;  // by user
+  for (const HistoryEntry& e : h.entries()) {
+    if (e.kind() == HistoryEntry::FRIENDS_LISTED) reads[e.user_id()].push_back(&e);
+  }
+  for (auto& [user, list] : reads) {
+    // Entries are in reply order; walk the sends in time order and keep the
+    // highest version of the reads that had already returned.
+    std::vector<const HistoryEntry*> by_invoke = list;
+    std::stable_sort(by_invoke.begin(), by_invoke.end(),
+                     [](const HistoryEntry* a, const HistoryEntry* b) {
+                       return a->invoked_us() < b->invoked_us();
+                     });
+    size_t returned = 0;
+    uint64_t floor = 0;
+    const HistoryEntry* floor_entry = nullptr;
+    for (const HistoryEntry* r : by_invoke) {
+      while (returned < list.size() && list[returned]->time_us() < r->invoked_us()) {
+        if (list[returned]->version() > floor) {
+          floor = list[returned]->version();
+          floor_entry = list[returned];
+        }
+        ++returned;
+      }
+      if (r->version() < floor) {
+        return Fail("friend_cache", r->index(),
+                    absl::StrCat("user ", user, " read its friend list at version ",
+                                 r->version(), " (", r->detail(), ") after #",
+                                 floor_entry->index(), " had returned version ", floor));
+      }
+    }
+  }
   for (const auto& [owner, cached] : s.friend_cache) {
     auto truth = s.friend_lists.find(owner);
     if (truth == s.friend_lists.end()) continue;

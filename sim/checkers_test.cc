@@ -231,6 +231,24 @@ TEST_F(CheckersTest, FriendCacheCatchesAStaleEntry) {
   ASSERT_TRUE(Check("friend_cache").has_value());
 }
 
+TEST_F(CheckersTest, FriendCacheCatchesAReadGoingBackInVersion) {
+  auto read = [&](int64_t invoked, int64_t done, uint64_t version) {
+    HistoryEntry* e = Add(HistoryEntry::FRIENDS_LISTED, "bob.d1", 2);
+    e->set_invoked_us(invoked);
+    e->set_time_us(done);
+    e->set_version(version);
+    e->set_detail("cache");
+  };
+  read(10, 20, 3);
+  read(15, 25, 2);  // concurrent with the first: may be older
+  read(30, 40, 3);
+  EXPECT_FALSE(Check("friend_cache").has_value());
+  read(50, 60, 2);  // sent after version 3 had returned
+  std::optional<Violation> v = Check("friend_cache");
+  ASSERT_TRUE(v.has_value());
+  EXPECT_EQ(v->entry, history_.entries_size() - 1);
+}
+
 TEST_F(CheckersTest, PresenceLiveCatchesAnEntryWithoutASession) {
   PresenceRecord p;
   p.set_user_id(2);

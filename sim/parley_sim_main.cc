@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "core/testing/bugs.h"
 #include "sim/history.h"
 #include "sim/simulation.h"
 
@@ -28,6 +29,11 @@ ABSL_FLAG(uint64_t, first_seed, 1, "swarm: the first seed");
 ABSL_FLAG(int, jobs, 0, "swarm: parallel seeds (0: one per core)");
 ABSL_FLAG(bool, check_determinism, false, "run each seed twice and compare event hashes");
 ABSL_FLAG(bool, verbose, false, "run: print the history of a failing run");
+ABSL_FLAG(std::string, bug, "",
+          "plant a bug to see a checker catch it: publish_without_outbox, ack_before_commit, "
+          "no_client_dedup, no_sync_on_reconnect, lease_never_expires, unversioned_cache_fill, "
+          "seq_in_memory, skip_membership_check, ignore_gap, apply_events_unversioned, "
+          "dispatch_without_outbox, canary");
 ABSL_FLAG(uint32_t, recheck_every, 20,
           "swarm: also re-run every Nth seed to check determinism (0: never)");
 
@@ -44,6 +50,7 @@ constexpr const char* kUsage =
 
 std::string ReplayCommand(uint64_t seed) {
   std::string cmd = absl::StrCat("bazel run //sim:parley_sim -- replay --seed=", seed);
+  if (!absl::GetFlag(FLAGS_bug).empty()) absl::StrAppend(&cmd, " --bug=", absl::GetFlag(FLAGS_bug));
   if (!absl::GetFlag(FLAGS_scenario).empty()) {
     absl::StrAppend(&cmd, " --scenario=", absl::GetFlag(FLAGS_scenario));
   }
@@ -208,6 +215,14 @@ int main(int argc, char** argv) {
       return 2;
     }
     scenario = *loaded;
+  }
+  if (!absl::GetFlag(FLAGS_bug).empty()) {
+    absl::StatusOr<parley::Bug> bug = parley::ParseBug(absl::GetFlag(FLAGS_bug));
+    if (!bug.ok()) {
+      std::cerr << "parley_sim: " << bug.status().message() << "\n";
+      return 2;
+    }
+    scenario.set_bug(absl::GetFlag(FLAGS_bug));
   }
   if (command == "run") return parley::sim::Run(scenario, absl::GetFlag(FLAGS_verbose));
   if (command == "replay") return parley::sim::Run(scenario, true);

@@ -24,6 +24,7 @@
 #include "core/registry/registry_service.h"
 #include "core/services.h"
 #include "core/status.h"
+#include "core/testing/bugs.h"
 #include "core/user/user_keys.h"
 #include "core/user/user_service.h"
 #include "google/protobuf/io/tokenizer.h"
@@ -83,6 +84,9 @@ class Simulation {
   void DoRecall();
   void DoJoinLeave();
   void DoChurn();
+  void DoListFriends();
+  void DoRetire();
+  void DoFriendChange();
   Client* OnlineClient(size_t* index);
   // Nemesis.
   void DrawFaults();
@@ -120,6 +124,7 @@ class Simulation {
   std::map<uint64_t, std::set<uint64_t>> groups_;  // group -> members
   std::map<uint64_t, uint64_t> group_owner_;
   std::map<std::string, uint64_t> probes_;
+  std::set<std::string> retired_;  // devices gone for good
 };
 
 std::vector<std::string> Simulation::ServerAddresses() const {
@@ -155,9 +160,14 @@ void Simulation::Build() {
     o.instance_id = id;
     return std::make_unique<UserService>(env, o);
   });
-  replicas(kFriendService, t.friend_replicas(), &friend_store_, [](Env* env, const std::string& id) {
+  const uint32_t cache_ttl_ms = t.friend_cache_ttl_ms();
+  const uint32_t fill_delay_ms = t.friend_fill_delay_ms();
+  replicas(kFriendService, t.friend_replicas(), &friend_store_,
+           [cache_ttl_ms, fill_delay_ms](Env* env, const std::string& id) {
     FriendOptions o;
     o.instance_id = id;
+    if (cache_ttl_ms > 0) o.cache_ttl = absl::Milliseconds(cache_ttl_ms);
+    o.fill_delay = absl::Milliseconds(fill_delay_ms);
     return std::make_unique<FriendService>(env, o);
   });
   replicas(kGroupService, t.group_replicas(), &group_store_, [](Env* env, const std::string& id) {
@@ -280,8 +290,11 @@ void Simulation::ScheduleChaos() {
 
 void Simulation::NextAction() {
   const Workload& w = s_.workload();
-  const double rates[] = {w.send_rate_per_s(), w.profile_change_rate_per_s(), w.read_rate_per_s(),
-                          w.recall_rate_per_s(), w.join_leave_rate_per_s(), w.churn_rate_per_s()};
+  const double rates[] = {w.send_rate_per_s(),         w.profile_change_rate_per_s(),
+                          w.read_rate_per_s(),         w.recall_rate_per_s(),
+                          w.join_leave_rate_per_s(),   w.churn_rate_per_s(),
+                          w.list_friends_rate_per_s(), w.friend_change_rate_per_s(),
+                          w.retire_rate_per_s()};
   double total = 0;
   for (double r : rates) total += r;
   if (total <= 0 || world_.Now() >= chaos_end_) return;
@@ -294,7 +307,10 @@ void Simulation::NextAction() {
     case 2: DoRead(); break;
     case 3: DoRecall(); break;
     case 4: DoJoinLeave(); break;
-    default: DoChurn(); break;
+    case 5: DoChurn(); break;
+    case 6: DoListFriends(); break;
+    case 7: DoFriendChange(); break;
+    default: DoRetire(); break;
   }
   // Exponential gaps: a Poisson process of actions.
   const double gap_s = -std::log(1.0 - rng_.UniformDouble()) / total;
@@ -310,6 +326,13 @@ void Simulation::DoSend() {
   std::vector<uint64_t> my_groups;
   for (const auto& [g, members] : groups_) {
     if (members.count(me) > 0) my_groups.push_back(g);
+  }
+  if (!groups_.empty() && rng_.Bernoulli(s_.workload().non_member_send_fraction() *
+                                         (1 - s_.workload().private_fraction()))) {
+    // A user error: posting to some group, member or not.
+    auto it = groups_.begin();
+    std::advance(it, rng_.Uniform(groups_.size()));
+    my_groups = {it->first};
   }
   const bool private_send = my_groups.empty() || rng_.Bernoulli(s_.workload().private_fraction());
   std::string conv, id;
@@ -437,6 +460,59 @@ void Simulation::DoChurn() {
   }, "churn-back");
 }
 
+void Simulation::DoRetire() {
+  size_t i = 0;
+  if (OnlineClient(&i) == nullptr) return;
+  // Only second devices, so every user keeps one device for the checkers.
+  if (clients_[i].address.back() == '1') return;
+  world_.Crash(clients_[i].address);
+  retired_.insert(clients_[i].address);
+  recorder_.Add(HistoryEntry::CLIENT_OFFLINE, clients_[i].address)->set_detail("retired for good");
+}
+
+void Simulation::DoListFriends() {
+  Client* c = OnlineClient(nullptr);
+  if (c == nullptr) return;
+  size_t i = 0;
+  c = OnlineClient(&i);
+  if (c == nullptr) return;
+  Request r;
+  r.mutable_list_friends();
+  const std::string address = clients_[i].address;
+  const int64_t invoked_us = absl::ToUnixMicros(world_.Now());
+  c->Call(r, [this, address, invoked_us](const Reply& reply) {
+    if (reply.status().code() != CODE_OK) return;
+    HistoryEntry* e = recorder_.Add(HistoryEntry::FRIENDS_LISTED, address);
+    e->set_invoked_us(invoked_us);
+    e->set_version(reply.list_friends().list().version());
+    e->set_detail(reply.list_friends().from_cache() ? "cache" : "store");
+  });
+}
+
+void Simulation::DoFriendChange() {
+  Client* a = OnlineClient(nullptr);
+  Client* b = OnlineClient(nullptr);
+  if (a == nullptr || b == nullptr || a->user_id() == b->user_id()) return;
+  const uint64_t x = a->user_id(), y = b->user_id();
+  const bool remove = friends_[x].count(y) > 0 && rng_.Bernoulli(0.3);
+  Request r;
+  if (remove) {
+    r.mutable_remove_friend()->set_friend_id(y);
+  } else {
+    r.mutable_add_friend()->set_friend_id(y);
+  }
+  a->Call(r, [this, x, y, remove](const Reply& reply) {
+    if (reply.status().code() != CODE_OK) return;
+    if (remove) {
+      friends_[x].erase(y);
+      friends_[y].erase(x);
+    } else {
+      friends_[x].insert(y);
+      friends_[y].insert(x);
+    }
+  });
+}
+
 // ---- nemesis -----------------------------------------------------------------------------------
 
 void Simulation::DrawFaults() {
@@ -489,7 +565,15 @@ void Simulation::NextFault() {
     f.set_kind(ScriptedFault::CRASH);
     f.set_target(servers[nemesis_rng_.Uniform(servers.size())]);
   } else if ((pick -= mix_.bus_rate) < 0) {
-    const uint64_t k = nemesis_rng_.Uniform(3);
+    const uint64_t k = nemesis_rng_.Uniform(4);
+    if (k == 3) {
+      f.set_kind(ScriptedFault::KV_EVICT);
+      f.set_amount_ms(50);
+      ScriptedFaultAt(f);
+      const double gap_s = -std::log(1.0 - nemesis_rng_.UniformDouble()) / total;
+      world_.After(Seconds(gap_s), [this] { NextFault(); }, "nemesis");
+      return;
+    }
     f.set_kind(k == 0 ? ScriptedFault::BUS_DUPLICATES
                       : k == 1 ? ScriptedFault::BUS_STORM : ScriptedFault::BUS_OUTAGE);
   } else {
@@ -554,6 +638,11 @@ void Simulation::ScriptedFaultAt(const ScriptedFault& f) {
       world_.SetSkew(target, absl::Microseconds(static_cast<int64_t>(f.amount_ms() * 1000)),
                      f.drift_ppm());
       break;
+    case ScriptedFault::KV_EVICT:
+      if (auto* kv = world_.NodeAs<KvService>(kKvAddress)) {
+        kv->Evict("friends/", nemesis_rng_, f.amount_ms() / 100.0);
+      }
+      break;
     case ScriptedFault::CLIENT_OFFLINE: {
       Client* c = world_.NodeAs<Client>(target);
       if (c == nullptr) break;
@@ -579,7 +668,9 @@ void Simulation::Heal() {
   net.duplicate = 0;
   net.reorder_jitter = absl::ZeroDuration();
   world_.set_network(net);
-  for (const std::string& address : world_.Addresses()) world_.Restart(address);
+  for (const std::string& address : world_.Addresses()) {
+    if (retired_.count(address) == 0) world_.Restart(address);
+  }
   for (const ClientInfo& c : clients_) {
     if (Client* client = world_.NodeAs<Client>(c.address)) client->Connect();
   }
@@ -606,6 +697,9 @@ void Simulation::CollectProbes(const std::string& address, Node* node) {
   if (auto* k = dynamic_cast<KvService*>(node)) {
     probes_["lease_expiry"] += k->stats().expired_seen;
     probes_["stale_set_refused"] += k->stats().stale_sets_refused;
+    probes_["kv_evicted"] += k->stats().evicted;
+    probes_["older_set_refused"] += k->stats().older_sets_refused;
+    probes_["older_overwrite"] += k->stats().older_overwrites;
   }
   if (auto* f = dynamic_cast<FriendService*>(node)) {
     probes_["stale_fill_refused"] += f->stats().stale_fills_refused;
@@ -731,17 +825,24 @@ std::string Describe(const Scenario& s, uint64_t seed, const FaultMix& m) {
       "scenario=%s seed=%u gateways=%u shards=%u replicas=%u/%u/%u users=%u groups=%u "
       "duration=%.0fs settle=%.0fs send_rate=%.1f/s | faults: loss=%.3f dup=%.3f "
       "reorder=%.0fms partitions=%.3f/s crashes=%.3f/s bus=%.3f/s skew=%.0fms scripted=%d "
-      "lose_unsynced=%d",
+      "lose_unsynced=%d%s",
       s.name(), seed, s.topology().gateways(), s.topology().shards(), s.topology().user_replicas(),
       s.topology().friend_replicas(), s.topology().group_replicas(), s.workload().users(),
       s.workload().groups(), s.workload().duration_s(), s.settle_s(),
       s.workload().send_rate_per_s(), m.loss, m.duplicate, m.reorder_ms, m.partition_rate,
       m.crash_rate, m.bus_rate, m.skew_ms, s.faults().script_size(),
-      s.faults().lose_unsynced_batch());
+      s.faults().lose_unsynced_batch(), s.bug().empty() ? "" : " bug=" + s.bug());
 }
 
 RunResult Simulation::Run() {
   RunResult result;
+  absl::StatusOr<Bug> bug = s_.bug().empty() ? Bug::kNone : ParseBug(s_.bug());
+  if (!bug.ok()) {
+    result.seed = seed_;
+    result.error = std::string(bug.status().message());
+    return result;
+  }
+  ScopedBug planted(*bug);
   result.seed = seed_;
   world_.set_trace(options_.trace);
   DrawFaults();
@@ -760,6 +861,9 @@ RunResult Simulation::Run() {
   FinalState final_state = ReadFinalState();
   std::vector<std::string> names(s_.checkers().begin(), s_.checkers().end());
   result.violations = RunCheckers(names, recorder_.history(), final_state, &result.error);
+  if (*bug == Bug::kCanary && seed_ % 100 == 0) {
+    result.violations.push_back({"canary", -1, "the planted canary fails every 100th seed"});
+  }
   result.passed = result.error.empty() && result.violations.empty();
   result.events = world_.stats().events;
   result.sim_seconds = absl::ToDoubleSeconds(world_.Now() - world_.Start());
@@ -803,7 +907,8 @@ const std::vector<std::string>& ProbeNames() {
   static const auto* const kNames = new std::vector<std::string>{
       "outbox_replay", "dedup_hit", "dispatch_replay", "gap_sync", "client_duplicate_dropped",
       "client_reconnect", "send_retry", "lease_expiry", "stale_set_refused", "stale_fill_refused",
-      "retry_on_other_instance", "rpc_timeout", "redelivered_event_ignored", "push_skipped"};
+      "retry_on_other_instance", "rpc_timeout", "redelivered_event_ignored", "push_skipped",
+      "kv_evicted", "older_set_refused", "older_overwrite"};
   return *kNames;
 }
 
@@ -833,6 +938,11 @@ Scenario DefaultScenario() {
   w->set_offline_s(10);
   w->set_second_device_fraction(0.2);
   w->set_body_bytes(64);
+  w->set_list_friends_rate_per_s(3);
+  w->set_friend_change_rate_per_s(1);
+  w->set_non_member_send_fraction(0.05);
+  w->set_retire_rate_per_s(0.05);
+  t->set_friend_cache_ttl_ms(3000);
   s.mutable_network()->set_latency_ms(1);
   s.mutable_network()->set_jitter_ms(2);
   Faults* f = s.mutable_faults();

@@ -8,6 +8,7 @@
 #include "core/keys.h"
 #include "core/services.h"
 #include "core/status.h"
+#include "core/testing/bugs.h"
 
 namespace parley {
 namespace {
@@ -199,8 +200,10 @@ void Client::OpenSession(uint64_t generation) {
     ++stats_.connects;
     const uint64_t g = generation_;
     timers().After(options_.ping_interval, [this, g] { Ping(g); });
-    timers().After(options_.sync_interval, [this, g] { PeriodicSync(g); });
-    Sync();
+    if (!BugPlanted(Bug::kNoSyncOnReconnect)) {
+      timers().After(options_.sync_interval, [this, g] { PeriodicSync(g); });
+      Sync();
+    }
     PumpSends();
   });
 }
@@ -240,11 +243,11 @@ void Client::HandleOther(const Envelope& envelope) {
 
 void Client::Offer(const Message& message) {
   const uint64_t current = cursor(message.conversation());
-  if (message.seq() <= current) {
+  if (message.seq() <= current && !BugPlanted(Bug::kNoClientDedup)) {
     ++stats_.duplicates_dropped;
     return;
   }
-  if (message.seq() > current + 1) {
+  if (message.seq() > current + 1 && !BugPlanted(Bug::kIgnoreGap)) {
     ++stats_.gap_syncs;  // something in between is missing: ask for it
     return Sync();
   }

@@ -9,6 +9,7 @@
 #include "core/friend/friend_keys.h"
 #include "core/services.h"
 #include "core/status.h"
+#include "core/testing/bugs.h"
 #include "core/user/user_keys.h"
 
 namespace parley {
@@ -371,12 +372,21 @@ void FriendService::FillCache(const Envelope& envelope, uint64_t owner, int atte
                return;
              }
              const FriendList list = Render(owner);
-             kv_.Set(CacheWrite(list), [this, envelope, owner, list, lock_owner](absl::StatusOr<bool> applied) {
-               if (applied.ok() && *applied) ++stats_.fills_applied;
-               if (applied.ok() && !*applied) ++stats_.stale_fills_refused;
-               kv_.Unlock(friend_keys::LockKey(owner), lock_owner, [](absl::StatusOr<bool>) {});
-               RespondList(envelope, list, false);
-             });
+             KvWrite fill = CacheWrite(list);
+             if (BugPlanted(Bug::kUnversionedCacheFill)) fill.set_mode(KvWrite::ALWAYS);
+             auto write = [this, envelope, owner, list, lock_owner, fill] {
+               kv_.Set(fill, [this, envelope, owner, list, lock_owner](absl::StatusOr<bool> applied) {
+                 if (applied.ok() && *applied) ++stats_.fills_applied;
+                 if (applied.ok() && !*applied) ++stats_.stale_fills_refused;
+                 kv_.Unlock(friend_keys::LockKey(owner), lock_owner, [](absl::StatusOr<bool>) {});
+                 RespondList(envelope, list, false);
+               });
+             };
+             if (options_.fill_delay > absl::ZeroDuration()) {
+               timers().After(options_.fill_delay, write);
+             } else {
+               write();
+             }
            });
 }
 

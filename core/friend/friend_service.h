@@ -30,6 +30,9 @@ struct FriendOptions {
   absl::Duration lock_lease = absl::Seconds(2);
   absl::Duration lock_retry_after = absl::Milliseconds(20);
   int lock_retries = 5;
+  // Models a slow database read: the time between rendering a list for a
+  // cache fill and writing it to kv (0 in production code paths).
+  absl::Duration fill_delay = absl::ZeroDuration();
   size_t max_remark_bytes = 64;
   size_t max_friends = 5000;
   size_t max_check_ids = 3000;

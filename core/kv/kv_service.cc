@@ -7,6 +7,7 @@
 #include "core/kv/kv_keys.h"
 #include "core/proto/records.pb.h"
 #include "core/status.h"
+#include "core/testing/bugs.h"
 
 namespace parley {
 
@@ -77,7 +78,7 @@ Reply KvService::Get(const KvGetRequest& request) {
     if (!s.ok()) return ErrorReply(s);
     ++stats_.gets;
     KvRecord record;
-    if (!ReadLive(kv_keys::Entry(key), &record)) {
+    if (!ReadLive(kv_keys::Entry(key), &record) || record.evicted()) {
       out->add_missing(key);
       continue;
     }
@@ -109,6 +110,7 @@ Reply KvService::Get(const KvGetRequest& request) {
         ++stats_.expired_seen;
         continue;
       }
+      if (record.evicted()) continue;
       ++stats_.hits;
       KvEntry* entry = out->add_entries();
       entry->set_key(row.first.substr(sizeof("kv/") - 1));
@@ -151,20 +153,25 @@ Reply KvService::Set(const KvSetRequest& request) {
     } else {
       exists = ReadLive(kv_keys::Entry(write.key()), &current);
     }
+    // An evicted entry still holds its version as a floor for IF_NEWER.
     const bool apply = write.mode() == KvWrite::ALWAYS || !exists ||
                        current.version() < write.version() ||
                        (write.mode() == KvWrite::IF_NOT_OLDER &&
                         current.version() == write.version());
     if (!apply) {
       ++stats_.stale_sets_refused;
+      if (write.version() < current.version()) ++stats_.older_sets_refused;
       out->add_applied(false);
       out->add_current_versions(current.version());
       continue;
     }
+    if (exists && write.version() < current.version()) ++stats_.older_overwrites;
     KvRecord record;
     record.set_value(write.value());
     record.set_version(write.version());
-    record.set_expires_us(write.ttl_ms() > 0 ? now_us + write.ttl_ms() * 1000 : 0);
+    record.set_expires_us(write.ttl_ms() > 0 && !BugPlanted(Bug::kLeaseNeverExpires)
+                              ? now_us + write.ttl_ms() * 1000
+                              : 0);
     const std::string store_key = kv_keys::Entry(write.key());
     batch.Put(store_key, record.SerializeAsString());
     if (record.expires_us() != 0) batch.Put(kv_keys::Expiry(record.expires_us(), store_key), "");
@@ -186,7 +193,7 @@ Reply KvService::Delete(const KvDeleteRequest& request) {
   Reply reply;
   KvRecord current;
   const std::string store_key = kv_keys::Entry(request.key());
-  const bool exists = ReadLive(store_key, &current);
+  const bool exists = ReadLive(store_key, &current) && !current.evicted();
   const bool allowed = request.version_at_most() == 0 ||
                        current.version() <= request.version_at_most();
   if (exists && allowed) {
@@ -251,6 +258,24 @@ Reply KvService::Unlock(const KvUnlockRequest& request) {
   }
   reply.mutable_kv_unlock()->set_released(ours);
   return reply;
+}
+
+size_t KvService::Evict(absl::string_view prefix, SeededRng& rng, double fraction) {
+  std::vector<KeyValue> rows;
+  store().Scan(kv_keys::Entry(prefix), "", SIZE_MAX, &rows).IgnoreError();
+  WriteBatch batch;
+  size_t n = 0;
+  for (const KeyValue& row : rows) {
+    if (!rng.Bernoulli(fraction)) continue;
+    KvRecord record;
+    if (!record.ParseFromString(row.second) || record.evicted()) continue;
+    record.clear_value();
+    record.set_evicted(true);
+    batch.Put(row.first, record.SerializeAsString());
+    ++n;
+  }
+  if (!batch.empty() && Commit(batch).ok()) stats_.evicted += n;
+  return n;
 }
 
 void KvService::Sweep() {

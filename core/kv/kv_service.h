@@ -25,17 +25,23 @@ struct KvStats {
   uint64_t gets = 0;
   uint64_t hits = 0;
   uint64_t sets_applied = 0;
-  uint64_t stale_sets_refused = 0;  // IF_NEWER writes older than the entry
+  uint64_t stale_sets_refused = 0;  // IF_NEWER writes not newer than the entry
+  uint64_t older_sets_refused = 0;  // ...of which strictly older
+  uint64_t older_overwrites = 0;    // ALWAYS writes that replaced a newer version
   uint64_t expired_seen = 0;        // reads that found an expired entry
   uint64_t swept = 0;
   uint64_t locks_granted = 0;
   uint64_t locks_refused = 0;
+  uint64_t evicted = 0;
 };
 
 class KvService : public ServiceNode {
  public:
   KvService(Env* env, KvOptions options = KvOptions());
   const KvStats& stats() const { return stats_; }
+  // Evicts about `fraction` of the entries under `prefix`, as memory pressure
+  // would (the simulator's nemesis calls it). Returns how many.
+  size_t Evict(absl::string_view prefix, SeededRng& rng, double fraction);
 
  protected:
   absl::Status OnStart() override;

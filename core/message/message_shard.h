@@ -94,6 +94,8 @@ class MessageShard : public ServiceNode {
   std::map<std::pair<std::string, uint64_t>, DispatchRecord> dispatch_records_;
   std::set<std::pair<std::string, uint64_t>> dispatch_queue_;
   std::set<std::pair<std::string, uint64_t>> dispatch_in_flight_;
+  // Only with the planted bug seq_in_memory: the counters, lost on restart.
+  std::map<std::string, uint64_t> seq_in_memory_;
 };
 
 }  // namespace parley

@@ -1,0 +1,55 @@
+#include "core/testing/bugs.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace parley {
+namespace {
+
+thread_local Bug planted = Bug::kNone;
+
+const char* const kNames[] = {
+    "none",
+    "publish_without_outbox",
+    "ack_before_commit",
+    "no_client_dedup",
+    "no_sync_on_reconnect",
+    "lease_never_expires",
+    "unversioned_cache_fill",
+    "seq_in_memory",
+    "skip_membership_check",
+    "ignore_gap",
+    "apply_events_unversioned",
+    "dispatch_without_outbox",
+    "canary",
+};
+constexpr int kCount = sizeof(kNames) / sizeof(kNames[0]);
+
+}  // namespace
+
+bool BugPlanted(Bug bug) { return planted == bug && bug != Bug::kNone; }
+
+ScopedBug::ScopedBug(Bug bug) : previous_(planted) { planted = bug; }
+ScopedBug::~ScopedBug() { planted = previous_; }
+
+absl::StatusOr<Bug> ParseBug(absl::string_view name) {
+  for (int i = 0; i < kCount; ++i) {
+    if (name == kNames[i]) return static_cast<Bug>(i);
+  }
+  std::vector<std::string> names(kNames + 1, kNames + kCount);
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown bug '", name, "'; known: ", absl::StrJoin(names, ", ")));
+}
+
+std::string BugName(Bug bug) {
+  const int i = static_cast<int>(bug);
+  return i >= 0 && i < kCount ? kNames[i] : "unknown";
+}
+
+std::vector<Bug> AllBugs() {
+  std::vector<Bug> out;
+  for (int i = 1; i < kCount; ++i) out.push_back(static_cast<Bug>(i));
+  return out;
+}
+
+}  // namespace parley

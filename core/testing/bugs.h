@@ -1,0 +1,54 @@
+// Planted bugs: switches that re-create classic mistakes, so a test can prove
+// the simulator's checkers catch them. A bug is planted only for the current
+// thread, only by the simulator (`parley_sim --bug=NAME`, tests); nothing in
+// server mode plants one, so there every switch reads false.
+#ifndef PARLEY_CORE_TESTING_BUGS_H_
+#define PARLEY_CORE_TESTING_BUGS_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace parley {
+
+enum class Bug {
+  kNone = 0,
+  kPublishWithoutOutbox,    // publish after the write instead of via the outbox
+  kAckBeforeCommit,         // ack a send before its batch is durable
+  kNoClientDedup,           // the client delivers a seq it already delivered
+  kNoSyncOnReconnect,       // the client never syncs (only pushes reach it)
+  kLeaseNeverExpires,       // kv keeps presence past its lease
+  kUnversionedCacheFill,    // a cache fill overwrites whatever kv holds
+  kSeqInMemory,             // a shard's seq counter is not persisted
+  kSkipMembershipCheck,     // anyone may post to a group
+  kIgnoreGap,               // the client delivers past a gap
+  kApplyEventsUnversioned,  // consumers apply old and duplicate events
+  kDispatchWithoutOutbox,   // push before the commit, from memory
+  kCanary,                  // fails every 100th seed on purpose
+};
+
+// True while `bug` is planted on this thread.
+bool BugPlanted(Bug bug);
+
+// Plants `bug` on this thread for the guard's lifetime.
+class ScopedBug {
+ public:
+  explicit ScopedBug(Bug bug);
+  ~ScopedBug();
+  ScopedBug(const ScopedBug&) = delete;
+  ScopedBug& operator=(const ScopedBug&) = delete;
+
+ private:
+  Bug previous_;
+};
+
+absl::StatusOr<Bug> ParseBug(absl::string_view name);
+std::string BugName(Bug bug);
+// Every bug but kNone, in declaration order.
+std::vector<Bug> AllBugs();
+
+}  // namespace parley
+
+#endif  // PARLEY_CORE_TESTING_BUGS_H_
