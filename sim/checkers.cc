@@ -36,6 +36,12 @@ Result NoLostAck(const History& h, const FinalState& s) {
       return Fail("no_lost_ack", e.index(),
                   absl::StrCat("acked ", e.conversation(), "#", e.seq(), " is not in its shard"));
     }
+    if (m->client_msg_id() != e.client_msg_id() || m->sender_id() != e.sender_id()) {
+      return Fail("no_lost_ack", e.index(),
+                  absl::StrCat("acked ", e.client_msg_id(), " as ", e.conversation(), "#", e.seq(),
+                               " but that seq holds ", m->client_msg_id(), " of user ",
+                               m->sender_id(), ": the acked message was overwritten"));
+    }
     for (const auto& [client, user] : s.clients) {
       if (!Visible(s, user, *m)) continue;
       if (delivered.count({client, e.conversation(), e.seq()}) == 0) {

@@ -134,6 +134,14 @@ TEST_F(CheckersTest, NoLostAckCatchesAMissingDeviceAndAMissingMessage) {
   ASSERT_TRUE(Check("no_lost_ack").has_value());
 }
 
+TEST_F(CheckersTest, NoLostAckCatchesAnAckedMessageOverwrittenByAnother) {
+  GoodHistory();
+  Ack("bob.d1", 2, "p:1:2", 1, "b-9");  // acked as #1, but #1 holds a-1
+  std::optional<Violation> v = Check("no_lost_ack");
+  ASSERT_TRUE(v.has_value());
+  EXPECT_NE(v->explanation.find("overwritten"), std::string::npos) << v->explanation;
+}
+
 TEST_F(CheckersTest, NoLostAckDoesNotDemandMessagesOutsideMembership) {
   GoodHistory();  // bob never got g:5#2, sent while he was out: fine
   EXPECT_FALSE(Check("no_lost_ack").has_value());
