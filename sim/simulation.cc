@@ -170,9 +170,11 @@ void Simulation::Build() {
     o.fill_delay = absl::Milliseconds(fill_delay_ms);
     return std::make_unique<FriendService>(env, o);
   });
-  replicas(kGroupService, t.group_replicas(), &group_store_, [](Env* env, const std::string& id) {
+  const uint32_t max_members = t.group_max_members();
+  replicas(kGroupService, t.group_replicas(), &group_store_, [max_members](Env* env, const std::string& id) {
     GroupOptions o;
     o.instance_id = id;
+    if (max_members > 0) o.max_members = max_members;
     return std::make_unique<GroupService>(env, o);
   });
   const uint32_t shards = std::max<uint32_t>(1, t.shards());
