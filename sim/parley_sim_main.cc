@@ -5,6 +5,9 @@
 #include <map>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <mutex>
 #include <string>
@@ -20,7 +23,9 @@
 #include "absl/strings/str_join.h"
 #include "core/testing/bugs.h"
 #include "sim/history.h"
+#include "sim/shrink.h"
 #include "sim/simulation.h"
+#include "google/protobuf/text_format.h"
 
 ABSL_FLAG(std::string, scenario, "", "scenario textproto file (default: the built-in scenario)");
 ABSL_FLAG(uint64_t, seed, 1, "run/replay: the seed");
@@ -34,6 +39,10 @@ ABSL_FLAG(std::string, bug, "",
           "no_client_dedup, no_sync_on_reconnect, lease_never_expires, unversioned_cache_fill, "
           "seq_in_memory, skip_membership_check, ignore_gap, apply_events_unversioned, "
           "dispatch_without_outbox, canary");
+ABSL_FLAG(std::string, report_dir, "parley-reports",
+          "where reports go (relative paths are taken from where you ran the command)");
+ABSL_FLAG(int, max_runs, 150, "shrink: most simulation runs to spend");
+ABSL_FLAG(std::string, out, "", "shrink: where to write the smallest scenario (default: in the report directory)");
 ABSL_FLAG(uint32_t, recheck_every, 20,
           "swarm: also re-run every Nth seed to check determinism (0: never)");
 
@@ -46,7 +55,24 @@ constexpr const char* kUsage =
     "  run    --seed=N [--scenario=FILE] [--check_determinism]   one run, with its verdict\n"
     "  swarm  --seeds=N [--first_seed=S] [--jobs=J] [--scenario=FILE] [--check_determinism]\n"
     "         (every 20th seed is run twice to check determinism; --recheck_every=0 turns it off)\n"
-    "  replay --seed=N [--scenario=FILE]                          same as run, verbose\n";
+    "  replay --seed=N [--scenario=FILE]                          same as run, verbose\n"
+    "  shrink --seed=N [--scenario=FILE] [--bug=B] [--max_runs=R] [--out=FILE]\n"
+    "         reduce a failing run to the smallest scenario that still fails the same way\n"
+    "common: --bug=NAME plants a bug; --report_dir=DIR (default parley-reports)\n";
+
+// The report directory of one command, created. Relative paths are resolved
+// against the directory `bazel run` was started from (BUILD_WORKING_DIRECTORY;
+// read only here, never by the simulation).
+std::string ReportDir(const std::string& name) {
+  std::filesystem::path base = absl::GetFlag(FLAGS_report_dir);
+  if (base.is_relative()) {
+    if (const char* cwd = std::getenv("BUILD_WORKING_DIRECTORY")) base = std::filesystem::path(cwd) / base;
+  }
+  std::filesystem::path dir = base / name;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  return dir.string();
+}
 
 std::string ReplayCommand(uint64_t seed) {
   std::string cmd = absl::StrCat("bazel run //sim:parley_sim -- replay --seed=", seed);
@@ -54,6 +80,12 @@ std::string ReplayCommand(uint64_t seed) {
   if (!absl::GetFlag(FLAGS_scenario).empty()) {
     absl::StrAppend(&cmd, " --scenario=", absl::GetFlag(FLAGS_scenario));
   }
+  return cmd;
+}
+
+std::string ShrinkCommand(uint64_t seed) {
+  std::string cmd = ReplayCommand(seed);
+  cmd.replace(cmd.find(" replay "), 8, " shrink ");
   return cmd;
 }
 
@@ -110,8 +142,40 @@ int Run(const Scenario& scenario, bool verbose) {
   std::cout << absl::StrFormat("RUN seed=%u %s events=%u sim_s=%.1f wall_s=%.2f hash=%016x\n", seed,
                                r.passed ? "passed" : "FAILED", r.events, r.sim_seconds, wall,
                                r.hash);
-  if (!r.passed) std::cout << "replay: " << ReplayCommand(seed) << "\n";
+  if (!r.passed) {
+    std::cout << "replay: " << ReplayCommand(seed) << "\n";
+    std::cout << "shrink: " << ShrinkCommand(seed) << "\n";
+  }
   return r.passed ? 0 : 1;
+}
+
+int ShrinkCmd(const Scenario& scenario) {
+  const uint64_t seed = absl::GetFlag(FLAGS_seed);
+  std::cout << "shrink: scenario=" << scenario.name() << " seed=" << seed << std::endl;
+  ShrinkResult s = Shrink(scenario, seed, absl::GetFlag(FLAGS_max_runs),
+                          [](const std::string& line) { std::cerr << line << "\n"; });
+  if (!s.reproduced) {
+    std::cout << "seed " << seed << " passes: nothing to shrink\n";
+    return 2;
+  }
+  std::string text;
+  google::protobuf::TextFormat::PrintToString(s.shrunk, &text);
+  std::string path = absl::GetFlag(FLAGS_out);
+  if (path.empty()) path = ReportDir(absl::StrCat("shrink-", scenario.name(), "-", seed)) + "/shrunk.textproto";
+  std::ofstream out(path);
+  out << "# Shrunk by parley_sim shrink from " << scenario.name() << " seed " << seed
+      << ": fails " << s.checker << "\n" << text;
+  out.close();
+  if (!out) {
+    std::cerr << "parley_sim: cannot write " << path << "\n";
+    return 2;
+  }
+  std::cout << absl::StrFormat("SHRINK checker=%s size=%u->%u runs=%d\n", s.checker,
+                               s.original_size, s.shrunk_size, s.runs);
+  std::cout << "wrote " << path << "\n";
+  std::cout << "replay: bazel run //sim:parley_sim -- replay --seed=" << seed
+            << " --scenario=" << path << "\n";
+  return 1;
 }
 
 int Swarm(const Scenario& scenario) {
@@ -227,6 +291,7 @@ int main(int argc, char** argv) {
   if (command == "run") return parley::sim::Run(scenario, absl::GetFlag(FLAGS_verbose));
   if (command == "replay") return parley::sim::Run(scenario, true);
   if (command == "swarm") return parley::sim::Swarm(scenario);
+  if (command == "shrink") return parley::sim::ShrinkCmd(scenario);
   std::cerr << "parley_sim: unknown command '" << command << "'\n" << parley::sim::kUsage;
   return 2;
 }

@@ -125,6 +125,7 @@ class Simulation {
   std::map<uint64_t, uint64_t> group_owner_;
   std::map<std::string, uint64_t> probes_;
   std::set<std::string> retired_;  // devices gone for good
+  std::vector<ScriptedFault> applied_faults_;
 };
 
 std::vector<std::string> Simulation::ServerAddresses() const {
@@ -520,7 +521,16 @@ void Simulation::DoFriendChange() {
 void Simulation::DrawFaults() {
   const Faults& f = s_.faults();
   mix_.duration_max_s = f.fault_duration_max_s() > 0 ? f.fault_duration_max_s() : 5;
-  if (!f.random()) return;
+  if (!f.random()) {
+    mix_.loss = f.loss_max();
+    mix_.duplicate = f.duplicate_max();
+    mix_.reorder_ms = f.reorder_jitter_ms();
+    mix_.partition_rate = f.partition_rate_per_s();
+    mix_.crash_rate = f.crash_rate_per_s();
+    mix_.bus_rate = f.bus_fault_rate_per_s();
+    mix_.skew_ms = f.clock_skew_max_ms();
+    return;
+  }
   auto maybe = [&](double max) { return nemesis_rng_.Bernoulli(0.5) ? nemesis_rng_.UniformDouble() * max : 0.0; };
   mix_.loss = maybe(f.loss_max());
   mix_.duplicate = maybe(f.duplicate_max());
@@ -591,6 +601,9 @@ void Simulation::NextFault() {
 
 void Simulation::ScriptedFaultAt(const ScriptedFault& f) {
   if (world_.Now() >= chaos_end_) return;
+  ScriptedFault applied = f;
+  applied.set_at_s(absl::ToDoubleSeconds(world_.Now() - chaos_start_));
+  applied_faults_.push_back(applied);
   const absl::Duration d = Seconds(f.duration_s());
   const std::string target = f.target();
   RecordFault(absl::StrCat(ScriptedFault::Kind_Name(f.kind()), " ", target, " for ",
@@ -881,6 +894,19 @@ RunResult Simulation::Run() {
     result.deliveries += e.kind() == HistoryEntry::DELIVERED;
   }
   if (options_.keep_history) result.history = recorder_.history();
+  // The run's faults as a fixed, scripted schedule: what the shrinker cuts.
+  Faults* fixed = result.fixed_faults.mutable_faults();
+  *fixed = s_.faults();
+  fixed->set_random(false);
+  fixed->set_loss_max(mix_.loss);
+  fixed->set_duplicate_max(mix_.duplicate);
+  fixed->set_reorder_jitter_ms(mix_.reorder_ms);
+  fixed->set_partition_rate_per_s(0);
+  fixed->set_crash_rate_per_s(0);
+  fixed->set_bus_fault_rate_per_s(0);
+  fixed->set_clock_skew_max_ms(0);
+  fixed->clear_script();
+  for (const ScriptedFault& f : applied_faults_) *fixed->add_script() = f;
   if (options_.trace) result.trace = world_.trace();
   return result;
 }

@@ -37,6 +37,9 @@ struct RunResult {
   uint64_t deliveries = 0;
   History history;
   std::vector<std::pair<uint64_t, std::string>> trace;  // with trace on
+  // The scenario with this seed's faults written out as a fixed schedule
+  // (only `faults` is set): replaying it reproduces the fault sequence.
+  Scenario fixed_faults;
 };
 
 struct RunOptions {
