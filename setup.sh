@@ -17,6 +17,7 @@ PACKAGES=(
   libgmock-dev
   libbenchmark-dev
   libsodium-dev          # argon2id password hashing, HMAC-SHA256 token signing
+  libxml2-utils          # xmllint: the report tests check the HTML is well-formed
 )
 
 missing=()

@@ -23,6 +23,7 @@
 #include "absl/strings/str_join.h"
 #include "core/testing/bugs.h"
 #include "sim/history.h"
+#include "reports/report.h"
 #include "sim/shrink.h"
 #include "sim/simulation.h"
 #include "google/protobuf/text_format.h"
@@ -81,6 +82,16 @@ std::string ReplayCommand(uint64_t seed) {
     absl::StrAppend(&cmd, " --scenario=", absl::GetFlag(FLAGS_scenario));
   }
   return cmd;
+}
+
+void PrintReportPath(const Report& report, const std::string& name) {
+  const std::string dir = ReportDir(name);
+  absl::Status s = WriteReport(report, dir);
+  if (!s.ok()) {
+    std::cerr << "parley_sim: " << s.message() << "\n";
+    return;
+  }
+  std::cout << "report: " << dir << "/report.html\n";
 }
 
 std::string ShrinkCommand(uint64_t seed) {
@@ -146,6 +157,10 @@ int Run(const Scenario& scenario, bool verbose) {
     std::cout << "replay: " << ReplayCommand(seed) << "\n";
     std::cout << "shrink: " << ShrinkCommand(seed) << "\n";
   }
+  ReportBuilder report("run", scenario);
+  report.AddRun(r, ReplayCommand(seed), ShrinkCommand(seed));
+  report.SetWall(wall);
+  PrintReportPath(report.Finish(), absl::StrCat("run-", scenario.name(), "-", seed));
   return r.passed ? 0 : 1;
 }
 
@@ -173,8 +188,21 @@ int ShrinkCmd(const Scenario& scenario) {
   std::cout << absl::StrFormat("SHRINK checker=%s size=%u->%u runs=%d\n", s.checker,
                                s.original_size, s.shrunk_size, s.runs);
   std::cout << "wrote " << path << "\n";
-  std::cout << "replay: bazel run //sim:parley_sim -- replay --seed=" << seed
-            << " --scenario=" << path << "\n";
+  const std::string replay = absl::StrCat("bazel run //sim:parley_sim -- replay --seed=", seed,
+                                          " --scenario=", path);
+  std::cout << "replay: " << replay << "\n";
+  ReportBuilder report("shrink", s.shrunk);
+  RunResult shrunk_run = RunScenario(s.shrunk, seed);
+  report.AddRun(shrunk_run, replay, "");
+  ShrinkSummary summary;
+  summary.set_checker(s.checker);
+  summary.set_size_before(s.original_size);
+  summary.set_size_after(s.shrunk_size);
+  summary.set_runs(s.runs);
+  summary.set_scenario_path(path);
+  summary.set_replay_command(replay);
+  report.SetShrink(summary);
+  PrintReportPath(report.Finish(), absl::StrCat("shrink-", scenario.name(), "-", seed));
   return 1;
 }
 
@@ -195,6 +223,7 @@ int Swarm(const Scenario& scenario) {
   std::vector<RunResult> failures;
   std::vector<std::string> determinism_errors;
   std::map<std::string, uint64_t> probes;
+  ReportBuilder report("swarm", scenario);
   const auto start = std::chrono::steady_clock::now();
   auto worker = [&] {
     for (;;) {
@@ -209,10 +238,12 @@ int Swarm(const Scenario& scenario) {
       events += r.events;
       sim_s += r.sim_seconds;
       for (const auto& [name, n] : r.probes) probes[name] += n;
+      report.AddRun(r, ReplayCommand(r.seed), ShrinkCommand(r.seed));
       if (!r.passed) {
         ++failed;
         determinism_errors.push_back(determinism_error);
         r.trace.clear();
+        r.history.Clear();
         failures.push_back(std::move(r));
       }
       const double wall =
@@ -255,6 +286,9 @@ int Swarm(const Scenario& scenario) {
   std::cout << absl::StrFormat("SWARM seeds=%u passed=%u failed=%u events=%u sim_s=%.0f wall_s=%.1f\n",
                                count, count - failed, failed, events, sim_s, wall);
   for (const RunResult& r : failures) std::cout << ReplayCommand(r.seed) << "\n";
+  report.SetWall(wall);
+  PrintReportPath(report.Finish(),
+                  absl::StrCat("swarm-", scenario.name(), "-", first, "-", count));
   return failed == 0 ? 0 : 1;
 }
 

@@ -126,6 +126,8 @@ class Simulation {
   std::map<std::string, uint64_t> probes_;
   std::set<std::string> retired_;  // devices gone for good
   std::vector<ScriptedFault> applied_faults_;
+  std::vector<double> profile_apply_ms_;
+  std::vector<double> sync_sizes_;
 };
 
 std::vector<std::string> Simulation::ServerAddresses() const {
@@ -703,7 +705,11 @@ void Simulation::CollectProbes(const std::string& address, Node* node) {
     probes_["dedup_hit"] += m->stats().idempotent_replays;
     probes_["dispatch_replay"] += m->stats().dispatch_replayed;
   }
+  if (auto* g = dynamic_cast<GroupService*>(node)) {
+    for (double ms : g->stats().profile_apply_ms) profile_apply_ms_.push_back(ms);
+  }
   if (auto* c = dynamic_cast<Client*>(node)) {
+    for (uint32_t n : c->stats().sync_sizes) sync_sizes_.push_back(n);
     probes_["gap_sync"] += c->stats().gap_syncs;
     probes_["client_duplicate_dropped"] += c->stats().duplicates_dropped;
     probes_["client_reconnect"] += c->stats().reconnects;
@@ -888,6 +894,10 @@ RunResult Simulation::Run() {
   }
   world_.OnNodeGone(nullptr);
   for (const std::string& p : ProbeNames()) result.probes[p] += probes_[p];
+  result.profile_apply_ms = profile_apply_ms_;
+  result.sync_sizes = sync_sizes_;
+  result.faults = applied_faults_;
+  result.chaos_start_s = absl::ToDoubleSeconds(chaos_start_ - world_.Start());
   for (const HistoryEntry& e : recorder_.history().entries()) {
     result.sends_acked += e.kind() == HistoryEntry::SEND_ACKED;
     result.sends_failed += e.kind() == HistoryEntry::SEND_FAILED;
@@ -936,7 +946,7 @@ const std::vector<std::string>& ProbeNames() {
       "outbox_replay", "dedup_hit", "dispatch_replay", "gap_sync", "client_duplicate_dropped",
       "client_reconnect", "send_retry", "lease_expiry", "stale_set_refused", "stale_fill_refused",
       "retry_on_other_instance", "rpc_timeout", "redelivered_event_ignored", "push_skipped",
-      "kv_evicted", "older_set_refused", "older_overwrite"};
+      "kv_evicted", "older_set_refused"};
   return *kNames;
 }
 

@@ -35,6 +35,12 @@ struct RunResult {
   uint64_t sends_acked = 0;
   uint64_t sends_failed = 0;
   uint64_t deliveries = 0;
+  // Samples for the report's distributions.
+  std::vector<double> profile_apply_ms;
+  std::vector<double> sync_sizes;
+  // Faults the nemesis applied (at_s from the start of chaos).
+  std::vector<ScriptedFault> faults;
+  double chaos_start_s = 0;  // from the start of the run
   History history;
   std::vector<std::pair<uint64_t, std::string>> trace;  // with trace on
   // The scenario with this seed's faults written out as a fixed schedule

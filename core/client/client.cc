@@ -288,7 +288,9 @@ void Client::Sync() {
       return;
     }
     WriteBatch batch;
+    uint32_t size = 0;
     for (const ConversationPage& page : reply.sync().conversations()) {
+      size += page.messages_size();
       for (const Message& m : page.messages()) {
         if (m.seq() > cursor(m.conversation())) Deliver(m);
       }
@@ -298,6 +300,7 @@ void Client::Sync() {
       batch.Put(kCursorPrefix + page.conversation(), absl::StrCat(cursor(page.conversation())));
     }
     Commit(batch).IgnoreError();
+    if (stats_.sync_sizes.size() < 4096) stats_.sync_sizes.push_back(size);
     if (reply.sync().has_more() || sync_again_) Sync();
   });
 }

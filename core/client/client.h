@@ -65,6 +65,8 @@ struct ClientStats {
   uint64_t sends_acked = 0;
   uint64_t send_retries = 0;
   uint64_t sends_failed = 0;
+  // Messages delivered by each sync reply (the first 4096 syncs).
+  std::vector<uint32_t> sync_sizes;
 };
 
 class Client : public ServiceNode {

@@ -432,7 +432,8 @@ void GroupService::MembershipHistory(const Envelope& envelope) {
 
 // ---- events -----------------------------------------------------------------------------
 
-void GroupService::OnProfileEvent(const UserProfileChanged& changed, uint64_t delivery_id) {
+void GroupService::OnProfileEvent(const UserProfileChanged& changed, int64_t time_us,
+                                  uint64_t delivery_id) {
   const std::string aggregate = user_keys::Aggregate(changed.user_id());
   if (!profiles_gate_.IsNew(aggregate, changed.version())) {
     ++stats_.profile_events_ignored;
@@ -463,12 +464,15 @@ void GroupService::OnProfileEvent(const UserProfileChanged& changed, uint64_t de
   if (!Commit(batch).ok()) return;  // not acked: redelivered
   ++stats_.profile_events_applied;
   stats_.member_entries_refreshed += refreshed;
+  if (stats_.profile_apply_ms.size() < 4096 && time_us != 0) {
+    stats_.profile_apply_ms.push_back((absl::ToUnixMicros(env().Now()) - time_us) / 1000.0);
+  }
   env().AckEvent(delivery_id);
 }
 
 void GroupService::HandleEvent(const Event& event, uint64_t delivery_id) {
   if (event.body_case() == Event::kUserProfileChanged) {
-    return OnProfileEvent(event.user_profile_changed(), delivery_id);
+    return OnProfileEvent(event.user_profile_changed(), event.time_us(), delivery_id);
   }
   env().AckEvent(delivery_id);
 }

@@ -11,6 +11,7 @@
 #include <functional>
 #include <string>
 #include <vector>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "core/proto/records.pb.h"
@@ -31,6 +32,8 @@ struct GroupStats {
   uint64_t profile_events_applied = 0;
   uint64_t profile_events_ignored = 0;
   uint64_t member_entries_refreshed = 0;
+  // Milliseconds from a profile change to its effect here (first 4096).
+  std::vector<double> profile_apply_ms;
 };
 
 class GroupService : public ServiceNode {
@@ -55,7 +58,7 @@ class GroupService : public ServiceNode {
   void UserGroups(const Envelope& envelope);
   void IsMember(const Envelope& envelope);
   void MembershipHistory(const Envelope& envelope);
-  void OnProfileEvent(const UserProfileChanged& changed, uint64_t delivery_id);
+  void OnProfileEvent(const UserProfileChanged& changed, int64_t time_us, uint64_t delivery_id);
 
   // Calls `next` if every id is a friend of `owner` and none is blocked either
   // way; otherwise answers the client with PERMISSION_DENIED.
