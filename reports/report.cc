@@ -124,15 +124,37 @@ void ReportBuilder::AddRun(const RunResult& r, const std::string& replay,
     f->set_chaos_start_s(r.chaos_start_s);
     for (const ScriptedFault& fault : r.faults) *f->add_faults() = fault;
     const auto& entries = r.history.entries();
-    int64_t center = entries.empty() ? 0 : entries[entries.size() - 1].time_us();
+    int center = entries.size() - 1;
+    std::string conversation;
     if (v.entry >= 0 && v.entry < entries.size()) {
       *f->mutable_entry() = entries[v.entry];
-      center = entries[v.entry].time_us();
+      center = v.entry;
+      conversation = entries[v.entry].conversation();
     }
-    // The history within two simulated seconds either side, at most 300 entries.
-    for (const HistoryEntry& e : entries) {
-      if (std::llabs(e.time_us() - center) <= 2000000 && f->window_size() < 300) {
-        *f->add_window() = e;
+    // The steps of the offending entry's conversation within two simulated
+    // seconds of it (all steps when there is none), at most 150 either side.
+    if (center >= 0) {
+      const int64_t t = entries[center].time_us();
+      auto related = [&](const HistoryEntry& e) {
+        return std::llabs(e.time_us() - t) <= 2000000 &&
+               (conversation.empty() || e.conversation() == conversation);
+      };
+      int lo = center, hi = center, taken = 0;
+      for (int i = center - 1; i >= 0 && taken < 150 && entries[i].time_us() >= t - 2000000; --i) {
+        if (related(entries[i])) {
+          lo = i;
+          ++taken;
+        }
+      }
+      taken = 0;
+      for (int i = center + 1; i < entries.size() && taken < 150 && entries[i].time_us() <= t + 2000000; ++i) {
+        if (related(entries[i])) {
+          hi = i;
+          ++taken;
+        }
+      }
+      for (int i = lo; i <= hi; ++i) {
+        if (i == center || related(entries[i])) *f->add_window() = entries[i];
       }
     }
   }
