@@ -1,0 +1,129 @@
+// The OrderedStore contract, held by every implementation: the in-memory fake
+// the simulator uses and the LevelDB store the server uses (real files).
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "fakes/mem_store.h"
+#include "gtest/gtest.h"
+#include "server/leveldb_store.h"
+
+namespace parley {
+namespace {
+
+struct Impl {
+  const char* name;
+  std::function<std::unique_ptr<OrderedStore>(const std::string& dir)> open;
+};
+
+class StoreContractTest : public ::testing::TestWithParam<Impl> {
+ protected:
+  void SetUp() override {
+    dir_ = std::string(std::getenv("TEST_TMPDIR")) + "/" + GetParam().name;
+    std::filesystem::remove_all(dir_);
+    store_ = GetParam().open(dir_);
+    ASSERT_NE(store_, nullptr);
+  }
+  void Put(std::initializer_list<std::pair<std::string, std::string>> kvs) {
+    WriteBatch b;
+    for (const auto& [k, v] : kvs) b.Put(k, v);
+    ASSERT_TRUE(store_->Write(b).ok());
+  }
+  std::vector<std::string> Keys(const std::string& prefix, const std::string& after, size_t limit) {
+    std::vector<KeyValue> out;
+    EXPECT_TRUE(store_->Scan(prefix, after, limit, &out).ok());
+    std::vector<std::string> keys;
+    for (const KeyValue& kv : out) keys.push_back(kv.first);
+    return keys;
+  }
+
+  std::string dir_;
+  std::unique_ptr<OrderedStore> store_;
+};
+
+TEST_P(StoreContractTest, GetPutDelete) {
+  std::string value;
+  EXPECT_TRUE(absl::IsNotFound(store_->Get("k", &value)));
+  Put({{"k", "v"}});
+  ASSERT_TRUE(store_->Get("k", &value).ok());
+  EXPECT_EQ(value, "v");
+  WriteBatch del;
+  del.Delete("k");
+  del.Delete("never-there");
+  ASSERT_TRUE(store_->Write(del).ok());
+  EXPECT_TRUE(absl::IsNotFound(store_->Get("k", &value)));
+}
+
+TEST_P(StoreContractTest, ScanIsOrderedBoundedAndPrefixed) {
+  Put({{"a/3", "3"}, {"a/1", "1"}, {"a/2", "2"}, {"b/1", "x"}, {"a", "bare"}});
+  EXPECT_EQ(Keys("a/", "", 10), (std::vector<std::string>{"a/1", "a/2", "a/3"}));
+  EXPECT_EQ(Keys("a/", "", 2), (std::vector<std::string>{"a/1", "a/2"}));
+  EXPECT_EQ(Keys("a/", "a/1", 10), (std::vector<std::string>{"a/2", "a/3"}));
+  EXPECT_EQ(Keys("a/", "a/3", 10), std::vector<std::string>{});
+  EXPECT_EQ(Keys("c/", "", 10), std::vector<std::string>{});
+}
+
+TEST_P(StoreContractTest, LaterOperationsInABatchWin) {
+  WriteBatch b;
+  b.Put("k", "1");
+  b.Put("k", "2");
+  b.Put("gone", "x");
+  b.Delete("gone");
+  ASSERT_TRUE(store_->Write(b).ok());
+  std::string value;
+  ASSERT_TRUE(store_->Get("k", &value).ok());
+  EXPECT_EQ(value, "2");
+  EXPECT_TRUE(absl::IsNotFound(store_->Get("gone", &value)));
+}
+
+TEST_P(StoreContractTest, BinaryKeysAndValues) {
+  const std::string key("k\0\xff", 3), val("\0\x01\x02", 3);
+  WriteBatch b;
+  b.Put(key, val);
+  ASSERT_TRUE(store_->Write(b).ok());
+  std::string value;
+  ASSERT_TRUE(store_->Get(key, &value).ok());
+  EXPECT_EQ(value, val);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Stores, StoreContractTest,
+    ::testing::Values(
+        Impl{"mem", [](const std::string&) { return std::make_unique<MemStore>(); }},
+        Impl{"leveldb",
+             [](const std::string& dir) -> std::unique_ptr<OrderedStore> {
+               auto s = LevelDbStore::Open(dir);
+               return s.ok() ? std::move(*s) : nullptr;
+             }}),
+    [](const ::testing::TestParamInfo<Impl>& info) { return std::string(info.param.name); });
+
+TEST(LevelDbStoreTest, CommittedBatchesSurviveReopening) {
+  const std::string dir = std::string(std::getenv("TEST_TMPDIR")) + "/reopen";
+  std::filesystem::remove_all(dir);
+  {
+    auto store = LevelDbStore::Open(dir);
+    ASSERT_TRUE(store.ok()) << store.status();
+    WriteBatch b;
+    b.Put("msg/1", "hello");
+    b.Put("meta", "1");
+    ASSERT_TRUE((*store)->Write(b).ok());
+  }
+  auto store = LevelDbStore::Open(dir);
+  ASSERT_TRUE(store.ok()) << store.status();
+  std::string value;
+  ASSERT_TRUE((*store)->Get("msg/1", &value).ok());
+  EXPECT_EQ(value, "hello");
+}
+
+TEST(LevelDbStoreTest, AnUnopenableDirectoryIsAClearError) {
+  const std::string file = std::string(std::getenv("TEST_TMPDIR")) + "/not-a-dir";
+  std::ofstream(file) << "x";
+  auto store = LevelDbStore::Open(file + "/db");
+  EXPECT_FALSE(store.ok());
+  EXPECT_NE(store.status().message().find("opening"), std::string::npos) << store.status();
+}
+
+}  // namespace
+}  // namespace parley
