@@ -1,0 +1,84 @@
+#include "server/node_host.h"
+
+#include <utility>
+
+namespace parley {
+
+NodeHost::NodeHost(std::string address, std::unique_ptr<OrderedStore> store, Network* network,
+                   uint64_t seed)
+    : address_(std::move(address)),
+      store_(std::move(store)),
+      network_(network),
+      rng_(seed),
+      loop_(address_) {}
+
+NodeHost::~NodeHost() { Stop(); }
+
+void NodeHost::Start(Factory factory) {
+  loop_.Start();
+  network_->Attach(this);
+  loop_.RunSync([this, &factory] {
+    node_ = factory(this);
+    node_->Start();
+  });
+}
+
+void NodeHost::Stop() {
+  if (node_ == nullptr) return;
+  loop_.RunSync([this] { node_->Stop(); });
+  network_->Detach(address_);
+  loop_.Stop();
+  node_.reset();
+}
+
+void NodeHost::Deliver(Envelope envelope) {
+  loop_.Post([this, envelope = std::move(envelope)] {
+    if (node_) node_->OnEnvelope(envelope);
+  });
+}
+
+void NodeHost::DeliverEvent(Event event, uint64_t delivery_id) {
+  loop_.Post([this, event = std::move(event), delivery_id] {
+    if (node_) node_->OnEvent(event, delivery_id);
+  });
+}
+
+void NodeHost::DeliverPublishAck(std::string event_id) {
+  loop_.Post([this, event_id = std::move(event_id)] {
+    if (node_) node_->OnPublishAck(event_id);
+  });
+}
+
+void NodeHost::RunOnLoop(const std::function<void(Node*)>& fn) {
+  loop_.RunSync([&] { fn(node_.get()); });
+}
+
+void NodeHost::Send(const std::string& to, Envelope envelope) {
+  network_->Send(address_, to, std::move(envelope));
+}
+
+void NodeHost::Publish(const Event& event) { network_->Publish(address_, event); }
+
+void NodeHost::Subscribe(const std::string& group, const std::vector<std::string>& topics) {
+  network_->Subscribe(address_, group, topics);
+}
+
+void NodeHost::AckEvent(uint64_t delivery_id) { network_->AckEvent(delivery_id); }
+
+TimerId NodeHost::SetTimer(absl::Duration after) {
+  const TimerId id = next_timer_++;
+  timers_[id] = loop_.PostAfter(after, [this, id] {
+    timers_.erase(id);
+    if (node_) node_->OnTimer(id);
+  });
+  return id;
+}
+
+void NodeHost::CancelTimer(TimerId id) {
+  auto it = timers_.find(id);
+  if (it == timers_.end()) return;
+  loop_.Cancel(it->second);
+  timers_.erase(it);
+}
+
+}  // namespace parley

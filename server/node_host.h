@@ -1,0 +1,66 @@
+// NodeHost: runs one node of the core on its own event loop, with the system
+// clock, an OS-seeded rng, a LevelDB (or any) store and a Network. It is the
+// server mode's implementation of the seam.
+#ifndef PARLEY_SERVER_NODE_HOST_H_
+#define PARLEY_SERVER_NODE_HOST_H_
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/time/clock.h"
+#include "core/env.h"
+#include "server/event_loop.h"
+#include "server/network.h"
+
+namespace parley {
+
+class NodeHost : public Env {
+ public:
+  using Factory = std::function<std::unique_ptr<Node>(Env*)>;
+
+  NodeHost(std::string address, std::unique_ptr<OrderedStore> store, Network* network,
+           uint64_t seed);
+  ~NodeHost() override;
+
+  // Creates the node on its loop and starts it.
+  void Start(Factory factory);
+  // Stops the node gracefully (Node::Stop), then the loop.
+  void Stop();
+
+  // Thread-safe entry points used by the network.
+  void Deliver(Envelope envelope);
+  void DeliverEvent(Event event, uint64_t delivery_id);
+  void DeliverPublishAck(std::string event_id);
+
+  // Runs `fn` with the node on its loop and waits (for tests and tools).
+  void RunOnLoop(const std::function<void(Node*)>& fn);
+
+  // Env.
+  const std::string& Self() const override { return address_; }
+  absl::Time Now() override { return absl::Now(); }
+  SeededRng& Rng() override { return rng_; }
+  OrderedStore& Store() override { return *store_; }
+  void Send(const std::string& to, Envelope envelope) override;
+  void Publish(const Event& event) override;
+  void Subscribe(const std::string& group, const std::vector<std::string>& topics) override;
+  void AckEvent(uint64_t delivery_id) override;
+  TimerId SetTimer(absl::Duration after) override;
+  void CancelTimer(TimerId id) override;
+
+ private:
+  const std::string address_;
+  std::unique_ptr<OrderedStore> store_;
+  Network* network_;
+  SeededRng rng_;
+  EventLoop loop_;
+  std::unique_ptr<Node> node_;
+  // Loop-thread only: timer ids given to the node -> the loop's ids.
+  std::map<TimerId, uint64_t> timers_;
+  TimerId next_timer_ = 1;
+};
+
+}  // namespace parley
+
+#endif  // PARLEY_SERVER_NODE_HOST_H_

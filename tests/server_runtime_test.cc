@@ -1,0 +1,125 @@
+// The core's state machines on the server runtime: one event-loop thread per
+// node, the system clock, LevelDB files, the in-process network and bus. Two
+// clients register, log in through a gateway, befriend and chat.
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <thread>
+
+#include "core/client/client.h"
+#include "core/friend/friend_service.h"
+#include "core/gateway/gateway.h"
+#include "core/group/group_service.h"
+#include "core/kv/kv_service.h"
+#include "core/message/message_shard.h"
+#include "core/registry/registry_service.h"
+#include "core/services.h"
+#include "core/user/user_service.h"
+#include "gtest/gtest.h"
+#include "server/leveldb_store.h"
+#include "server/node_host.h"
+
+namespace parley {
+namespace {
+
+class ServerRuntimeTest : public ::testing::Test {
+ protected:
+  void Add(const std::string& address, NodeHost::Factory factory) {
+    const std::string dir = std::string(std::getenv("TEST_TMPDIR")) + "/data/" + address;
+    std::filesystem::create_directories(dir);
+    auto store = LevelDbStore::Open(dir);
+    ASSERT_TRUE(store.ok()) << store.status();
+    hosts_.push_back(std::make_unique<NodeHost>(address, std::move(*store), &network_,
+                                                hosts_.size() + 1));
+    hosts_.back()->Start(std::move(factory));
+  }
+  NodeHost* host(const std::string& address) {
+    for (auto& h : hosts_) {
+      if (h->Self() == address) return h.get();
+    }
+    return nullptr;
+  }
+  // Polls `done` on the client's loop for up to 15 s.
+  bool WaitFor(const std::string& client, const std::function<bool(Client*)>& done) {
+    for (int i = 0; i < 300; ++i) {
+      bool ok = false;
+      host(client)->RunOnLoop([&](Node* n) { ok = done(dynamic_cast<Client*>(n)); });
+      if (ok) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  }
+  void TearDown() override {
+    for (auto it = hosts_.rbegin(); it != hosts_.rend(); ++it) (*it)->Stop();
+  }
+
+  LocalNetwork network_;
+  std::vector<std::unique_ptr<NodeHost>> hosts_;
+};
+
+TEST_F(ServerRuntimeTest, TwoClientsChatThroughRealThreadsAndLevelDb) {
+  Add(kRegistryAddress, [](Env* e) { return std::make_unique<RegistryService>(e); });
+  Add(kKvAddress, [](Env* e) { return std::make_unique<KvService>(e); });
+  Add(InstanceAddress(kUserService, "1"), [](Env* e) { return std::make_unique<UserService>(e); });
+  Add(InstanceAddress(kFriendService, "1"),
+      [](Env* e) { return std::make_unique<FriendService>(e); });
+  Add(InstanceAddress(kGroupService, "1"), [](Env* e) { return std::make_unique<GroupService>(e); });
+  Add(ShardAddress(0), [](Env* e) { return std::make_unique<MessageShard>(e, MessageOptions()); });
+  Add(GatewayAddress("1"), [](Env* e) { return std::make_unique<Gateway>(e, GatewayOptions()); });
+  for (const char* name : {"alice", "bob"}) {
+    ClientOptions o;
+    o.name = name;
+    o.password = std::string("password-") + name;
+    Add(std::string("client.") + name, [o](Env* e) { return std::make_unique<Client>(e, o); });
+  }
+  ASSERT_TRUE(WaitFor("client.alice", [](Client* c) { return c->state() == Client::State::kOnline; }));
+  ASSERT_TRUE(WaitFor("client.bob", [](Client* c) { return c->state() == Client::State::kOnline; }));
+  uint64_t bob_id = 0;
+  host("client.bob")->RunOnLoop([&](Node* n) { bob_id = dynamic_cast<Client*>(n)->user_id(); });
+  ASSERT_NE(bob_id, 0u);
+
+  std::atomic<int> befriended{-1};
+  host("client.alice")->RunOnLoop([&](Node* n) {
+    Request r;
+    r.mutable_add_friend()->set_friend_id(bob_id);
+    dynamic_cast<Client*>(n)->Call(r, [&](const Reply& reply) { befriended = reply.status().code(); });
+  });
+  for (int i = 0; i < 200 && befriended < 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  ASSERT_EQ(befriended, CODE_OK);
+
+  host("client.alice")->RunOnLoop([&](Node* n) {
+    dynamic_cast<Client*>(n)->SendPrivate(bob_id, "hello over threads");
+  });
+  EXPECT_TRUE(WaitFor("client.bob", [](Client* c) {
+    return !c->delivered().empty() && c->delivered().back().body() == "hello over threads";
+  }));
+  // The message is on disk in the shard's LevelDB.
+  host(ShardAddress(0))->RunOnLoop([&](Node* n) {
+    std::vector<KeyValue> rows;
+    ASSERT_TRUE(host(ShardAddress(0))->Store().Scan("msg/", "", 10, &rows).ok());
+    EXPECT_EQ(rows.size(), 1u);
+  });
+}
+
+TEST(EventLoopTest, RunsTasksInOrderAndTimersAfterTheirDelay) {
+  EventLoop loop("test");
+  loop.Start();
+  std::vector<int> seen;
+  for (int i = 0; i < 5; ++i) loop.Post([&seen, i] { seen.push_back(i); });
+  const auto start = std::chrono::steady_clock::now();
+  std::atomic<bool> fired{false};
+  loop.PostAfter(absl::Milliseconds(50), [&] { fired = true; });
+  const uint64_t cancelled = loop.PostAfter(absl::Milliseconds(10), [&] { seen.push_back(99); });
+  loop.Cancel(cancelled);
+  while (!fired) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(50));
+  loop.RunSync([] {});
+  EXPECT_EQ(seen, (std::vector<int>{0, 1, 2, 3, 4}));
+  loop.Stop();
+  EXPECT_FALSE(loop.Post([] {}));  // stopped: dropped and counted
+  EXPECT_EQ(loop.dropped(), 1u);
+}
+
+}  // namespace
+}  // namespace parley
