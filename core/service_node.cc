@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/proto/records.pb.h"
+#include "core/keys.h"
 #include "core/status.h"
 
 namespace parley {
@@ -11,6 +12,13 @@ namespace {
 
 std::string RequestLogKey(const std::string& request_id) {
   return absl::StrCat("reqlog/", request_id);
+}
+
+// Time index of the request log, so old records are trimmed in time order:
+// reqlogt/<time_us:20>/<request_id>.
+constexpr char kRequestLogTimePrefix[] = "reqlogt/";
+std::string RequestLogTimeKey(int64_t time_us, const std::string& request_id) {
+  return absl::StrCat(kRequestLogTimePrefix, PadId(static_cast<uint64_t>(time_us)), "/", request_id);
 }
 
 }  // namespace
@@ -34,6 +42,7 @@ void ServiceNode::Start() {
     healthy_ = false;
     return;
   }
+  timers_.After(options_.request_log_sweep_interval, [this] { TrimRequestLog(); });
   if (!options_.service.empty()) Heartbeat();
   if (!options_.dependencies.empty()) Discover();
 }
@@ -48,6 +57,24 @@ void ServiceNode::Stop() {
   envelope.set_from(env_->Self());
   *envelope.mutable_request() = request;
   env_->Send(kRegistryAddress, envelope);
+}
+
+void ServiceNode::TrimRequestLog() {
+  const int64_t cutoff_us = absl::ToUnixMicros(env_->Now() - options_.request_log_ttl);
+  std::vector<KeyValue> rows;
+  store().Scan(kRequestLogTimePrefix, "", options_.request_log_trim_batch, &rows).IgnoreError();
+  WriteBatch batch;
+  const size_t prefix = sizeof(kRequestLogTimePrefix) - 1;
+  for (const KeyValue& row : rows) {
+    if (static_cast<int64_t>(LastIdOf(row.first.substr(0, prefix + 20))) > cutoff_us) break;
+    batch.Delete(row.first);
+    batch.Delete(RequestLogKey(row.first.substr(prefix + 21)));
+  }
+  if (!batch.empty()) {
+    request_log_trimmed_ += batch.size() / 2;
+    Commit(batch).IgnoreError();
+  }
+  timers_.After(options_.request_log_sweep_interval, [this] { TrimRequestLog(); });
 }
 
 void ServiceNode::Heartbeat() {
@@ -153,6 +180,7 @@ void ServiceNode::CommitAndRespond(const Envelope& request, WriteBatch batch,
     *record.mutable_reply() = reply;
     record.set_time_us(absl::ToUnixMicros(env_->Now()));
     batch.Put(RequestLogKey(request.request_id()), record.SerializeAsString());
+    batch.Put(RequestLogTimeKey(record.time_us(), request.request_id()), "");
   }
   absl::Status s = Commit(batch);
   if (!s.ok()) {

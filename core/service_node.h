@@ -37,6 +37,10 @@ struct ServiceOptions {
   absl::Duration discover_interval = absl::Milliseconds(500);
   absl::Duration registry_timeout = absl::Milliseconds(300);
   Outbox::Options outbox;
+  // Replies kept for retried requests: long enough for any retry to come.
+  absl::Duration request_log_ttl = absl::Minutes(10);
+  absl::Duration request_log_sweep_interval = absl::Seconds(10);
+  size_t request_log_trim_batch = 1000;
 };
 
 class ServiceNode : public Node {
@@ -54,6 +58,7 @@ class ServiceNode : public Node {
   const RpcStats& rpc_stats() const { return rpc_.stats(); }
   const OutboxStats& outbox_stats() const { return outbox_.stats(); }
   size_t outbox_unacked() const { return outbox_.unacked(); }
+  uint64_t request_log_trimmed() const { return request_log_trimmed_; }
   ServiceDirectory& directory() { return directory_; }
   // False after Start failed to recover the store: every request then gets
   // UNAVAILABLE.
@@ -90,6 +95,7 @@ class ServiceNode : public Node {
  private:
   void Heartbeat();
   void Discover();
+  void TrimRequestLog();
 
   Env* env_;
   ServiceOptions options_;
@@ -98,6 +104,7 @@ class ServiceNode : public Node {
   RpcClient rpc_;
   Outbox outbox_;
   bool healthy_ = true;
+  uint64_t request_log_trimmed_ = 0;
   bool stopped_ = false;
 };
 

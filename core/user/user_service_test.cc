@@ -84,6 +84,22 @@ TEST_F(UserServiceTest, RetriedRegistrationCreatesOneUser) {
   EXPECT_EQ(Register("bob", "password-b").register_().user_id(), 2u);
 }
 
+TEST_F(UserServiceTest, TheRequestLogIsTrimmedAfterItsTtl) {
+  ASSERT_EQ(Register("alice", "password-a", "client-9#1").status().code(), CODE_OK);
+  std::vector<KeyValue> rows;
+  ASSERT_TRUE(c_.UserStore().Scan("reqlog/", "", 10, &rows).ok());
+  EXPECT_EQ(rows.size(), 1u);
+  // Within the TTL a retry is still answered from the log...
+  c_.net().Advance(absl::Minutes(5));
+  EXPECT_EQ(Register("alice", "password-a", "client-9#1").status().code(), CODE_OK);
+  // ...and after it the record is gone (a late retry is a new request).
+  c_.net().Advance(absl::Minutes(6));
+  rows.clear();
+  ASSERT_TRUE(c_.UserStore().Scan("reqlog", "", 10, &rows).ok());
+  EXPECT_TRUE(rows.empty());
+  EXPECT_EQ(Register("alice", "password-a", "client-9#1").status().code(), CODE_ALREADY_EXISTS);
+}
+
 TEST_F(UserServiceTest, LoginGivesATokenThatVerifiesWithoutACall) {
   const uint64_t id = Register("alice", "password-a").register_().user_id();
   Reply login = Login("alice", "password-a");
