@@ -18,19 +18,36 @@
 #include "core/user/user_service.h"
 #include "gtest/gtest.h"
 #include "server/leveldb_store.h"
+#include "server/nats_network.h"
+#include "server/nats_server_process.h"
 #include "server/node_host.h"
 
 namespace parley {
 namespace {
 
-class ServerRuntimeTest : public ::testing::Test {
+// Runs over the in-process network, and over a real nats-server on loopback.
+class ServerRuntimeTest : public ::testing::TestWithParam<std::string> {
  protected:
+  void SetUp() override {
+    if (GetParam() == "local") {
+      network_ = std::make_unique<LocalNetwork>();
+      return;
+    }
+    auto server = NatsServerProcess::Start(std::string(std::getenv("TEST_TMPDIR")) + "/nats");
+    ASSERT_TRUE(server.ok()) << server.status();
+    nats_server_ = std::move(*server);
+    auto network = NatsNetwork::Connect(nats_server_->url());
+    ASSERT_TRUE(network.ok()) << network.status();
+    nats_ = network->get();
+    network_ = std::move(*network);
+  }
   void Add(const std::string& address, NodeHost::Factory factory) {
-    const std::string dir = std::string(std::getenv("TEST_TMPDIR")) + "/data/" + address;
+    const std::string dir =
+        std::string(std::getenv("TEST_TMPDIR")) + "/data-" + GetParam() + "/" + address;
     std::filesystem::create_directories(dir);
     auto store = LevelDbStore::Open(dir);
     ASSERT_TRUE(store.ok()) << store.status();
-    hosts_.push_back(std::make_unique<NodeHost>(address, std::move(*store), &network_,
+    hosts_.push_back(std::make_unique<NodeHost>(address, std::move(*store), network_.get(),
                                                 hosts_.size() + 1));
     hosts_.back()->Start(std::move(factory));
   }
@@ -52,13 +69,20 @@ class ServerRuntimeTest : public ::testing::Test {
   }
   void TearDown() override {
     for (auto it = hosts_.rbegin(); it != hosts_.rend(); ++it) (*it)->Stop();
+    hosts_.clear();
+    network_.reset();
+    if (nats_server_) {
+      EXPECT_TRUE(nats_server_->Stop().ok());
+    }
   }
 
-  LocalNetwork network_;
+  std::unique_ptr<NatsServerProcess> nats_server_;
+  NatsNetwork* nats_ = nullptr;
+  std::unique_ptr<Network> network_;
   std::vector<std::unique_ptr<NodeHost>> hosts_;
 };
 
-TEST_F(ServerRuntimeTest, TwoClientsChatThroughRealThreadsAndLevelDb) {
+TEST_P(ServerRuntimeTest, TwoClientsChatThroughRealThreadsAndLevelDb) {
   Add(kRegistryAddress, [](Env* e) { return std::make_unique<RegistryService>(e); });
   Add(kKvAddress, [](Env* e) { return std::make_unique<KvService>(e); });
   Add(InstanceAddress(kUserService, "1"), [](Env* e) { return std::make_unique<UserService>(e); });
@@ -100,6 +124,23 @@ TEST_F(ServerRuntimeTest, TwoClientsChatThroughRealThreadsAndLevelDb) {
     ASSERT_TRUE(host(ShardAddress(0))->Store().Scan("msg/", "", 10, &rows).ok());
     EXPECT_EQ(rows.size(), 1u);
   });
+  if (nats_ != nullptr) {
+    EXPECT_GT(nats_->sent(), 20u);  // it really went through nats-server
+    EXPECT_GT(nats_->received(), 20u);
+    EXPECT_EQ(nats_->malformed(), 0u);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Networks, ServerRuntimeTest, ::testing::Values("local", "nats"),
+                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
+
+TEST(NatsServerProcessTest, StartsOnAFreePortAndStopsCleanly) {
+  auto server = NatsServerProcess::Start(std::string(std::getenv("TEST_TMPDIR")) + "/nats2");
+  ASSERT_TRUE(server.ok()) << server.status();
+  EXPECT_EQ((*server)->url().rfind("nats://127.0.0.1:", 0), 0u) << (*server)->url();
+  EXPECT_TRUE((*server)->Stop().ok());
+  EXPECT_FALSE(NatsNetwork::Connect("nats://127.0.0.1:1").ok());  // nothing listens there
+  EXPECT_FALSE(NatsServerProcess::Start("/tmp/x", absl::Seconds(1), "/nonexistent/nats").ok());
 }
 
 TEST(EventLoopTest, RunsTasksInOrderAndTimersAfterTheirDelay) {

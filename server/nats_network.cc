@@ -1,0 +1,109 @@
+#include "server/nats_network.h"
+
+#include "absl/strings/str_cat.h"
+#include "server/node_host.h"
+
+namespace parley {
+namespace {
+
+std::string Subject(const std::string& address) { return "parley." + address; }
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<NatsNetwork>> NatsNetwork::Connect(const std::string& url) {
+  natsOptions* opts = nullptr;
+  if (natsOptions_Create(&opts) != NATS_OK) return absl::InternalError("natsOptions_Create failed");
+  natsOptions_SetURL(opts, url.c_str());
+  natsOptions_SetMaxReconnect(opts, -1);  // keep trying: nodes outlive a server restart
+  natsOptions_SetReconnectWait(opts, 100);
+  auto network = std::unique_ptr<NatsNetwork>(new NatsNetwork(nullptr, opts));
+  // cnats has no default error handler: without one, slow-consumer errors are silent.
+  natsOptions_SetErrorHandler(opts, &NatsNetwork::OnError, network.get());
+  natsConnection* conn = nullptr;
+  const natsStatus s = natsConnection_Connect(&conn, opts);
+  if (s != NATS_OK) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot connect to ", url, ": ", natsStatus_GetText(s)));
+  }
+  network->conn_ = conn;
+  return network;
+}
+
+NatsNetwork::~NatsNetwork() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [address, target] : targets_) {
+      if (target->sub != nullptr) natsSubscription_Unsubscribe(target->sub);
+    }
+  }
+  if (conn_ != nullptr) {
+    natsConnection_Close(conn_);
+    natsConnection_Destroy(conn_);
+  }
+  for (auto& [address, target] : targets_) {
+    if (target->sub != nullptr) natsSubscription_Destroy(target->sub);
+  }
+  natsOptions_Destroy(opts_);
+}
+
+void NatsNetwork::OnError(natsConnection*, natsSubscription*, natsStatus, void* closure) {
+  ++static_cast<NatsNetwork*>(closure)->errors_;
+}
+
+void NatsNetwork::OnMessage(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+  auto* target = static_cast<Target*>(closure);
+  Envelope envelope;
+  const bool ok = envelope.ParseFromArray(natsMsg_GetData(msg), natsMsg_GetDataLength(msg));
+  natsMsg_Destroy(msg);
+  if (!ok) {
+    ++target->network->malformed_;  // garbage on our subject: dropped, counted
+    return;
+  }
+  ++target->network->received_;
+  std::lock_guard<std::mutex> lock(target->mu);
+  if (target->host != nullptr) target->host->Deliver(std::move(envelope));
+}
+
+void NatsNetwork::Attach(NodeHost* host) {
+  bus_.Attach(host);
+  auto target = std::make_unique<Target>();
+  target->network = this;
+  target->host = host;
+  natsConnection_Subscribe(&target->sub, conn_, Subject(host->Self()).c_str(),
+                           &NatsNetwork::OnMessage, target.get());
+  natsConnection_Flush(conn_);  // the subscription is live before anyone sends to it
+  std::lock_guard<std::mutex> lock(mu_);
+  targets_[host->Self()] = std::move(target);
+}
+
+void NatsNetwork::Detach(const std::string& address) {
+  bus_.Detach(address);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = targets_.find(address);
+  if (it == targets_.end()) return;
+  if (it->second->sub != nullptr) natsSubscription_Unsubscribe(it->second->sub);
+  std::lock_guard<std::mutex> target_lock(it->second->mu);
+  it->second->host = nullptr;  // a callback already running delivers nothing more
+}
+
+void NatsNetwork::Send(const std::string& from, const std::string& to, Envelope envelope) {
+  const std::string data = envelope.SerializeAsString();
+  if (natsConnection_Publish(conn_, Subject(to).c_str(), data.data(), data.size()) == NATS_OK) {
+    ++sent_;
+  } else {
+    ++errors_;  // as a lost message: the sender's timeout retries
+  }
+}
+
+void NatsNetwork::Publish(const std::string& from, const Event& event) {
+  bus_.Publish(from, event);
+}
+
+void NatsNetwork::Subscribe(const std::string& address, const std::string& group,
+                            const std::vector<std::string>& topics) {
+  bus_.Subscribe(address, group, topics);
+}
+
+void NatsNetwork::AckEvent(uint64_t delivery_id) { bus_.AckEvent(delivery_id); }
+
+}  // namespace parley

@@ -1,0 +1,61 @@
+// NatsNetwork: node-to-node messages over a real nats-server. An address A is
+// the subject "parley.A"; every host subscribes to its own subject, and cnats
+// callbacks (library threads) only enqueue into the host's event loop. Events
+// use the in-process bus (`--event_bus=local`: one process hosts every
+// consuming role); the JetStream bus comes next.
+#ifndef PARLEY_SERVER_NATS_NETWORK_H_
+#define PARLEY_SERVER_NATS_NETWORK_H_
+
+#include <nats/nats.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "server/network.h"
+
+namespace parley {
+
+class NatsNetwork : public Network {
+ public:
+  static absl::StatusOr<std::unique_ptr<NatsNetwork>> Connect(const std::string& url);
+  ~NatsNetwork() override;
+
+  void Attach(NodeHost* host) override;
+  void Detach(const std::string& address) override;
+  void Send(const std::string& from, const std::string& to, Envelope envelope) override;
+  void Publish(const std::string& from, const Event& event) override;
+  void Subscribe(const std::string& address, const std::string& group,
+                 const std::vector<std::string>& topics) override;
+  void AckEvent(uint64_t delivery_id) override;
+
+  uint64_t sent() const { return sent_; }
+  uint64_t received() const { return received_; }
+  uint64_t errors() const { return errors_; }
+  uint64_t malformed() const { return malformed_; }
+
+ private:
+  struct Target {
+    NatsNetwork* network;
+    std::mutex mu;
+    NodeHost* host;  // null once detached
+    natsSubscription* sub = nullptr;
+  };
+  NatsNetwork(natsConnection* conn, natsOptions* opts) : conn_(conn), opts_(opts) {}
+  static void OnMessage(natsConnection* nc, natsSubscription* sub, natsMsg* msg, void* closure);
+  static void OnError(natsConnection* nc, natsSubscription* sub, natsStatus err, void* closure);
+
+  natsConnection* conn_;
+  natsOptions* opts_;
+  std::mutex mu_;
+  std::map<std::string, std::unique_ptr<Target>> targets_;
+  LocalNetwork bus_;
+  std::atomic<uint64_t> sent_{0}, received_{0}, errors_{0}, malformed_{0};
+};
+
+}  // namespace parley
+
+#endif  // PARLEY_SERVER_NATS_NETWORK_H_

@@ -1,0 +1,91 @@
+#include "server/nats_server_process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+namespace parley {
+namespace {
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<NatsServerProcess>> NatsServerProcess::Start(
+    const std::string& dir, absl::Duration timeout, const std::string& binary) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot create ", dir, ": ", ec.message()));
+  if (access(binary.c_str(), X_OK) != 0) {
+    return absl::NotFoundError(absl::StrCat(binary, " is not executable (run ./setup.sh)"));
+  }
+  const std::string log = dir + "/nats-server.log";
+  const pid_t pid = fork();
+  if (pid < 0) return absl::InternalError("fork failed");
+  if (pid == 0) {
+    const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+    }
+    execl(binary.c_str(), "nats-server", "-a", "127.0.0.1", "-p", "-1", "-js", "-sd",
+          dir.c_str(), "--ports_file_dir", dir.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  const std::string ports = absl::StrCat(dir, "/nats-server_", pid, ".ports");
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      return absl::UnavailableError(absl::StrCat("nats-server exited at start: ", ReadFile(log)));
+    }
+    const std::string text = ReadFile(ports);
+    const size_t at = text.find("nats://");
+    if (at != std::string::npos) {
+      const size_t end = text.find('"', at);
+      return std::unique_ptr<NatsServerProcess>(
+          new NatsServerProcess(pid, text.substr(at, end - at)));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  return absl::DeadlineExceededError(
+      absl::StrCat("nats-server wrote no ports file within ", absl::FormatDuration(timeout)));
+}
+
+NatsServerProcess::~NatsServerProcess() { Stop().IgnoreError(); }
+
+absl::Status NatsServerProcess::Stop(absl::Duration grace) {
+  if (pid_ <= 0) return absl::OkStatus();
+  kill(pid_, SIGINT);
+  const absl::Time deadline = absl::Now() + grace;
+  int status = 0;
+  while (absl::Now() < deadline) {
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = 0;
+      return absl::OkStatus();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  kill(pid_, SIGKILL);
+  waitpid(pid_, &status, 0);
+  pid_ = 0;
+  return absl::DeadlineExceededError("nats-server ignored SIGINT; killed");
+}
+
+}  // namespace parley
