@@ -10,7 +10,8 @@ std::string Subject(const std::string& address) { return "parley." + address; }
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<NatsNetwork>> NatsNetwork::Connect(const std::string& url) {
+absl::StatusOr<std::unique_ptr<NatsNetwork>> NatsNetwork::Connect(const std::string& url, Bus bus,
+                                                                  JetStreamBus::Options js_options) {
   natsOptions* opts = nullptr;
   if (natsOptions_Create(&opts) != NATS_OK) return absl::InternalError("natsOptions_Create failed");
   natsOptions_SetURL(opts, url.c_str());
@@ -26,10 +27,16 @@ absl::StatusOr<std::unique_ptr<NatsNetwork>> NatsNetwork::Connect(const std::str
         absl::StrCat("cannot connect to ", url, ": ", natsStatus_GetText(s)));
   }
   network->conn_ = conn;
+  if (bus == Bus::kJetStream) {
+    auto js = JetStreamBus::Create(conn, std::move(js_options));
+    if (!js.ok()) return js.status();
+    network->js_ = std::move(*js);
+  }
   return network;
 }
 
 NatsNetwork::~NatsNetwork() {
+  js_.reset();  // its threads use the connection
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& [address, target] : targets_) {
@@ -66,6 +73,7 @@ void NatsNetwork::OnMessage(natsConnection*, natsSubscription*, natsMsg* msg, vo
 
 void NatsNetwork::Attach(NodeHost* host) {
   bus_.Attach(host);
+  if (js_) js_->Attach(host);
   auto target = std::make_unique<Target>();
   target->network = this;
   target->host = host;
@@ -78,6 +86,7 @@ void NatsNetwork::Attach(NodeHost* host) {
 
 void NatsNetwork::Detach(const std::string& address) {
   bus_.Detach(address);
+  if (js_) js_->Detach(address);
   std::lock_guard<std::mutex> lock(mu_);
   auto it = targets_.find(address);
   if (it == targets_.end()) return;
@@ -96,14 +105,19 @@ void NatsNetwork::Send(const std::string& from, const std::string& to, Envelope 
 }
 
 void NatsNetwork::Publish(const std::string& from, const Event& event) {
+  if (js_) return js_->Publish(from, event);
   bus_.Publish(from, event);
 }
 
 void NatsNetwork::Subscribe(const std::string& address, const std::string& group,
                             const std::vector<std::string>& topics) {
+  if (js_) return js_->Subscribe(address, group, topics);
   bus_.Subscribe(address, group, topics);
 }
 
-void NatsNetwork::AckEvent(uint64_t delivery_id) { bus_.AckEvent(delivery_id); }
+void NatsNetwork::AckEvent(uint64_t delivery_id) {
+  if (js_) return js_->AckEvent(delivery_id);
+  bus_.AckEvent(delivery_id);
+}
 
 }  // namespace parley

@@ -1,8 +1,8 @@
 // NatsNetwork: node-to-node messages over a real nats-server. An address A is
 // the subject "parley.A"; every host subscribes to its own subject, and cnats
 // callbacks (library threads) only enqueue into the host's event loop. Events
-// use the in-process bus (`--event_bus=local`: one process hosts every
-// consuming role); the JetStream bus comes next.
+// go through JetStream (the default) or, with `local`, an in-process bus (one
+// process hosts every consuming role).
 #ifndef PARLEY_SERVER_NATS_NETWORK_H_
 #define PARLEY_SERVER_NATS_NETWORK_H_
 
@@ -15,13 +15,18 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "server/jetstream_bus.h"
 #include "server/network.h"
 
 namespace parley {
 
 class NatsNetwork : public Network {
  public:
-  static absl::StatusOr<std::unique_ptr<NatsNetwork>> Connect(const std::string& url);
+  enum class Bus { kJetStream, kLocal };
+  static absl::StatusOr<std::unique_ptr<NatsNetwork>> Connect(
+      const std::string& url, Bus bus = Bus::kJetStream,
+      JetStreamBus::Options js_options = JetStreamBus::Options());
+  JetStreamBus* jetstream() { return js_.get(); }
   ~NatsNetwork() override;
 
   void Attach(NodeHost* host) override;
@@ -53,6 +58,7 @@ class NatsNetwork : public Network {
   std::mutex mu_;
   std::map<std::string, std::unique_ptr<Target>> targets_;
   LocalNetwork bus_;
+  std::unique_ptr<JetStreamBus> js_;
   std::atomic<uint64_t> sent_{0}, received_{0}, errors_{0}, malformed_{0};
 };
 

@@ -36,7 +36,12 @@ class ServerRuntimeTest : public ::testing::TestWithParam<std::string> {
     auto server = NatsServerProcess::Start(std::string(std::getenv("TEST_TMPDIR")) + "/nats");
     ASSERT_TRUE(server.ok()) << server.status();
     nats_server_ = std::move(*server);
-    auto network = NatsNetwork::Connect(nats_server_->url());
+    JetStreamBus::Options js;
+    js.ack_wait = absl::Seconds(2);
+    auto network = NatsNetwork::Connect(
+        nats_server_->url(), GetParam() == "nats_jetstream" ? NatsNetwork::Bus::kJetStream
+                                                            : NatsNetwork::Bus::kLocal,
+        js);
     ASSERT_TRUE(network.ok()) << network.status();
     nats_ = network->get();
     network_ = std::move(*network);
@@ -124,6 +129,35 @@ TEST_P(ServerRuntimeTest, TwoClientsChatThroughRealThreadsAndLevelDb) {
     ASSERT_TRUE(host(ShardAddress(0))->Store().Scan("msg/", "", 10, &rows).ok());
     EXPECT_EQ(rows.size(), 1u);
   });
+  // A profile change travels as an event (through the bus under test) to the
+  // friend service, and alice's friend list shows it.
+  std::atomic<int> updated{-1};
+  host("client.bob")->RunOnLoop([&](Node* n) {
+    Request r;
+    r.mutable_update_profile()->set_nickname("Robert");
+    dynamic_cast<Client*>(n)->Call(r, [&](const Reply& reply) { updated = reply.status().code(); });
+  });
+  bool converged = false;
+  for (int i = 0; i < 150 && !converged; ++i) {
+    std::atomic<bool> done{false};
+    host("client.alice")->RunOnLoop([&](Node* n) {
+      Request r;
+      r.mutable_list_friends();
+      dynamic_cast<Client*>(n)->Call(r, [&](const Reply& reply) {
+        const FriendList& list = reply.list_friends().list();
+        converged = list.friends_size() == 1 && list.friends(0).nickname() == "Robert";
+        done = true;
+      });
+    });
+    while (!done) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    if (!converged) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(updated, CODE_OK);
+  EXPECT_TRUE(converged) << "the profile change never reached alice's friend list";
+  if (nats_ != nullptr && nats_->jetstream() != nullptr) {
+    EXPECT_GT(nats_->jetstream()->published(), 3u);  // registrations, friendship, profile
+    EXPECT_GT(nats_->jetstream()->delivered(), 3u);
+  }
   if (nats_ != nullptr) {
     EXPECT_GT(nats_->sent(), 20u);  // it really went through nats-server
     EXPECT_GT(nats_->received(), 20u);
@@ -131,7 +165,7 @@ TEST_P(ServerRuntimeTest, TwoClientsChatThroughRealThreadsAndLevelDb) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Networks, ServerRuntimeTest, ::testing::Values("local", "nats"),
+INSTANTIATE_TEST_SUITE_P(Networks, ServerRuntimeTest, ::testing::Values("local", "nats_local_bus", "nats_jetstream"),
                          [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
 
 TEST(NatsServerProcessTest, StartsOnAFreePortAndStopsCleanly) {
