@@ -57,7 +57,7 @@ JetStreamBus::~JetStreamBus() {
   jsCtx_Destroy(js_);
 }
 
-void JetStreamBus::Attach(NodeHost* host) {
+void JetStreamBus::Attach(Endpoint* host) {
   std::lock_guard<std::mutex> lock(mu_);
   hosts_[host->Self()] = host;
 }
@@ -167,7 +167,7 @@ void JetStreamBus::FetchLoop(Group* group) {
         natsMsg_Destroy(msg);
         continue;
       }
-      NodeHost* target = nullptr;
+      Endpoint* target = nullptr;
       for (size_t k = 0; k < group->members.size() && target == nullptr; ++k) {
         auto host = hosts_.find(group->members[(group->next + k) % group->members.size()]);
         if (host != hosts_.end()) {

@@ -25,10 +25,10 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "core/proto/events.pb.h"
+#include "server/network.h"
 
 namespace parley {
 
-class NodeHost;
 
 class JetStreamBus {
  public:
@@ -43,7 +43,7 @@ class JetStreamBus {
                                                               Options options);
   ~JetStreamBus();
 
-  void Attach(NodeHost* host);
+  void Attach(Endpoint* host);
   void Detach(const std::string& address);
   void Publish(const std::string& from, const Event& event);
   void Subscribe(const std::string& address, const std::string& group,
@@ -73,7 +73,7 @@ class JetStreamBus {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
-  std::map<std::string, NodeHost*> hosts_;
+  std::map<std::string, Endpoint*> hosts_;
   std::deque<std::pair<std::string, Event>> to_publish_;
   std::thread publisher_;
   std::map<std::string, std::unique_ptr<Group>> groups_;

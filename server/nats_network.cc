@@ -71,7 +71,7 @@ void NatsNetwork::OnMessage(natsConnection*, natsSubscription*, natsMsg* msg, vo
   if (target->host != nullptr) target->host->Deliver(std::move(envelope));
 }
 
-void NatsNetwork::Attach(NodeHost* host) {
+void NatsNetwork::Attach(Endpoint* host) {
   bus_.Attach(host);
   if (js_) js_->Attach(host);
   auto target = std::make_unique<Target>();

@@ -29,7 +29,7 @@ class NatsNetwork : public Network {
   JetStreamBus* jetstream() { return js_.get(); }
   ~NatsNetwork() override;
 
-  void Attach(NodeHost* host) override;
+  void Attach(Endpoint* host) override;
   void Detach(const std::string& address) override;
   void Send(const std::string& from, const std::string& to, Envelope envelope) override;
   void Publish(const std::string& from, const Event& event) override;
@@ -46,7 +46,7 @@ class NatsNetwork : public Network {
   struct Target {
     NatsNetwork* network;
     std::mutex mu;
-    NodeHost* host;  // null once detached
+    Endpoint* host;  // null once detached
     natsSubscription* sub = nullptr;
   };
   NatsNetwork(natsConnection* conn, natsOptions* opts) : conn_(conn), opts_(opts) {}

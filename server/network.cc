@@ -14,7 +14,7 @@ LocalNetwork::LocalNetwork(absl::Duration ack_timeout)
 
 LocalNetwork::~LocalNetwork() { timers_.Stop(); }
 
-void LocalNetwork::Attach(NodeHost* host) {
+void LocalNetwork::Attach(Endpoint* host) {
   std::lock_guard<std::mutex> lock(mu_);
   hosts_[host->Self()] = host;
 }

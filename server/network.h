@@ -19,12 +19,21 @@
 
 namespace parley {
 
-class NodeHost;
+// What a network delivers to: a node's host, or a client connection.
+class Endpoint {
+ public:
+  virtual ~Endpoint() = default;
+  virtual const std::string& Self() const = 0;
+  // Thread-safe; must not block.
+  virtual void Deliver(Envelope envelope) = 0;
+  virtual void DeliverEvent(Event event, uint64_t delivery_id) {}
+  virtual void DeliverPublishAck(std::string event_id) {}
+};
 
 class Network {
  public:
   virtual ~Network() = default;
-  virtual void Attach(NodeHost* host) = 0;
+  virtual void Attach(Endpoint* host) = 0;
   virtual void Detach(const std::string& address) = 0;
   virtual void Send(const std::string& from, const std::string& to, Envelope envelope) = 0;
   virtual void Publish(const std::string& from, const Event& event) = 0;
@@ -41,7 +50,7 @@ class LocalNetwork : public Network {
   explicit LocalNetwork(absl::Duration ack_timeout = absl::Seconds(2));
   ~LocalNetwork() override;
 
-  void Attach(NodeHost* host) override;
+  void Attach(Endpoint* host) override;
   void Detach(const std::string& address) override;
   void Send(const std::string& from, const std::string& to, Envelope envelope) override;
   void Publish(const std::string& from, const Event& event) override;
@@ -55,7 +64,7 @@ class LocalNetwork : public Network {
   void Deliver(const std::string& group, size_t index);
 
   mutable std::mutex mu_;
-  std::map<std::string, NodeHost*> hosts_;
+  std::map<std::string, Endpoint*> hosts_;
   std::vector<Event> log_;
   std::set<std::string> ids_;
   std::map<std::string, std::vector<std::string>> groups_;

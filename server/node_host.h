@@ -16,7 +16,7 @@
 
 namespace parley {
 
-class NodeHost : public Env {
+class NodeHost : public Env, public Endpoint {
  public:
   using Factory = std::function<std::unique_ptr<Node>(Env*)>;
 
@@ -30,9 +30,9 @@ class NodeHost : public Env {
   void Stop();
 
   // Thread-safe entry points used by the network.
-  void Deliver(Envelope envelope);
-  void DeliverEvent(Event event, uint64_t delivery_id);
-  void DeliverPublishAck(std::string event_id);
+  void Deliver(Envelope envelope) override;
+  void DeliverEvent(Event event, uint64_t delivery_id) override;
+  void DeliverPublishAck(std::string event_id) override;
 
   // Runs `fn` with the node on its loop and waits (for tests and tools).
   void RunOnLoop(const std::function<void(Node*)>& fn);

@@ -35,7 +35,10 @@ bool Retryable(ErrorCode code) {
 }  // namespace
 
 Client::Client(Env* env, ClientOptions options)
-    : ServiceNode(env, ServiceOptions{"", "", {kGatewayService}}),
+    : ServiceNode(env, ServiceOptions{"", "",
+                                      options.fixed_gateway.empty()
+                                          ? std::vector<std::string>{kGatewayService}
+                                          : std::vector<std::string>{}}),
       options_(std::move(options)),
       backoff_(options_.backoff_min),
       send_backoff_(options_.backoff_min) {}
@@ -131,6 +134,7 @@ void Client::StartConnect() {
   if (!want_online_) return;
   state_ = State::kConnecting;
   std::vector<std::string> candidates;
+  if (!options_.fixed_gateway.empty()) candidates.push_back(options_.fixed_gateway);
   for (const Instance& i : directory().Instances(kGatewayService)) {
     if (i.address() != last_failed_gateway_) candidates.push_back(i.address());
   }

@@ -50,6 +50,9 @@ struct ClientOptions {
   uint32_t sync_page = 200;
   // If set (e.g. "gw.2") and known, connect there rather than at random.
   std::string preferred_gateway;
+  // If set, always this gateway, without the registry (a TCP client: the
+  // connection is the gateway).
+  std::string fixed_gateway;
   // Connect at Start (otherwise wait for Connect()).
   bool connect_on_start = true;
   ClientObserver* observer = nullptr;  // not owned; may be null

@@ -1,0 +1,64 @@
+// Parleyd: hosts any set of the core's nodes in one process — each on its own
+// event loop, with LevelDB under --data_dir — on a real nats-server (its own
+// child on a free loopback port unless --nats names one), plus the gateway's
+// TCP listener for clients.
+#ifndef PARLEY_SERVER_PARLEYD_H_
+#define PARLEY_SERVER_PARLEYD_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "server/client_listener.h"
+#include "server/nats_network.h"
+#include "server/nats_server_process.h"
+#include "server/node_host.h"
+
+namespace parley {
+
+struct ParleydOptions {
+  // Comma-separated: registry, kv, user, friend, group, message, gateway; or "all".
+  std::string roles = "all";
+  std::string nats_url;  // empty: start nats-server under data_dir/nats
+  std::string data_dir = "parley-data";
+  std::string listen = "127.0.0.1:7700";
+  std::string gateway_id = "1";
+  uint32_t shards = 2;
+  std::string event_bus = "jetstream";  // or "local"
+  std::string token_key;                // empty: the built-in test key (logged)
+  bool minimal_password_cost = false;   // argon2id's minimum: tests and load runs only
+};
+
+class Parleyd {
+ public:
+  using Log = std::function<void(const std::string&)>;
+  static absl::StatusOr<std::unique_ptr<Parleyd>> Start(const ParleydOptions& options, Log log);
+  ~Parleyd();
+  // Drains: stops the listener, the nodes (gracefully), the network and nats-server.
+  void Stop();
+
+  int listen_port() const { return listener_ ? listener_->port() : 0; }
+  const std::string& nats_url() const { return nats_url_; }
+  NatsNetwork* network() { return network_.get(); }
+  const ListenerStats* listener_stats() const { return listener_ ? &listener_->stats() : nullptr; }
+
+ private:
+  Parleyd(ParleydOptions options, Log log) : options_(std::move(options)), log_(std::move(log)) {}
+  absl::Status Run();
+  absl::Status AddHost(const std::string& address, NodeHost::Factory factory);
+
+  ParleydOptions options_;
+  Log log_;
+  std::string nats_url_;
+  std::unique_ptr<NatsServerProcess> nats_server_;
+  std::unique_ptr<NatsNetwork> network_;
+  std::vector<std::unique_ptr<NodeHost>> hosts_;
+  std::unique_ptr<ClientListener> listener_;
+  bool stopped_ = false;
+};
+
+}  // namespace parley
+
+#endif  // PARLEY_SERVER_PARLEYD_H_

@@ -1,0 +1,205 @@
+// parleyd end to end: a real nats-server (its own child), LevelDB files, the
+// JetStream bus and TCP clients running the reference client. Then bad input
+// over TCP: each gets an error frame or a clean close, and the good client
+// keeps being served.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "core/client/client.h"
+#include "core/status.h"
+#include "fakes/mem_store.h"
+#include "gtest/gtest.h"
+#include "server/frame.h"
+#include "server/parleyd.h"
+#include "server/tcp_client_host.h"
+
+namespace parley {
+namespace {
+
+class ParleydTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    ParleydOptions o;
+    o.data_dir = std::string(std::getenv("TEST_TMPDIR")) + "/parleyd";
+    o.listen = "127.0.0.1:0";
+    o.minimal_password_cost = true;
+    auto d = Parleyd::Start(o, [](const std::string&) {});
+    ASSERT_TRUE(d.ok()) << d.status();
+    server_ = d->release();
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  std::string Address() { return "127.0.0.1:" + std::to_string(server_->listen_port()); }
+
+  std::unique_ptr<TcpClientHost> NewClient(const std::string& name) {
+    ClientOptions o;
+    o.name = name;
+    o.password = "password-" + name;
+    o.fixed_gateway = "gw.1";
+    auto host = std::make_unique<TcpClientHost>("client." + name, std::vector<std::string>{Address()},
+                                                std::make_unique<MemStore>(), 7);
+    host->Start([o](Env* e) { return std::make_unique<Client>(e, o); });
+    return host;
+  }
+  static bool WaitFor(TcpClientHost* h, const std::function<bool(Client*)>& done) {
+    for (int i = 0; i < 300; ++i) {
+      bool ok = false;
+      h->RunOnLoop([&](Node* n) { ok = done(dynamic_cast<Client*>(n)); });
+      if (ok) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  }
+  static Reply CallSync(TcpClientHost* h, const Request& r) {
+    std::atomic<bool> done{false};
+    Reply out;
+    h->RunOnLoop([&](Node* n) {
+      dynamic_cast<Client*>(n)->Call(r, [&](const Reply& reply) {
+        out = reply;
+        done = true;
+      });
+    });
+    for (int i = 0; i < 400 && !done; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return out;
+  }
+  // A raw connection for hostile input.
+  int Dial() {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(server_->listen_port());
+    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+    EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    timeval tv{5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    return fd;
+  }
+  // Reads one frame; nullopt on close or timeout.
+  static std::optional<Envelope> ReadFrame(int fd) {
+    std::string buffer;
+    char chunk[4096];
+    for (;;) {
+      Envelope e;
+      if (DecodeFrame(&buffer, 1 << 20, &e) == FrameResult::kFrame) return e;
+      const ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
+      if (n <= 0) return std::nullopt;
+      buffer.append(chunk, n);
+    }
+  }
+  static bool ClosedByServer(int fd) {
+    char c;
+    return recv(fd, &c, 1, 0) == 0;
+  }
+
+  static Parleyd* server_;
+};
+Parleyd* ParleydTest::server_ = nullptr;
+
+TEST_F(ParleydTest, TwoTcpClientsChatAndAnOfflineOneCatchesUp) {
+  auto alice = NewClient("alice");
+  auto bob = NewClient("bob");
+  auto online = [](Client* c) { return c->state() == Client::State::kOnline; };
+  ASSERT_TRUE(WaitFor(alice.get(), online));
+  ASSERT_TRUE(WaitFor(bob.get(), online));
+  uint64_t bob_id = 0;
+  bob->RunOnLoop([&](Node* n) { bob_id = dynamic_cast<Client*>(n)->user_id(); });
+  Request add;
+  add.mutable_add_friend()->set_friend_id(bob_id);
+  ASSERT_EQ(CallSync(alice.get(), add).status().code(), CODE_OK);
+
+  alice->RunOnLoop([&](Node* n) { dynamic_cast<Client*>(n)->SendPrivate(bob_id, "hi bob"); });
+  ASSERT_TRUE(WaitFor(bob.get(), [](Client* c) { return c->delivered().size() == 1; }));
+
+  // Bob goes offline; alice keeps writing; bob comes back and catches up in order.
+  bob->RunOnLoop([](Node* n) { dynamic_cast<Client*>(n)->Disconnect(); });
+  for (int i = 0; i < 5; ++i) {
+    alice->RunOnLoop([&, i](Node* n) {
+      dynamic_cast<Client*>(n)->SendPrivate(bob_id, "m" + std::to_string(i));
+    });
+  }
+  ASSERT_TRUE(WaitFor(alice.get(), [](Client* c) { return c->pending_sends() == 0; }));
+  bob->RunOnLoop([](Node* n) { dynamic_cast<Client*>(n)->Connect(); });
+  ASSERT_TRUE(WaitFor(bob.get(), [](Client* c) { return c->delivered().size() == 6; }));
+  bob->RunOnLoop([](Node* n) {
+    const auto& d = dynamic_cast<Client*>(n)->delivered();
+    for (size_t i = 0; i < d.size(); ++i) EXPECT_EQ(d[i].seq(), i + 1);
+    EXPECT_EQ(d.back().body(), "m4");
+  });
+  alice->Stop();
+  bob->Stop();
+}
+
+TEST_F(ParleydTest, BadInputGetsAnErrorOrACleanCloseAndOthersAreServed) {
+  auto good = NewClient("carol");
+  ASSERT_TRUE(WaitFor(good.get(), [](Client* c) { return c->state() == Client::State::kOnline; }));
+
+  // A request before login.
+  int fd = Dial();
+  Envelope e;
+  e.set_correlation_id(5);
+  e.mutable_request()->mutable_list_friends();
+  e.set_auth_user_id(1);  // a forged user id changes nothing
+  const std::string frame = EncodeFrame(e);
+  ASSERT_EQ(send(fd, frame.data(), frame.size(), 0), static_cast<ssize_t>(frame.size()));
+  std::optional<Envelope> reply = ReadFrame(fd);
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->correlation_id(), 5u);
+  EXPECT_EQ(reply->reply().status().code(), CODE_UNAUTHENTICATED);
+  close(fd);
+
+  // Garbage bytes: an error frame, then a clean close.
+  fd = Dial();
+  const std::string garbage = "\x05hello";
+  send(fd, garbage.data(), garbage.size(), 0);
+  reply = ReadFrame(fd);
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->reply().status().code(), CODE_INVALID_ARGUMENT);
+  EXPECT_TRUE(ClosedByServer(fd));
+  close(fd);
+
+  // An oversized frame (announced length past the limit).
+  fd = Dial();
+  const std::string huge = "\xff\xff\x7f";  // ~2 MiB
+  send(fd, huge.data(), huge.size(), 0);
+  reply = ReadFrame(fd);
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->reply().status().code(), CODE_RESOURCE_EXHAUSTED);
+  EXPECT_TRUE(ClosedByServer(fd));
+  close(fd);
+
+  // A flood past the rate limit: refused with RESOURCE_EXHAUSTED.
+  fd = Dial();
+  std::string flood;
+  for (int i = 0; i < 1000; ++i) {
+    Envelope p;
+    p.set_correlation_id(i + 1);
+    p.mutable_request()->mutable_ping();
+    flood += EncodeFrame(p);
+  }
+  send(fd, flood.data(), flood.size(), 0);
+  int limited = 0;
+  for (int i = 0; i < 1000; ++i) {
+    reply = ReadFrame(fd);
+    if (!reply.has_value()) break;
+    if (reply->reply().status().code() == CODE_RESOURCE_EXHAUSTED) ++limited;
+  }
+  EXPECT_GT(limited, 0);
+  close(fd);
+
+  // The good client is still served.
+  Request list;
+  list.mutable_list_friends();
+  EXPECT_EQ(CallSync(good.get(), list).status().code(), CODE_OK);
+  good->Stop();
+}
+
+}  // namespace
+}  // namespace parley
