@@ -5,6 +5,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "core/keys.h"
 #include "core/services.h"
 #include "core/status.h"
@@ -16,6 +17,9 @@ namespace {
 // The client's own store (the device's local database).
 constexpr char kEpochKey[] = "c/epoch";
 constexpr char kNextMsgKey[] = "c/next_msg";
+// A random tag of this device's local store: client_msg_ids stay unique even
+// when a device starts over with an empty store (its counter restarts at 1).
+constexpr char kNonceKey[] = "c/nonce";
 constexpr char kCursorPrefix[] = "c/cursor/";
 constexpr char kPendingPrefix[] = "c/pending/";
 
@@ -46,6 +50,13 @@ Client::Client(Env* env, ClientOptions options)
 absl::Status Client::OnStart() {
   epoch_ = ReadCounter(store(), kEpochKey);
   next_msg_ = std::max<uint64_t>(1, ReadCounter(store(), kNextMsgKey));
+  if (!store().Get(kNonceKey, &nonce_).ok()) {
+    nonce_ = absl::StrFormat("%08x", env().Rng().Next() & 0xffffffffu);
+    WriteBatch batch;
+    batch.Put(kNonceKey, nonce_);
+    absl::Status s = Commit(batch);
+    if (!s.ok()) return s;
+  }
   std::vector<KeyValue> rows;
   absl::Status s = store().Scan(kCursorPrefix, "", SIZE_MAX, &rows);
   if (!s.ok()) return s;
@@ -365,7 +376,7 @@ std::string Client::Recall(const std::string& conversation, uint64_t seq) {
 
 std::string Client::QueueSend(Request request) {
   const uint64_t n = next_msg_++;
-  const std::string id = absl::StrCat(options_.device_id, "-", n);
+  const std::string id = absl::StrCat(options_.device_id, "-", nonce_, "-", n);
   if (request.has_send_private()) request.mutable_send_private()->set_client_msg_id(id);
   if (request.has_send_group()) request.mutable_send_group()->set_client_msg_id(id);
   if (request.has_recall()) request.mutable_recall()->set_client_msg_id(id);

@@ -148,6 +148,7 @@ class Client : public ServiceNode {
   // Unsent messages in send order: sequence -> SendPrivate/SendGroup request.
   std::map<uint64_t, Request> pending_;
   uint64_t next_msg_ = 1;
+  std::string nonce_;
   bool send_in_flight_ = false;
   absl::Duration send_backoff_;
 
