@@ -1,0 +1,302 @@
+#include "server/load.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "core/client/client.h"
+#include "core/message/conversation.h"
+#include "core/rng.h"
+#include "core/status.h"
+#include "fakes/mem_store.h"
+#include "server/tcp_client_host.h"
+
+namespace parley {
+namespace {
+
+// A thread-safe history: client loops report into it concurrently.
+class Recorder : public ClientObserver {
+ public:
+  sim::HistoryEntry* Add(sim::HistoryEntry::Kind kind, const std::string& client) {
+    sim::HistoryEntry* e = history_.add_entries();
+    e->set_index(history_.entries_size() - 1);
+    e->set_time_us(absl::ToUnixMicros(absl::Now()));
+    e->set_kind(kind);
+    e->set_client(client);
+    e->set_user_id(users_[client]);
+    return e;
+  }
+  void OnDelivered(const std::string& client, const Message& m) override {
+    std::lock_guard<std::mutex> lock(mu);
+    sim::HistoryEntry* e = Add(sim::HistoryEntry::DELIVERED, client);
+    e->set_conversation(m.conversation());
+    e->set_seq(m.seq());
+    e->set_sender_id(m.sender_id());
+    e->set_client_msg_id(m.client_msg_id());
+    *e->mutable_message() = m;
+    e->mutable_message()->clear_body();
+  }
+  void OnSendAcked(const std::string& client, const std::string& id, const SendReply& ack) override {
+    std::lock_guard<std::mutex> lock(mu);
+    sim::HistoryEntry* e = Add(sim::HistoryEntry::SEND_ACKED, client);
+    e->set_client_msg_id(id);
+    e->set_conversation(ack.conversation());
+    e->set_seq(ack.seq());
+    e->set_sender_id(e->user_id());
+  }
+  void OnSendFailed(const std::string& client, const std::string& id, const absl::Status& s) override {
+    std::lock_guard<std::mutex> lock(mu);
+    Add(sim::HistoryEntry::SEND_FAILED, client)->set_client_msg_id(id);
+  }
+  std::mutex mu;
+  std::map<std::string, uint64_t> users_;
+  sim::History history_;
+};
+
+struct LoadClient {
+  std::string address;
+  std::unique_ptr<TcpClientHost> host;
+  uint64_t user = 0;
+  std::vector<uint64_t> friends;
+  std::vector<uint64_t> groups;
+};
+
+template <typename F>
+bool Until(F done, double seconds) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(seconds);
+  while (absl::Now() < deadline) {
+    if (done()) return true;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return done();
+}
+
+Reply CallSync(TcpClientHost* h, const Request& r) {
+  std::atomic<bool> done{false};
+  Reply out;
+  h->RunOnLoop([&](Node* n) {
+    dynamic_cast<Client*>(n)->Call(r, [&](const Reply& reply) {
+      out = reply;
+      done = true;
+    });
+  });
+  Until([&] { return done.load(); }, 10);
+  return out;
+}
+
+}  // namespace
+
+std::string LoadResult::LoadLine() const {
+  return absl::StrFormat(
+      "LOAD clients=%d sent=%u acked=%u delivered=%u lost=%u duplicated=%u reordered=%u "
+      "msgs_per_s=%.1f p50_ms=%.2f p99_ms=%.2f",
+      clients, sent, acked, delivered, lost, duplicated, reordered, msgs_per_s, p50_ms, p99_ms);
+}
+
+absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
+  for (const std::string& s : o.servers) {
+    if (s.rfind("127.", 0) != 0 && s.rfind("localhost:", 0) != 0) {
+      return absl::InvalidArgumentError(absl::StrCat("load goes to loopback only, not ", s));
+    }
+  }
+  if (o.clients < 2 || o.clients > 5000) return absl::InvalidArgumentError("--clients must be 2..5000");
+  if (o.duration_s <= 0 || o.duration_s > 3600) {
+    return absl::InvalidArgumentError("--duration_s must be in (0, 3600]");
+  }
+  Recorder recorder;
+  SeededRng rng(o.seed);
+  std::vector<LoadClient> clients(o.clients);
+  for (int i = 0; i < o.clients; ++i) {
+    ClientOptions co;
+    co.name = absl::StrCat("load", o.run_id, "_", i);
+    co.password = "password-" + co.name;
+    co.fixed_gateway = "gw";
+    co.observer = &recorder;
+    clients[i].address = "client." + co.name;
+    clients[i].host = std::make_unique<TcpClientHost>(clients[i].address, o.servers,
+                                                      std::make_unique<MemStore>(), o.seed * 1000 + i);
+    clients[i].host->Start([co](Env* e) { return std::make_unique<Client>(e, co); });
+  }
+  auto state = [](LoadClient& c) {
+    Client::State s = Client::State::kOffline;
+    c.host->RunOnLoop([&](Node* n) { s = dynamic_cast<Client*>(n)->state(); });
+    return s;
+  };
+  for (LoadClient& c : clients) {
+    if (!Until([&] { return state(c) == Client::State::kOnline; }, 30)) {
+      return absl::UnavailableError(absl::StrCat(c.address, " could not log in"));
+    }
+    c.host->RunOnLoop([&](Node* n) { c.user = dynamic_cast<Client*>(n)->user_id(); });
+    std::lock_guard<std::mutex> lock(recorder.mu);
+    recorder.users_[c.address] = c.user;
+  }
+  // A ring of friendships (each with the next two), and groups of consecutive clients.
+  for (int i = 0; i < o.clients; ++i) {
+    for (int d = 1; d <= 2 && d < o.clients; ++d) {
+      LoadClient& a = clients[i];
+      LoadClient& b = clients[(i + d) % o.clients];
+      Request r;
+      r.mutable_add_friend()->set_friend_id(b.user);
+      const ErrorCode code = CallSync(a.host.get(), r).status().code();
+      if (code == CODE_OK || code == CODE_ALREADY_EXISTS) {
+        a.friends.push_back(b.user);
+        b.friends.push_back(a.user);
+      }
+    }
+  }
+  std::map<uint64_t, std::vector<int>> group_members;
+  for (int start = 0; start + 1 < o.clients && o.group_fraction > 0; start += o.group_size) {
+    LoadClient& owner = clients[start];
+    std::vector<int> members = {start};
+    for (int k = start + 1; k < std::min(o.clients, start + o.group_size); ++k) {
+      Request r;
+      r.mutable_add_friend()->set_friend_id(clients[k].user);
+      CallSync(owner.host.get(), r);
+      members.push_back(k);
+    }
+    Request create;
+    create.mutable_create_group()->set_name(absl::StrCat("load", o.run_id, "_", start));
+    for (size_t k = 1; k < members.size(); ++k) {
+      create.mutable_create_group()->add_member_ids(clients[members[k]].user);
+    }
+    Reply reply = CallSync(owner.host.get(), create);
+    if (reply.status().code() != CODE_OK) continue;
+    const uint64_t g = reply.create_group().group().group_id();
+    group_members[g] = members;
+    for (int m : members) clients[m].groups.push_back(g);
+  }
+
+  // The load.
+  LoadResult result;
+  result.clients = o.clients;
+  const absl::Time start = absl::Now();
+  const absl::Time end = start + absl::Seconds(o.duration_s);
+  double owed = 0;
+  absl::Time last = start;
+  uint64_t next_churn = 0;
+  while (absl::Now() < end) {
+    const absl::Time now = absl::Now();
+    owed += o.rate_per_s > 0 ? o.rate_per_s * absl::ToDoubleSeconds(now - last) : o.clients;
+    last = now;
+    for (; owed >= 1; owed -= 1) {
+      LoadClient& c = clients[rng.Uniform(clients.size())];
+      size_t pending = 0;
+      c.host->RunOnLoop([&](Node* n) { pending = dynamic_cast<Client*>(n)->pending_sends(); });
+      if (o.rate_per_s == 0 && pending > 0) continue;  // one in flight when unpaced
+      const bool group = !c.groups.empty() && rng.Bernoulli(o.group_fraction);
+      if (!group && c.friends.empty()) continue;
+      std::string conv, id;
+      const uint64_t target = group ? c.groups[rng.Uniform(c.groups.size())]
+                                    : c.friends[rng.Uniform(c.friends.size())];
+      c.host->RunOnLoop([&](Node* n) {
+        auto* client = dynamic_cast<Client*>(n);
+        id = group ? client->SendGroup(target, "load") : client->SendPrivate(target, "load");
+      });
+      conv = group ? GroupConversationId(target) : PrivateConversationId(c.user, target);
+      std::lock_guard<std::mutex> lock(recorder.mu);
+      sim::HistoryEntry* e = recorder.Add(sim::HistoryEntry::SEND_INVOKED, c.address);
+      e->set_conversation(conv);
+      e->set_client_msg_id(id);
+      e->set_sender_id(c.user);
+      ++result.sent;
+    }
+    if (o.churn && absl::Now() - start > absl::Seconds(1) * (next_churn + 1)) {
+      ++next_churn;
+      LoadClient& c = clients[rng.Uniform(clients.size())];
+      c.host->RunOnLoop([](Node* n) { dynamic_cast<Client*>(n)->Disconnect(); });
+      c.host->RunOnLoop([](Node* n) { dynamic_cast<Client*>(n)->Connect(); });
+    }
+    absl::SleepFor(absl::Milliseconds(o.rate_per_s > 0 ? 2 : 1));
+  }
+  const double load_s = absl::ToDoubleSeconds(absl::Now() - start);
+
+  // Drain: every send answered, then deliveries settle (clients also sync
+  // every few seconds, so lost pushes arrive too).
+  auto pending_total = [&] {
+    size_t n = 0;
+    for (LoadClient& c : clients) {
+      c.host->RunOnLoop([&](Node* node) { n += dynamic_cast<Client*>(node)->pending_sends(); });
+    }
+    return n;
+  };
+  Until([&] { return pending_total() == 0; }, o.drain_s);
+  int stable = 0;
+  size_t last_count = 0;
+  Until([&] {
+    std::lock_guard<std::mutex> lock(recorder.mu);
+    const size_t n = recorder.history_.entries_size();
+    stable = n == last_count ? stable + 1 : 0;
+    last_count = n;
+    return stable >= 350;  // ~7 s without news: past the clients' periodic sync
+  }, o.drain_s);
+  for (LoadClient& c : clients) c.host->Stop();
+
+  // What the clients saw, judged by the simulator's checkers.
+  std::lock_guard<std::mutex> lock(recorder.mu);
+  const sim::History& h = recorder.history_;
+  sim::FinalState f;
+  for (const LoadClient& c : clients) f.clients[c.address] = c.user;
+  for (const auto& [g, members] : group_members) {
+    for (int m : members) {
+      MembershipInterval i;
+      i.set_join_version(0);
+      f.intervals[{clients[m].user, g}].push_back(i);  // membership never changes under load
+    }
+  }
+  std::map<std::pair<uint64_t, std::string>, int64_t> invoked;
+  std::vector<double> latencies;
+  std::set<std::pair<std::string, std::pair<std::string, uint64_t>>> seen;
+  for (const sim::HistoryEntry& e : h.entries()) {
+    switch (e.kind()) {
+      case sim::HistoryEntry::SEND_INVOKED:
+        invoked[{e.sender_id(), e.client_msg_id()}] = e.time_us();
+        break;
+      case sim::HistoryEntry::SEND_ACKED:
+        ++result.acked;
+        break;
+      case sim::HistoryEntry::SEND_FAILED:
+        ++result.failed;
+        break;
+      case sim::HistoryEntry::DELIVERED: {
+        ++result.delivered;
+        f.messages[e.conversation()][e.seq()] = e.message();
+        auto it = invoked.find({e.sender_id(), e.client_msg_id()});
+        if (it != invoked.end() && e.sender_id() != e.user_id()) {
+          latencies.push_back((e.time_us() - it->second) / 1000.0);
+        }
+        if (!seen.insert({e.client(), {e.conversation(), e.seq()}}).second) ++result.duplicated;
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  std::string error;
+  result.violations = sim::RunCheckers(
+      {"no_lost_ack", "no_duplicates", "order", "sender_fifo", "membership_safety",
+       "idempotent_send"},
+      h, f, &error);
+  for (const sim::Violation& v : result.violations) {
+    if (v.checker == "no_lost_ack") ++result.lost;
+    if (v.checker == "order" || v.checker == "sender_fifo") ++result.reordered;
+    if (v.checker == "no_duplicates" && result.duplicated == 0) ++result.duplicated;
+  }
+  std::sort(latencies.begin(), latencies.end());
+  auto pct = [&](double p) {
+    return latencies.empty() ? 0.0 : latencies[std::min(latencies.size() - 1, static_cast<size_t>(p * latencies.size()))];
+  };
+  result.p50_ms = pct(0.5);
+  result.p99_ms = pct(0.99);
+  result.msgs_per_s = result.acked / std::max(load_s, 1e-9);
+  return result;
+}
+
+}  // namespace parley

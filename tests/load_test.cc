@@ -1,0 +1,57 @@
+// parley_load against an in-process parleyd (real nats-server, LevelDB, TCP):
+// the checkers pass on what the clients saw, with and without churn, and the
+// last line has the LOAD form.
+#include <regex>
+
+#include "gtest/gtest.h"
+#include "server/load.h"
+#include "server/parleyd.h"
+
+namespace parley {
+namespace {
+
+TEST(LoadTest, ClientsSeeEverythingOnceAndInOrder) {
+  ParleydOptions o;
+  o.data_dir = std::string(std::getenv("TEST_TMPDIR")) + "/parleyd";
+  o.listen = "127.0.0.1:0";
+  o.minimal_password_cost = true;
+  auto d = Parleyd::Start(o, [](const std::string&) {});
+  ASSERT_TRUE(d.ok()) << d.status();
+  for (bool churn : {false, true}) {
+    LoadOptions l;
+    l.servers = {"127.0.0.1:" + std::to_string((*d)->listen_port())};
+    l.clients = 8;
+    l.duration_s = 2;
+    l.group_size = 4;
+    l.churn = churn;
+    l.run_id = churn ? "c" : "n";
+    absl::StatusOr<LoadResult> r = RunLoad(l);
+    ASSERT_TRUE(r.ok()) << r.status();
+    for (const sim::Violation& v : r->violations) ADD_FAILURE() << v.checker << ": " << v.explanation;
+    EXPECT_GT(r->acked, 50u);
+    EXPECT_GT(r->delivered, r->acked);
+    EXPECT_EQ(r->lost, 0u);
+    EXPECT_EQ(r->duplicated, 0u);
+    EXPECT_EQ(r->reordered, 0u);
+    EXPECT_TRUE(std::regex_match(
+        r->LoadLine(),
+        std::regex("LOAD clients=8 sent=\\d+ acked=\\d+ delivered=\\d+ lost=0 duplicated=0 "
+                   "reordered=0 msgs_per_s=[0-9.]+ p50_ms=[0-9.]+ p99_ms=[0-9.]+")))
+        << r->LoadLine();
+  }
+}
+
+TEST(LoadTest, RefusesNonLoopbackTargetsAndBadBounds) {
+  LoadOptions l;
+  l.servers = {"10.0.0.1:7700"};
+  EXPECT_FALSE(RunLoad(l).ok());
+  l.servers = {"127.0.0.1:7700"};
+  l.clients = 100000;
+  EXPECT_FALSE(RunLoad(l).ok());
+  l.clients = 5;
+  l.duration_s = 0;
+  EXPECT_FALSE(RunLoad(l).ok());
+}
+
+}  // namespace
+}  // namespace parley
