@@ -104,3 +104,54 @@ TEST(CrashTest, KillingAGatewayProcessUnderLoadLosesNothing) {
 
 }  // namespace
 }  // namespace parley
+
+namespace parley {
+namespace {
+
+TEST(CrashTest, KillingTheMessageProcessAndRestartingItLosesNoAckedMessage) {
+  const std::string tmp = std::getenv("TEST_TMPDIR");
+  auto nats = NatsServerProcess::Start(tmp + "/nats-m");
+  ASSERT_TRUE(nats.ok()) << nats.status();
+  const int port = FreePort();
+  const std::string bin = "server/parleyd";
+  const pid_t a = Spawn({bin, "--nats=" + (*nats)->url(), "--data_dir=" + tmp + "/ma",
+                         absl::StrCat("--listen=127.0.0.1:", port),
+                         "--roles=registry,kv,user,friend,group,gateway", "--minimal_password_cost"},
+                        tmp + "/ma.log");
+  const std::vector<std::string> m_args = {bin, "--nats=" + (*nats)->url(),
+                                           "--data_dir=" + tmp + "/mm", "--roles=message"};
+  pid_t m = Spawn(m_args, tmp + "/mm.log");
+  for (int i = 0; i < 200 && !Listening(port); ++i) absl::SleepFor(absl::Milliseconds(50));
+  ASSERT_TRUE(Listening(port));
+  absl::SleepFor(absl::Seconds(1));
+
+  LoadOptions l;
+  l.servers = {absl::StrCat("127.0.0.1:", port)};
+  l.clients = 8;
+  l.duration_s = 8;
+  l.group_size = 4;
+  l.rate_per_s = 150;
+  l.run_id = "msgcrash";
+  std::thread killer([&] {
+    absl::SleepFor(absl::Seconds(4));
+    kill(m, SIGKILL);  // mid-commit, mid-dispatch: whatever it was doing
+    waitpid(m, nullptr, 0);
+    absl::SleepFor(absl::Seconds(1));
+    m = Spawn(m_args, tmp + "/mm2.log");  // the same data dir
+  });
+  absl::StatusOr<LoadResult> r = RunLoad(l);
+  killer.join();
+  kill(m, SIGINT);
+  waitpid(m, nullptr, 0);
+  kill(a, SIGINT);
+  waitpid(a, nullptr, 0);
+  ASSERT_TRUE(r.ok()) << r.status();
+  for (const sim::Violation& v : r->violations) ADD_FAILURE() << v.checker << ": " << v.explanation;
+  EXPECT_GT(r->acked, 100u);
+  EXPECT_EQ(r->lost, 0u);
+  EXPECT_EQ(r->duplicated, 0u);
+  std::printf("%s\n", r->LoadLine().c_str());
+}
+
+}  // namespace
+}  // namespace parley
