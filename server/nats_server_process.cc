@@ -27,7 +27,7 @@ std::string ReadFile(const std::string& path) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<NatsServerProcess>> NatsServerProcess::Start(
-    const std::string& dir, absl::Duration timeout, const std::string& binary) {
+    const std::string& dir, absl::Duration timeout, const std::string& binary, int port) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot create ", dir, ": ", ec.message()));
@@ -44,7 +44,8 @@ absl::StatusOr<std::unique_ptr<NatsServerProcess>> NatsServerProcess::Start(
       dup2(fd, 1);
       dup2(fd, 2);
     }
-    execl(binary.c_str(), "nats-server", "-a", "127.0.0.1", "-p", "-1", "-js", "-sd",
+    const std::string port_arg = std::to_string(port);
+    execl(binary.c_str(), "nats-server", "-a", "127.0.0.1", "-p", port_arg.c_str(), "-js", "-sd",
           dir.c_str(), "--ports_file_dir", dir.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }

@@ -18,7 +18,7 @@ class NatsServerProcess {
  public:
   static absl::StatusOr<std::unique_ptr<NatsServerProcess>> Start(
       const std::string& dir, absl::Duration timeout = absl::Seconds(10),
-      const std::string& binary = "/usr/sbin/nats-server");
+      const std::string& binary = "/usr/sbin/nats-server", int port = -1);
   ~NatsServerProcess();  // stops it
 
   const std::string& url() const { return url_; }

@@ -155,3 +155,110 @@ TEST(CrashTest, KillingTheMessageProcessAndRestartingItLosesNoAckedMessage) {
 
 }  // namespace
 }  // namespace parley
+
+#include "core/client/client.h"
+#include "core/status.h"
+#include "fakes/mem_store.h"
+#include "server/tcp_client_host.h"
+
+namespace parley {
+namespace {
+
+bool WaitFor(TcpClientHost* h, const std::function<bool(Client*)>& done, int seconds = 20) {
+  for (int i = 0; i < seconds * 20; ++i) {
+    bool ok = false;
+    h->RunOnLoop([&](Node* n) { ok = done(dynamic_cast<Client*>(n)); });
+    if (ok) return true;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  return false;
+}
+
+Reply CallSync(TcpClientHost* h, const Request& r) {
+  std::atomic<bool> done{false};
+  Reply out;
+  h->RunOnLoop([&](Node* n) {
+    dynamic_cast<Client*>(n)->Call(r, [&](const Reply& reply) {
+      out = reply;
+      done = true;
+    });
+  });
+  for (int i = 0; i < 500 && !done; ++i) absl::SleepFor(absl::Milliseconds(10));
+  return out;
+}
+
+TEST(CrashTest, NatsServerRestartedOnItsStoreLosesNoEvent) {
+  const std::string tmp = std::getenv("TEST_TMPDIR");
+  const int nats_port = FreePort();
+  auto nats = NatsServerProcess::Start(tmp + "/nats-r", absl::Seconds(10), "/usr/sbin/nats-server",
+                                       nats_port);
+  ASSERT_TRUE(nats.ok()) << nats.status();
+  const int port = FreePort();
+  const pid_t d = Spawn({"server/parleyd", "--nats=" + (*nats)->url(), "--data_dir=" + tmp + "/r",
+                         absl::StrCat("--listen=127.0.0.1:", port), "--minimal_password_cost"},
+                        tmp + "/r.log");
+  for (int i = 0; i < 200 && !Listening(port); ++i) absl::SleepFor(absl::Milliseconds(50));
+  ASSERT_TRUE(Listening(port));
+  auto client = [&](const std::string& name) {
+    ClientOptions o;
+    o.name = name;
+    o.password = "password-" + name;
+    o.fixed_gateway = "gw";
+    auto h = std::make_unique<TcpClientHost>("client." + name,
+                                             std::vector<std::string>{absl::StrCat("127.0.0.1:", port)},
+                                             std::make_unique<MemStore>(), 3);
+    h->Start([o](Env* e) { return std::make_unique<Client>(e, o); });
+    return h;
+  };
+  auto alice = client("alice");
+  auto bob = client("bob");
+  auto online = [](Client* c) { return c->state() == Client::State::kOnline; };
+  ASSERT_TRUE(WaitFor(alice.get(), online));
+  ASSERT_TRUE(WaitFor(bob.get(), online));
+  uint64_t bob_id = 0;
+  bob->RunOnLoop([&](Node* n) { bob_id = dynamic_cast<Client*>(n)->user_id(); });
+  Request add;
+  add.mutable_add_friend()->set_friend_id(bob_id);
+  ASSERT_EQ(CallSync(alice.get(), add).status().code(), CODE_OK);
+
+  // nats-server goes down and comes back on the same port and store.
+  ASSERT_TRUE((*nats)->Stop().ok());
+  absl::SleepFor(absl::Milliseconds(500));
+  nats = NatsServerProcess::Start(tmp + "/nats-r", absl::Seconds(10), "/usr/sbin/nats-server",
+                                  nats_port);
+  ASSERT_TRUE(nats.ok()) << nats.status();
+
+  // The profile change is an event through JetStream: alice's friend list
+  // must converge to it.
+  Request update;
+  update.mutable_update_profile()->set_nickname("Robert");
+  Reply updated;
+  for (int i = 0; i < 50; ++i) {
+    updated = CallSync(bob.get(), update);
+    if (updated.status().code() == CODE_OK) break;
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  ASSERT_EQ(updated.status().code(), CODE_OK) << updated.status().message();
+  bool converged = false;
+  for (int i = 0; i < 100 && !converged; ++i) {
+    Request list;
+    list.mutable_list_friends();
+    const Reply r = CallSync(alice.get(), list);
+    converged = r.list_friends().list().friends_size() == 1 &&
+                r.list_friends().list().friends(0).nickname() == "Robert";
+    if (!converged) absl::SleepFor(absl::Milliseconds(200));
+  }
+  EXPECT_TRUE(converged) << "the profile event was lost across the nats-server restart";
+  // And messages still flow.
+  alice->RunOnLoop([&](Node* n) { dynamic_cast<Client*>(n)->SendPrivate(bob_id, "after restart"); });
+  EXPECT_TRUE(WaitFor(bob.get(), [](Client* c) {
+    return !c->delivered().empty() && c->delivered().back().body() == "after restart";
+  }));
+  alice->Stop();
+  bob->Stop();
+  kill(d, SIGINT);
+  waitpid(d, nullptr, 0);
+}
+
+}  // namespace
+}  // namespace parley
