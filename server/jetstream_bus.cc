@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "core/env.h"
 #include "server/node_host.h"
 
@@ -28,10 +29,17 @@ absl::StatusOr<std::unique_ptr<JetStreamBus>> JetStreamBus::Create(natsConnectio
   cfg.SubjectsLen = 1;
   cfg.Storage = js_FileStorage;
   cfg.Duplicates = absl::ToInt64Nanoseconds(options.duplicates_window);  // nanoseconds
-  jsStreamInfo* info = nullptr;
+  cfg.Replicas = options.replicas;
   jsErrCode err = static_cast<jsErrCode>(0);
-  s = js_AddStream(&info, js, &cfg, nullptr, &err);
-  if (info != nullptr) jsStreamInfo_Destroy(info);
+  const absl::Time deadline = absl::Now() + options.create_timeout;
+  for (;;) {
+    jsStreamInfo* info = nullptr;
+    err = static_cast<jsErrCode>(0);
+    s = js_AddStream(&info, js, &cfg, nullptr, &err);
+    if (info != nullptr) jsStreamInfo_Destroy(info);
+    if (s == NATS_OK || err == JSStreamNameExistErr || absl::Now() >= deadline) break;
+    absl::SleepFor(absl::Milliseconds(250));  // e.g. no JetStream leader elected yet
+  }
   if (s != NATS_OK && err != JSStreamNameExistErr) {
     jsCtx_Destroy(js);
     return absl::UnavailableError(absl::StrCat("creating stream ", options.stream, ": ",

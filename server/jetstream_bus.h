@@ -34,6 +34,9 @@ class JetStreamBus {
  public:
   struct Options {
     std::string stream = "PARLEY_EVENTS";
+    int replicas = 1;  // 3 on a NATS cluster
+    // A cluster elects its JetStream leader after it starts: keep trying this long.
+    absl::Duration create_timeout = absl::Seconds(20);
     absl::Duration ack_wait = absl::Seconds(30);
     absl::Duration duplicates_window = absl::Minutes(2);
     size_t max_queued_publishes = 100000;

@@ -1,6 +1,7 @@
 #include "server/nats_network.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "server/node_host.h"
 
 namespace parley {
@@ -14,7 +15,11 @@ absl::StatusOr<std::unique_ptr<NatsNetwork>> NatsNetwork::Connect(const std::str
                                                                   JetStreamBus::Options js_options) {
   natsOptions* opts = nullptr;
   if (natsOptions_Create(&opts) != NATS_OK) return absl::InternalError("natsOptions_Create failed");
-  natsOptions_SetURL(opts, url.c_str());
+  // A comma-separated list names several servers of one cluster.
+  std::vector<std::string> urls = absl::StrSplit(url, ',', absl::SkipEmpty());
+  std::vector<const char*> servers;
+  for (const std::string& u : urls) servers.push_back(u.c_str());
+  natsOptions_SetServers(opts, servers.data(), static_cast<int>(servers.size()));
   natsOptions_SetMaxReconnect(opts, -1);  // keep trying: nodes outlive a server restart
   natsOptions_SetReconnectWait(opts, 100);
   auto network = std::unique_ptr<NatsNetwork>(new NatsNetwork(nullptr, opts));

@@ -27,7 +27,8 @@ std::string ReadFile(const std::string& path) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<NatsServerProcess>> NatsServerProcess::Start(
-    const std::string& dir, absl::Duration timeout, const std::string& binary, int port) {
+    const std::string& dir, absl::Duration timeout, const std::string& binary, int port,
+    const std::vector<std::string>& extra_args) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot create ", dir, ": ", ec.message()));
@@ -45,8 +46,13 @@ absl::StatusOr<std::unique_ptr<NatsServerProcess>> NatsServerProcess::Start(
       dup2(fd, 2);
     }
     const std::string port_arg = std::to_string(port);
-    execl(binary.c_str(), "nats-server", "-a", "127.0.0.1", "-p", port_arg.c_str(), "-js", "-sd",
-          dir.c_str(), "--ports_file_dir", dir.c_str(), static_cast<char*>(nullptr));
+    std::vector<std::string> args = {"nats-server", "-a", "127.0.0.1", "-p", port_arg, "-js",
+                                     "-sd", dir, "--ports_file_dir", dir};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(binary.c_str(), argv.data());
     _exit(127);
   }
   const std::string ports = absl::StrCat(dir, "/nats-server_", pid, ".ports");

@@ -8,6 +8,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -18,7 +19,8 @@ class NatsServerProcess {
  public:
   static absl::StatusOr<std::unique_ptr<NatsServerProcess>> Start(
       const std::string& dir, absl::Duration timeout = absl::Seconds(10),
-      const std::string& binary = "/usr/sbin/nats-server", int port = -1);
+      const std::string& binary = "/usr/sbin/nats-server", int port = -1,
+      const std::vector<std::string>& extra_args = {});
   ~NatsServerProcess();  // stops it
 
   const std::string& url() const { return url_; }

@@ -74,9 +74,11 @@ absl::Status Parleyd::Run() {
     nats_url_ = nats_server_->url();
     log_(absl::StrCat("started nats-server at ", nats_url_, " (pid ", nats_server_->pid(), ")"));
   }
+  JetStreamBus::Options js;
+  js.replicas = options_.stream_replicas;
   auto network = NatsNetwork::Connect(
-      nats_url_, options_.event_bus == "local" ? NatsNetwork::Bus::kLocal
-                                               : NatsNetwork::Bus::kJetStream);
+      nats_url_,
+      options_.event_bus == "local" ? NatsNetwork::Bus::kLocal : NatsNetwork::Bus::kJetStream, js);
   if (!network.ok()) return network.status();
   network_ = std::move(*network);
   log_(absl::StrCat("connected to ", nats_url_, ", event bus ", options_.event_bus));

@@ -29,6 +29,7 @@ struct ParleydOptions {
   std::string event_bus = "jetstream";  // or "local"
   std::string token_key;                // empty: the built-in test key (logged)
   bool minimal_password_cost = false;   // argon2id's minimum: tests and load runs only
+  int stream_replicas = 1;              // 3 on a 3-node NATS cluster
 };
 
 class Parleyd {

@@ -19,6 +19,7 @@ ABSL_FLAG(uint32_t, shards, 2, "message shards");
 ABSL_FLAG(std::string, event_bus, "jetstream", "jetstream or local");
 ABSL_FLAG(std::string, token_key, "", "secret for session tokens (32+ bytes)");
 ABSL_FLAG(bool, minimal_password_cost, false, "argon2id minimum cost (tests, load runs)");
+ABSL_FLAG(int, stream_replicas, 1, "replicas of the PARLEY_EVENTS stream (3 on a NATS cluster)");
 
 namespace {
 volatile std::sig_atomic_t g_stop = 0;
@@ -38,6 +39,7 @@ int main(int argc, char** argv) {
   o.event_bus = absl::GetFlag(FLAGS_event_bus);
   o.token_key = absl::GetFlag(FLAGS_token_key);
   o.minimal_password_cost = absl::GetFlag(FLAGS_minimal_password_cost);
+  o.stream_replicas = absl::GetFlag(FLAGS_stream_replicas);
   auto log = [](const std::string& line) { std::cerr << "parleyd: " << line << std::endl; };
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
