@@ -295,6 +295,7 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
   };
   result.p50_ms = pct(0.5);
   result.p99_ms = pct(0.99);
+  result.p999_ms = pct(0.999);
   result.msgs_per_s = result.acked / std::max(load_s, 1e-9);
   return result;
 }

@@ -31,7 +31,7 @@ struct LoadResult {
   int clients = 0;
   uint64_t sent = 0, acked = 0, failed = 0, delivered = 0;
   uint64_t lost = 0, duplicated = 0, reordered = 0;
-  double msgs_per_s = 0, p50_ms = 0, p99_ms = 0;
+  double msgs_per_s = 0, p50_ms = 0, p99_ms = 0, p999_ms = 0;
   std::vector<sim::Violation> violations;
   std::string LoadLine() const;  // "LOAD clients=... p99_ms=..."
 };

@@ -42,6 +42,8 @@ int main(int argc, char** argv) {
   for (const parley::sim::Violation& v : r->violations) {
     std::cout << "FAIL checker=" << v.checker << ": " << v.explanation << "\n";
   }
+  std::cout << "latency send->deliver: p50 " << r->p50_ms << " ms, p99 " << r->p99_ms
+            << " ms, p999 " << r->p999_ms << " ms; failed sends " << r->failed << "\n";
   std::cout << r->LoadLine() << std::endl;
   return r->violations.empty() ? 0 : 1;
 }

@@ -194,6 +194,58 @@ TEST_F(ParleydTest, BadInputGetsAnErrorOrACleanCloseAndOthersAreServed) {
   EXPECT_GT(limited, 0);
   close(fd);
 
+  // A raw session: register, log in, bind the connection; then a forged
+  // sender and a non-member group post.
+  fd = Dial();
+  auto call = [&](uint64_t id, const Request& r, uint64_t forged_user = 0) {
+    Envelope q;
+    q.set_correlation_id(id);
+    q.set_auth_user_id(forged_user);
+    *q.mutable_request() = r;
+    const std::string f = EncodeFrame(q);
+    send(fd, f.data(), f.size(), 0);
+    for (;;) {
+      std::optional<Envelope> got = ReadFrame(fd);
+      if (!got.has_value()) return Reply();
+      if (got->has_reply() && got->correlation_id() == id) return got->reply();
+    }
+  };
+  Request reg;
+  reg.mutable_register_()->set_name("mallory");
+  reg.mutable_register_()->set_password("password-mallory");
+  const uint64_t mallory = call(100, reg).register_().user_id();
+  ASSERT_NE(mallory, 0u);
+  Request login;
+  login.mutable_login()->set_name("mallory");
+  login.mutable_login()->set_password("password-mallory");
+  const std::string token = call(101, login).login().token();
+  Request bind;
+  bind.mutable_gateway_login()->set_token(token);
+  bind.mutable_gateway_login()->set_device_id("raw");
+  bind.mutable_gateway_login()->set_epoch(1);
+  ASSERT_EQ(call(102, bind).status().code(), CODE_OK);
+  uint64_t carol_id = 0;
+  good->RunOnLoop([&](Node* n) { carol_id = dynamic_cast<Client*>(n)->user_id(); });
+  // Claiming to be carol writing to mallory: the gateway uses the session's
+  // user, so this is mallory writing to herself, which is invalid (had the
+  // forged id been used it would have been a valid carol -> mallory send).
+  Request forged;
+  forged.mutable_send_private()->set_to_user_id(mallory);
+  forged.mutable_send_private()->set_client_msg_id("forged");
+  forged.mutable_send_private()->set_body("I am carol");
+  EXPECT_EQ(call(103, forged, carol_id).status().code(), CODE_INVALID_ARGUMENT);
+  // A group mallory is not in.
+  Request create;
+  create.mutable_create_group()->set_name("carols");
+  const uint64_t group = CallSync(good.get(), create).create_group().group().group_id();
+  ASSERT_NE(group, 0u);
+  Request post;
+  post.mutable_send_group()->set_group_id(group);
+  post.mutable_send_group()->set_client_msg_id("intrude");
+  post.mutable_send_group()->set_body("let me in");
+  EXPECT_EQ(call(104, post).status().code(), CODE_PERMISSION_DENIED);
+  close(fd);
+
   // The good client is still served.
   Request list;
   list.mutable_list_friends();
