@@ -220,6 +220,11 @@ TEST(CrashTest, NatsServerRestartedOnItsStoreLosesNoEvent) {
   Request add;
   add.mutable_add_friend()->set_friend_id(bob_id);
   ASSERT_EQ(CallSync(alice.get(), add).status().code(), CODE_OK);
+  Request create;
+  create.mutable_create_group()->set_name("pair");
+  create.mutable_create_group()->add_member_ids(bob_id);
+  const uint64_t group = CallSync(alice.get(), create).create_group().group().group_id();
+  ASSERT_NE(group, 0u);
 
   // nats-server goes down and comes back on the same port and store.
   ASSERT_TRUE((*nats)->Stop().ok());
@@ -249,6 +254,18 @@ TEST(CrashTest, NatsServerRestartedOnItsStoreLosesNoEvent) {
     if (!converged) absl::SleepFor(absl::Milliseconds(200));
   }
   EXPECT_TRUE(converged) << "the profile event was lost across the nats-server restart";
+  // The group's member entry for bob converges too.
+  bool member_converged = false;
+  for (int i = 0; i < 100 && !member_converged; ++i) {
+    Request info;
+    info.mutable_group_info()->set_group_id(group);
+    const Reply r = CallSync(alice.get(), info);
+    for (const Member& m : r.group_info().members()) {
+      if (m.user_id() == bob_id && m.nickname() == "Robert") member_converged = true;
+    }
+    if (!member_converged) absl::SleepFor(absl::Milliseconds(200));
+  }
+  EXPECT_TRUE(member_converged) << "group member entries never saw the profile change";
   // And messages still flow.
   alice->RunOnLoop([&](Node* n) { dynamic_cast<Client*>(n)->SendPrivate(bob_id, "after restart"); });
   EXPECT_TRUE(WaitFor(bob.get(), [](Client* c) {
