@@ -17,6 +17,7 @@
 #include "core/rng.h"
 #include "core/status.h"
 #include "fakes/mem_store.h"
+#include "server/client_driver.h"
 #include "server/tcp_client_host.h"
 
 namespace parley {
@@ -79,19 +80,6 @@ bool Until(F done, double seconds) {
   return done();
 }
 
-Reply CallSync(TcpClientHost* h, const Request& r) {
-  std::atomic<bool> done{false};
-  Reply out;
-  h->RunOnLoop([&](Node* n) {
-    dynamic_cast<Client*>(n)->Call(r, [&](const Reply& reply) {
-      out = reply;
-      done = true;
-    });
-  });
-  Until([&] { return done.load(); }, 10);
-  return out;
-}
-
 }  // namespace
 
 std::string LoadResult::LoadLine() const {
@@ -145,7 +133,7 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
       LoadClient& b = clients[(i + d) % o.clients];
       Request r;
       r.mutable_add_friend()->set_friend_id(b.user);
-      const ErrorCode code = CallSync(a.host.get(), r).status().code();
+      const ErrorCode code = CallClient(*a.host, r).status().code();
       if (code == CODE_OK || code == CODE_ALREADY_EXISTS) {
         a.friends.push_back(b.user);
         b.friends.push_back(a.user);
@@ -159,7 +147,7 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
     for (int k = start + 1; k < std::min(o.clients, start + o.group_size); ++k) {
       Request r;
       r.mutable_add_friend()->set_friend_id(clients[k].user);
-      CallSync(owner.host.get(), r);
+      CallClient(*owner.host, r);
       members.push_back(k);
     }
     Request create;
@@ -167,7 +155,7 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
     for (size_t k = 1; k < members.size(); ++k) {
       create.mutable_create_group()->add_member_ids(clients[members[k]].user);
     }
-    Reply reply = CallSync(owner.host.get(), create);
+    Reply reply = CallClient(*owner.host, create);
     if (reply.status().code() != CODE_OK) continue;
     const uint64_t g = reply.create_group().group().group_id();
     group_members[g] = members;

@@ -16,6 +16,7 @@
 #include "core/client/client.h"
 #include "core/status.h"
 #include "fakes/mem_store.h"
+#include "server/client_driver.h"
 #include "server/tcp_client_host.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:7700", "HOST:PORT of a parleyd");
@@ -71,30 +72,6 @@ class Printer : public ClientObserver {
   std::atomic<int> acked{0}, failed{0};
 };
 
-bool WaitFor(TcpClientHost& h, const std::function<bool(Client*)>& done, int seconds = 10) {
-  for (int i = 0; i < seconds * 20; ++i) {
-    bool ok = false;
-    h.RunOnLoop([&](Node* n) { ok = done(dynamic_cast<Client*>(n)); });
-    if (ok) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return false;
-}
-
-Reply Call(TcpClientHost& h, const Request& r) {
-  std::atomic<bool> done{false};
-  Reply out;
-  h.RunOnLoop([&](Node* n) {
-    dynamic_cast<Client*>(n)->Call(r, [&](const Reply& reply) {
-      out = reply;
-      done = true;
-    });
-  });
-  for (int i = 0; i < 1000 && !done; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  if (!done) return ErrorReply(absl::DeadlineExceededError("no reply"));
-  return out;
-}
-
 int Report(const Reply& r) {
   if (r.status().code() != CODE_OK) {
     std::cerr << "parley: " << ErrorCode_Name(r.status().code()) << ": " << r.status().message() << "\n";
@@ -130,7 +107,8 @@ int Main(const std::string& command) {
   TcpClientHost host("client." + o.name, {absl::GetFlag(FLAGS_server)}, std::make_unique<MemStore>(),
                      std::chrono::steady_clock::now().time_since_epoch().count());
   host.Start([o](Env* e) { return std::make_unique<Client>(e, o); });
-  if (!WaitFor(host, [](Client* c) { return c->state() == Client::State::kOnline; })) {
+  if (!WaitForClient(host, [](Client* c) { return c->state() == Client::State::kOnline; },
+                     absl::Seconds(10))) {
     std::cerr << "parley: could not log in at " << absl::GetFlag(FLAGS_server)
               << " (is parleyd running? are name and password right?)\n";
     return 1;
@@ -144,23 +122,23 @@ int Main(const std::string& command) {
   Request r;
   if (command == "add-friend") {
     r.mutable_add_friend()->set_friend_id(absl::GetFlag(FLAGS_user));
-    return Report(Call(host, r));
+    return Report(CallClient(host, r));
   }
   if (command == "create-group") {
     r.mutable_create_group()->set_name(absl::GetFlag(FLAGS_group_name));
     for (uint64_t id : Ids(absl::GetFlag(FLAGS_users))) r.mutable_create_group()->add_member_ids(id);
-    return Report(Call(host, r));
+    return Report(CallClient(host, r));
   }
   if (command == "invite") {
     r.mutable_invite()->set_group_id(absl::GetFlag(FLAGS_group));
     for (uint64_t id : Ids(absl::GetFlag(FLAGS_users))) r.mutable_invite()->add_user_ids(id);
-    return Report(Call(host, r));
+    return Report(CallClient(host, r));
   }
   if (command == "recall") {
     r.mutable_recall()->set_conversation(absl::GetFlag(FLAGS_conversation));
     r.mutable_recall()->set_seq(absl::GetFlag(FLAGS_seq));
     r.mutable_recall()->set_client_msg_id("cli-recall-" + std::to_string(absl::GetFlag(FLAGS_seq)));
-    return Report(Call(host, r));
+    return Report(CallClient(host, r));
   }
   if (command == "send") {
     host.RunOnLoop([&](Node* n) {
@@ -171,7 +149,7 @@ int Main(const std::string& command) {
         c->SendPrivate(absl::GetFlag(FLAGS_to), absl::GetFlag(FLAGS_text));
       }
     });
-    WaitFor(host, [](Client* c) { return c->pending_sends() == 0; });
+    WaitForClient(host, [](Client* c) { return c->pending_sends() == 0; }, absl::Seconds(10));
     return printer.acked > 0 ? 0 : 1;
   }
   if (command == "sync") {

@@ -15,46 +15,10 @@
 #include "gtest/gtest.h"
 #include "server/load.h"
 #include "server/nats_server_process.h"
+#include "tests/process_util.h"
 
 namespace parley {
 namespace {
-
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
-pid_t Spawn(const std::vector<std::string>& args, const std::string& log) {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    FILE* out = freopen(log.c_str(), "w", stderr);
-    (void)out;
-    std::vector<char*> argv;
-    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  return pid;
-}
-
-bool Listening(int port) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  close(fd);
-  return ok;
-}
 
 TEST(CrashTest, KillingAGatewayProcessUnderLoadLosesNothing) {
   const std::string tmp = std::getenv("TEST_TMPDIR");
@@ -159,33 +123,11 @@ TEST(CrashTest, KillingTheMessageProcessAndRestartingItLosesNoAckedMessage) {
 #include "core/client/client.h"
 #include "core/status.h"
 #include "fakes/mem_store.h"
+#include "server/client_driver.h"
 #include "server/tcp_client_host.h"
 
 namespace parley {
 namespace {
-
-bool WaitFor(TcpClientHost* h, const std::function<bool(Client*)>& done, int seconds = 20) {
-  for (int i = 0; i < seconds * 20; ++i) {
-    bool ok = false;
-    h->RunOnLoop([&](Node* n) { ok = done(dynamic_cast<Client*>(n)); });
-    if (ok) return true;
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  return false;
-}
-
-Reply CallSync(TcpClientHost* h, const Request& r) {
-  std::atomic<bool> done{false};
-  Reply out;
-  h->RunOnLoop([&](Node* n) {
-    dynamic_cast<Client*>(n)->Call(r, [&](const Reply& reply) {
-      out = reply;
-      done = true;
-    });
-  });
-  for (int i = 0; i < 500 && !done; ++i) absl::SleepFor(absl::Milliseconds(10));
-  return out;
-}
 
 TEST(CrashTest, NatsServerRestartedOnItsStoreLosesNoEvent) {
   const std::string tmp = std::getenv("TEST_TMPDIR");
@@ -213,17 +155,17 @@ TEST(CrashTest, NatsServerRestartedOnItsStoreLosesNoEvent) {
   auto alice = client("alice");
   auto bob = client("bob");
   auto online = [](Client* c) { return c->state() == Client::State::kOnline; };
-  ASSERT_TRUE(WaitFor(alice.get(), online));
-  ASSERT_TRUE(WaitFor(bob.get(), online));
+  ASSERT_TRUE(WaitForClient(*alice, online));
+  ASSERT_TRUE(WaitForClient(*bob, online));
   uint64_t bob_id = 0;
   bob->RunOnLoop([&](Node* n) { bob_id = dynamic_cast<Client*>(n)->user_id(); });
   Request add;
   add.mutable_add_friend()->set_friend_id(bob_id);
-  ASSERT_EQ(CallSync(alice.get(), add).status().code(), CODE_OK);
+  ASSERT_EQ(CallClient(*alice, add).status().code(), CODE_OK);
   Request create;
   create.mutable_create_group()->set_name("pair");
   create.mutable_create_group()->add_member_ids(bob_id);
-  const uint64_t group = CallSync(alice.get(), create).create_group().group().group_id();
+  const uint64_t group = CallClient(*alice, create).create_group().group().group_id();
   ASSERT_NE(group, 0u);
 
   // nats-server goes down and comes back on the same port and store.
@@ -239,7 +181,7 @@ TEST(CrashTest, NatsServerRestartedOnItsStoreLosesNoEvent) {
   update.mutable_update_profile()->set_nickname("Robert");
   Reply updated;
   for (int i = 0; i < 50; ++i) {
-    updated = CallSync(bob.get(), update);
+    updated = CallClient(*bob, update);
     if (updated.status().code() == CODE_OK) break;
     absl::SleepFor(absl::Milliseconds(200));
   }
@@ -248,7 +190,7 @@ TEST(CrashTest, NatsServerRestartedOnItsStoreLosesNoEvent) {
   for (int i = 0; i < 100 && !converged; ++i) {
     Request list;
     list.mutable_list_friends();
-    const Reply r = CallSync(alice.get(), list);
+    const Reply r = CallClient(*alice, list);
     converged = r.list_friends().list().friends_size() == 1 &&
                 r.list_friends().list().friends(0).nickname() == "Robert";
     if (!converged) absl::SleepFor(absl::Milliseconds(200));
@@ -259,7 +201,7 @@ TEST(CrashTest, NatsServerRestartedOnItsStoreLosesNoEvent) {
   for (int i = 0; i < 100 && !member_converged; ++i) {
     Request info;
     info.mutable_group_info()->set_group_id(group);
-    const Reply r = CallSync(alice.get(), info);
+    const Reply r = CallClient(*alice, info);
     for (const Member& m : r.group_info().members()) {
       if (m.user_id() == bob_id && m.nickname() == "Robert") member_converged = true;
     }
@@ -268,7 +210,7 @@ TEST(CrashTest, NatsServerRestartedOnItsStoreLosesNoEvent) {
   EXPECT_TRUE(member_converged) << "group member entries never saw the profile change";
   // And messages still flow.
   alice->RunOnLoop([&](Node* n) { dynamic_cast<Client*>(n)->SendPrivate(bob_id, "after restart"); });
-  EXPECT_TRUE(WaitFor(bob.get(), [](Client* c) {
+  EXPECT_TRUE(WaitForClient(*bob, [](Client* c) {
     return !c->delivered().empty() && c->delivered().back().body() == "after restart";
   }));
   alice->Stop();

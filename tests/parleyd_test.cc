@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "server/frame.h"
 #include "server/parleyd.h"
+#include "server/client_driver.h"
 #include "server/tcp_client_host.h"
 
 namespace parley {
@@ -48,27 +49,6 @@ class ParleydTest : public ::testing::Test {
                                                 std::make_unique<MemStore>(), 7);
     host->Start([o](Env* e) { return std::make_unique<Client>(e, o); });
     return host;
-  }
-  static bool WaitFor(TcpClientHost* h, const std::function<bool(Client*)>& done) {
-    for (int i = 0; i < 300; ++i) {
-      bool ok = false;
-      h->RunOnLoop([&](Node* n) { ok = done(dynamic_cast<Client*>(n)); });
-      if (ok) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return false;
-  }
-  static Reply CallSync(TcpClientHost* h, const Request& r) {
-    std::atomic<bool> done{false};
-    Reply out;
-    h->RunOnLoop([&](Node* n) {
-      dynamic_cast<Client*>(n)->Call(r, [&](const Reply& reply) {
-        out = reply;
-        done = true;
-      });
-    });
-    for (int i = 0; i < 400 && !done; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    return out;
   }
   // A raw connection for hostile input.
   int Dial() {
@@ -107,16 +87,16 @@ TEST_F(ParleydTest, TwoTcpClientsChatAndAnOfflineOneCatchesUp) {
   auto alice = NewClient("alice");
   auto bob = NewClient("bob");
   auto online = [](Client* c) { return c->state() == Client::State::kOnline; };
-  ASSERT_TRUE(WaitFor(alice.get(), online));
-  ASSERT_TRUE(WaitFor(bob.get(), online));
+  ASSERT_TRUE(WaitForClient(*alice, online));
+  ASSERT_TRUE(WaitForClient(*bob, online));
   uint64_t bob_id = 0;
   bob->RunOnLoop([&](Node* n) { bob_id = dynamic_cast<Client*>(n)->user_id(); });
   Request add;
   add.mutable_add_friend()->set_friend_id(bob_id);
-  ASSERT_EQ(CallSync(alice.get(), add).status().code(), CODE_OK);
+  ASSERT_EQ(CallClient(*alice, add).status().code(), CODE_OK);
 
   alice->RunOnLoop([&](Node* n) { dynamic_cast<Client*>(n)->SendPrivate(bob_id, "hi bob"); });
-  ASSERT_TRUE(WaitFor(bob.get(), [](Client* c) { return c->delivered().size() == 1; }));
+  ASSERT_TRUE(WaitForClient(*bob, [](Client* c) { return c->delivered().size() == 1; }));
 
   // Bob goes offline; alice keeps writing; bob comes back and catches up in order.
   bob->RunOnLoop([](Node* n) { dynamic_cast<Client*>(n)->Disconnect(); });
@@ -125,9 +105,9 @@ TEST_F(ParleydTest, TwoTcpClientsChatAndAnOfflineOneCatchesUp) {
       dynamic_cast<Client*>(n)->SendPrivate(bob_id, "m" + std::to_string(i));
     });
   }
-  ASSERT_TRUE(WaitFor(alice.get(), [](Client* c) { return c->pending_sends() == 0; }));
+  ASSERT_TRUE(WaitForClient(*alice, [](Client* c) { return c->pending_sends() == 0; }));
   bob->RunOnLoop([](Node* n) { dynamic_cast<Client*>(n)->Connect(); });
-  ASSERT_TRUE(WaitFor(bob.get(), [](Client* c) { return c->delivered().size() == 6; }));
+  ASSERT_TRUE(WaitForClient(*bob, [](Client* c) { return c->delivered().size() == 6; }));
   bob->RunOnLoop([](Node* n) {
     const auto& d = dynamic_cast<Client*>(n)->delivered();
     for (size_t i = 0; i < d.size(); ++i) EXPECT_EQ(d[i].seq(), i + 1);
@@ -139,7 +119,7 @@ TEST_F(ParleydTest, TwoTcpClientsChatAndAnOfflineOneCatchesUp) {
 
 TEST_F(ParleydTest, BadInputGetsAnErrorOrACleanCloseAndOthersAreServed) {
   auto good = NewClient("carol");
-  ASSERT_TRUE(WaitFor(good.get(), [](Client* c) { return c->state() == Client::State::kOnline; }));
+  ASSERT_TRUE(WaitForClient(*good, [](Client* c) { return c->state() == Client::State::kOnline; }));
 
   // A request before login.
   int fd = Dial();
@@ -237,7 +217,7 @@ TEST_F(ParleydTest, BadInputGetsAnErrorOrACleanCloseAndOthersAreServed) {
   // A group mallory is not in.
   Request create;
   create.mutable_create_group()->set_name("carols");
-  const uint64_t group = CallSync(good.get(), create).create_group().group().group_id();
+  const uint64_t group = CallClient(*good, create).create_group().group().group_id();
   ASSERT_NE(group, 0u);
   Request post;
   post.mutable_send_group()->set_group_id(group);
@@ -249,7 +229,7 @@ TEST_F(ParleydTest, BadInputGetsAnErrorOrACleanCloseAndOthersAreServed) {
   // The good client is still served.
   Request list;
   list.mutable_list_friends();
-  EXPECT_EQ(CallSync(good.get(), list).status().code(), CODE_OK);
+  EXPECT_EQ(CallClient(*good, list).status().code(), CODE_OK);
   good->Stop();
 }
 

@@ -1,0 +1,21 @@
+// Helpers for tests that run real processes on loopback.
+#ifndef PARLEY_TESTS_PROCESS_UTIL_H_
+#define PARLEY_TESTS_PROCESS_UTIL_H_
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+namespace parley {
+
+// A loopback TCP port that was free a moment ago.
+int FreePort();
+// Starts `args[0]` with `args`, its stderr into `log`.
+pid_t Spawn(const std::vector<std::string>& args, const std::string& log);
+// True if something accepts connections on 127.0.0.1:`port`.
+bool Listening(int port);
+
+}  // namespace parley
+
+#endif  // PARLEY_TESTS_PROCESS_UTIL_H_
