@@ -79,6 +79,16 @@ uint64_t EventLoop::dropped() const {
   return dropped_;
 }
 
+void EventLoop::RunOne(std::unique_lock<std::mutex>& lock, std::function<void()> fn) {
+  lock.unlock();
+  fn();
+  if (after_run_ && ++run_ >= max_run_) {
+    run_ = 0;
+    after_run_();
+  }
+  lock.lock();
+}
+
 void EventLoop::Run() {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
@@ -88,18 +98,21 @@ void EventLoop::Run() {
       auto node = timers_.extract(timers_.begin());
       const uint64_t id = node.mapped().first;
       if (cancelled_.erase(id) > 0) continue;
-      std::function<void()> fn = std::move(node.mapped().second);
-      lock.unlock();
-      fn();
-      lock.lock();
+      RunOne(lock, std::move(node.mapped().second));
     }
     if (!tasks_.empty()) {
       std::function<void()> fn = std::move(tasks_.front());
       tasks_.pop_front();
-      lock.unlock();
-      fn();
-      lock.lock();
+      RunOne(lock, std::move(fn));
       continue;
+    }
+    // Nothing ready: the end of a run.
+    if (run_ > 0 && after_run_) {
+      run_ = 0;
+      lock.unlock();
+      after_run_();
+      lock.lock();
+      continue;  // it may have posted or made timers due
     }
     if (stopping_) return;
     if (timers_.empty()) {

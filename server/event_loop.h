@@ -27,6 +27,14 @@ class EventLoop {
   EventLoop(const EventLoop&) = delete;
   EventLoop& operator=(const EventLoop&) = delete;
 
+  // `fn` runs on the loop after a run of tasks and timers: when nothing more
+  // is ready, or after `max_run` of them in a row (the host's group commit).
+  // Set before Start.
+  void SetAfterRun(std::function<void()> fn, size_t max_run = 1024) {
+    after_run_ = std::move(fn);
+    max_run_ = max_run;
+  }
+
   void Start();
   // Runs what is already queued, then stops; later posts are dropped.
   void Stop();
@@ -45,6 +53,12 @@ class EventLoop {
 
  private:
   void Run();
+  // Runs one task or timer with the lock released; counts the run.
+  void RunOne(std::unique_lock<std::mutex>& lock, std::function<void()> fn);
+
+  std::function<void()> after_run_;
+  size_t max_run_ = 1024;
+  size_t run_ = 0;  // loop thread only
 
   const std::string name_;
   const size_t max_queued_;

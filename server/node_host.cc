@@ -1,5 +1,7 @@
 #include "server/node_host.h"
 
+#include <cstdio>
+#include <cstdlib>
 #include <utility>
 
 namespace parley {
@@ -10,7 +12,9 @@ NodeHost::NodeHost(std::string address, std::unique_ptr<OrderedStore> store, Net
       store_(std::move(store)),
       network_(network),
       rng_(seed),
-      loop_(address_) {}
+      loop_(address_) {
+  loop_.SetAfterRun([this] { Flush(); });
+}
 
 NodeHost::~NodeHost() { Stop(); }
 
@@ -25,7 +29,10 @@ void NodeHost::Start(Factory factory) {
 
 void NodeHost::Stop() {
   if (node_ == nullptr) return;
-  loop_.RunSync([this] { node_->Stop(); });
+  loop_.RunSync([this] {
+    node_->Stop();
+    Flush();
+  });
   network_->Detach(address_);
   loop_.Stop();
   node_.reset();
@@ -53,17 +60,38 @@ void NodeHost::RunOnLoop(const std::function<void(Node*)>& fn) {
   loop_.RunSync([&] { fn(node_.get()); });
 }
 
-void NodeHost::Send(const std::string& to, Envelope envelope) {
-  network_->Send(address_, to, std::move(envelope));
+void NodeHost::Flush() {
+  const absl::Status s = store_.Commit();
+  if (!s.ok()) {
+    std::fprintf(stderr, "%s: durable write failed, stopping the process: %s\n", address_.c_str(),
+                 std::string(s.message()).c_str());
+    std::abort();
+  }
+  std::vector<std::function<void()>> held;
+  held.swap(held_);
+  for (std::function<void()>& fn : held) fn();
 }
 
-void NodeHost::Publish(const Event& event) { network_->Publish(address_, event); }
+void NodeHost::Send(const std::string& to, Envelope envelope) {
+  if (!Holding()) return network_->Send(address_, to, std::move(envelope));
+  held_.push_back([this, to, envelope = std::move(envelope)]() mutable {
+    network_->Send(address_, to, std::move(envelope));
+  });
+}
+
+void NodeHost::Publish(const Event& event) {
+  if (!Holding()) return network_->Publish(address_, event);
+  held_.push_back([this, event] { network_->Publish(address_, event); });
+}
 
 void NodeHost::Subscribe(const std::string& group, const std::vector<std::string>& topics) {
   network_->Subscribe(address_, group, topics);
 }
 
-void NodeHost::AckEvent(uint64_t delivery_id) { network_->AckEvent(delivery_id); }
+void NodeHost::AckEvent(uint64_t delivery_id) {
+  if (!Holding()) return network_->AckEvent(delivery_id);
+  held_.push_back([this, delivery_id] { network_->AckEvent(delivery_id); });
+}
 
 TimerId NodeHost::SetTimer(absl::Duration after) {
   const TimerId id = next_timer_++;

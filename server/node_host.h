@@ -1,6 +1,13 @@
 // NodeHost: runs one node of the core on its own event loop, with the system
 // clock, an OS-seeded rng, a LevelDB (or any) store and a Network. It is the
 // server mode's implementation of the seam.
+//
+// Group commit: the node's writes go to a GroupCommitStore, and its outputs
+// (sends, publishes, event acks) are held while writes are pending. At the
+// end of each run of the loop — when nothing more is ready, or after 1024
+// callbacks — one durable write covers every batch of the run, then the held
+// outputs go out in order. So whatever the node acknowledges is on disk, and
+// concurrent commits share one sync.
 #ifndef PARLEY_SERVER_NODE_HOST_H_
 #define PARLEY_SERVER_NODE_HOST_H_
 
@@ -12,6 +19,7 @@
 #include "absl/time/clock.h"
 #include "core/env.h"
 #include "server/event_loop.h"
+#include "server/group_commit_store.h"
 #include "server/network.h"
 
 namespace parley {
@@ -34,6 +42,10 @@ class NodeHost : public Env, public Endpoint {
   void DeliverEvent(Event event, uint64_t delivery_id) override;
   void DeliverPublishAck(std::string event_id) override;
 
+  // Durable writes and the batches they covered (read on the loop).
+  uint64_t commits() const { return store_.commits(); }
+  uint64_t batches() const { return store_.batches(); }
+
   // Runs `fn` with the node on its loop and waits (for tests and tools).
   void RunOnLoop(const std::function<void(Node*)>& fn);
 
@@ -41,7 +53,7 @@ class NodeHost : public Env, public Endpoint {
   const std::string& Self() const override { return address_; }
   absl::Time Now() override { return absl::Now(); }
   SeededRng& Rng() override { return rng_; }
-  OrderedStore& Store() override { return *store_; }
+  OrderedStore& Store() override { return store_; }
   void Send(const std::string& to, Envelope envelope) override;
   void Publish(const Event& event) override;
   void Subscribe(const std::string& group, const std::vector<std::string>& topics) override;
@@ -50,14 +62,23 @@ class NodeHost : public Env, public Endpoint {
   void CancelTimer(TimerId id) override;
 
  private:
+  // True while outputs must wait for a commit (to keep their order, also
+  // while earlier outputs are held).
+  bool Holding() const { return store_.dirty() || !held_.empty(); }
+  // Commits pending writes, then releases held outputs; stops the process if
+  // the disk refuses (the node's memory is ahead of its disk).
+  void Flush();
+
   const std::string address_;
-  std::unique_ptr<OrderedStore> store_;
+  GroupCommitStore store_;
   Network* network_;
   SeededRng rng_;
   EventLoop loop_;
   std::unique_ptr<Node> node_;
   // Loop-thread only: timer ids given to the node -> the loop's ids.
   std::map<TimerId, uint64_t> timers_;
+  // Loop-thread only: outputs waiting for the next commit.
+  std::vector<std::function<void()>> held_;
   TimerId next_timer_ = 1;
 };
 

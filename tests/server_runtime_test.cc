@@ -17,6 +17,7 @@
 #include "core/services.h"
 #include "core/user/user_service.h"
 #include "gtest/gtest.h"
+#include "fakes/mem_store.h"
 #include "server/leveldb_store.h"
 #include "server/nats_network.h"
 #include "server/nats_server_process.h"
@@ -194,6 +195,86 @@ TEST(EventLoopTest, RunsTasksInOrderAndTimersAfterTheirDelay) {
   loop.Stop();
   EXPECT_FALSE(loop.Post([] {}));  // stopped: dropped and counted
   EXPECT_EQ(loop.dropped(), 1u);
+}
+
+// Group commit in the host: a node that writes, then replies, under a disk
+// whose every sync takes 20 ms. Requests arriving during a sync share the next
+// one, and no reply leaves before the write it follows is on the disk.
+class SlowDisk : public MemStore {
+ public:
+  absl::Status Write(const WriteBatch& batch) override {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    return MemStore::Write(batch);
+  }
+};
+
+class WriteThenReply : public Node {
+ public:
+  explicit WriteThenReply(Env* env) : env_(env) {}
+  void Start() override {}
+  void OnEnvelope(const Envelope& envelope) override {
+    WriteBatch b;
+    b.Put("req/" + std::to_string(envelope.correlation_id()), "done");
+    ASSERT_TRUE(env_->Store().Write(b).ok());
+    Envelope reply;
+    reply.set_correlation_id(envelope.correlation_id());
+    env_->Send(envelope.from(), reply);
+  }
+  void OnEvent(const Event&, uint64_t) override {}
+  void OnPublishAck(const std::string&) override {}
+  void OnTimer(TimerId) override {}
+
+ private:
+  Env* env_;
+};
+
+// Receives the replies on the host's loop thread (LocalNetwork delivers in
+// the sender's thread) and checks each against the disk there.
+class ReplyChecker : public Endpoint {
+ public:
+  explicit ReplyChecker(const MemStore* disk) : disk_(disk) {}
+  const std::string& Self() const override { return self_; }
+  void Deliver(Envelope envelope) override {
+    std::string value;
+    if (!disk_->Get("req/" + std::to_string(envelope.correlation_id()), &value).ok()) ++early_;
+    ++replies_;
+  }
+  std::atomic<int> replies_{0}, early_{0};
+
+ private:
+  const std::string self_ = "checker";
+  const MemStore* disk_;
+};
+
+TEST(NodeHostGroupCommitTest, RepliesWaitForTheirWriteAndConcurrentWritesShareASync) {
+  LocalNetwork network;
+  auto disk = std::make_unique<SlowDisk>();
+  const MemStore* disk_view = disk.get();
+  ReplyChecker checker(disk_view);
+  network.Attach(&checker);
+  NodeHost host("node", std::move(disk), &network, 1);
+  host.Start([](Env* e) { return std::make_unique<WriteThenReply>(e); });
+  constexpr int kRequests = 200;
+  for (int i = 1; i <= kRequests; ++i) {
+    Envelope e;
+    e.set_from("checker");
+    e.set_correlation_id(i);
+    network.Send("checker", "node", e);
+  }
+  for (int i = 0; i < 500 && checker.replies_ < kRequests; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(checker.replies_, kRequests);
+  EXPECT_EQ(checker.early_, 0);  // never acknowledged before durable
+  uint64_t batches = 0, commits = 0;
+  host.RunOnLoop([&](Node*) {
+    batches = host.batches();
+    commits = host.commits();
+  });
+  EXPECT_EQ(batches, static_cast<uint64_t>(kRequests));
+  EXPECT_LE(commits, batches / 4) << "concurrent writes should share syncs";
+  host.Stop();
+  network.Detach("checker");
 }
 
 }  // namespace

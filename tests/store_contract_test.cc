@@ -8,10 +8,31 @@
 
 #include "fakes/mem_store.h"
 #include "gtest/gtest.h"
+#include "server/group_commit_store.h"
 #include "server/leveldb_store.h"
 
 namespace parley {
 namespace {
+
+// Group commit over LevelDB, committing after every other batch, so reads
+// mix the overlay with what is already on disk.
+class CommitEveryOther : public GroupCommitStore {
+ public:
+  using GroupCommitStore::GroupCommitStore;
+  absl::Status Write(const WriteBatch& batch) override {
+    absl::Status s = GroupCommitStore::Write(batch);
+    if (s.ok() && ++writes_ % 2 == 0) s = Commit();
+    return s;
+  }
+
+ private:
+  int writes_ = 0;
+};
+
+std::unique_ptr<OrderedStore> OpenLevelDb(const std::string& dir) {
+  auto s = LevelDbStore::Open(dir);
+  return s.ok() ? std::move(*s) : nullptr;
+}
 
 struct Impl {
   const char* name;
@@ -92,10 +113,14 @@ INSTANTIATE_TEST_SUITE_P(
     Stores, StoreContractTest,
     ::testing::Values(
         Impl{"mem", [](const std::string&) { return std::make_unique<MemStore>(); }},
-        Impl{"leveldb",
+        Impl{"leveldb", OpenLevelDb},
+        Impl{"group_commit_pending",  // never committed: all in the overlay
              [](const std::string& dir) -> std::unique_ptr<OrderedStore> {
-               auto s = LevelDbStore::Open(dir);
-               return s.ok() ? std::move(*s) : nullptr;
+               return std::make_unique<GroupCommitStore>(OpenLevelDb(dir));
+             }},
+        Impl{"group_commit_mixed",
+             [](const std::string& dir) -> std::unique_ptr<OrderedStore> {
+               return std::make_unique<CommitEveryOther>(OpenLevelDb(dir));
              }}),
     [](const ::testing::TestParamInfo<Impl>& info) { return std::string(info.param.name); });
 
@@ -123,6 +148,79 @@ TEST(LevelDbStoreTest, AnUnopenableDirectoryIsAClearError) {
   auto store = LevelDbStore::Open(file + "/db");
   EXPECT_FALSE(store.ok());
   EXPECT_NE(store.status().message().find("opening"), std::string::npos) << store.status();
+}
+
+// Group commit: writes are visible at once and durable only after Commit,
+// which writes each key's last state in one batch.
+TEST(GroupCommitStoreTest, WritesAreVisibleAtOnceAndDurableOnlyAfterCommit) {
+  auto durable = std::make_unique<MemStore>();
+  MemStore* disk = durable.get();
+  GroupCommitStore store(std::move(durable));
+  WriteBatch b1, b2;
+  b1.Put("a", "1");
+  b1.Put("b", "1");
+  b2.Put("a", "2");
+  b2.Delete("b");
+  ASSERT_TRUE(store.Write(b1).ok());
+  ASSERT_TRUE(store.Write(b2).ok());
+  std::string value;
+  ASSERT_TRUE(store.Get("a", &value).ok());
+  EXPECT_EQ(value, "2");
+  EXPECT_TRUE(absl::IsNotFound(store.Get("b", &value)));
+  EXPECT_TRUE(store.dirty());
+  EXPECT_TRUE(absl::IsNotFound(disk->Get("a", &value)));  // nothing on disk yet
+
+  ASSERT_TRUE(store.Commit().ok());
+  EXPECT_FALSE(store.dirty());
+  EXPECT_EQ(store.batches(), 2u);
+  EXPECT_EQ(store.commits(), 1u);
+  ASSERT_TRUE(disk->Get("a", &value).ok());
+  EXPECT_EQ(value, "2");
+  EXPECT_TRUE(absl::IsNotFound(disk->Get("b", &value)));
+}
+
+TEST(GroupCommitStoreTest, ScanMergesPendingPutsAndDeletesWithTheDisk) {
+  auto durable = std::make_unique<MemStore>();
+  GroupCommitStore store(std::move(durable));
+  WriteBatch on_disk;
+  for (const char* k : {"a/1", "a/2", "a/3", "a/4", "a/5", "b/1"}) on_disk.Put(k, "disk");
+  ASSERT_TRUE(store.Write(on_disk).ok());
+  ASSERT_TRUE(store.Commit().ok());
+  WriteBatch pending;
+  pending.Delete("a/2");
+  pending.Delete("a/3");
+  pending.Put("a/25", "mem");
+  pending.Put("a/4", "mem");
+  pending.Put("a/0", "mem");
+  ASSERT_TRUE(store.Write(pending).ok());
+  auto scan = [&](const std::string& after, size_t limit) {
+    std::vector<KeyValue> out;
+    EXPECT_TRUE(store.Scan("a/", after, limit, &out).ok());
+    std::string s;
+    for (const KeyValue& kv : out) s += kv.first + "=" + kv.second + " ";
+    return s;
+  };
+  EXPECT_EQ(scan("", 3), "a/0=mem a/1=disk a/25=mem ");
+  EXPECT_EQ(scan("", 10), "a/0=mem a/1=disk a/25=mem a/4=mem a/5=disk ");
+  EXPECT_EQ(scan("a/1", 2), "a/25=mem a/4=mem ");
+  EXPECT_EQ(scan("a/25", 10), "a/4=mem a/5=disk ");
+  EXPECT_EQ(scan("a/5", 10), "");
+}
+
+TEST(GroupCommitStoreTest, AFailedCommitKeepsThePendingWrites) {
+  auto durable = std::make_unique<MemStore>();
+  MemStore* disk = durable.get();
+  GroupCommitStore store(std::move(durable));
+  WriteBatch b;
+  b.Put("k", "v");
+  ASSERT_TRUE(store.Write(b).ok());
+  disk->FailWrites(absl::UnavailableError("disk full"));
+  EXPECT_FALSE(store.Commit().ok());
+  EXPECT_TRUE(store.dirty());
+  disk->FailWrites(absl::OkStatus());
+  ASSERT_TRUE(store.Commit().ok());
+  std::string value;
+  ASSERT_TRUE(disk->Get("k", &value).ok());
 }
 
 }  // namespace
