@@ -32,15 +32,26 @@ class ClientListener::Connection : public Endpoint {
 
   void Deliver(Envelope envelope) override {
     const std::string frame = EncodeFrame(envelope);
+    ++listener_->stats_.frames_out;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (out_.size() + frame.size() > kMaxOutputBytes) {
-        overflowed_ = true;
-        return;
+      if (overflowed_) return;
+      size_t sent = 0;
+      if (out_.empty()) {
+        // Nothing queued: write in the sender's thread (the socket is
+        // non-blocking); only a remainder waits for the poll loop. The
+        // network never delivers once the connection is detached, and it is
+        // detached before its fd closes.
+        const ssize_t n = send(fd_, frame.data(), frame.size(), MSG_NOSIGNAL);
+        if (n > 0) sent = static_cast<size_t>(n);
+        if (sent == frame.size()) return;
       }
-      out_ += frame;
+      if (out_.size() + frame.size() - sent > kMaxOutputBytes) {
+        overflowed_ = true;  // a client that stops reading is dropped
+      } else {
+        out_.append(frame, sent, std::string::npos);
+      }
     }
-    ++listener_->stats_.frames_out;
     const char b = 1;
     (void)!write(listener_->wake_[1], &b, 1);
   }

@@ -9,6 +9,10 @@ namespace {
 
 std::string Subject(const std::string& address) { return "parley." + address; }
 
+// A client connection is an endpoint only its own gateway (same process)
+// sends to: it gets no subject on the server.
+bool LocalOnly(const std::string& address) { return address.rfind("tcp.", 0) == 0; }
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<NatsNetwork>> NatsNetwork::Connect(const std::string& url, Bus bus,
@@ -55,6 +59,9 @@ NatsNetwork::~NatsNetwork() {
   for (auto& [address, target] : targets_) {
     if (target->sub != nullptr) natsSubscription_Destroy(target->sub);
   }
+  for (auto& target : retired_) {
+    if (target->sub != nullptr) natsSubscription_Destroy(target->sub);
+  }
   natsOptions_Destroy(opts_);
 }
 
@@ -79,14 +86,18 @@ void NatsNetwork::OnMessage(natsConnection*, natsSubscription*, natsMsg* msg, vo
 void NatsNetwork::Attach(Endpoint* host) {
   bus_.Attach(host);
   if (js_) js_->Attach(host);
-  auto target = std::make_unique<Target>();
+  auto target = std::make_shared<Target>();
   target->network = this;
   target->host = host;
-  natsConnection_Subscribe(&target->sub, conn_, Subject(host->Self()).c_str(),
-                           &NatsNetwork::OnMessage, target.get());
-  natsConnection_Flush(conn_);  // the subscription is live before anyone sends to it
+  if (!LocalOnly(host->Self())) {
+    natsConnection_Subscribe(&target->sub, conn_, Subject(host->Self()).c_str(),
+                             &NatsNetwork::OnMessage, target.get());
+    natsConnection_Flush(conn_);  // the subscription is live before anyone sends to it
+  }
   std::lock_guard<std::mutex> lock(mu_);
-  targets_[host->Self()] = std::move(target);
+  auto& slot = targets_[host->Self()];
+  if (slot != nullptr) retired_.push_back(std::move(slot));  // its callbacks may still run
+  slot = std::move(target);
 }
 
 void NatsNetwork::Detach(const std::string& address) {
@@ -96,11 +107,37 @@ void NatsNetwork::Detach(const std::string& address) {
   auto it = targets_.find(address);
   if (it == targets_.end()) return;
   if (it->second->sub != nullptr) natsSubscription_Unsubscribe(it->second->sub);
-  std::lock_guard<std::mutex> target_lock(it->second->mu);
-  it->second->host = nullptr;  // a callback already running delivers nothing more
+  {
+    std::lock_guard<std::mutex> target_lock(it->second->mu);
+    it->second->host = nullptr;  // a callback already running delivers nothing more
+  }
+  // A connection's target has no callback: forget it (a Send holding it
+  // finds it detached).
+  if (it->second->sub == nullptr) targets_.erase(it);
 }
 
 void NatsNetwork::Send(const std::string& from, const std::string& to, Envelope envelope) {
+  // Fast path: an endpoint attached in this process gets the envelope without
+  // a round trip through the server (per-pair order holds: a pair's messages
+  // all take one path while the target stays attached).
+  std::shared_ptr<Target> local;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = targets_.find(to);
+    if (it != targets_.end()) local = it->second;
+  }
+  if (local != nullptr) {
+    std::lock_guard<std::mutex> lock(local->mu);
+    if (local->host != nullptr) {
+      ++sent_;
+      local->host->Deliver(std::move(envelope));
+      return;
+    }
+  }
+  if (LocalOnly(to)) {
+    ++errors_;  // a closed connection: as a lost message
+    return;
+  }
   const std::string data = envelope.SerializeAsString();
   if (natsConnection_Publish(conn_, Subject(to).c_str(), data.data(), data.size()) == NATS_OK) {
     ++sent_;

@@ -1,6 +1,8 @@
 // NatsNetwork: node-to-node messages over a real nats-server. An address A is
 // the subject "parley.A"; every host subscribes to its own subject, and cnats
-// callbacks (library threads) only enqueue into the host's event loop. Events
+// callbacks (library threads) only enqueue into the host's event loop. A send
+// to an endpoint attached in this process is delivered directly; client
+// connections ("tcp.*") exist only in their gateway's process. Events
 // go through JetStream (the default) or, with `local`, an in-process bus (one
 // process hosts every consuming role).
 #ifndef PARLEY_SERVER_NATS_NETWORK_H_
@@ -13,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "server/jetstream_bus.h"
@@ -56,7 +59,10 @@ class NatsNetwork : public Network {
   natsConnection* conn_;
   natsOptions* opts_;
   std::mutex mu_;
-  std::map<std::string, std::unique_ptr<Target>> targets_;
+  // A target with a subscription stays allocated until the network goes (its
+  // callback holds a raw pointer); a re-attached address retires the old one.
+  std::map<std::string, std::shared_ptr<Target>> targets_;
+  std::vector<std::shared_ptr<Target>> retired_;
   LocalNetwork bus_;
   std::unique_ptr<JetStreamBus> js_;
   std::atomic<uint64_t> sent_{0}, received_{0}, errors_{0}, malformed_{0};
