@@ -46,6 +46,12 @@ class ServerRuntimeTest : public ::testing::TestWithParam<std::string> {
     ASSERT_TRUE(network.ok()) << network.status();
     nats_ = network->get();
     network_ = std::move(*network);
+    // The clients are on a connection of their own, as if in another process
+    // (within one network, sends between local endpoints skip the server).
+    auto clients = NatsNetwork::Connect(nats_server_->url(), NatsNetwork::Bus::kLocal);
+    ASSERT_TRUE(clients.ok()) << clients.status();
+    client_nats_ = clients->get();
+    client_network_ = std::move(*clients);
   }
   void Add(const std::string& address, NodeHost::Factory factory) {
     const std::string dir =
@@ -53,7 +59,9 @@ class ServerRuntimeTest : public ::testing::TestWithParam<std::string> {
     std::filesystem::create_directories(dir);
     auto store = LevelDbStore::Open(dir);
     ASSERT_TRUE(store.ok()) << store.status();
-    hosts_.push_back(std::make_unique<NodeHost>(address, std::move(*store), network_.get(),
+    Network* network = network_.get();
+    if (client_network_ != nullptr && address.rfind("client.", 0) == 0) network = client_network_.get();
+    hosts_.push_back(std::make_unique<NodeHost>(address, std::move(*store), network,
                                                 hosts_.size() + 1));
     hosts_.back()->Start(std::move(factory));
   }
@@ -76,6 +84,7 @@ class ServerRuntimeTest : public ::testing::TestWithParam<std::string> {
   void TearDown() override {
     for (auto it = hosts_.rbegin(); it != hosts_.rend(); ++it) (*it)->Stop();
     hosts_.clear();
+    client_network_.reset();
     network_.reset();
     if (nats_server_) {
       EXPECT_TRUE(nats_server_->Stop().ok());
@@ -84,7 +93,9 @@ class ServerRuntimeTest : public ::testing::TestWithParam<std::string> {
 
   std::unique_ptr<NatsServerProcess> nats_server_;
   NatsNetwork* nats_ = nullptr;
+  NatsNetwork* client_nats_ = nullptr;
   std::unique_ptr<Network> network_;
+  std::unique_ptr<Network> client_network_;
   std::vector<std::unique_ptr<NodeHost>> hosts_;
 };
 
@@ -160,8 +171,10 @@ TEST_P(ServerRuntimeTest, TwoClientsChatThroughRealThreadsAndLevelDb) {
     EXPECT_GT(nats_->jetstream()->delivered(), 3u);
   }
   if (nats_ != nullptr) {
-    EXPECT_GT(nats_->sent(), 20u);  // it really went through nats-server
-    EXPECT_GT(nats_->received(), 20u);
+    // Client <-> gateway traffic really went through nats-server.
+    EXPECT_GT(client_nats_->sent(), 10u);
+    EXPECT_GT(client_nats_->received(), 10u);
+    EXPECT_GT(nats_->received(), 10u);
     EXPECT_EQ(nats_->malformed(), 0u);
   }
 }
