@@ -99,8 +99,16 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
   if (o.duration_s <= 0 || o.duration_s > 3600) {
     return absl::InvalidArgumentError("--duration_s must be in (0, 3600]");
   }
+  if (o.client_threads < 1 || o.client_threads > 64) {
+    return absl::InvalidArgumentError("--client_threads must be 1..64");
+  }
   Recorder recorder;
   SeededRng rng(o.seed);
+  // The clients share a few runtimes (an event loop and a socket reader each).
+  std::vector<std::unique_ptr<ClientRuntime>> runtimes;
+  for (int t = 0; t < o.client_threads; ++t) {
+    runtimes.push_back(std::make_unique<ClientRuntime>(absl::StrCat("load-", t)));
+  }
   std::vector<LoadClient> clients(o.clients);
   for (int i = 0; i < o.clients; ++i) {
     ClientOptions co;
@@ -110,7 +118,8 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
     co.observer = &recorder;
     clients[i].address = "client." + co.name;
     clients[i].host = std::make_unique<TcpClientHost>(clients[i].address, o.servers,
-                                                      std::make_unique<MemStore>(), o.seed * 1000 + i);
+                                                      std::make_unique<MemStore>(), o.seed * 1000 + i,
+                                                      runtimes[i % runtimes.size()].get());
     clients[i].host->Start([co](Env* e) { return std::make_unique<Client>(e, co); });
   }
   auto state = [](LoadClient& c) {
@@ -170,31 +179,52 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
   double owed = 0;
   absl::Time last = start;
   uint64_t next_churn = 0;
+  std::atomic<uint64_t> sent{0};
+  // Sends one message from client `c` (on its loop): to a random friend, or to
+  // one of its groups with probability group_fraction. `draw` is the client's
+  // own rng stream, so the choices do not depend on thread timing.
+  auto send_one = [&o, &recorder, &sent](LoadClient& c, Client* client, SeededRng& draw) {
+    const bool group = !c.groups.empty() && draw.Bernoulli(o.group_fraction);
+    if (!group && c.friends.empty()) return;
+    const uint64_t target = group ? c.groups[draw.Uniform(c.groups.size())]
+                                  : c.friends[draw.Uniform(c.friends.size())];
+    const std::string id =
+        group ? client->SendGroup(target, "load") : client->SendPrivate(target, "load");
+    std::lock_guard<std::mutex> lock(recorder.mu);
+    sim::HistoryEntry* e = recorder.Add(sim::HistoryEntry::SEND_INVOKED, c.address);
+    e->set_conversation(group ? GroupConversationId(target) : PrivateConversationId(c.user, target));
+    e->set_client_msg_id(id);
+    e->set_sender_id(c.user);
+    ++sent;
+  };
+  std::vector<SeededRng> draws;
+  for (int i = 0; i < o.clients; ++i) draws.emplace_back(o.seed * 7919 + i);
+  // Each tick posts one task per runtime: unpaced, it tops up every idle
+  // client of that runtime (one send in flight each); paced, it sends what
+  // the rate owes from clients picked at random.
   while (absl::Now() < end) {
     const absl::Time now = absl::Now();
-    owed += o.rate_per_s > 0 ? o.rate_per_s * absl::ToDoubleSeconds(now - last) : o.clients;
+    std::vector<std::vector<int>> picks(runtimes.size());
+    if (o.rate_per_s > 0) {
+      owed += o.rate_per_s * absl::ToDoubleSeconds(now - last);
+      for (; owed >= 1; owed -= 1) {
+        const int i = static_cast<int>(rng.Uniform(clients.size()));
+        picks[i % runtimes.size()].push_back(i);
+      }
+    } else {
+      for (int i = 0; i < o.clients; ++i) picks[i % runtimes.size()].push_back(i);
+    }
     last = now;
-    for (; owed >= 1; owed -= 1) {
-      LoadClient& c = clients[rng.Uniform(clients.size())];
-      size_t pending = 0;
-      c.host->RunOnLoop([&](Node* n) { pending = dynamic_cast<Client*>(n)->pending_sends(); });
-      if (o.rate_per_s == 0 && pending > 0) continue;  // one in flight when unpaced
-      const bool group = !c.groups.empty() && rng.Bernoulli(o.group_fraction);
-      if (!group && c.friends.empty()) continue;
-      std::string conv, id;
-      const uint64_t target = group ? c.groups[rng.Uniform(c.groups.size())]
-                                    : c.friends[rng.Uniform(c.friends.size())];
-      c.host->RunOnLoop([&](Node* n) {
-        auto* client = dynamic_cast<Client*>(n);
-        id = group ? client->SendGroup(target, "load") : client->SendPrivate(target, "load");
+    for (size_t t = 0; t < runtimes.size(); ++t) {
+      if (picks[t].empty()) continue;
+      runtimes[t]->loop().Post([&, picks = std::move(picks[t])] {
+        for (int i : picks) {
+          auto* client = dynamic_cast<Client*>(clients[i].host->node());
+          if (client == nullptr) continue;
+          if (o.rate_per_s == 0 && client->pending_sends() > 0) continue;
+          send_one(clients[i], client, draws[i]);
+        }
       });
-      conv = group ? GroupConversationId(target) : PrivateConversationId(c.user, target);
-      std::lock_guard<std::mutex> lock(recorder.mu);
-      sim::HistoryEntry* e = recorder.Add(sim::HistoryEntry::SEND_INVOKED, c.address);
-      e->set_conversation(conv);
-      e->set_client_msg_id(id);
-      e->set_sender_id(c.user);
-      ++result.sent;
     }
     if (o.churn && absl::Now() - start > absl::Seconds(1) * (next_churn + 1)) {
       ++next_churn;
@@ -204,6 +234,9 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
     }
     absl::SleepFor(absl::Milliseconds(o.rate_per_s > 0 ? 2 : 1));
   }
+  // Let the last ticks run before counting.
+  for (auto& r : runtimes) r->loop().RunSync([] {});
+  result.sent = sent;
   const double load_s = absl::ToDoubleSeconds(absl::Now() - start);
 
   // Drain: every send answered, then deliveries settle (clients also sync
@@ -226,6 +259,7 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
     return stable >= 350;  // ~7 s without news: past the clients' periodic sync
   }, o.drain_s);
   for (LoadClient& c : clients) c.host->Stop();
+  runtimes.clear();
 
   // What the clients saw, judged by the simulator's checkers.
   std::lock_guard<std::mutex> lock(recorder.mu);

@@ -25,6 +25,7 @@ struct LoadOptions {
   uint64_t seed = 1;
   std::string run_id;          // makes user names unique per run
   double drain_s = 30;         // most time to wait for the last messages
+  int client_threads = 2;      // event loops (and socket readers) the clients share
 };
 
 struct LoadResult {

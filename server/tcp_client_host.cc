@@ -3,27 +3,130 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <utility>
 
 #include "absl/strings/numbers.h"
 #include "server/frame.h"
 
 namespace parley {
 
+struct ClientRuntime::Reader {
+  std::shared_ptr<TcpClientHost*> host;
+  std::string buffer;
+};
+
+ClientRuntime::ClientRuntime(std::string name) : loop_(std::move(name)) {
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = wake_fd_;
+  epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+  loop_.Start();
+  thread_ = std::thread([this] { Run(); });
+}
+
+ClientRuntime::~ClientRuntime() {
+  stopping_ = true;
+  const uint64_t one = 1;
+  (void)!write(wake_fd_, &one, sizeof(one));
+  thread_.join();
+  loop_.Stop();
+  close(wake_fd_);
+  close(epoll_fd_);
+}
+
+void ClientRuntime::Watch(int fd, std::shared_ptr<TcpClientHost*> host) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto reader = std::make_unique<Reader>();
+  reader->host = std::move(host);
+  readers_[fd] = std::move(reader);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = fd;
+  epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+}
+
+void ClientRuntime::Unwatch(int fd) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (readers_.erase(fd) > 0) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+}
+
+void ClientRuntime::Run() {
+  constexpr int kMaxEvents = 256;
+  epoll_event events[kMaxEvents];
+  std::string chunk(64 * 1024, '\0');
+  while (!stopping_) {
+    const int n = epoll_wait(epoll_fd_, events, kMaxEvents, 500);
+    using Frames = std::vector<std::pair<std::shared_ptr<TcpClientHost*>, Envelope>>;
+    Frames frames;
+    std::vector<std::pair<std::shared_ptr<TcpClientHost*>, int>> ended;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (int i = 0; i < n; ++i) {
+        const int fd = events[i].data.fd;
+        if (fd == wake_fd_) continue;
+        auto it = readers_.find(fd);
+        if (it == readers_.end()) continue;  // unwatched meanwhile
+        Reader& r = *it->second;
+        bool end = false;
+        const ssize_t got = recv(fd, chunk.data(), chunk.size(), MSG_DONTWAIT);
+        if (got > 0) {
+          r.buffer.append(chunk.data(), got);
+        } else if (got == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+          end = true;
+        }
+        for (;;) {
+          Envelope envelope;
+          const FrameResult f = DecodeFrame(&r.buffer, 16 << 20, &envelope);
+          if (f == FrameResult::kFrame) {
+            frames.emplace_back(r.host, std::move(envelope));
+            continue;
+          }
+          if (f != FrameResult::kNeedMore) end = true;  // the server is beyond repair
+          break;
+        }
+        if (end) {
+          ended.emplace_back(r.host, fd);
+          epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+          readers_.erase(it);
+        }
+      }
+    }
+    if (frames.empty() && ended.empty()) continue;
+    // One task per wakeup for everything read.
+    loop_.Post([frames = std::move(frames), ended = std::move(ended)]() mutable {
+      for (auto& [host, envelope] : frames) {
+        if (*host != nullptr && (*host)->node_) (*host)->node_->OnEnvelope(envelope);
+      }
+      for (auto& [host, fd] : ended) {
+        if (*host != nullptr) (*host)->OnEndOfStream(fd);
+      }
+    });
+  }
+}
+
 TcpClientHost::TcpClientHost(std::string address, std::vector<std::string> servers,
-                             std::unique_ptr<OrderedStore> store, uint64_t seed)
+                             std::unique_ptr<OrderedStore> store, uint64_t seed,
+                             ClientRuntime* runtime)
     : address_(std::move(address)),
       servers_(std::move(servers)),
       store_(std::move(store)),
       rng_(seed),
-      loop_(address_) {}
+      own_runtime_(runtime == nullptr ? std::make_unique<ClientRuntime>(address_) : nullptr),
+      runtime_(runtime != nullptr ? runtime : own_runtime_.get()),
+      self_(std::make_shared<TcpClientHost*>(this)) {}
 
 TcpClientHost::~TcpClientHost() { Stop(); }
 
 void TcpClientHost::Start(std::function<std::unique_ptr<Node>(Env*)> factory) {
-  loop_.Start();
-  loop_.RunSync([this, &factory] {
+  loop().RunSync([this, &factory] {
     node_ = factory(this);
     node_->Start();
   });
@@ -31,19 +134,34 @@ void TcpClientHost::Start(std::function<std::unique_ptr<Node>(Env*)> factory) {
 
 void TcpClientHost::Stop() {
   if (stopping_.exchange(true)) return;
-  if (node_) loop_.RunSync([this] { node_->Stop(); });
+  loop().RunSync([this] {
+    if (node_) node_->Stop();
+    for (const auto& [id, loop_id] : timers_) loop().Cancel(loop_id);
+    timers_.clear();
+    *self_ = nullptr;  // tasks still queued for this host find nobody
+  });
+  int fd;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (fd_ >= 0) shutdown(fd_, SHUT_RDWR);
+    fd = fd_;
+    fd_ = -1;
   }
-  for (std::thread& t : readers_) t.join();
-  loop_.Stop();
+  if (fd >= 0) {
+    runtime_->Unwatch(fd);
+    close(fd);
+  }
   node_.reset();
-  if (fd_ >= 0) close(fd_);
+  own_runtime_.reset();
 }
 
 void TcpClientHost::RunOnLoop(const std::function<void(Node*)>& fn) {
-  loop_.RunSync([&] { fn(node_.get()); });
+  loop().RunSync([&] { fn(node_.get()); });
+}
+
+void TcpClientHost::PostToLoop(std::function<void(Node*)> fn) {
+  loop().Post([self = self_, fn = std::move(fn)] {
+    if (*self != nullptr) fn((*self)->node_.get());
+  });
 }
 
 bool TcpClientHost::Dial() {
@@ -64,30 +182,18 @@ bool TcpClientHost::Dial() {
     const int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     fd_ = fd;
-    readers_.emplace_back([this, fd] { ReadLoop(fd); });
+    runtime_->Watch(fd, self_);
     return true;
   }
   return false;
 }
 
-void TcpClientHost::ReadLoop(int fd) {
-  std::string buffer;
-  char chunk[16384];
-  for (;;) {
-    const ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
-    if (n <= 0) break;
-    buffer.append(chunk, n);
-    for (;;) {
-      Envelope envelope;
-      const FrameResult r = DecodeFrame(&buffer, 16 << 20, &envelope);
-      if (r != FrameResult::kFrame) break;
-      loop_.Post([this, envelope = std::move(envelope)] {
-        if (node_) node_->OnEnvelope(envelope);
-      });
-    }
+void TcpClientHost::OnEndOfStream(int fd) {
+  // The reader has let go of `fd`; it is ours to close.
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (fd_ == fd) fd_ = -1;  // dial again on the next send
   }
-  std::lock_guard<std::mutex> lock(mu_);
-  if (fd_ == fd) fd_ = -1;  // dial again on the next send
   close(fd);
 }
 
@@ -100,7 +206,7 @@ void TcpClientHost::Send(const std::string& to, Envelope envelope) {
   while (sent < frame.size()) {
     const ssize_t n = send(fd_, frame.data() + sent, frame.size() - sent, MSG_NOSIGNAL);
     if (n <= 0) {
-      shutdown(fd_, SHUT_RDWR);
+      shutdown(fd_, SHUT_RDWR);  // the reader sees the end and hands the fd back
       return;
     }
     sent += n;
@@ -109,7 +215,8 @@ void TcpClientHost::Send(const std::string& to, Envelope envelope) {
 
 TimerId TcpClientHost::SetTimer(absl::Duration after) {
   const TimerId id = next_timer_++;
-  timers_[id] = loop_.PostAfter(after, [this, id] {
+  timers_[id] = loop().PostAfter(after, [this, self = self_, id] {
+    if (*self == nullptr) return;
     timers_.erase(id);
     if (node_) node_->OnTimer(id);
   });
@@ -119,7 +226,7 @@ TimerId TcpClientHost::SetTimer(absl::Duration after) {
 void TcpClientHost::CancelTimer(TimerId id) {
   auto it = timers_.find(id);
   if (it == timers_.end()) return;
-  loop_.Cancel(it->second);
+  loop().Cancel(it->second);
   timers_.erase(it);
 }
 
