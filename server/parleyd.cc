@@ -62,9 +62,13 @@ absl::Status Parleyd::Run() {
     return absl::InvalidArgumentError("--event_bus must be jetstream or local");
   }
   if (options_.shards == 0) return absl::InvalidArgumentError("--shards must be positive");
+  if (!(options_.client_requests_per_s > 0) || !(options_.client_burst >= 1)) {
+    return absl::InvalidArgumentError("--client_requests_per_s must be positive, --client_burst at least 1");
+  }
   std::error_code ec;
   std::filesystem::create_directories(options_.data_dir, ec);
   if (ec) return absl::InvalidArgumentError(absl::StrCat("cannot create ", options_.data_dir));
+  log_(absl::StrCat("data in ", std::filesystem::absolute(options_.data_dir).string()));
 
   nats_url_ = options_.nats_url;
   if (nats_url_.empty()) {
@@ -131,6 +135,8 @@ absl::Status Parleyd::Run() {
     }
     lo.host = options_.listen.substr(0, colon);
     lo.gateway_address = GatewayAddress(id);
+    lo.requests_per_s = options_.client_requests_per_s;
+    lo.burst = options_.client_burst;
     auto listener = ClientListener::Start(network_.get(), lo);
     if (!listener.ok()) return listener.status();
     listener_ = std::move(*listener);

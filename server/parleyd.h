@@ -30,6 +30,8 @@ struct ParleydOptions {
   std::string token_key;                // empty: the built-in test key (logged)
   bool minimal_password_cost = false;   // argon2id's minimum: tests and load runs only
   int stream_replicas = 1;              // 3 on a 3-node NATS cluster
+  double client_requests_per_s = 200;   // per connection (token bucket)
+  double client_burst = 400;
 };
 
 class Parleyd {

@@ -2,6 +2,7 @@
 // own nats-server on a free loopback port, keeps its data in ./parley-data and
 // listens for clients on 127.0.0.1:7700. SIGINT/SIGTERM drain and exit.
 #include <csignal>
+#include <cstdlib>
 #include <iostream>
 
 #include "absl/flags/flag.h"
@@ -20,6 +21,8 @@ ABSL_FLAG(std::string, event_bus, "jetstream", "jetstream or local");
 ABSL_FLAG(std::string, token_key, "", "secret for session tokens (32+ bytes)");
 ABSL_FLAG(bool, minimal_password_cost, false, "argon2id minimum cost (tests, load runs)");
 ABSL_FLAG(int, stream_replicas, 1, "replicas of the PARLEY_EVENTS stream (3 on a NATS cluster)");
+ABSL_FLAG(double, client_requests_per_s, 200, "requests per second allowed per client connection");
+ABSL_FLAG(double, client_burst, 400, "requests a client connection may send at once");
 
 namespace {
 volatile std::sig_atomic_t g_stop = 0;
@@ -33,6 +36,12 @@ int main(int argc, char** argv) {
   o.roles = absl::GetFlag(FLAGS_roles);
   o.nats_url = absl::GetFlag(FLAGS_nats);
   o.data_dir = absl::GetFlag(FLAGS_data_dir);
+  // Under `bazel run` a relative data dir is relative to where it was typed,
+  // not to the runfiles tree.
+  if (const char* cwd = std::getenv("BUILD_WORKING_DIRECTORY"); cwd != nullptr && !o.data_dir.empty() &&
+      o.data_dir[0] != '/') {
+    o.data_dir = std::string(cwd) + "/" + o.data_dir;
+  }
   o.listen = absl::GetFlag(FLAGS_listen);
   o.gateway_id = absl::GetFlag(FLAGS_gateway_id);
   o.shards = absl::GetFlag(FLAGS_shards);
@@ -40,6 +49,8 @@ int main(int argc, char** argv) {
   o.token_key = absl::GetFlag(FLAGS_token_key);
   o.minimal_password_cost = absl::GetFlag(FLAGS_minimal_password_cost);
   o.stream_replicas = absl::GetFlag(FLAGS_stream_replicas);
+  o.client_requests_per_s = absl::GetFlag(FLAGS_client_requests_per_s);
+  o.client_burst = absl::GetFlag(FLAGS_client_burst);
   auto log = [](const std::string& line) { std::cerr << "parleyd: " << line << std::endl; };
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);

@@ -9,11 +9,13 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <thread>
 
 #include "core/client/client.h"
 #include "core/status.h"
 #include "fakes/mem_store.h"
+#include "absl/strings/match.h"
 #include "gtest/gtest.h"
 #include "server/frame.h"
 #include "server/parleyd.h"
@@ -231,6 +233,24 @@ TEST_F(ParleydTest, BadInputGetsAnErrorOrACleanCloseAndOthersAreServed) {
   list.mutable_list_friends();
   EXPECT_EQ(CallClient(*good, list).status().code(), CODE_OK);
   good->Stop();
+}
+
+TEST(ParleydOptionsTest, BadSettingsAreClearErrors) {
+  auto start = [](std::function<void(ParleydOptions*)> change) {
+    ParleydOptions o;
+    o.data_dir = std::string(std::getenv("TEST_TMPDIR")) + "/bad";
+    change(&o);
+    auto d = Parleyd::Start(o, [](const std::string&) {});
+    return d.ok() ? absl::OkStatus() : d.status();
+  };
+  absl::Status s = start([](ParleydOptions* o) { o->roles = "gateway,pager"; });
+  EXPECT_TRUE(absl::IsInvalidArgument(s) && absl::StrContains(s.message(), "pager")) << s;
+  s = start([](ParleydOptions* o) { o->event_bus = "kafka"; });
+  EXPECT_TRUE(absl::IsInvalidArgument(s) && absl::StrContains(s.message(), "event_bus")) << s;
+  s = start([](ParleydOptions* o) { o->shards = 0; });
+  EXPECT_TRUE(absl::IsInvalidArgument(s) && absl::StrContains(s.message(), "shards")) << s;
+  s = start([](ParleydOptions* o) { o->client_requests_per_s = 0; });
+  EXPECT_TRUE(absl::IsInvalidArgument(s) && absl::StrContains(s.message(), "client_requests_per_s")) << s;
 }
 
 }  // namespace
