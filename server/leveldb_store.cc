@@ -1,6 +1,8 @@
 #include "server/leveldb_store.h"
 
+#include <leveldb/cache.h>
 #include <leveldb/db.h>
+#include <leveldb/filter_policy.h>
 #include <leveldb/write_batch.h>
 
 #include "absl/strings/match.h"
@@ -21,13 +23,20 @@ leveldb::Slice ToSlice(absl::string_view s) { return leveldb::Slice(s.data(), s.
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<LevelDbStore>> LevelDbStore::Open(const std::string& path) {
+  auto store = std::unique_ptr<LevelDbStore>(new LevelDbStore());
+  // Bloom filters: most point reads on the hot path are misses (a send's
+  // idempotency key is new), which without filters probe every level.
+  store->filter_.reset(leveldb::NewBloomFilterPolicy(10));
+  store->cache_.reset(leveldb::NewLRUCache(32 << 20));
   leveldb::Options options;
   options.create_if_missing = true;
   options.paranoid_checks = true;
-  leveldb::DB* db = nullptr;
-  leveldb::Status s = leveldb::DB::Open(options, path, &db);
+  options.filter_policy = store->filter_.get();
+  options.block_cache = store->cache_.get();
+  options.write_buffer_size = 16 << 20;
+  leveldb::Status s = leveldb::DB::Open(options, path, &store->db_);
   if (!s.ok()) return FromLevelDb(s, absl::StrCat("opening ", path));
-  return std::unique_ptr<LevelDbStore>(new LevelDbStore(db));
+  return store;
 }
 
 LevelDbStore::~LevelDbStore() { delete db_; }

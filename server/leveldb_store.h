@@ -12,7 +12,9 @@
 #include "core/store.h"
 
 namespace leveldb {
+class Cache;
 class DB;
+class FilterPolicy;
 }
 
 namespace parley {
@@ -31,8 +33,11 @@ class LevelDbStore : public OrderedStore {
   uint64_t writes() const { return writes_; }
 
  private:
-  explicit LevelDbStore(leveldb::DB* db) : db_(db) {}
-  leveldb::DB* db_;
+  LevelDbStore() = default;
+  // Declared before db_: the database is deleted first and uses both.
+  std::unique_ptr<const leveldb::FilterPolicy> filter_;
+  std::unique_ptr<leveldb::Cache> cache_;
+  leveldb::DB* db_ = nullptr;
   uint64_t writes_ = 0;
 };
 
