@@ -31,25 +31,35 @@ class ClientListener::Connection : public Endpoint {
   const std::string& Self() const override { return address_; }
 
   void Deliver(Envelope envelope) override {
-    const std::string frame = EncodeFrame(envelope);
     ++listener_->stats_.frames_out;
+    Write(EncodeFrame(envelope));
+  }
+
+  void DeliverMany(std::vector<Envelope> envelopes) override {
+    std::string frames;
+    for (const Envelope& e : envelopes) frames += EncodeFrame(e);
+    listener_->stats_.frames_out += envelopes.size();
+    Write(frames);
+  }
+
+  // Writes in the sender's thread when nothing is queued (the socket is
+  // non-blocking); only a remainder waits for the poll loop. The network never
+  // delivers once the connection is detached, and it is detached before its
+  // fd closes.
+  void Write(const std::string& frames) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (overflowed_) return;
       size_t sent = 0;
       if (out_.empty()) {
-        // Nothing queued: write in the sender's thread (the socket is
-        // non-blocking); only a remainder waits for the poll loop. The
-        // network never delivers once the connection is detached, and it is
-        // detached before its fd closes.
-        const ssize_t n = send(fd_, frame.data(), frame.size(), MSG_NOSIGNAL);
+        const ssize_t n = send(fd_, frames.data(), frames.size(), MSG_NOSIGNAL);
         if (n > 0) sent = static_cast<size_t>(n);
-        if (sent == frame.size()) return;
+        if (sent == frames.size()) return;
       }
-      if (out_.size() + frame.size() - sent > kMaxOutputBytes) {
+      if (out_.size() + frames.size() - sent > kMaxOutputBytes) {
         overflowed_ = true;  // a client that stops reading is dropped
       } else {
-        out_.append(frame, sent, std::string::npos);
+        out_.append(frames, sent, std::string::npos);
       }
     }
     const char b = 1;

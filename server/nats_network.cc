@@ -116,8 +116,8 @@ void NatsNetwork::Detach(const std::string& address) {
   if (it->second->sub == nullptr) targets_.erase(it);
 }
 
-void NatsNetwork::Send(const std::string& from, const std::string& to, Envelope envelope) {
-  // Fast path: an endpoint attached in this process gets the envelope without
+bool NatsNetwork::SendLocal(const std::string& to, std::vector<Envelope>* envelopes) {
+  // Fast path: an endpoint attached in this process gets the envelopes without
   // a round trip through the server (per-pair order holds: a pair's messages
   // all take one path while the target stays attached).
   std::shared_ptr<Target> local;
@@ -126,23 +126,41 @@ void NatsNetwork::Send(const std::string& from, const std::string& to, Envelope 
     auto it = targets_.find(to);
     if (it != targets_.end()) local = it->second;
   }
-  if (local != nullptr) {
-    std::lock_guard<std::mutex> lock(local->mu);
-    if (local->host != nullptr) {
-      ++sent_;
-      local->host->Deliver(std::move(envelope));
-      return;
-    }
+  if (local == nullptr) return false;
+  std::lock_guard<std::mutex> lock(local->mu);
+  if (local->host == nullptr) return false;
+  sent_ += envelopes->size();
+  if (envelopes->size() == 1) {
+    local->host->Deliver(std::move(envelopes->front()));
+  } else {
+    local->host->DeliverMany(std::move(*envelopes));
   }
+  return true;
+}
+
+void NatsNetwork::Send(const std::string& from, const std::string& to, Envelope envelope) {
+  std::vector<Envelope> one;
+  one.push_back(std::move(envelope));
+  SendMany(from, to, std::move(one));
+}
+
+void NatsNetwork::SendMany(const std::string& from, const std::string& to,
+                           std::vector<Envelope> envelopes) {
+  if (SendLocal(to, &envelopes)) return;
   if (LocalOnly(to)) {
-    ++errors_;  // a closed connection: as a lost message
+    errors_ += envelopes.size();  // a closed connection: as lost messages
     return;
   }
-  const std::string data = envelope.SerializeAsString();
-  if (natsConnection_Publish(conn_, Subject(to).c_str(), data.data(), data.size()) == NATS_OK) {
-    ++sent_;
-  } else {
-    ++errors_;  // as a lost message: the sender's timeout retries
+  const std::string subject = Subject(to);
+  std::string data;
+  for (const Envelope& envelope : envelopes) {
+    data.clear();
+    envelope.SerializeToString(&data);
+    if (natsConnection_Publish(conn_, subject.c_str(), data.data(), data.size()) == NATS_OK) {
+      ++sent_;
+    } else {
+      ++errors_;  // as a lost message: the sender's timeout retries
+    }
   }
 }
 

@@ -35,6 +35,8 @@ class NatsNetwork : public Network {
   void Attach(Endpoint* host) override;
   void Detach(const std::string& address) override;
   void Send(const std::string& from, const std::string& to, Envelope envelope) override;
+  void SendMany(const std::string& from, const std::string& to,
+                std::vector<Envelope> envelopes) override;
   void Publish(const std::string& from, const Event& event) override;
   void Subscribe(const std::string& address, const std::string& group,
                  const std::vector<std::string>& topics) override;
@@ -53,6 +55,8 @@ class NatsNetwork : public Network {
     natsSubscription* sub = nullptr;
   };
   NatsNetwork(natsConnection* conn, natsOptions* opts) : conn_(conn), opts_(opts) {}
+  // Delivers to `to` if it is attached here; false if it is not.
+  bool SendLocal(const std::string& to, std::vector<Envelope>* envelopes);
   static void OnMessage(natsConnection* nc, natsSubscription* sub, natsMsg* msg, void* closure);
   static void OnError(natsConnection* nc, natsSubscription* sub, natsStatus err, void* closure);
 

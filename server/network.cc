@@ -34,6 +34,17 @@ void LocalNetwork::Send(const std::string& from, const std::string& to, Envelope
   it->second->Deliver(std::move(envelope));
 }
 
+void LocalNetwork::SendMany(const std::string& from, const std::string& to,
+                            std::vector<Envelope> envelopes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = hosts_.find(to);
+  if (it == hosts_.end()) {
+    undeliverable_ += envelopes.size();
+    return;
+  }
+  it->second->DeliverMany(std::move(envelopes));
+}
+
 void LocalNetwork::Publish(const std::string& from, const Event& event) {
   std::lock_guard<std::mutex> lock(mu_);
   auto publisher = hosts_.find(from);

@@ -26,6 +26,10 @@ class Endpoint {
   virtual const std::string& Self() const = 0;
   // Thread-safe; must not block.
   virtual void Deliver(Envelope envelope) = 0;
+  // Several at once, in order (one wakeup, one socket write).
+  virtual void DeliverMany(std::vector<Envelope> envelopes) {
+    for (Envelope& e : envelopes) Deliver(std::move(e));
+  }
   virtual void DeliverEvent(Event event, uint64_t delivery_id) {}
   virtual void DeliverPublishAck(std::string event_id) {}
 };
@@ -36,6 +40,11 @@ class Network {
   virtual void Attach(Endpoint* host) = 0;
   virtual void Detach(const std::string& address) = 0;
   virtual void Send(const std::string& from, const std::string& to, Envelope envelope) = 0;
+  // Several envelopes from one sender to one address, in order.
+  virtual void SendMany(const std::string& from, const std::string& to,
+                        std::vector<Envelope> envelopes) {
+    for (Envelope& e : envelopes) Send(from, to, std::move(e));
+  }
   virtual void Publish(const std::string& from, const Event& event) = 0;
   virtual void Subscribe(const std::string& address, const std::string& group,
                          const std::vector<std::string>& topics) = 0;
@@ -53,6 +62,8 @@ class LocalNetwork : public Network {
   void Attach(Endpoint* host) override;
   void Detach(const std::string& address) override;
   void Send(const std::string& from, const std::string& to, Envelope envelope) override;
+  void SendMany(const std::string& from, const std::string& to,
+                std::vector<Envelope> envelopes) override;
   void Publish(const std::string& from, const Event& event) override;
   void Subscribe(const std::string& address, const std::string& group,
                  const std::vector<std::string>& topics) override;

@@ -44,6 +44,14 @@ void NodeHost::Deliver(Envelope envelope) {
   });
 }
 
+void NodeHost::DeliverMany(std::vector<Envelope> envelopes) {
+  loop_.Post([this, envelopes = std::move(envelopes)] {
+    for (const Envelope& e : envelopes) {
+      if (node_) node_->OnEnvelope(e);
+    }
+  });
+}
+
 void NodeHost::DeliverEvent(Event event, uint64_t delivery_id) {
   loop_.Post([this, event = std::move(event), delivery_id] {
     if (node_) node_->OnEvent(event, delivery_id);
@@ -67,21 +75,23 @@ void NodeHost::Flush() {
                  std::string(s.message()).c_str());
     std::abort();
   }
-  std::vector<std::function<void()>> held;
-  held.swap(held_);
-  for (std::function<void()>& fn : held) fn();
+  std::vector<std::pair<std::string, std::vector<Envelope>>> sends;
+  sends.swap(held_sends_);
+  held_index_.clear();
+  std::vector<std::function<void()>> events;
+  events.swap(held_events_);
+  for (auto& [to, envelopes] : sends) network_->SendMany(address_, to, std::move(envelopes));
+  for (std::function<void()>& fn : events) fn();
 }
 
 void NodeHost::Send(const std::string& to, Envelope envelope) {
-  if (!Holding()) return network_->Send(address_, to, std::move(envelope));
-  held_.push_back([this, to, envelope = std::move(envelope)]() mutable {
-    network_->Send(address_, to, std::move(envelope));
-  });
+  auto [it, fresh] = held_index_.try_emplace(to, held_sends_.size());
+  if (fresh) held_sends_.emplace_back(to, std::vector<Envelope>());
+  held_sends_[it->second].second.push_back(std::move(envelope));
 }
 
 void NodeHost::Publish(const Event& event) {
-  if (!Holding()) return network_->Publish(address_, event);
-  held_.push_back([this, event] { network_->Publish(address_, event); });
+  held_events_.push_back([this, event] { network_->Publish(address_, event); });
 }
 
 void NodeHost::Subscribe(const std::string& group, const std::vector<std::string>& topics) {
@@ -89,8 +99,7 @@ void NodeHost::Subscribe(const std::string& group, const std::vector<std::string
 }
 
 void NodeHost::AckEvent(uint64_t delivery_id) {
-  if (!Holding()) return network_->AckEvent(delivery_id);
-  held_.push_back([this, delivery_id] { network_->AckEvent(delivery_id); });
+  held_events_.push_back([this, delivery_id] { network_->AckEvent(delivery_id); });
 }
 
 TimerId NodeHost::SetTimer(absl::Duration after) {

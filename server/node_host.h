@@ -3,11 +3,13 @@
 // server mode's implementation of the seam.
 //
 // Group commit: the node's writes go to a GroupCommitStore, and its outputs
-// (sends, publishes, event acks) are held while writes are pending. At the
-// end of each run of the loop — when nothing more is ready, or after 1024
-// callbacks — one durable write covers every batch of the run, then the held
-// outputs go out in order. So whatever the node acknowledges is on disk, and
-// concurrent commits share one sync.
+// (sends, publishes, event acks) are held during each run of the loop. At the
+// end of the run — when nothing more is ready, or after 1024 callbacks — one
+// durable write covers every batch of the run, then the held outputs go out:
+// the sends to each address together and in order (one wakeup of the
+// receiver, one socket write to a client), then publishes and acks in order.
+// So whatever the node acknowledges is on disk, and concurrent commits share
+// one sync.
 #ifndef PARLEY_SERVER_NODE_HOST_H_
 #define PARLEY_SERVER_NODE_HOST_H_
 
@@ -39,6 +41,7 @@ class NodeHost : public Env, public Endpoint {
 
   // Thread-safe entry points used by the network.
   void Deliver(Envelope envelope) override;
+  void DeliverMany(std::vector<Envelope> envelopes) override;
   void DeliverEvent(Event event, uint64_t delivery_id) override;
   void DeliverPublishAck(std::string event_id) override;
 
@@ -62,9 +65,6 @@ class NodeHost : public Env, public Endpoint {
   void CancelTimer(TimerId id) override;
 
  private:
-  // True while outputs must wait for a commit (to keep their order, also
-  // while earlier outputs are held).
-  bool Holding() const { return store_.dirty() || !held_.empty(); }
   // Commits pending writes, then releases held outputs; stops the process if
   // the disk refuses (the node's memory is ahead of its disk).
   void Flush();
@@ -77,8 +77,11 @@ class NodeHost : public Env, public Endpoint {
   std::unique_ptr<Node> node_;
   // Loop-thread only: timer ids given to the node -> the loop's ids.
   std::map<TimerId, uint64_t> timers_;
-  // Loop-thread only: outputs waiting for the next commit.
-  std::vector<std::function<void()>> held_;
+  // Loop-thread only: outputs waiting for the end of the run. Sends by
+  // address, in the order addresses first appeared; events and acks in order.
+  std::vector<std::pair<std::string, std::vector<Envelope>>> held_sends_;
+  std::map<std::string, size_t> held_index_;
+  std::vector<std::function<void()>> held_events_;
   TimerId next_timer_ = 1;
 };
 
