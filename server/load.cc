@@ -116,6 +116,7 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
     co.password = "password-" + co.name;
     co.fixed_gateway = "gw";
     co.observer = &recorder;
+    co.keep_delivered = false;  // the recorder has them
     clients[i].address = "client." + co.name;
     clients[i].host = std::make_unique<TcpClientHost>(clients[i].address, o.servers,
                                                       std::make_unique<MemStore>(), o.seed * 1000 + i,
@@ -258,7 +259,17 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
     last_count = n;
     return stable >= 350;  // ~7 s without news: past the clients' periodic sync
   }, o.drain_s);
-  for (LoadClient& c : clients) c.host->Stop();
+  for (LoadClient& c : clients) {
+    c.host->RunOnLoop([&](Node* n) {
+      const ClientStats& st = dynamic_cast<Client*>(n)->stats();
+      result.gap_syncs += st.gap_syncs;
+      result.syncs += st.syncs;
+      result.duplicates_dropped += st.duplicates_dropped;
+      result.send_retries += st.send_retries;
+      result.reconnects += st.reconnects;
+    });
+    c.host->Stop();
+  }
   runtimes.clear();
 
   // What the clients saw, judged by the simulator's checkers.

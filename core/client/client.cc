@@ -274,7 +274,7 @@ void Client::Offer(const Message& message) {
 
 void Client::Deliver(const Message& message) {
   cursors_[message.conversation()] = message.seq();
-  delivered_.push_back(message);
+  if (options_.keep_delivered) delivered_.push_back(message);
   ++stats_.delivered;
   if (options_.observer != nullptr) options_.observer->OnDelivered(env().Self(), message);
   ScheduleAcks();

@@ -56,6 +56,9 @@ struct ClientOptions {
   // Connect at Start (otherwise wait for Connect()).
   bool connect_on_start = true;
   ClientObserver* observer = nullptr;  // not owned; may be null
+  // Keep every delivered message for delivered() (tests, the CLI). A load
+  // run that watches deliveries through `observer` turns it off.
+  bool keep_delivered = true;
 };
 
 struct ClientStats {
