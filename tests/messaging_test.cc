@@ -271,6 +271,28 @@ TEST_F(MessagingTest, AGapTriggersASyncAndTheStreamStaysGapless) {
   EXPECT_GE(c_.client(bob)->stats().duplicates_dropped, 1u);
 }
 
+TEST_F(MessagingTest, AnOvertakenPushWaitsForTheGapToFillWithoutASync) {
+  const std::string alice = AddClient("alice");
+  const std::string bob = AddClient("bob");
+  Befriend(alice, bob);
+  Settle();
+  const std::string conv = PrivateConversationId(Id(alice), Id(bob));
+  // The push of seq 2 to bob is late: seq 3 arrives first and waits.
+  c_.net().HoldNext([&](const std::string& to, const Envelope& e) {
+    return to == bob && e.has_client_push() && e.client_push().message().seq() == 2;
+  });
+  for (int i = 1; i <= 3; ++i) c_.client(alice)->SendPrivate(Id(bob), absl::StrCat("m", i));
+  c_.net().Advance(absl::Milliseconds(100));
+  ASSERT_EQ(c_.net().held(), 1u);
+  EXPECT_THAT(Seqs(bob, conv), ::testing::ElementsAre(1u));  // 3 is not delivered out of order
+  EXPECT_GE(c_.client(bob)->stats().early_arrivals, 1u);
+  c_.net().ReleaseHeld();
+  c_.net().Advance(absl::Milliseconds(50));  // well within the gap wait
+  EXPECT_THAT(Seqs(bob, conv), ::testing::ElementsAre(1u, 2u, 3u));
+  EXPECT_THAT(Bodies(bob, conv), ::testing::ElementsAre("m1", "m2", "m3"));
+  EXPECT_EQ(c_.client(bob)->stats().gap_syncs, 0u);
+}
+
 TEST_F(MessagingTest, BadSendsAreRejectedAndNothingIsStored) {
   const std::string alice = AddClient("alice");
   const std::string bob = AddClient("bob");

@@ -263,13 +263,60 @@ void Client::Offer(const Message& message) {
     return;
   }
   if (message.seq() > current + 1 && !BugPlanted(Bug::kIgnoreGap)) {
-    ++stats_.gap_syncs;  // something in between is missing: ask for it
+    // Something in between is missing: wait a little for it, then ask for it.
+    if (options_.gap_wait > absl::ZeroDuration() && early_count_ < options_.max_early) {
+      if (early_[message.conversation()].emplace(message.seq(), message).second) {
+        ++early_count_;
+        ++stats_.early_arrivals;
+      }
+      return ArmGapTimer();
+    }
+    ++stats_.gap_syncs;
     return Sync();
   }
   Deliver(message);
   WriteBatch batch;
   batch.Put(kCursorPrefix + message.conversation(), absl::StrCat(message.seq()));
   Commit(batch).IgnoreError();
+  DeliverEarly(message.conversation());
+}
+
+void Client::DeliverEarly(const std::string& conversation) {
+  auto it = early_.find(conversation);
+  if (it == early_.end()) return;
+  std::map<uint64_t, Message>& waiting = it->second;
+  bool delivered = false;
+  while (!waiting.empty()) {
+    auto first = waiting.begin();
+    const uint64_t current = cursor(conversation);
+    if (first->first > current + 1) break;  // still a gap
+    if (first->first == current + 1) {
+      Deliver(first->second);
+      delivered = true;
+    }  // else: already delivered (by a sync)
+    waiting.erase(first);
+    --early_count_;
+  }
+  if (waiting.empty()) early_.erase(it);
+  if (delivered) {
+    WriteBatch batch;
+    batch.Put(kCursorPrefix + conversation, absl::StrCat(cursor(conversation)));
+    Commit(batch).IgnoreError();
+  }
+}
+
+void Client::ArmGapTimer() {
+  if (gap_timer_armed_) return;
+  gap_timer_armed_ = true;
+  timers().After(options_.gap_wait, [this] {
+    gap_timer_armed_ = false;
+    if (early_.empty()) return;  // every gap filled in time
+    // Still missing: sync. What waits is dropped; the sync brings it again.
+    early_.clear();
+    early_count_ = 0;
+    ++stats_.gap_syncs;
+    Sync();
+  });
 }
 
 void Client::Deliver(const Message& message) {
@@ -315,6 +362,9 @@ void Client::Sync() {
       batch.Put(kCursorPrefix + page.conversation(), absl::StrCat(cursor(page.conversation())));
     }
     Commit(batch).IgnoreError();
+    for (const ConversationPage& page : reply.sync().conversations()) {
+      DeliverEarly(page.conversation());
+    }
     if (stats_.sync_sizes.size() < 4096) stats_.sync_sizes.push_back(size);
     if (reply.sync().has_more() || sync_again_) Sync();
   });

@@ -56,6 +56,11 @@ struct ClientOptions {
   // Connect at Start (otherwise wait for Connect()).
   bool connect_on_start = true;
   ClientObserver* observer = nullptr;  // not owned; may be null
+  // A message that arrives ahead of a gap waits this long for the missing
+  // ones (a push can be overtaken by the ack of a later send, which skips the
+  // presence lookup) before the client syncs; zero: sync at once.
+  absl::Duration gap_wait = absl::Milliseconds(200);
+  size_t max_early = 1000;  // messages waiting across conversations; beyond: sync
   // Keep every delivered message for delivered() (tests, the CLI). A load
   // run that watches deliveries through `observer` turns it off.
   bool keep_delivered = true;
@@ -67,6 +72,7 @@ struct ClientStats {
   uint64_t delivered = 0;
   uint64_t duplicates_dropped = 0;
   uint64_t gap_syncs = 0;
+  uint64_t early_arrivals = 0;  // held for a gap that then filled or synced
   uint64_t syncs = 0;
   uint64_t sends_acked = 0;
   uint64_t send_retries = 0;
@@ -124,6 +130,10 @@ class Client : public ServiceNode {
   void Sync();
   void Offer(const Message& message);
   void Deliver(const Message& message);
+  // Delivers what waits in early_ for `conversation` once it is next in line,
+  // drops what is already delivered, and persists the cursor.
+  void DeliverEarly(const std::string& conversation);
+  void ArmGapTimer();
   void ScheduleAcks();
   void FlushAcks();
 
@@ -145,6 +155,10 @@ class Client : public ServiceNode {
   std::map<std::string, uint64_t> cursors_;
   std::map<std::string, uint64_t> acked_;
   bool ack_timer_armed_ = false;
+  // Messages that arrived ahead of a gap, per conversation, by seq.
+  std::map<std::string, std::map<uint64_t, Message>> early_;
+  size_t early_count_ = 0;
+  bool gap_timer_armed_ = false;
   bool sync_in_flight_ = false;
   bool sync_again_ = false;
 
