@@ -4,10 +4,11 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <set>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -62,8 +63,7 @@ class ClientListener::Connection : public Endpoint {
         out_.append(frames, sent, std::string::npos);
       }
     }
-    const char b = 1;
-    (void)!write(listener_->wake_[1], &b, 1);
+    listener_->WantWrite(fd_);
   }
 
   bool WantsWrite() {
@@ -138,6 +138,7 @@ class ClientListener::Connection : public Endpoint {
   }
 
   int fd() const { return fd_; }
+  bool polling_out = false;  // poll thread only: EPOLLOUT is set for fd_
 
  private:
   static Envelope Reply(uint64_t correlation_id, const absl::Status& status) {
@@ -205,6 +206,13 @@ absl::StatusOr<std::unique_ptr<ClientListener>> ClientListener::Start(Network* n
 ClientListener::ClientListener(Network* network, ListenerOptions options, int fd, int port)
     : network_(network), options_(std::move(options)), listen_fd_(fd), port_(port) {
   if (pipe2(wake_, O_NONBLOCK | O_CLOEXEC) != 0) wake_[0] = wake_[1] = -1;
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  for (int fd : {listen_fd_, wake_[0]}) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+  }
 }
 
 ClientListener::~ClientListener() {
@@ -221,6 +229,7 @@ ClientListener::~ClientListener() {
   close(listen_fd_);
   close(wake_[0]);
   close(wake_[1]);
+  close(epoll_fd_);
 }
 
 void ClientListener::Close(int fd) {
@@ -234,52 +243,93 @@ void ClientListener::Close(int fd) {
   }
   network_->Detach(c->Self());
   c->Logout();
+  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
   close(fd);
   ++stats_.closed;
 }
 
+void ClientListener::WantWrite(int fd) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    want_write_.insert(fd);
+  }
+  const char b = 1;
+  (void)!write(wake_[1], &b, 1);
+}
+
+std::shared_ptr<ClientListener::Connection> ClientListener::Find(int fd) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = connections_.find(fd);
+  return it == connections_.end() ? nullptr : it->second;
+}
+
+void ClientListener::Service(const std::shared_ptr<Connection>& c, bool readable) {
+  bool keep = true;
+  if (readable) keep = c->Read();
+  if (keep) keep = c->Flush();
+  if (!keep) return Close(c->fd());
+  const bool out = c->WantsWrite();
+  if (out == c->polling_out) return;
+  c->polling_out = out;
+  epoll_event ev{};
+  ev.events = EPOLLIN | (out ? EPOLLOUT : 0);
+  ev.data.fd = c->fd();
+  epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c->fd(), &ev);
+}
+
 void ClientListener::Run() {
+  constexpr int kMaxEvents = 256;
+  epoll_event events[kMaxEvents];
   while (!stopping_) {
-    std::vector<pollfd> fds = {{listen_fd_, POLLIN, 0}, {wake_[0], POLLIN, 0}};
-    std::vector<std::shared_ptr<Connection>> conns;
+    const int n = epoll_wait(epoll_fd_, events, kMaxEvents, 200);
+    for (int i = 0; i < n; ++i) {
+      const int fd = events[i].data.fd;
+      if (fd == wake_[0]) {
+        char drain[256];
+        while (read(wake_[0], drain, sizeof(drain)) > 0) {
+        }
+        std::set<int> want;
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          want.swap(want_write_);
+        }
+        for (int w : want) {
+          if (auto c = Find(w)) Service(c, false);
+        }
+        continue;
+      }
+      if (fd == listen_fd_) {
+        Accept();
+        continue;
+      }
+      if (auto c = Find(fd)) Service(c, (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0);
+    }
+  }
+}
+
+void ClientListener::Accept() {
+  for (;;) {
+    const int cfd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (cfd < 0) return;
+    const int one = 1;
+    setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    std::shared_ptr<Connection> c;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      for (const auto& [fd, c] : connections_) {
-        fds.push_back({fd, static_cast<short>(POLLIN | (c->WantsWrite() ? POLLOUT : 0)), 0});
-        conns.push_back(c);
+      if (connections_.size() >= options_.max_connections) {
+        close(cfd);
+        continue;
       }
+      c = std::make_shared<Connection>(
+          this, cfd, absl::StrCat("tcp.", options_.gateway_address, ".", next_id_++));
+      connections_[cfd] = c;
     }
-    if (poll(fds.data(), fds.size(), 200) < 0) continue;
-    if (fds[1].revents & POLLIN) {
-      char drain[256];
-      while (read(wake_[0], drain, sizeof(drain)) > 0) {
-      }
-    }
-    if (fds[0].revents & POLLIN) {
-      for (;;) {
-        const int cfd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (cfd < 0) break;
-        const int one = 1;
-        setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        std::lock_guard<std::mutex> lock(mu_);
-        if (connections_.size() >= options_.max_connections) {
-          close(cfd);
-          continue;
-        }
-        auto c = std::make_shared<Connection>(
-            this, cfd, absl::StrCat("tcp.", options_.gateway_address, ".", next_id_++));
-        connections_[cfd] = c;
-        network_->Attach(c.get());
-        ++stats_.accepted;
-      }
-    }
-    for (size_t i = 2; i < fds.size(); ++i) {
-      const std::shared_ptr<Connection>& c = conns[i - 2];
-      bool keep = true;
-      if (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) keep = c->Read();
-      if (keep) keep = c->Flush();
-      if (!keep) Close(c->fd());
-    }
+    network_->Attach(c.get());
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = cfd;
+    epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, cfd, &ev);
+    ++stats_.accepted;
   }
 }
 

@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -54,6 +55,13 @@ class ClientListener {
   class Connection;
   ClientListener(Network* network, ListenerOptions options, int fd, int port);
   void Run();
+  void Accept();
+  // Reads (if readable) and writes what is queued; closes when done with it.
+  void Service(const std::shared_ptr<Connection>& c, bool readable);
+  std::shared_ptr<Connection> Find(int fd);
+  // A connection has output the sender's thread could not write: the poll
+  // thread takes it over (thread-safe).
+  void WantWrite(int fd);
   void Close(int fd);
 
   Network* network_;
@@ -61,9 +69,11 @@ class ClientListener {
   int listen_fd_;
   int port_;
   int wake_[2] = {-1, -1};  // pipe: wakes the poll loop for writes and stop
+  int epoll_fd_ = -1;
   std::atomic<bool> stopping_{false};
   std::mutex mu_;
   std::map<int, std::shared_ptr<Connection>> connections_;
+  std::set<int> want_write_;
   uint64_t next_id_ = 1;
   ListenerStats stats_;
   std::thread thread_;

@@ -264,6 +264,7 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
       const ClientStats& st = dynamic_cast<Client*>(n)->stats();
       result.gap_syncs += st.gap_syncs;
       result.syncs += st.syncs;
+      for (uint32_t n : st.sync_sizes) result.sync_messages += n;
       result.duplicates_dropped += st.duplicates_dropped;
       result.send_retries += st.send_retries;
       result.reconnects += st.reconnects;

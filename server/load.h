@@ -34,8 +34,9 @@ struct LoadResult {
   uint64_t lost = 0, duplicated = 0, reordered = 0;
   double msgs_per_s = 0, p50_ms = 0, p99_ms = 0, p999_ms = 0;
   // Summed over the clients: pushes that arrived after a gap (each answered
-  // by a sync), syncs in all, duplicates dropped, send retries, reconnects.
-  uint64_t gap_syncs = 0, syncs = 0, duplicates_dropped = 0, send_retries = 0, reconnects = 0;
+  // by a sync), syncs in all, messages their replies carried (of the first
+  // 4096 syncs of each client), duplicates dropped, send retries, reconnects.
+  uint64_t gap_syncs = 0, syncs = 0, sync_messages = 0, duplicates_dropped = 0, send_retries = 0, reconnects = 0;
   std::vector<sim::Violation> violations;
   std::string LoadLine() const;  // "LOAD clients=... p99_ms=..."
 };

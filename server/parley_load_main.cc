@@ -46,7 +46,8 @@ int main(int argc, char** argv) {
   }
   std::cout << "latency send->deliver: p50 " << r->p50_ms << " ms, p99 " << r->p99_ms
             << " ms, p999 " << r->p999_ms << " ms; failed sends " << r->failed << "\n"
-            << "clients: " << r->syncs << " syncs (" << r->gap_syncs << " after a gap), "
+            << "clients: " << r->syncs << " syncs (" << r->gap_syncs << " after a gap, "
+            << r->sync_messages << " messages in their replies), "
             << r->duplicates_dropped << " duplicates dropped, " << r->send_retries
             << " send retries, " << r->reconnects << " reconnects\n";
   std::cout << r->LoadLine() << std::endl;

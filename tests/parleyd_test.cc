@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <thread>
 
 #include "core/client/client.h"
@@ -62,11 +63,18 @@ class ParleydTest : public ::testing::Test {
     EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
     timeval tv{5, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    Unread()[fd].clear();  // a reused fd number starts empty
     return fd;
+  }
+  // Bytes read past the last frame, per connection (one read may carry
+  // several frames: the server writes a run's frames together).
+  static std::map<int, std::string>& Unread() {
+    static auto* unread = new std::map<int, std::string>;
+    return *unread;
   }
   // Reads one frame; nullopt on close or timeout.
   static std::optional<Envelope> ReadFrame(int fd) {
-    std::string buffer;
+    std::string& buffer = Unread()[fd];
     char chunk[4096];
     for (;;) {
       Envelope e;

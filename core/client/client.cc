@@ -216,7 +216,7 @@ void Client::OpenSession(uint64_t generation) {
     const uint64_t g = generation_;
     timers().After(options_.ping_interval, [this, g] { Ping(g); });
     if (!BugPlanted(Bug::kNoSyncOnReconnect)) {
-      timers().After(options_.sync_interval, [this, g] { PeriodicSync(g); });
+      timers().After(SyncInterval(), [this, g] { PeriodicSync(g); });
       Sync();
     }
     PumpSends();
@@ -236,7 +236,13 @@ void Client::Ping(uint64_t generation) {
 void Client::PeriodicSync(uint64_t generation) {
   if (generation != generation_ || state_ != State::kOnline) return;
   Sync();
-  timers().After(options_.sync_interval, [this, generation] { PeriodicSync(generation); });
+  timers().After(SyncInterval(), [this, generation] { PeriodicSync(generation); });
+}
+
+absl::Duration Client::SyncInterval() {
+  // Jittered (0.5x to 1.5x): clients that came online together must not
+  // sync together ever after (a burst every interval shows in tail latency).
+  return options_.sync_interval * (0.5 + env().Rng().UniformDouble());
 }
 
 void Client::Call(const Request& request, std::function<void(const Reply&)> done) {

@@ -43,7 +43,7 @@ struct ClientOptions {
   absl::Duration ping_interval = absl::Seconds(1);
   // While online the client also syncs this often: a lost push with nothing
   // after it in its conversation is still delivered (push is only a hint).
-  absl::Duration sync_interval = absl::Seconds(5);
+  absl::Duration sync_interval = absl::Seconds(5);  // on average; each wait is 0.5x..1.5x
   absl::Duration backoff_min = absl::Milliseconds(100);
   absl::Duration backoff_max = absl::Seconds(5);
   absl::Duration ack_delay = absl::Milliseconds(50);
@@ -134,6 +134,7 @@ class Client : public ServiceNode {
   // drops what is already delivered, and persists the cursor.
   void DeliverEarly(const std::string& conversation);
   void ArmGapTimer();
+  absl::Duration SyncInterval();
   void ScheduleAcks();
   void FlushAcks();
 
