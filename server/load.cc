@@ -26,18 +26,21 @@ namespace {
 // A thread-safe history: client loops report into it concurrently.
 class Recorder : public ClientObserver {
  public:
-  sim::HistoryEntry* Add(sim::HistoryEntry::Kind kind, const std::string& client) {
+  // REQUIRES: mu held. `now` is read before taking mu, so time spent waiting
+  // for the lock does not count as latency.
+  sim::HistoryEntry* Add(sim::HistoryEntry::Kind kind, const std::string& client, absl::Time now) {
     sim::HistoryEntry* e = history_.add_entries();
     e->set_index(history_.entries_size() - 1);
-    e->set_time_us(absl::ToUnixMicros(absl::Now()));
+    e->set_time_us(absl::ToUnixMicros(now));
     e->set_kind(kind);
     e->set_client(client);
     e->set_user_id(users_[client]);
     return e;
   }
   void OnDelivered(const std::string& client, const Message& m) override {
+    const absl::Time now = absl::Now();
     std::lock_guard<std::mutex> lock(mu);
-    sim::HistoryEntry* e = Add(sim::HistoryEntry::DELIVERED, client);
+    sim::HistoryEntry* e = Add(sim::HistoryEntry::DELIVERED, client, now);
     e->set_conversation(m.conversation());
     e->set_seq(m.seq());
     e->set_sender_id(m.sender_id());
@@ -46,16 +49,18 @@ class Recorder : public ClientObserver {
     e->mutable_message()->clear_body();
   }
   void OnSendAcked(const std::string& client, const std::string& id, const SendReply& ack) override {
+    const absl::Time now = absl::Now();
     std::lock_guard<std::mutex> lock(mu);
-    sim::HistoryEntry* e = Add(sim::HistoryEntry::SEND_ACKED, client);
+    sim::HistoryEntry* e = Add(sim::HistoryEntry::SEND_ACKED, client, now);
     e->set_client_msg_id(id);
     e->set_conversation(ack.conversation());
     e->set_seq(ack.seq());
     e->set_sender_id(e->user_id());
   }
   void OnSendFailed(const std::string& client, const std::string& id, const absl::Status& s) override {
+    const absl::Time now = absl::Now();
     std::lock_guard<std::mutex> lock(mu);
-    Add(sim::HistoryEntry::SEND_FAILED, client)->set_client_msg_id(id);
+    Add(sim::HistoryEntry::SEND_FAILED, client, now)->set_client_msg_id(id);
   }
   std::mutex mu;
   std::map<std::string, uint64_t> users_;
@@ -189,10 +194,11 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
     if (!group && c.friends.empty()) return;
     const uint64_t target = group ? c.groups[draw.Uniform(c.groups.size())]
                                   : c.friends[draw.Uniform(c.friends.size())];
+    const absl::Time now = absl::Now();
     const std::string id =
         group ? client->SendGroup(target, "load") : client->SendPrivate(target, "load");
     std::lock_guard<std::mutex> lock(recorder.mu);
-    sim::HistoryEntry* e = recorder.Add(sim::HistoryEntry::SEND_INVOKED, c.address);
+    sim::HistoryEntry* e = recorder.Add(sim::HistoryEntry::SEND_INVOKED, c.address, now);
     e->set_conversation(group ? GroupConversationId(target) : PrivateConversationId(c.user, target));
     e->set_client_msg_id(id);
     e->set_sender_id(c.user);
