@@ -123,6 +123,7 @@ int main(int argc, char** argv) {
     l.group_fraction = group_fraction;
     l.group_size = group_size;
     l.rate_per_s = rate;
+    l.client_rate = 0;  // the server's limit is raised too: measure the server
     l.run_id = name;
     auto r = parley::RunLoad(l);
     if (!r.ok()) {

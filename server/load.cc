@@ -73,6 +73,7 @@ struct LoadClient {
   uint64_t user = 0;
   std::vector<uint64_t> friends;
   std::vector<uint64_t> groups;
+  absl::Time next_send;  // on its loop: unpaced, not before this (client_rate)
 };
 
 template <typename F>
@@ -104,6 +105,7 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
   if (o.duration_s <= 0 || o.duration_s > 3600) {
     return absl::InvalidArgumentError("--duration_s must be in (0, 3600]");
   }
+  if (o.client_rate < 0) return absl::InvalidArgumentError("--client_rate must not be negative");
   if (o.client_threads < 1 || o.client_threads > 64) {
     return absl::InvalidArgumentError("--client_threads must be 1..64");
   }
@@ -228,7 +230,14 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
         for (int i : picks) {
           auto* client = dynamic_cast<Client*>(clients[i].host->node());
           if (client == nullptr) continue;
-          if (o.rate_per_s == 0 && client->pending_sends() > 0) continue;
+          if (o.rate_per_s == 0) {
+            if (client->pending_sends() > 0) continue;
+            if (o.client_rate > 0) {
+              const absl::Time now = absl::Now();
+              if (now < clients[i].next_send) continue;
+              clients[i].next_send = now + absl::Seconds(1) / o.client_rate;
+            }
+          }
           send_one(clients[i], client, draws[i]);
         }
       });

@@ -26,6 +26,9 @@ struct LoadOptions {
   std::string run_id;          // makes user names unique per run
   double drain_s = 30;         // most time to wait for the last messages
   int client_threads = 2;      // event loops (and socket readers) the clients share
+  // Unpaced, each client sends at most this many messages per second (0: no
+  // cap), under parleyd's per-connection limit (200 requests/s by default).
+  double client_rate = 100;
 };
 
 struct LoadResult {

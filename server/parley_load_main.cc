@@ -20,6 +20,8 @@ ABSL_FLAG(double, group_fraction, 0.3, "share of group sends");
 ABSL_FLAG(int, group_size, 10, "members per group");
 ABSL_FLAG(bool, churn, false, "clients drop and reconnect during the run");
 ABSL_FLAG(uint64_t, seed, 1, "seed of the load's choices");
+ABSL_FLAG(double, client_rate, 100,
+          "unpaced: most sends per second of one client (0: no cap; parleyd allows 200 requests/s per connection by default)");
 ABSL_FLAG(int, client_threads, 2, "threads the clients share (an event loop and a socket reader each)");
 
 int main(int argc, char** argv) {
@@ -35,6 +37,7 @@ int main(int argc, char** argv) {
   o.churn = absl::GetFlag(FLAGS_churn);
   o.seed = absl::GetFlag(FLAGS_seed);
   o.client_threads = absl::GetFlag(FLAGS_client_threads);
+  o.client_rate = absl::GetFlag(FLAGS_client_rate);
   o.run_id = std::to_string(absl::ToUnixSeconds(absl::Now()) % 1000000);
   absl::StatusOr<parley::LoadResult> r = parley::RunLoad(o);
   if (!r.ok()) {

@@ -31,6 +31,7 @@ TEST(LoadTest, ClientsSeeEverythingOnceAndInOrder) {
     EXPECT_GT(r->acked, 50u);
     EXPECT_GT(r->delivered, r->acked);
     EXPECT_EQ(r->lost, 0u);
+    EXPECT_EQ(r->failed, 0u) << "sends refused (the default client_rate stays under parleyd's limit)";
     EXPECT_EQ(r->duplicated, 0u);
     EXPECT_EQ(r->reordered, 0u);
     EXPECT_TRUE(std::regex_match(
@@ -50,6 +51,12 @@ TEST(LoadTest, RefusesNonLoopbackTargetsAndBadBounds) {
   EXPECT_FALSE(RunLoad(l).ok());
   l.clients = 5;
   l.duration_s = 0;
+  EXPECT_FALSE(RunLoad(l).ok());
+  l.duration_s = 1;
+  l.client_rate = -1;
+  EXPECT_FALSE(RunLoad(l).ok());
+  l.client_rate = 100;
+  l.client_threads = 0;
   EXPECT_FALSE(RunLoad(l).ok());
 }
 
