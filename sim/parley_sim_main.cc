@@ -61,15 +61,20 @@ constexpr const char* kUsage =
     "         reduce a failing run to the smallest scenario that still fails the same way\n"
     "common: --bug=NAME plants a bug; --report_dir=DIR (default parley-reports)\n";
 
-// The report directory of one command, created. Relative paths are resolved
-// against the directory `bazel run` was started from (BUILD_WORKING_DIRECTORY;
-// read only here, never by the simulation).
-std::string ReportDir(const std::string& name) {
-  std::filesystem::path base = absl::GetFlag(FLAGS_report_dir);
-  if (base.is_relative()) {
-    if (const char* cwd = std::getenv("BUILD_WORKING_DIRECTORY")) base = std::filesystem::path(cwd) / base;
+// A path given on the command line: relative paths are taken from the
+// directory `bazel run` was started from (BUILD_WORKING_DIRECTORY; read only
+// here, never by the simulation).
+std::filesystem::path FromWorkingDirectory(const std::string& path) {
+  std::filesystem::path p = path;
+  if (p.is_relative()) {
+    if (const char* cwd = std::getenv("BUILD_WORKING_DIRECTORY")) p = std::filesystem::path(cwd) / p;
   }
-  std::filesystem::path dir = base / name;
+  return p;
+}
+
+// The report directory of one command, created.
+std::string ReportDir(const std::string& name) {
+  std::filesystem::path dir = FromWorkingDirectory(absl::GetFlag(FLAGS_report_dir)) / name;
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   return dir.string();
@@ -176,6 +181,7 @@ int ShrinkCmd(const Scenario& scenario) {
   std::string text;
   google::protobuf::TextFormat::PrintToString(s.shrunk, &text);
   std::string path = absl::GetFlag(FLAGS_out);
+  if (!path.empty()) path = FromWorkingDirectory(path).string();
   if (path.empty()) path = ReportDir(absl::StrCat("shrink-", scenario.name(), "-", seed)) + "/shrunk.textproto";
   std::ofstream out(path);
   out << "# Shrunk by parley_sim shrink from " << scenario.name() << " seed " << seed
@@ -307,7 +313,8 @@ int main(int argc, char** argv) {
   parley::sim::Scenario scenario = parley::sim::DefaultScenario();
   const std::string path = absl::GetFlag(FLAGS_scenario);
   if (!path.empty()) {
-    absl::StatusOr<parley::sim::Scenario> loaded = parley::sim::LoadScenario(path);
+    absl::StatusOr<parley::sim::Scenario> loaded =
+        parley::sim::LoadScenario(parley::sim::FromWorkingDirectory(path).string());
     if (!loaded.ok()) {
       std::cerr << "parley_sim: " << loaded.status().message() << "\n";
       return 2;
