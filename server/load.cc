@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "core/client/client.h"
 #include "core/message/conversation.h"
@@ -41,6 +42,7 @@ class Recorder : public ClientObserver {
     const absl::Time now = absl::Now();
     std::lock_guard<std::mutex> lock(mu);
     sim::HistoryEntry* e = Add(sim::HistoryEntry::DELIVERED, client, now);
+    ++delivered_;
     e->set_conversation(m.conversation());
     e->set_seq(m.seq());
     e->set_sender_id(m.sender_id());
@@ -52,6 +54,7 @@ class Recorder : public ClientObserver {
     const absl::Time now = absl::Now();
     std::lock_guard<std::mutex> lock(mu);
     sim::HistoryEntry* e = Add(sim::HistoryEntry::SEND_ACKED, client, now);
+    ++acked_;
     e->set_client_msg_id(id);
     e->set_conversation(ack.conversation());
     e->set_seq(ack.seq());
@@ -65,6 +68,7 @@ class Recorder : public ClientObserver {
   std::mutex mu;
   std::map<std::string, uint64_t> users_;
   sim::History history_;
+  uint64_t acked_ = 0, delivered_ = 0;  // so far, for progress lines
 };
 
 struct LoadClient {
@@ -135,10 +139,36 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
     c.host->RunOnLoop([&](Node* n) { s = dynamic_cast<Client*>(n)->state(); });
     return s;
   };
-  for (LoadClient& c : clients) {
-    if (!Until([&] { return state(c) == Client::State::kOnline; }, 30)) {
-      return absl::UnavailableError(absl::StrCat(c.address, " could not log in"));
+  auto report = [&o](const std::string& line) {
+    if (o.progress) o.progress(line);
+  };
+  report(absl::StrCat("logging in ", o.clients, " clients"));
+  {
+    int best = -1;
+    absl::Time progressed = absl::Now(), reported = absl::Now();
+    while (true) {
+      int online = 0;
+      for (LoadClient& c : clients) online += state(c) == Client::State::kOnline;
+      if (online == o.clients) break;
+      const absl::Time now = absl::Now();
+      if (online > best) {
+        best = online;
+        progressed = now;
+      } else if (now - progressed > absl::Seconds(o.login_stall_s)) {
+        return absl::UnavailableError(absl::StrFormat(
+            "%d of %d clients could not log in (none came online for %.0f s); is parleyd "
+            "running at %s? a crowd of logins is slow unless parleyd runs --minimal_password_cost",
+            o.clients - online, o.clients, o.login_stall_s, absl::StrJoin(o.servers, ",")));
+      }
+      if (now - reported >= absl::Seconds(5)) {
+        report(absl::StrCat(online, "/", o.clients, " clients logged in"));
+        reported = now;
+      }
+      absl::SleepFor(absl::Milliseconds(50));
     }
+  }
+  report("making friends and groups");
+  for (LoadClient& c : clients) {
     c.host->RunOnLoop([&](Node* n) { c.user = dynamic_cast<Client*>(n)->user_id(); });
     std::lock_guard<std::mutex> lock(recorder.mu);
     recorder.users_[c.address] = c.user;
@@ -180,6 +210,7 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
   }
 
   // The load.
+  report(absl::StrFormat("sending for %.0f s", o.duration_s));
   LoadResult result;
   result.clients = o.clients;
   const absl::Time start = absl::Now();
@@ -187,6 +218,7 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
   double owed = 0;
   absl::Time last = start;
   uint64_t next_churn = 0;
+  absl::Time reported = start;
   std::atomic<uint64_t> sent{0};
   // Sends one message from client `c` (on its loop): to a random friend, or to
   // one of its groups with probability group_fraction. `draw` is the client's
@@ -248,6 +280,13 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
       c.host->RunOnLoop([](Node* n) { dynamic_cast<Client*>(n)->Disconnect(); });
       c.host->RunOnLoop([](Node* n) { dynamic_cast<Client*>(n)->Connect(); });
     }
+    if (absl::Now() - reported >= absl::Seconds(5)) {
+      reported = absl::Now();
+      std::lock_guard<std::mutex> lock(recorder.mu);
+      report(absl::StrFormat("%.0f s: sent %u, acked %u, delivered %u",
+                             absl::ToDoubleSeconds(reported - start), sent.load(), recorder.acked_,
+                             recorder.delivered_));
+    }
     absl::SleepFor(absl::Milliseconds(o.rate_per_s > 0 ? 2 : 1));
   }
   // Let the last ticks run before counting.
@@ -264,6 +303,7 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
     }
     return n;
   };
+  report("draining: waiting for the last acks and deliveries");
   Until([&] { return pending_total() == 0; }, o.drain_s);
   int stable = 0;
   size_t last_count = 0;
@@ -291,6 +331,7 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
   // What the clients saw, judged by the simulator's checkers.
   std::lock_guard<std::mutex> lock(recorder.mu);
   const sim::History& h = recorder.history_;
+  report(absl::StrCat("checking a history of ", h.entries_size(), " entries"));
   sim::FinalState f;
   for (const LoadClient& c : clients) f.clients[c.address] = c.user;
   for (const auto& [g, members] : group_members) {

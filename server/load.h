@@ -6,6 +6,7 @@
 #define PARLEY_SERVER_LOAD_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,12 @@ struct LoadOptions {
   // Unpaced, each client sends at most this many messages per second (0: no
   // cap), under parleyd's per-connection limit (200 requests/s by default).
   double client_rate = 100;
+  // Logging in waits as long as clients keep coming online; it gives up when
+  // none has for this long (parleyd hashes each password with argon2id, so a
+  // crowd of logins takes a while unless it runs --minimal_password_cost).
+  double login_stall_s = 30;
+  // Told each phase and, every few seconds of a long one, how far it got.
+  std::function<void(const std::string&)> progress;
 };
 
 struct LoadResult {

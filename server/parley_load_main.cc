@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
   o.client_threads = absl::GetFlag(FLAGS_client_threads);
   o.client_rate = absl::GetFlag(FLAGS_client_rate);
   o.run_id = std::to_string(absl::ToUnixSeconds(absl::Now()) % 1000000);
+  o.progress = [](const std::string& line) { std::cerr << "parley_load: " << line << std::endl; };
   absl::StatusOr<parley::LoadResult> r = parley::RunLoad(o);
   if (!r.ok()) {
     std::cerr << "parley_load: " << r.status().message() << "\n";
