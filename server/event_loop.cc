@@ -81,8 +81,9 @@ uint64_t EventLoop::dropped() const {
 
 void EventLoop::RunOne(std::unique_lock<std::mutex>& lock, std::function<void()> fn) {
   lock.unlock();
+  if (after_run_ && run_ == 0) run_start_ = absl::Now();
   fn();
-  if (after_run_ && ++run_ >= max_run_) {
+  if (after_run_ && (++run_ >= max_run_ || absl::Now() - run_start_ >= max_run_time_)) {
     run_ = 0;
     after_run_();
   }

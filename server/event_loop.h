@@ -28,11 +28,13 @@ class EventLoop {
   EventLoop& operator=(const EventLoop&) = delete;
 
   // `fn` runs on the loop after a run of tasks and timers: when nothing more
-  // is ready, or after `max_run` of them in a row (the host's group commit).
-  // Set before Start.
-  void SetAfterRun(std::function<void()> fn, size_t max_run = 1024) {
+  // is ready, or after `max_run` of them in a row, or once the run has taken
+  // `max_run_time` (the host's group commit). Set before Start.
+  void SetAfterRun(std::function<void()> fn, size_t max_run = 1024,
+                   absl::Duration max_run_time = absl::Milliseconds(5)) {
     after_run_ = std::move(fn);
     max_run_ = max_run;
+    max_run_time_ = max_run_time;
   }
 
   void Start();
@@ -58,7 +60,9 @@ class EventLoop {
 
   std::function<void()> after_run_;
   size_t max_run_ = 1024;
+  absl::Duration max_run_time_ = absl::Milliseconds(5);
   size_t run_ = 0;  // loop thread only
+  absl::Time run_start_;  // loop thread only: when the run's first task began
 
   const std::string name_;
   const size_t max_queued_;

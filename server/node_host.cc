@@ -39,17 +39,25 @@ void NodeHost::Stop() {
 }
 
 void NodeHost::Deliver(Envelope envelope) {
-  loop_.Post([this, envelope = std::move(envelope)] {
-    if (node_) node_->OnEnvelope(envelope);
+  loop_.Post([this, envelope = std::move(envelope), arrived = absl::Now()] {
+    Handle(envelope, arrived);
   });
 }
 
 void NodeHost::DeliverMany(std::vector<Envelope> envelopes) {
-  loop_.Post([this, envelopes = std::move(envelopes)] {
-    for (const Envelope& e : envelopes) {
-      if (node_) node_->OnEnvelope(e);
-    }
+  loop_.Post([this, envelopes = std::move(envelopes), arrived = absl::Now()] {
+    for (const Envelope& e : envelopes) Handle(e, arrived);
   });
+}
+
+void NodeHost::Handle(const Envelope& envelope, absl::Time arrived) {
+  if (node_ == nullptr) return;
+  if (envelope.has_request() && envelope.timeout_us() > 0 &&
+      absl::Now() - arrived > absl::Microseconds(envelope.timeout_us())) {
+    expired_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  node_->OnEnvelope(envelope);
 }
 
 void NodeHost::DeliverEvent(Event event, uint64_t delivery_id) {

@@ -4,15 +4,23 @@
 //
 // Group commit: the node's writes go to a GroupCommitStore, and its outputs
 // (sends, publishes, event acks) are held during each run of the loop. At the
-// end of the run — when nothing more is ready, or after 1024 callbacks — one
+// end of the run — when nothing more is ready, or after 1024 callbacks or
+// 5 ms of work, so one slow handler does not hold a queue's replies — one
 // durable write covers every batch of the run, then the held outputs go out:
 // the sends to each address together and in order (one wakeup of the
 // receiver, one socket write to a client), then publishes and acks in order.
 // So whatever the node acknowledges is on disk, and concurrent commits share
 // one sync.
+//
+// Load shedding: a request that waited in the loop's queue longer than its
+// caller said it would wait (Envelope.timeout_us) is dropped unhandled, since
+// its answer would arrive after the caller gave up; without this a backlog of
+// slow requests (a crowd of argon2id logins) grows with every retry and no
+// answer is ever in time.
 #ifndef PARLEY_SERVER_NODE_HOST_H_
 #define PARLEY_SERVER_NODE_HOST_H_
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -48,6 +56,8 @@ class NodeHost : public Env, public Endpoint {
   // Durable writes and the batches they covered (read on the loop).
   uint64_t commits() const { return store_.commits(); }
   uint64_t batches() const { return store_.batches(); }
+  // Requests dropped because they waited in the queue past their timeout.
+  uint64_t expired() const { return expired_.load(); }
 
   // Runs `fn` with the node on its loop and waits (for tests and tools).
   void RunOnLoop(const std::function<void(Node*)>& fn);
@@ -68,6 +78,9 @@ class NodeHost : public Env, public Endpoint {
   // Commits pending writes, then releases held outputs; stops the process if
   // the disk refuses (the node's memory is ahead of its disk).
   void Flush();
+  // Hands a delivered envelope to the node unless it is a request that waited
+  // since `arrived` longer than its caller waits.
+  void Handle(const Envelope& envelope, absl::Time arrived);
 
   const std::string address_;
   GroupCommitStore store_;
@@ -83,6 +96,7 @@ class NodeHost : public Env, public Endpoint {
   std::map<std::string, size_t> held_index_;
   std::vector<std::function<void()>> held_events_;
   TimerId next_timer_ = 1;
+  std::atomic<uint64_t> expired_{0};
 };
 
 }  // namespace parley

@@ -15,6 +15,7 @@ class HistoryRecorder : public ClientObserver {
  public:
   explicit HistoryRecorder(std::function<absl::Time()> now) : now_(std::move(now)) {}
 
+  void OnOnline(const std::string& client, uint64_t user_id) override { SetUser(client, user_id); }
   void OnDelivered(const std::string& client, const Message& message) override;
   void OnSendAcked(const std::string& client, const std::string& client_msg_id,
                    const SendReply& ack) override;

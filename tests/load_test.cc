@@ -2,6 +2,8 @@
 // the checkers pass on what the clients saw, with and without churn, and the
 // last line has the LOAD form.
 #include <regex>
+#include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "server/load.h"
@@ -40,6 +42,33 @@ TEST(LoadTest, ClientsSeeEverythingOnceAndInOrder) {
                    "reordered=0 msgs_per_s=[0-9.]+ p50_ms=[0-9.]+ p99_ms=[0-9.]+")))
         << r->LoadLine();
   }
+}
+
+// At the full argon2id cost (~0.1 s a hash, one at a time) a crowd of 40
+// registers and logins queues for seconds. Each client waits one long attempt
+// and parleyd drops requests that waited past their caller's timeout, so
+// every client gets in; with short timeouts and retries piling onto the
+// queue, none ever did.
+TEST(LoadTest, ACrowdOfLoginsAtFullPasswordCostAllGetIn) {
+  ParleydOptions o;
+  o.data_dir = std::string(std::getenv("TEST_TMPDIR")) + "/parleyd-crowd";
+  o.listen = "127.0.0.1:0";
+  auto d = Parleyd::Start(o, [](const std::string&) {});
+  ASSERT_TRUE(d.ok()) << d.status();
+  LoadOptions l;
+  l.servers = {"127.0.0.1:" + std::to_string((*d)->listen_port())};
+  l.clients = 40;
+  l.duration_s = 1;
+  l.group_size = 4;
+  l.run_id = "crowd";
+  std::vector<std::string> progress;
+  l.progress = [&progress](const std::string& line) { progress.push_back(line); };
+  absl::StatusOr<LoadResult> r = RunLoad(l);
+  ASSERT_TRUE(r.ok()) << r.status();
+  for (const sim::Violation& v : r->violations) ADD_FAILURE() << v.checker << ": " << v.explanation;
+  EXPECT_GT(r->acked, 0u);
+  ASSERT_FALSE(progress.empty());
+  EXPECT_EQ(progress.front(), "logging in 40 clients");
 }
 
 TEST(LoadTest, RefusesNonLoopbackTargetsAndBadBounds) {

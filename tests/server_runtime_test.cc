@@ -5,7 +5,9 @@
 #include <chrono>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 #include "core/client/client.h"
 #include "core/friend/friend_service.h"
@@ -210,6 +212,105 @@ TEST(EventLoopTest, RunsTasksInOrderAndTimersAfterTheirDelay) {
   EXPECT_EQ(loop.dropped(), 1u);
 }
 
+// A run of slow tasks is cut into runs of at most max_run_time, so a slow
+// handler does not hold the outputs of everything queued behind it.
+TEST(EventLoopTest, ALongRunIsCutByItsTime) {
+  EventLoop loop("test");
+  std::atomic<int> runs{0};
+  loop.SetAfterRun([&runs] { ++runs; }, 1024, absl::Milliseconds(5));
+  loop.Start();
+  std::atomic<bool> go{false};
+  loop.Post([&go] {
+    while (!go) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  });
+  for (int i = 0; i < 10; ++i) {
+    loop.Post([] { std::this_thread::sleep_for(std::chrono::milliseconds(3)); });
+  }
+  go = true;
+  loop.RunSync([] {});
+  // 30 ms of tasks queued together: at least 5 runs of 5 ms, not one.
+  EXPECT_GE(runs.load(), 5);
+  loop.Stop();
+}
+
+// Load shedding in the host: a node that takes 30 ms a request, given 20
+// requests at once whose callers each wait 100 ms. Those still queued after
+// 100 ms are dropped unhandled; a request with no timeout never is.
+// Replies to every envelope, after `think` and, if `write`, after writing
+// "req/<correlation id>".
+class Replier : public Node {
+ public:
+  Replier(Env* env, bool write, absl::Duration think) : env_(env), write_(write), think_(think) {}
+  void Start() override {}
+  void OnEnvelope(const Envelope& envelope) override {
+    absl::SleepFor(think_);
+    if (write_) {
+      WriteBatch b;
+      b.Put("req/" + std::to_string(envelope.correlation_id()), "done");
+      ASSERT_TRUE(env_->Store().Write(b).ok());
+    }
+    Envelope reply;
+    reply.set_correlation_id(envelope.correlation_id());
+    reply.mutable_reply();
+    env_->Send(envelope.from(), reply);
+  }
+  void OnEvent(const Event&, uint64_t) override {}
+  void OnPublishAck(const std::string&) override {}
+  void OnTimer(TimerId) override {}
+
+ private:
+  Env* env_;
+  const bool write_;
+  const absl::Duration think_;
+};
+
+class ReplyCounter : public Endpoint {
+ public:
+  const std::string& Self() const override { return self_; }
+  void Deliver(Envelope envelope) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    seen_.push_back(envelope.correlation_id());
+  }
+  std::vector<uint64_t> Seen() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return seen_;
+  }
+
+ private:
+  const std::string self_ = "caller";
+  std::mutex mu_;
+  std::vector<uint64_t> seen_;
+};
+
+TEST(NodeHostLoadSheddingTest, RequestsThatWaitedPastTheirTimeoutAreDropped) {
+  LocalNetwork network;
+  ReplyCounter caller;
+  network.Attach(&caller);
+  NodeHost host("node", std::make_unique<MemStore>(), &network, 1);
+  host.Start([](Env* e) { return std::make_unique<Replier>(e, false, absl::Milliseconds(30)); });
+  std::vector<Envelope> batch;
+  for (int i = 1; i <= 21; ++i) {
+    Envelope e;
+    e.set_from("caller");
+    e.set_correlation_id(i);
+    e.mutable_request()->mutable_ping();
+    if (i <= 20) e.set_timeout_us(100000);  // the last one waits forever
+    batch.push_back(e);
+  }
+  network.SendMany("caller", "node", std::move(batch));
+  for (int i = 0; i < 300 && caller.Seen().size() + host.expired() < 21; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const std::vector<uint64_t> seen = caller.Seen();
+  EXPECT_EQ(seen.size() + host.expired(), 21u);
+  EXPECT_GE(host.expired(), 10u) << "most waited far past 100 ms";
+  ASSERT_FALSE(seen.empty());
+  EXPECT_EQ(seen.front(), 1u);  // the first waited for no one
+  EXPECT_EQ(seen.back(), 21u);  // no timeout: handled however long it waited
+  host.Stop();
+  network.Detach("caller");
+}
+
 // Group commit in the host: a node that writes, then replies, under a disk
 // whose every sync takes 20 ms. Requests arriving during a sync share the next
 // one, and no reply leaves before the write it follows is on the disk.
@@ -219,26 +320,6 @@ class SlowDisk : public MemStore {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     return MemStore::Write(batch);
   }
-};
-
-class WriteThenReply : public Node {
- public:
-  explicit WriteThenReply(Env* env) : env_(env) {}
-  void Start() override {}
-  void OnEnvelope(const Envelope& envelope) override {
-    WriteBatch b;
-    b.Put("req/" + std::to_string(envelope.correlation_id()), "done");
-    ASSERT_TRUE(env_->Store().Write(b).ok());
-    Envelope reply;
-    reply.set_correlation_id(envelope.correlation_id());
-    env_->Send(envelope.from(), reply);
-  }
-  void OnEvent(const Event&, uint64_t) override {}
-  void OnPublishAck(const std::string&) override {}
-  void OnTimer(TimerId) override {}
-
- private:
-  Env* env_;
 };
 
 // Receives the replies on the host's loop thread (LocalNetwork delivers in
@@ -266,7 +347,7 @@ TEST(NodeHostGroupCommitTest, RepliesWaitForTheirWriteAndConcurrentWritesShareAS
   ReplyChecker checker(disk_view);
   network.Attach(&checker);
   NodeHost host("node", std::move(disk), &network, 1);
-  host.Start([](Env* e) { return std::make_unique<WriteThenReply>(e); });
+  host.Start([](Env* e) { return std::make_unique<Replier>(e, true, absl::ZeroDuration()); });
   constexpr int kRequests = 200;
   for (int i = 1; i <= kRequests; ++i) {
     Envelope e;

@@ -94,6 +94,17 @@ void Client::GatewayCall(const Request& request, Done done) {
   CallOptions call;
   call.timeout = options_.request_timeout;
   call.max_attempts = options_.request_attempts;
+  GatewayCall(request, call, std::move(done));
+}
+
+void Client::AuthCall(const Request& request, Done done) {
+  CallOptions call;
+  call.timeout = options_.auth_timeout;
+  call.max_attempts = 1;
+  GatewayCall(request, call, std::move(done));
+}
+
+void Client::GatewayCall(const Request& request, const CallOptions& call, Done done) {
   const uint64_t generation = generation_;
   rpc().CallAddress(gateway_, request, call,
                     [this, generation, done = std::move(done)](const Reply& reply) {
@@ -173,7 +184,7 @@ void Client::LoginAt(const std::string& gateway, uint64_t generation, bool regis
   Request login;
   login.mutable_login()->set_name(options_.name);
   login.mutable_login()->set_password(options_.password);
-  GatewayCall(login, [this, generation, registered](const Reply& reply) {
+  AuthCall(login, [this, generation, registered](const Reply& reply) {
     if (reply.status().code() == CODE_OK) {
       token_ = reply.login().token();
       token_expires_ = absl::FromUnixMicros(reply.login().expires_us());
@@ -185,7 +196,7 @@ void Client::LoginAt(const std::string& gateway, uint64_t generation, bool regis
       reg.mutable_register_()->set_name(options_.name);
       reg.mutable_register_()->set_password(options_.password);
       reg.mutable_register_()->set_nickname(options_.nickname);
-      return GatewayCall(reg, [this, generation](const Reply& reply) {
+      return AuthCall(reg, [this, generation](const Reply& reply) {
         if (reply.status().code() != CODE_OK && reply.status().code() != CODE_ALREADY_EXISTS) {
           return ConnectionLost(ReplyStatus(reply));
         }
@@ -213,6 +224,7 @@ void Client::OpenSession(uint64_t generation) {
     state_ = State::kOnline;
     backoff_ = options_.backoff_min;
     ++stats_.connects;
+    if (options_.observer != nullptr) options_.observer->OnOnline(env().Self(), user_id_);
     const uint64_t g = generation_;
     timers().After(options_.ping_interval, [this, g] { Ping(g); });
     if (!BugPlanted(Bug::kNoSyncOnReconnect)) {

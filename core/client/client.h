@@ -24,6 +24,8 @@ namespace parley {
 class ClientObserver {
  public:
   virtual ~ClientObserver() = default;
+  // A session opened: from here on the client acts as `user_id`.
+  virtual void OnOnline(const std::string& client, uint64_t user_id) {}
   virtual void OnDelivered(const std::string& client, const Message& message) {}
   virtual void OnSendAcked(const std::string& client, const std::string& client_msg_id,
                            const SendReply& ack) {}
@@ -40,6 +42,10 @@ struct ClientOptions {
   bool auto_register = true;
   absl::Duration request_timeout = absl::Milliseconds(500);
   int request_attempts = 2;
+  // Register and login: one attempt that waits this long (the server hashes
+  // the password, slow by design, and a crowd of logins queues); a failure
+  // reconnects with backoff rather than piling retries onto the queue.
+  absl::Duration auth_timeout = absl::Seconds(5);
   absl::Duration ping_interval = absl::Seconds(1);
   // While online the client also syncs this often: a lost push with nothing
   // after it in its conversation is still delivered (push is only a hint).
@@ -120,6 +126,9 @@ class Client : public ServiceNode {
 
   // Calls the current gateway; a reply from an older connection is dropped.
   void GatewayCall(const Request& request, Done done);
+  void GatewayCall(const Request& request, const CallOptions& call, Done done);
+  // Register and login (see ClientOptions::auth_timeout).
+  void AuthCall(const Request& request, Done done);
   void StartConnect();
   void LoginAt(const std::string& gateway, uint64_t generation, bool registered);
   void OpenSession(uint64_t generation);

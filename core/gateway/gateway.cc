@@ -82,9 +82,15 @@ void Gateway::HandleRequest(const Envelope& envelope) {
       return Login(envelope);
     case Request::kRegister:
     case Request::kLogin: {
-      // Before a session exists: forwarded with no acting user.
+      // Before a session exists: forwarded with no acting user, in one
+      // attempt that waits as long as the client does (the client retries; a
+      // retry here too would queue another slow password hash).
       ++stats_.forwarded;
       CallOptions call = options_.calls;
+      if (envelope.timeout_us() > 0) {
+        call.timeout = std::min(absl::Microseconds(envelope.timeout_us()), options_.max_auth_wait);
+        call.max_attempts = 1;
+      }
       rpc().Call(kUserService, request, call,
                  [this, envelope](const Reply& reply) { Respond(envelope, reply); });
       return;

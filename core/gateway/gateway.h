@@ -31,6 +31,9 @@ struct GatewayOptions {
   absl::Duration idle_timeout = absl::Seconds(6);
   size_t max_sessions = 100000;
   CallOptions calls = {absl::Milliseconds(500), 3};
+  // A register or login is forwarded once, waiting as long as its client
+  // said it waits (Envelope.timeout_us), but no longer than this.
+  absl::Duration max_auth_wait = absl::Seconds(10);
 };
 
 struct GatewayStats {

@@ -117,6 +117,30 @@ TEST_F(GatewayTest, BadLoginsAreRefused) {
   EXPECT_EQ(Presence(), "");
 }
 
+// A login hashes a password, slowly: the client makes one attempt that waits
+// auth_timeout, and the gateway forwards it once with that same wait, so an
+// unanswered login puts one hash on the user service's queue, not six.
+TEST_F(GatewayTest, ALoginIsForwardedOnceWithTheClientsWait) {
+  int forwarded = 0;
+  int64_t timeout_us = 0;
+  c_.net().HoldNext([&](const std::string& to, const Envelope& e) {
+    if (to.rfind("svc.user.", 0) == 0 && e.has_request() && e.request().has_login()) {
+      ++forwarded;
+      timeout_us = e.timeout_us();
+    }
+    return false;  // only counting
+  });
+  c_.net().Crash(CoreCluster::Address(kUserService));  // no answer will come
+  ClientOptions o;
+  o.password = "password-alice";
+  o.auth_timeout = absl::Seconds(2);
+  o.preferred_gateway = "gw.1";
+  c_.AddClient("alice", "tablet", o);
+  c_.net().Advance(absl::Milliseconds(1900));
+  EXPECT_EQ(forwarded, 1);
+  EXPECT_EQ(timeout_us, 2000000);
+}
+
 TEST_F(GatewayTest, PushesSkipSessionsThatAreGone) {
   ASSERT_EQ(Open("gw.1", 1).status().code(), CODE_OK);
   Envelope push;

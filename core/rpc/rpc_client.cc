@@ -72,6 +72,7 @@ void RpcClient::Attempt(uint64_t call_id) {
   envelope.set_from(env_->Self());
   envelope.set_request_id(call.request_id);
   envelope.set_auth_user_id(call.options.auth_user_id);
+  envelope.set_timeout_us(absl::ToInt64Microseconds(call.options.timeout));
   *envelope.mutable_request() = call.request;
   call.timer = timers_->After(call.options.timeout, [this, call_id, correlation_id, target] {
     correlation_to_call_.erase(correlation_id);
