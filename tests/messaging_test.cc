@@ -293,6 +293,39 @@ TEST_F(MessagingTest, AnOvertakenPushWaitsForTheGapToFillWithoutASync) {
   EXPECT_EQ(c_.client(bob)->stats().gap_syncs, 0u);
 }
 
+// A gap that stays open past the gap wait is filled by asking for just the
+// gap: the messages after it are already here (waiting), and conversations
+// without a gap are left to the periodic sync.
+TEST_F(MessagingTest, AGapSyncAsksForJustTheGap) {
+  const std::string alice = AddClient("alice");
+  const std::string bob = AddClient("bob");
+  const std::string carol = AddClient("carol");
+  Befriend(alice, bob);
+  Befriend(carol, bob);
+  Settle();
+  const std::string conv = PrivateConversationId(Id(alice), Id(bob));
+  c_.net().HoldNext([&](const std::string& to, const Envelope& e) {
+    return to == bob && e.has_client_push() && e.client_push().message().seq() == 2 &&
+           e.client_push().message().conversation() == conv;
+  });
+  c_.net().HoldNext([&](const std::string& to, const Envelope& e) {
+    return to == bob && e.has_client_push() && e.client_push().message().sender_id() == Id(carol);
+  });
+  const size_t syncs_before = c_.client(bob)->stats().sync_sizes.size();
+  c_.client(carol)->SendPrivate(Id(bob), "no gap here");
+  for (int i = 1; i <= 5; ++i) c_.client(alice)->SendPrivate(Id(bob), absl::StrCat("m", i));
+  c_.net().Advance(absl::Milliseconds(600));  // past the gap wait, before a periodic sync
+  ASSERT_EQ(c_.net().held(), 2u);
+  EXPECT_EQ(c_.client(bob)->stats().gap_syncs, 1u);
+  EXPECT_THAT(Seqs(bob, conv), ::testing::ElementsAre(1u, 2u, 3u, 4u, 5u));
+  const std::vector<uint32_t>& sizes = c_.client(bob)->stats().sync_sizes;
+  ASSERT_EQ(sizes.size(), syncs_before + 1);
+  EXPECT_EQ(sizes.back(), 1u) << "the gap sync carries seq 2 only";
+  EXPECT_THAT(Seqs(bob, PrivateConversationId(Id(carol), Id(bob))), ::testing::IsEmpty());
+  c_.net().Advance(absl::Seconds(10));  // the periodic sync brings carol's
+  EXPECT_THAT(Seqs(bob, PrivateConversationId(Id(carol), Id(bob))), ::testing::ElementsAre(1u));
+}
+
 TEST_F(MessagingTest, BadSendsAreRejectedAndNothingIsStored) {
   const std::string alice = AddClient("alice");
   const std::string bob = AddClient("bob");

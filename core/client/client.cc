@@ -329,11 +329,9 @@ void Client::ArmGapTimer() {
   timers().After(options_.gap_wait, [this] {
     gap_timer_armed_ = false;
     if (early_.empty()) return;  // every gap filled in time
-    // Still missing: sync. What waits is dropped; the sync brings it again.
-    early_.clear();
-    early_count_ = 0;
+    // Still missing: ask for just the gaps; what waits is delivered after them.
     ++stats_.gap_syncs;
-    Sync();
+    Sync(/*gaps_only=*/true);
   });
 }
 
@@ -345,26 +343,38 @@ void Client::Deliver(const Message& message) {
   ScheduleAcks();
 }
 
-void Client::Sync() {
+void Client::Sync(bool gaps_only) {
   if (state_ != State::kOnline) return;
   if (sync_in_flight_) {
-    sync_again_ = true;
+    // A gap still open after the reply re-arms the gap timer.
+    if (!gaps_only) sync_again_ = true;
     return;
   }
   sync_in_flight_ = true;
   sync_again_ = false;
   ++stats_.syncs;
   Request request;
-  for (const auto& [conv, seq] : cursors_) {
-    Cursor* c = request.mutable_sync()->add_cursors();
-    c->set_conversation(conv);
-    c->set_seq(seq);
+  if (gaps_only) {
+    request.mutable_sync()->set_only_listed(true);
+    for (const auto& [conv, waiting] : early_) {
+      Cursor* c = request.mutable_sync()->add_cursors();
+      c->set_conversation(conv);
+      c->set_seq(cursor(conv));
+      c->set_until_seq(waiting.begin()->first - 1);
+    }
+  } else {
+    for (const auto& [conv, seq] : cursors_) {
+      Cursor* c = request.mutable_sync()->add_cursors();
+      c->set_conversation(conv);
+      c->set_seq(seq);
+    }
   }
   request.mutable_sync()->set_max_messages(options_.sync_page);
   GatewayCall(request, [this](const Reply& reply) {
     sync_in_flight_ = false;
     if (reply.status().code() != CODE_OK) {
-      if (Retryable(reply.status().code())) ConnectionLost(ReplyStatus(reply));
+      if (Retryable(reply.status().code())) return ConnectionLost(ReplyStatus(reply));
+      if (!early_.empty()) ArmGapTimer();
       return;
     }
     WriteBatch batch;
@@ -384,7 +394,8 @@ void Client::Sync() {
       DeliverEarly(page.conversation());
     }
     if (stats_.sync_sizes.size() < 4096) stats_.sync_sizes.push_back(size);
-    if (reply.sync().has_more() || sync_again_) Sync();
+    if (reply.sync().has_more() || sync_again_) return Sync();
+    if (!early_.empty()) ArmGapTimer();
   });
 }
 

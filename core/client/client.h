@@ -136,7 +136,9 @@ class Client : public ServiceNode {
   void Ping(uint64_t generation);
   void PeriodicSync(uint64_t generation);
 
-  void Sync();
+  // Every conversation from its cursor; or, `gaps_only`, just the gaps
+  // before the messages waiting in early_ (what follows them is on its way).
+  void Sync(bool gaps_only = false);
   void Offer(const Message& message);
   void Deliver(const Message& message);
   // Delivers what waits in early_ for `conversation` once it is next in line,

@@ -366,6 +366,7 @@ void Gateway::Sync(const Envelope& envelope, const Session& session) {
     part->set_user_id(user);
     *part->mutable_cursors() = sync.cursors();
     part->set_max_messages(sync.max_messages());
+    part->set_only_listed(sync.only_listed());
     for (const GroupMembership& g : groups.membership_history().groups()) {
       if (ShardOf(GroupConversationId(g.group_id()), shards) == shard) *part->add_groups() = g;
     }

@@ -419,8 +419,8 @@ void MessageShard::ShardSync(const Envelope& envelope) {
   if (user == 0) return RespondError(envelope, absl::InvalidArgumentError("no user named"));
   uint32_t budget = request.max_messages() == 0 ? options_.default_page
                                                 : std::min(request.max_messages(), options_.max_page);
-  std::map<std::string, uint64_t> cursors;
-  for (const Cursor& c : request.cursors()) cursors[c.conversation()] = c.seq();
+  std::map<std::string, const Cursor*> cursors;
+  for (const Cursor& c : request.cursors()) cursors[c.conversation()] = &c;
   // The user's conversations on this shard, in id order.
   std::map<std::string, const GroupMembership*> conversations;
   std::vector<KeyValue> rows;
@@ -435,22 +435,30 @@ void MessageShard::ShardSync(const Envelope& envelope) {
   Reply reply;
   SyncReply* out = reply.mutable_sync();
   for (const auto& [conv, membership] : conversations) {
+    auto listed = cursors.find(conv);
+    if (request.only_listed() && listed == cursors.end()) continue;
     const uint64_t max_seq = MaxSeq(conv);
-    const uint64_t cursor = cursors.count(conv) ? cursors[conv] : 0;
+    const uint64_t cursor = listed != cursors.end() ? listed->second->seq() : 0;
+    // The last seq this page may reach: max_seq, or the caller's bound.
+    const uint64_t until = listed != cursors.end() && listed->second->until_seq() > 0
+                               ? std::min(listed->second->until_seq(), max_seq)
+                               : max_seq;
     if (max_seq == 0) continue;
     ConversationPage* page = out->add_conversations();
     page->set_conversation(conv);
     page->set_max_seq(max_seq);
     page->set_through_seq(std::max(cursor, uint64_t{0}));
-    if (cursor >= max_seq) continue;
+    if (cursor >= until) continue;
     // Scan at most 4x the budget, so a long run of messages the user may not
     // see still ends the page.
     std::vector<KeyValue> messages;
     store().Scan(message_keys::MessagePrefix(conv), message_keys::Message(conv, cursor),
-                 std::max<uint32_t>(budget, 1) * 4, &messages).IgnoreError();
+                 std::min<uint64_t>(std::max<uint32_t>(budget, 1) * 4, until - cursor),
+                 &messages).IgnoreError();
     for (const KeyValue& row : messages) {
       Message m;
       if (!m.ParseFromString(row.second)) continue;
+      if (m.seq() > until) break;
       if (Visible(m, membership)) {
         if (budget == 0) break;
         *page->add_messages() = m;
@@ -458,7 +466,7 @@ void MessageShard::ShardSync(const Envelope& envelope) {
       }
       page->set_through_seq(m.seq());
     }
-    page->set_has_more(page->through_seq() < max_seq);
+    page->set_has_more(page->through_seq() < until);
     out->set_has_more(out->has_more() || page->has_more());
   }
   Respond(envelope, reply);
