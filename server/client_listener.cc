@@ -15,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "core/status.h"
 #include "server/frame.h"
+#include "server/thread_name.h"
 
 namespace parley {
 namespace {
@@ -199,7 +200,10 @@ absl::StatusOr<std::unique_ptr<ClientListener>> ClientListener::Start(Network* n
   getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
   auto listener = std::unique_ptr<ClientListener>(
       new ClientListener(network, std::move(options), fd, ntohs(addr.sin_port)));
-  listener->thread_ = std::thread([l = listener.get()] { l->Run(); });
+  listener->thread_ = std::thread([l = listener.get()] {
+    NameThisThread("listener");
+    l->Run();
+  });
   return listener;
 }
 

@@ -3,6 +3,8 @@
 #include <future>
 #include <utility>
 
+#include "server/thread_name.h"
+
 namespace parley {
 
 EventLoop::EventLoop(std::string name, size_t max_queued)
@@ -14,7 +16,10 @@ void EventLoop::Start() {
   std::lock_guard<std::mutex> lock(mu_);
   if (started_) return;
   started_ = true;
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    NameThisThread(name_);
+    Run();
+  });
 }
 
 void EventLoop::Stop() {

@@ -6,6 +6,7 @@
 #include "absl/time/clock.h"
 #include "core/env.h"
 #include "server/node_host.h"
+#include "server/thread_name.h"
 
 namespace parley {
 namespace {
@@ -46,7 +47,10 @@ absl::StatusOr<std::unique_ptr<JetStreamBus>> JetStreamBus::Create(natsConnectio
                                                natsStatus_GetText(s), " (", err, ")"));
   }
   auto bus = std::unique_ptr<JetStreamBus>(new JetStreamBus(js, std::move(options)));
-  bus->publisher_ = std::thread([b = bus.get()] { b->PublishLoop(); });
+  bus->publisher_ = std::thread([b = bus.get()] {
+    NameThisThread("js.publish");
+    b->PublishLoop();
+  });
   return bus;
 }
 
@@ -137,7 +141,10 @@ void JetStreamBus::Subscribe(const std::string& address, const std::string& grou
       group->sub = nullptr;
       return;  // the node's events stay in the stream until a member subscribes again
     }
-    group->fetcher = std::thread([this, g = group.get()] { FetchLoop(g); });
+    group->fetcher = std::thread([this, g = group.get(), group_name] {
+      NameThisThread("js." + group_name);
+      FetchLoop(g);
+    });
   }
   group->topics.insert(topics.begin(), topics.end());
   if (std::find(group->members.begin(), group->members.end(), address) == group->members.end()) {

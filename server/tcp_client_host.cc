@@ -13,6 +13,7 @@
 
 #include "absl/strings/numbers.h"
 #include "server/frame.h"
+#include "server/thread_name.h"
 
 namespace parley {
 
@@ -29,7 +30,10 @@ ClientRuntime::ClientRuntime(std::string name) : loop_(std::move(name)) {
   ev.data.fd = wake_fd_;
   epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
   loop_.Start();
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    NameThisThread("reader." + loop_.name());
+    Run();
+  });
 }
 
 ClientRuntime::~ClientRuntime() {

@@ -1,6 +1,8 @@
 // The core's state machines on the server runtime: one event-loop thread per
 // node, the system clock, LevelDB files, the in-process network and bus. Two
 // clients register, log in through a gateway, befriend and chat.
+#include <pthread.h>
+
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -210,6 +212,20 @@ TEST(EventLoopTest, RunsTasksInOrderAndTimersAfterTheirDelay) {
   loop.Stop();
   EXPECT_FALSE(loop.Post([] {}));  // stopped: dropped and counted
   EXPECT_EQ(loop.dropped(), 1u);
+}
+
+// A loop's thread carries the loop's name (top -H, perf), the end of it when
+// it is longer than Linux keeps.
+TEST(EventLoopTest, ItsThreadIsNamedAfterIt) {
+  for (const auto& [name, shown] : std::vector<std::pair<std::string, std::string>>{
+           {"svc.message.0", "svc.message.0"}, {"client.load123456_7", "nt.load123456_7"}}) {
+    EventLoop loop(name);
+    loop.Start();
+    char buf[32] = {};
+    loop.RunSync([&buf] { pthread_getname_np(pthread_self(), buf, sizeof(buf)); });
+    EXPECT_EQ(std::string(buf), shown);
+    loop.Stop();
+  }
 }
 
 // A run of slow tasks is cut into runs of at most max_run_time, so a slow
