@@ -398,6 +398,35 @@ TEST_F(MessagingTest, AForgedSenderIdThroughTheGatewayIsIgnored) {
   EXPECT_EQ(c_.Call("gw.2", open).status().code(), CODE_UNAUTHENTICATED);
 }
 
+// The sending device delivers its message from the ack; pushing it the same
+// message would only be dropped as a duplicate. Its other devices are pushed.
+TEST_F(MessagingTest, TheSendingDeviceIsNotPushedItsOwnMessage) {
+  const std::string alice1 = AddClient("alice", "phone", "gw.1");
+  const std::string alice2 = AddClient("alice", "laptop", "gw.1");
+  const std::string bob = AddClient("bob");
+  Befriend(alice1, bob);
+  Settle();
+  std::map<std::string, int> pushed;
+  c_.net().HoldNext([&](const std::string& to, const Envelope& e) {
+    if (e.has_client_push()) ++pushed[to];
+    return false;  // only counting
+  });
+  const uint64_t group = CreateGroup(alice1, {bob});
+  Settle();
+  c_.client(alice1)->SendPrivate(Id(bob), "private");
+  c_.client(alice1)->SendGroup(group, "group");
+  Settle();
+  EXPECT_EQ(pushed[alice1], 0);
+  EXPECT_EQ(pushed[alice2], 2);
+  EXPECT_EQ(pushed[bob], 2);
+  for (const std::string& c : {alice1, alice2, bob}) {
+    EXPECT_THAT(Bodies(c, PrivateConversationId(Id(alice1), Id(bob))),
+                ::testing::ElementsAre("private")) << c;
+    EXPECT_THAT(Bodies(c, GroupConversationId(group)), ::testing::ElementsAre("group")) << c;
+    EXPECT_EQ(c_.client(c)->stats().duplicates_dropped, 0u) << c;
+  }
+}
+
 TEST_F(MessagingTest, TwoDevicesBothReceiveAndReadOnOneLowersUnreadForTheUser) {
   const std::string alice = AddClient("alice");
   const std::string bob1 = AddClient("bob", "phone", "gw.1");

@@ -285,11 +285,13 @@ void Gateway::Forward(const Envelope& envelope, const Session& session) {
     case Request::kIsMember:
       return Relay(envelope, session, kGroupService, "", request);
     case Request::kSendPrivate: {
+      request.mutable_send_private()->set_origin_device_id(session.device_id);
       const std::string conv =
           PrivateConversationId(session.user_id, request.send_private().to_user_id());
       return Relay(envelope, session, "", ShardAddress(ShardOf(conv, shards)), request);
     }
     case Request::kSendGroup: {
+      request.mutable_send_group()->set_origin_device_id(session.device_id);
       const std::string conv = GroupConversationId(request.send_group().group_id());
       return Relay(envelope, session, "", ShardAddress(ShardOf(conv, shards)), request);
     }

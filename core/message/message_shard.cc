@@ -134,6 +134,10 @@ void MessageShard::CommitMessage(const Envelope& envelope, Message message,
   DispatchRecord record;
   *record.mutable_message() = message;
   record.mutable_recipients()->Add(recipients.begin(), recipients.end());
+  const Request& request = envelope.request();
+  record.set_origin_device_id(request.has_send_private() ? request.send_private().origin_device_id()
+                              : request.has_send_group() ? request.send_group().origin_device_id()
+                                                         : "");
   batch.Put(message_keys::Dispatch(conv, seq), record.SerializeAsString());
 
   if (BugPlanted(Bug::kSeqInMemory)) seq_in_memory_[conv] = seq;
@@ -339,7 +343,8 @@ void MessageShard::Dispatch(const DispatchRecord& record) {
         message_keys::PresencePrefix(record.recipients(i)));
   }
   lookup->outstanding = requests.size();
-  auto finish = [this, lookup, message] {
+  const std::string origin_device = record.origin_device_id();
+  auto finish = [this, lookup, message, origin_device] {
     if (lookup->failed) {
       ++stats_.dispatch_retries;
       timers().After(options_.dispatch_retry_after, [this, message] {
@@ -351,6 +356,11 @@ void MessageShard::Dispatch(const DispatchRecord& record) {
     }
     std::map<std::string, Push> by_gateway;
     for (const PresenceRecord& p : lookup->sessions) {
+      if (!origin_device.empty() && p.user_id() == message.sender_id() &&
+          p.device_id() == origin_device) {
+        ++stats_.push_to_origin_skipped;  // it has the message from its ack
+        continue;
+      }
       Push& push = by_gateway[p.gateway_id()];
       Push::Target* target = push.add_targets();
       target->set_user_id(p.user_id());

@@ -46,6 +46,7 @@ struct MessageStats {
   uint64_t dispatched = 0;
   uint64_t pushes = 0;           // one per gateway per message
   uint64_t push_targets = 0;     // sessions addressed
+  uint64_t push_to_origin_skipped = 0;  // the sending device (it has its ack)
   uint64_t dispatch_replayed = 0;
   uint64_t dispatch_retries = 0;
 };
