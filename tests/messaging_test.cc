@@ -293,6 +293,39 @@ TEST_F(MessagingTest, AnOvertakenPushWaitsForTheGapToFillWithoutASync) {
   EXPECT_EQ(c_.client(bob)->stats().gap_syncs, 0u);
 }
 
+// A client's own message (built from its send's ack) often overtakes the
+// push of an earlier one: the push waits for a presence lookup, the ack does
+// not. It waits for that push however long it takes, without a gap sync (under
+// group load every such race used to cost one); if the push is lost, the
+// periodic sync delivers both.
+TEST_F(MessagingTest, AnOwnMessageAheadOfAPushWaitsWithoutAGapSync) {
+  const std::string alice = AddClient("alice");
+  const std::string bob = AddClient("bob");
+  Befriend(alice, bob);
+  Settle();
+  const std::string conv = PrivateConversationId(Id(alice), Id(bob));
+  for (bool lost : {false, true}) {
+    const uint64_t base = Seqs(bob, conv).size();
+    c_.net().HoldNext([&](const std::string& to, const Envelope& e) {
+      return to == bob && e.has_client_push() && e.client_push().message().seq() == base + 1;
+    });
+    c_.client(alice)->SendPrivate(Id(bob), "from alice");
+    c_.net().Advance(absl::Milliseconds(20));
+    ASSERT_EQ(c_.net().held(), 1u);
+    c_.client(bob)->SendPrivate(Id(alice), "from bob");
+    c_.net().Advance(absl::Seconds(1));  // far past the gap wait
+    EXPECT_EQ(Seqs(bob, conv).size(), base) << "bob's own message waits for alice's";
+    EXPECT_EQ(c_.client(bob)->stats().gap_syncs, 0u);
+    if (!lost) {
+      c_.net().ReleaseHeld();
+      c_.net().Advance(absl::Milliseconds(20));
+    } else {
+      c_.net().Advance(absl::Seconds(10));  // the periodic sync
+    }
+    EXPECT_EQ(Seqs(bob, conv).size(), base + 2) << (lost ? "lost" : "late");
+  }
+}
+
 // A gap that stays open past the gap wait is filled by asking for just the
 // gap: the messages after it are already here (waiting), and conversations
 // without a gap are left to the periodic sync.

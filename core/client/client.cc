@@ -274,7 +274,7 @@ void Client::HandleOther(const Envelope& envelope) {
   Offer(envelope.client_push().message());
 }
 
-void Client::Offer(const Message& message) {
+void Client::Offer(const Message& message, bool own) {
   const uint64_t current = cursor(message.conversation());
   if (message.seq() <= current && !BugPlanted(Bug::kNoClientDedup)) {
     ++stats_.duplicates_dropped;
@@ -287,6 +287,7 @@ void Client::Offer(const Message& message) {
         ++early_count_;
         ++stats_.early_arrivals;
       }
+      if (own) return;
       return ArmGapTimer();
     }
     ++stats_.gap_syncs;
@@ -516,7 +517,7 @@ void Client::PumpSends() {
                                                 : request.send_group().body());
       }
       own.set_time_us(reply.send().time_us());
-      Offer(own);
+      Offer(own, /*own=*/true);
     }
     PumpSends();
   });
