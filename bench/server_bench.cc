@@ -1,10 +1,11 @@
 // Server benchmark, in one run on loopback: raw NATS publish->subscribe and
 // JetStream async publish rates for 128-byte payloads, then parley_load
-// against an in-process parleyd: private sends at peak (one in flight per
-// client) and paced at half that peak (for the latency target), and groups of
-// 100; then the ratios. The parleyd allows each connection 100k requests/s so
-// the server, not its abuse limit, is what is measured.
-// Bounded in count and time; run with -c opt.
+// against an in-process parleyd (a fresh one, on a fresh nats-server, for
+// each run, so one run's compactions do not weigh on the next): private sends
+// at peak (one in flight per client) and paced at half that peak (for the
+// latency target), and groups of 100; then the ratios. The parleyd allows
+// each connection 100k requests/s so the server, not its abuse limit, is what
+// is measured. Bounded in count and time; run with -c opt.
 #include <nats/nats.h>
 
 #include <atomic>
@@ -101,23 +102,30 @@ int main(int argc, char** argv) {
   const double js = JetStreamAsyncRate((*nats)->url(), absl::GetFlag(FLAGS_js_messages));
   std::printf("nats publish->subscribe: %.0f msg/s\njetstream async publish: %.0f msg/s\n", raw, js);
 
-  parley::ParleydOptions o;
-  o.nats_url = (*nats)->url();
-  o.data_dir = dir + "/parleyd";
-  o.listen = "127.0.0.1:0";
-  o.minimal_password_cost = true;
-  o.client_requests_per_s = 100000;
-  o.client_burst = 100000;
-  auto d = parley::Parleyd::Start(o, [](const std::string&) {});
-  if (!d.ok()) {
-    std::fprintf(stderr, "server_bench: %s\n", std::string(d.status().message()).c_str());
-    return 1;
-  }
-  const std::string server = "127.0.0.1:" + std::to_string((*d)->listen_port());
   auto run = [&](const char* name, int clients, double group_fraction, int group_size,
                  double rate) {
+    // Each run on its own nats-server and parleyd: what one run leaves (its
+    // LevelDB compactions, its stream) does not weigh on the next.
+    const std::string run_dir = dir + "/" + name;
+    auto run_nats = parley::NatsServerProcess::Start(run_dir + "/nats");
+    if (!run_nats.ok()) {
+      std::printf("%s: %s\n", name, std::string(run_nats.status().message()).c_str());
+      return parley::LoadResult();
+    }
+    parley::ParleydOptions o;
+    o.nats_url = (*run_nats)->url();
+    o.data_dir = run_dir + "/parleyd";
+    o.listen = "127.0.0.1:0";
+    o.minimal_password_cost = true;
+    o.client_requests_per_s = 100000;
+    o.client_burst = 100000;
+    auto d = parley::Parleyd::Start(o, [](const std::string&) {});
+    if (!d.ok()) {
+      std::printf("%s: %s\n", name, std::string(d.status().message()).c_str());
+      return parley::LoadResult();
+    }
     parley::LoadOptions l;
-    l.servers = {server};
+    l.servers = {"127.0.0.1:" + std::to_string((*d)->listen_port())};
     l.clients = clients;
     l.duration_s = absl::GetFlag(FLAGS_load_s);
     l.group_fraction = group_fraction;
@@ -126,6 +134,7 @@ int main(int argc, char** argv) {
     l.client_rate = 0;  // the server's limit is raised too: measure the server
     l.run_id = name;
     auto r = parley::RunLoad(l);
+    (*d)->Stop();
     if (!r.ok()) {
       std::printf("%s: %s\n", name, std::string(r.status().message()).c_str());
       return parley::LoadResult();
@@ -147,6 +156,5 @@ int main(int argc, char** argv) {
       "group100_msgs_per_s=%.1f group_deliveries_per_s=%.0f group_p99_ms=%.2f\n",
       raw, js, peak.msgs_per_s, peak.msgs_per_s / js, peak.msgs_per_s / raw, half.p99_ms,
       group.msgs_per_s, group_deliveries, group.p99_ms);
-  (*d)->Stop();
   return 0;
 }
