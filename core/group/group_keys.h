@@ -6,6 +6,7 @@
 //   applied/group/user/<id>         -> version     (VersionGate)
 //   mhist/<user:20>/<group:20>/<version:20> -> "1" joined, "0" left
 //                                      (membership history, kept after leaving)
+//   ban/<group:20>/<user:20>        -> ""   (kicked, not invited since: may not join)
 //   meta/next_group_id              -> the next id to assign
 #ifndef PARLEY_CORE_GROUP_GROUP_KEYS_H_
 #define PARLEY_CORE_GROUP_GROUP_KEYS_H_
@@ -37,6 +38,9 @@ inline std::string HistoryPrefix(uint64_t user_id) {
 }
 inline std::string History(uint64_t user_id, uint64_t group_id, uint64_t version) {
   return absl::StrCat(HistoryPrefix(user_id), PadId(group_id), "/", PadId(version));
+}
+inline std::string Ban(uint64_t group_id, uint64_t user_id) {
+  return absl::StrCat("ban/", PadId(group_id), "/", PadId(user_id));
 }
 inline std::string Profile(uint64_t user_id) { return absl::StrCat("profile/", PadId(user_id)); }
 inline constexpr char kNextGroupId[] = "meta/next_group_id";

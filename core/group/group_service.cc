@@ -9,6 +9,7 @@
 #include "core/group/group_keys.h"
 #include "core/services.h"
 #include "core/status.h"
+#include "core/testing/bugs.h"
 #include "core/user/user_keys.h"
 
 namespace parley {
@@ -44,6 +45,8 @@ void GroupService::HandleRequest(const Envelope& envelope) {
       return Kick(envelope);
     case Request::kDissolve:
       return Dissolve(envelope);
+    case Request::kSetGroupOpen:
+      return SetOpen(envelope);
     case Request::kGroupInfo:
       return Info(envelope);
     case Request::kMemberIds:
@@ -85,6 +88,18 @@ absl::StatusOr<Group> GroupService::ReadLiveGroup(uint64_t group_id) {
 bool GroupService::IsMemberOf(uint64_t group_id, uint64_t user_id) {
   std::string value;
   return store().Get(group_keys::Member(group_id, user_id), &value).ok();
+}
+
+bool GroupService::IsBanned(uint64_t group_id, uint64_t user_id) {
+  std::string value;
+  return store().Get(group_keys::Ban(group_id, user_id), &value).ok();
+}
+
+absl::Status GroupService::RequireMemberCaller(const Envelope& envelope, uint64_t group_id) {
+  const uint64_t caller = envelope.auth_user_id();
+  if (caller == 0 || BugPlanted(Bug::kInfoForAnyone)) return absl::OkStatus();  // internal
+  if (IsMemberOf(group_id, caller)) return absl::OkStatus();
+  return absl::PermissionDeniedError(absl::StrCat("not a member of group ", group_id));
 }
 
 std::vector<uint64_t> GroupService::Members(uint64_t group_id) {
@@ -231,10 +246,14 @@ void GroupService::Create(const Envelope& envelope) {
     group.set_owner_id(creator);
     group.set_max_members(options_.max_members);
     group.set_created_us(absl::ToUnixMicros(env().Now()));
+    group.set_open(envelope.request().create_group().open());
     WriteBatch batch;
     batch.Put(group_keys::kNextGroupId, absl::StrCat(group_id + 1));
     AddMember(&batch, &group, creator, /*is_owner=*/true, MembershipChanged::CREATE);
-    for (uint64_t id : ids) AddMember(&batch, &group, id, false, MembershipChanged::CREATE);
+    for (uint64_t id : ids) {
+      batch.Delete(group_keys::Ban(group_id, id));
+      AddMember(&batch, &group, id, false, MembershipChanged::CREATE);
+    }
     batch.Put(group_keys::Group(group_id), group.SerializeAsString());
     Reply reply;
     *reply.mutable_create_group()->mutable_group() = group;
@@ -276,6 +295,8 @@ void GroupService::Invite(const Envelope& envelope) {
                                         group->max_members(), " members)")));
     }
     WriteBatch batch;
+    // An invitation lifts a kick: the invitee may join again after leaving.
+    for (uint64_t id : ids) batch.Delete(group_keys::Ban(group->group_id(), id));
     for (uint64_t id : fresh) AddMember(&batch, &*group, id, false, MembershipChanged::INVITE);
     CommitGroup(envelope, std::move(batch), *group);
   });
@@ -289,6 +310,18 @@ void GroupService::Join(const Envelope& envelope) {
   if (IsMemberOf(group->group_id(), user)) {
     return RespondError(envelope, absl::AlreadyExistsError(absl::StrCat(
                                       "already a member of group ", group->group_id())));
+  }
+  if (!BugPlanted(Bug::kJoinIgnoresPolicy)) {
+    if (!group->open()) {
+      return RespondError(envelope, absl::PermissionDeniedError(absl::StrCat(
+                                        "group ", group->group_id(),
+                                        " is closed: members join by invitation")));
+    }
+    if (IsBanned(group->group_id(), user)) {
+      return RespondError(envelope, absl::PermissionDeniedError(absl::StrCat(
+                                        "kicked from group ", group->group_id(),
+                                        ": only an invitation lets you back")));
+    }
   }
   if (group->member_count() >= group->max_members()) {
     return RespondError(envelope, absl::ResourceExhaustedError(absl::StrCat(
@@ -337,6 +370,9 @@ void GroupService::Kick(const Envelope& envelope) {
   }
   WriteBatch batch;
   RemoveMember(&batch, &*group, request.user_id(), MembershipChanged::KICK);
+  if (!BugPlanted(Bug::kKickWithoutBan)) {
+    batch.Put(group_keys::Ban(group->group_id(), request.user_id()), "");
+  }
   CommitGroup(envelope, std::move(batch), *group);
 }
 
@@ -357,9 +393,27 @@ void GroupService::Dissolve(const Envelope& envelope) {
   CommitGroup(envelope, std::move(batch), *group);
 }
 
+void GroupService::SetOpen(const Envelope& envelope) {
+  if (ReplayIfDone(envelope)) return;
+  const uint64_t caller = envelope.auth_user_id();
+  const SetGroupOpenRequest& request = envelope.request().set_group_open();
+  absl::StatusOr<Group> group = ReadLiveGroup(request.group_id());
+  if (!group.ok()) return RespondError(envelope, group.status());
+  if (group->owner_id() != caller) {
+    return RespondError(envelope, absl::PermissionDeniedError(absl::StrCat(
+                                      "only the owner opens or closes group ",
+                                      group->group_id())));
+  }
+  // Not a membership change: the version stays, no event.
+  group->set_open(request.open());
+  CommitGroup(envelope, WriteBatch(), *group);
+}
+
 void GroupService::Info(const Envelope& envelope) {
   absl::StatusOr<Group> group = ReadGroup(envelope.request().group_info().group_id());
   if (!group.ok()) return RespondError(envelope, group.status());
+  absl::Status allowed = RequireMemberCaller(envelope, group->group_id());
+  if (!allowed.ok()) return RespondError(envelope, allowed);
   Reply reply;
   GroupInfoReply* out = reply.mutable_group_info();
   *out->mutable_group() = *group;
@@ -377,6 +431,8 @@ void GroupService::Info(const Envelope& envelope) {
 void GroupService::MemberIds(const Envelope& envelope) {
   absl::StatusOr<Group> group = ReadGroup(envelope.request().member_ids().group_id());
   if (!group.ok()) return RespondError(envelope, group.status());
+  absl::Status allowed = RequireMemberCaller(envelope, group->group_id());
+  if (!allowed.ok()) return RespondError(envelope, allowed);
   Reply reply;
   for (uint64_t id : Members(group->group_id())) reply.mutable_member_ids()->add_member_ids(id);
   reply.mutable_member_ids()->set_version(group->version());
@@ -387,6 +443,10 @@ void GroupService::UserGroups(const Envelope& envelope) {
   uint64_t user = envelope.request().user_groups().user_id();
   if (user == 0) user = envelope.auth_user_id();
   if (user == 0) return RespondError(envelope, absl::InvalidArgumentError("no user named"));
+  if (envelope.auth_user_id() != 0 && user != envelope.auth_user_id()) {
+    return RespondError(envelope,
+                        absl::PermissionDeniedError("you may list only your own groups"));
+  }
   std::vector<KeyValue> rows;
   store().Scan(group_keys::UserGroupPrefix(user), "", 100000, &rows).IgnoreError();
   Reply reply;
@@ -398,6 +458,11 @@ void GroupService::IsMember(const Envelope& envelope) {
   const IsMemberRequest& request = envelope.request().is_member();
   absl::StatusOr<Group> group = ReadGroup(request.group_id());
   if (!group.ok()) return RespondError(envelope, group.status());
+  // A client may ask about itself, or about anyone as a member.
+  if (request.user_id() != envelope.auth_user_id()) {
+    absl::Status allowed = RequireMemberCaller(envelope, group->group_id());
+    if (!allowed.ok()) return RespondError(envelope, allowed);
+  }
   Reply reply;
   reply.mutable_is_member()->set_is_member(IsMemberOf(request.group_id(), request.user_id()));
   reply.mutable_is_member()->set_version(group->version());
@@ -408,6 +473,10 @@ void GroupService::MembershipHistory(const Envelope& envelope) {
   uint64_t user = envelope.request().membership_history().user_id();
   if (user == 0) user = envelope.auth_user_id();
   if (user == 0) return RespondError(envelope, absl::InvalidArgumentError("no user named"));
+  if (envelope.auth_user_id() != 0 && user != envelope.auth_user_id()) {
+    return RespondError(envelope,
+                        absl::PermissionDeniedError("you may read only your own membership history"));
+  }
   std::vector<KeyValue> rows;
   store().Scan(group_keys::HistoryPrefix(user), "", 1000000, &rows).IgnoreError();
   Reply reply;

@@ -1,8 +1,12 @@
 // GroupService: groups and their members. Create and invite take only the
-// inviter's friends (an authoritative call to friend); join, leave, kick and
-// dissolve (owner only); info, member ids, a user's groups, is-member. Every
-// membership change bumps the group's version and emits MembershipChanged in
-// the same batch. Member entries carry nickname/avatar, refreshed from
+// inviter's friends (an authoritative call to friend); join (open groups
+// only, and not after a kick until invited again), leave, kick and dissolve
+// (owner only), open/close (owner only); info, member ids, a user's groups,
+// is-member, membership history. Client callers (auth_user_id != 0) see a
+// group's members only as members, and only their own groups; internal
+// callers (auth_user_id == 0) see everything. Every membership change bumps
+// the group's version and emits MembershipChanged in the same batch (opening
+// or closing is not a membership change: no bump, no event). Member entries carry nickname/avatar, refreshed from
 // UserProfileChanged. A group holds at most `max_members` (default 3000).
 #ifndef PARLEY_CORE_GROUP_GROUP_SERVICE_H_
 #define PARLEY_CORE_GROUP_GROUP_SERVICE_H_
@@ -10,7 +14,6 @@
 #include <cstdint>
 #include <functional>
 #include <string>
-#include <vector>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -53,6 +56,7 @@ class GroupService : public ServiceNode {
   void Leave(const Envelope& envelope);
   void Kick(const Envelope& envelope);
   void Dissolve(const Envelope& envelope);
+  void SetOpen(const Envelope& envelope);
   void Info(const Envelope& envelope);
   void MemberIds(const Envelope& envelope);
   void UserGroups(const Envelope& envelope);
@@ -69,6 +73,10 @@ class GroupService : public ServiceNode {
   // The group, if it exists and is not dissolved.
   absl::StatusOr<Group> ReadLiveGroup(uint64_t group_id);
   bool IsMemberOf(uint64_t group_id, uint64_t user_id);
+  // Kicked from the group and not invited back since.
+  bool IsBanned(uint64_t group_id, uint64_t user_id);
+  // For a client caller of a read (info, member ids): OK if a current member.
+  absl::Status RequireMemberCaller(const Envelope& envelope, uint64_t group_id);
   std::vector<uint64_t> Members(uint64_t group_id);
   // Adds (or removes) `user_id` in `batch`, bumping `group`'s version and
   // staging MembershipChanged.
