@@ -279,6 +279,7 @@ void Gateway::Forward(const Envelope& envelope, const Session& session) {
     case Request::kLeaveGroup:
     case Request::kKick:
     case Request::kDissolve:
+    case Request::kSetGroupOpen:
     case Request::kGroupInfo:
     case Request::kMemberIds:
     case Request::kUserGroups:
@@ -390,14 +391,22 @@ void Gateway::Sync(const Envelope& envelope, const Session& session) {
 }
 
 void Gateway::ListConversations(const Envelope& envelope, const Session& session) {
-  Request groups;
-  groups.mutable_user_groups()->set_user_id(session.user_id);
+  // As for a sync: the membership history, of which each shard gets the
+  // current memberships (last interval open) of the groups it holds.
+  Request history;
+  history.mutable_membership_history()->set_user_id(session.user_id);
   const uint64_t user = session.user_id;
-  auto shard_request = [user](const Reply& groups, uint32_t shard) {
+  const uint32_t shards = options_.num_shards;
+  auto shard_request = [user, shards](const Reply& groups, uint32_t shard) {
     Request request;
-    request.mutable_shard_list_conversations()->set_user_id(user);
-    for (uint64_t g : groups.user_groups().group_ids()) {
-      request.mutable_shard_list_conversations()->add_group_ids(g);
+    ShardListConversationsRequest* part = request.mutable_shard_list_conversations();
+    part->set_user_id(user);
+    for (const GroupMembership& g : groups.membership_history().groups()) {
+      if (g.intervals_size() == 0 || g.intervals(g.intervals_size() - 1).leave_version() != 0) {
+        continue;  // no longer a member
+      }
+      part->add_group_ids(g.group_id());  // still filled, for older shards
+      if (ShardOf(GroupConversationId(g.group_id()), shards) == shard) *part->add_groups() = g;
     }
     return request;
   };
@@ -414,7 +423,7 @@ void Gateway::ListConversations(const Envelope& envelope, const Session& session
     }
     return out;
   };
-  FanOut(envelope, session, groups, shard_request, merge);
+  FanOut(envelope, session, history, shard_request, merge);
 }
 
 }  // namespace parley

@@ -1,12 +1,21 @@
 // Gateway sessions and presence: leases are renewed while a session lives,
 // released on logout and idle expiry, run out after a crash, and a newer
-// login of the same device wins.
+// login of the same device wins. And the gateway's part of the access policy:
+// a request acts as the session's user, whatever the envelope says; internal
+// operations are refused; a listing hands each shard the user's current
+// group memberships.
 #include "core/gateway/gateway.h"
 
+#include <map>
+#include <set>
+
+#include "core/message/conversation.h"
 #include "core/message/message_keys.h"
 #include "core/services.h"
 #include "core/status.h"
 #include "fakes/core_cluster.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/descriptor.h"
 #include "gtest/gtest.h"
 
 namespace parley {
@@ -160,6 +169,222 @@ TEST_F(GatewayTest, PushesSkipSessionsThatAreGone) {
   EXPECT_EQ(c_.gateway(0)->stats().push_targets_skipped, 1u);
   ASSERT_EQ(c_.net().test_inbox().size(), 1u);
   EXPECT_EQ(c_.net().test_inbox()[0].client_push().message().seq(), 1u);
+}
+
+// ---- acting user and client operations ----------------------------------------------------
+
+TEST_F(GatewayTest, AForgedAuthUserIdActsAsTheSessionsUser) {
+  const uint64_t bob = c_.Register("bob", "Bob");
+  ASSERT_TRUE(c_.Befriend(user_, bob).ok());
+  ASSERT_EQ(Open("gw.1", 1).status().code(), CODE_OK);
+  // Watch what the gateway forwards.
+  std::vector<Envelope> forwarded;
+  c_.net().HoldNext([&](const std::string& to, const Envelope& e) {
+    if (e.has_request() && to != "gw.1") forwarded.push_back(e);  // gw.1 -> services
+    return false;
+  });
+  Request create;
+  create.mutable_create_group()->set_name("mine");
+  Reply created = c_.Call("gw.1", create, /*auth_user_id=*/bob);  // claims to be bob
+  ASSERT_EQ(created.status().code(), CODE_OK) << created.status().message();
+  EXPECT_EQ(created.create_group().group().owner_id(), user_);
+  Request update;
+  update.mutable_update_profile()->set_nickname("not bob");
+  ASSERT_EQ(c_.Call("gw.1", update, bob).status().code(), CODE_OK);
+  Request send;
+  send.mutable_send_private()->set_to_user_id(bob);
+  send.mutable_send_private()->set_client_msg_id("m1");
+  send.mutable_send_private()->set_body("hi");
+  send.mutable_send_private()->set_origin_device_id("someone-elses-tablet");
+  Reply sent = c_.Call("gw.1", send, bob);
+  ASSERT_EQ(sent.status().code(), CODE_OK) << sent.status().message();
+  size_t seen = 0;
+  for (const Envelope& e : forwarded) {
+    if (e.request().has_create_group() || e.request().has_update_profile() ||
+        e.request().has_send_private()) {
+      ++seen;
+      EXPECT_EQ(e.auth_user_id(), user_) << e.request().ShortDebugString();
+    }
+    if (e.request().has_send_private()) {
+      EXPECT_EQ(e.request().send_private().origin_device_id(), "phone");
+    }
+  }
+  EXPECT_EQ(seen, 3u);
+  Request get;
+  get.mutable_get_users()->add_user_ids(user_);
+  get.mutable_get_users()->add_user_ids(bob);
+  Reply users = c_.Call(CoreCluster::Address(kUserService), get);
+  ASSERT_EQ(users.get_users().profiles_size(), 2);
+  EXPECT_EQ(users.get_users().profiles(0).nickname(), "not bob");  // alice's
+  EXPECT_EQ(users.get_users().profiles(1).nickname(), "Bob");
+}
+
+TEST_F(GatewayTest, WithoutASessionNothingIsForwarded) {
+  Request create;
+  create.mutable_create_group()->set_name("g");
+  EXPECT_EQ(c_.Call("gw.1", create, user_).status().code(), CODE_UNAUTHENTICATED);
+  Request ping;
+  ping.mutable_ping();
+  EXPECT_EQ(c_.Call("gw.1", ping).status().code(), CODE_UNAUTHENTICATED);
+}
+
+TEST_F(GatewayTest, InternalOperationsAreRefused) {
+  ASSERT_EQ(Open("gw.1", 1).status().code(), CODE_OK);
+  // What a client may call; every other op is internal.
+  const std::set<std::string> client_ops = {
+      "register",      "login",         "get_users",    "update_profile", "add_friend",
+      "remove_friend", "set_remark",    "block",        "list_friends",   "create_group",
+      "invite",        "join_group",    "leave_group",  "kick",           "dissolve",
+      "group_info",    "member_ids",    "user_groups",  "is_member",      "set_group_open",
+      "send_private",  "send_group",    "recall",       "sync",           "list_conversations",
+      "ack",           "read",          "gateway_login", "gateway_logout", "ping"};
+  int forwarded = 0;
+  c_.net().HoldNext([&](const std::string& to, const Envelope& e) {
+    if (e.has_request() && to != "gw.1" && to != FakeCluster::kTestAddress &&
+        to.rfind("svc.registry", 0) != 0 && !e.request().has_kv_set()) {
+      ++forwarded;  // (kv_set: the presence renewals)
+    }
+    return false;
+  });
+  const google::protobuf::OneofDescriptor* op = Request::descriptor()->FindOneofByName("op");
+  ASSERT_NE(op, nullptr);
+  std::vector<std::string> internal;
+  for (int i = 0; i < op->field_count(); ++i) {
+    const google::protobuf::FieldDescriptor* field = op->field(i);
+    if (client_ops.count(field->name()) > 0) continue;
+    internal.push_back(field->name());
+    Request request;
+    request.GetReflection()->MutableMessage(&request, field);
+    for (uint64_t auth : {uint64_t{0}, user_}) {
+      Reply reply = c_.Call("gw.1", request, auth);
+      EXPECT_EQ(reply.status().code(), CODE_PERMISSION_DENIED) << field->name();
+    }
+  }
+  EXPECT_THAT(internal, ::testing::IsSupersetOf(
+                            {"check_friends", "membership_history", "shard_sync",
+                             "shard_list_conversations", "kv_get", "kv_set", "kv_delete",
+                             "kv_lock", "kv_unlock", "register_instance",
+                             "deregister_instance", "discover", "watch"}));
+  EXPECT_EQ(forwarded, 0);
+  Request empty;  // no op at all
+  EXPECT_EQ(c_.Call("gw.1", empty).status().code(), CODE_PERMISSION_DENIED);
+}
+
+TEST_F(GatewayTest, SetGroupOpenIsForwardedAndGroupRulesHoldThroughTheGateway) {
+  const uint64_t bob = c_.Register("bob");
+  Request create;
+  create.mutable_create_group()->set_name("closed");
+  Reply created = c_.Call(CoreCluster::Address(kGroupService), create, bob);
+  ASSERT_EQ(created.status().code(), CODE_OK);
+  const uint64_t g = created.create_group().group().group_id();
+  ASSERT_EQ(Open("gw.1", 1).status().code(), CODE_OK);  // alice, not a member
+  Request join;
+  join.mutable_join_group()->set_group_id(g);
+  EXPECT_EQ(c_.Call("gw.1", join, bob).status().code(), CODE_PERMISSION_DENIED);  // closed
+  Request info;
+  info.mutable_group_info()->set_group_id(g);
+  EXPECT_EQ(c_.Call("gw.1", info, bob).status().code(), CODE_PERMISSION_DENIED);
+  Request set;
+  set.mutable_set_group_open()->set_group_id(g);
+  set.mutable_set_group_open()->set_open(true);
+  EXPECT_EQ(c_.Call("gw.1", set, bob).status().code(), CODE_PERMISSION_DENIED);  // not owner
+  // The owner opens it (through the group service), and alice joins.
+  ASSERT_EQ(c_.Call(CoreCluster::Address(kGroupService), set, bob).status().code(), CODE_OK);
+  ASSERT_EQ(c_.Call("gw.1", join).status().code(), CODE_OK);
+  Reply seen = c_.Call("gw.1", info);
+  ASSERT_EQ(seen.status().code(), CODE_OK) << seen.status().message();
+  EXPECT_EQ(seen.group_info().members_size(), 2);
+  // Alice's own group, opened and closed through the gateway.
+  Request mine;
+  mine.mutable_create_group()->set_name("mine");
+  const uint64_t m = c_.Call("gw.1", mine).create_group().group().group_id();
+  set.mutable_set_group_open()->set_group_id(m);
+  Reply opened = c_.Call("gw.1", set);
+  ASSERT_EQ(opened.status().code(), CODE_OK) << opened.status().message();
+  EXPECT_TRUE(opened.membership().group().open());
+  Request other;
+  other.mutable_join_group()->set_group_id(m);
+  EXPECT_EQ(c_.Call(CoreCluster::Address(kGroupService), other, bob).status().code(), CODE_OK);
+}
+
+// ---- listing conversations --------------------------------------------------------------
+
+TEST(GatewayListTest, EachShardGetsTheCurrentMembershipsOfItsGroups) {
+  CoreClusterOptions o;
+  o.gateways = 1;
+  o.shards = 3;
+  CoreCluster c(o);
+  const uint64_t alice = c.Register("alice");
+  const uint64_t bob = c.Register("bob");
+  const std::string group_service = CoreCluster::Address(kGroupService);
+  // Bob's open groups; alice joins all of them and leaves the first two.
+  std::vector<uint64_t> groups;
+  for (int i = 0; i < 8; ++i) {
+    Request create;
+    create.mutable_create_group()->set_name("g");
+    create.mutable_create_group()->set_open(true);
+    Reply created = c.Call(group_service, create, bob);
+    ASSERT_EQ(created.status().code(), CODE_OK);
+    groups.push_back(created.create_group().group().group_id());
+    Request join;
+    join.mutable_join_group()->set_group_id(groups.back());
+    ASSERT_EQ(c.Call(group_service, join, alice).status().code(), CODE_OK);
+  }
+  for (int i = 0; i < 2; ++i) {
+    Request leave;
+    leave.mutable_leave_group()->set_group_id(groups[i]);
+    ASSERT_EQ(c.Call(group_service, leave, alice).status().code(), CODE_OK);
+  }
+  const std::vector<uint64_t> current(groups.begin() + 2, groups.end());
+  std::set<uint32_t> shards_used;
+  for (uint64_t g : current) shards_used.insert(ShardOf(GroupConversationId(g), 3));
+  ASSERT_GE(shards_used.size(), 2u);  // the test means something
+  // A session for alice.
+  Request login;
+  login.mutable_login()->set_name("alice");
+  login.mutable_login()->set_password("password-alice");
+  Request open;
+  open.mutable_gateway_login()->set_token(c.Call(CoreCluster::Address(kUserService), login)
+                                              .login().token());
+  open.mutable_gateway_login()->set_device_id("phone");
+  open.mutable_gateway_login()->set_epoch(1);
+  ASSERT_EQ(c.Call("gw.1", open).status().code(), CODE_OK);
+  std::vector<Envelope> to_group;
+  std::map<std::string, ShardListConversationsRequest> to_shard;
+  c.net().HoldNext([&](const std::string& to, const Envelope& e) {
+    if (!e.has_request()) return false;
+    if (to.rfind("svc.group.", 0) == 0) to_group.push_back(e);
+    if (e.request().has_shard_list_conversations()) {
+      to_shard[to] = e.request().shard_list_conversations();
+    }
+    return false;
+  });
+  Request list;
+  list.mutable_list_conversations();
+  Reply listed = c.Call("gw.1", list, /*auth_user_id=*/bob);  // forged: ignored
+  ASSERT_EQ(listed.status().code(), CODE_OK) << listed.status().message();
+  ASSERT_EQ(to_group.size(), 1u);
+  EXPECT_TRUE(to_group[0].request().has_membership_history());
+  EXPECT_EQ(to_group[0].request().membership_history().user_id(), alice);
+  EXPECT_EQ(to_group[0].auth_user_id(), alice);
+  ASSERT_EQ(to_shard.size(), 3u);
+  for (uint32_t shard = 0; shard < 3; ++shard) {
+    const ShardListConversationsRequest& r = to_shard[ShardAddress(shard)];
+    EXPECT_EQ(r.user_id(), alice);
+    std::vector<uint64_t> expected;
+    for (uint64_t g : current) {
+      if (ShardOf(GroupConversationId(g), 3) == shard) expected.push_back(g);
+    }
+    std::vector<uint64_t> got;
+    for (const GroupMembership& m : r.groups()) {
+      got.push_back(m.group_id());
+      ASSERT_GT(m.intervals_size(), 0);
+      EXPECT_EQ(m.intervals(m.intervals_size() - 1).leave_version(), 0u);
+    }
+    EXPECT_EQ(got, expected) << "shard " << shard;
+    // group_ids: every current group, as before.
+    EXPECT_THAT(r.group_ids(), ::testing::ElementsAreArray(current)) << "shard " << shard;
+  }
 }
 
 }  // namespace
