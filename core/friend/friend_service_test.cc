@@ -272,5 +272,75 @@ TEST_F(FriendServiceTest, ReplicasSharingKvServeTheSameLists) {
   }
 }
 
+// A block stops add_friend whichever side blocked: the blocked side is told
+// PERMISSION_DENIED, the blocker FAILED_PRECONDITION (unblock first).
+TEST_F(FriendServiceTest, ABlockEitherWayRefusesAddFriend) {
+  // Strangers: bob blocks carol.
+  ASSERT_EQ(Block(bob_, carol_, true).status().code(), CODE_OK);
+  EXPECT_EQ(Add(carol_, bob_).status().code(), CODE_PERMISSION_DENIED);
+  EXPECT_EQ(Add(bob_, carol_).status().code(), CODE_FAILED_PRECONDITION);
+  // Friends: alice blocks bob, and then the friendship ends; neither may
+  // add the other again while the block stands.
+  ASSERT_EQ(Add(alice_, bob_).status().code(), CODE_OK);
+  ASSERT_EQ(Block(alice_, bob_, true).status().code(), CODE_OK);
+  EXPECT_EQ(Add(bob_, alice_).status().code(), CODE_ALREADY_EXISTS);  // still friends
+  ASSERT_EQ(Remove(bob_, alice_).status().code(), CODE_OK);
+  EXPECT_EQ(Add(bob_, alice_).status().code(), CODE_PERMISSION_DENIED);
+  EXPECT_EQ(Add(alice_, bob_).status().code(), CODE_FAILED_PRECONDITION);
+  EXPECT_TRUE(FriendIds(alice_).empty());
+  EXPECT_TRUE(FriendIds(bob_).empty());
+  EXPECT_TRUE(FriendIds(carol_).empty());
+  // Unblocked, the add goes through.
+  ASSERT_EQ(Block(alice_, bob_, false).status().code(), CODE_OK);
+  EXPECT_EQ(Add(bob_, alice_).status().code(), CODE_OK);
+}
+
+// What group create and invite rely on: a block between friends is
+// reported, in either direction, along with the friendship.
+TEST_F(FriendServiceTest, CheckFriendsReportsABlockBetweenFriends) {
+  ASSERT_EQ(Add(alice_, bob_).status().code(), CODE_OK);
+  ASSERT_EQ(Add(alice_, carol_).status().code(), CODE_OK);
+  ASSERT_EQ(Block(alice_, bob_, true).status().code(), CODE_OK);  // alice blocks
+  ASSERT_EQ(Block(carol_, alice_, true).status().code(), CODE_OK);  // carol blocks alice
+  Request r;
+  r.mutable_check_friends()->set_owner_id(alice_);
+  for (uint64_t id : {bob_, carol_}) r.mutable_check_friends()->add_user_ids(id);
+  Reply reply = c_.Call(friend_, r);
+  ASSERT_EQ(reply.status().code(), CODE_OK);
+  EXPECT_THAT(reply.check_friends().friend_ids(), ElementsAre(bob_, carol_));
+  EXPECT_THAT(reply.check_friends().blocked_ids(), ElementsAre(bob_, carol_));
+}
+
+// Group create and invite naming a blocked user (either way) are refused.
+TEST_F(FriendServiceTest, GroupCreateAndInviteNamingABlockedUserAreRefused) {
+  const std::string group = CoreCluster::Address(kGroupService);
+  ASSERT_EQ(Add(alice_, bob_).status().code(), CODE_OK);
+  ASSERT_EQ(Add(alice_, carol_).status().code(), CODE_OK);
+  ASSERT_EQ(Block(bob_, alice_, true).status().code(), CODE_OK);   // bob blocks alice
+  ASSERT_EQ(Block(alice_, carol_, true).status().code(), CODE_OK);  // alice blocks carol
+  for (uint64_t other : {bob_, carol_}) {
+    Request create;
+    create.mutable_create_group()->set_name("g");
+    create.mutable_create_group()->add_member_ids(other);
+    EXPECT_EQ(c_.Call(group, create, alice_).status().code(), CODE_PERMISSION_DENIED) << other;
+  }
+  Request create;
+  create.mutable_create_group()->set_name("alone");
+  Reply created = c_.Call(group, create, alice_);
+  ASSERT_EQ(created.status().code(), CODE_OK);
+  for (uint64_t other : {bob_, carol_}) {
+    Request invite;
+    invite.mutable_invite()->set_group_id(created.create_group().group().group_id());
+    invite.mutable_invite()->add_user_ids(other);
+    EXPECT_EQ(c_.Call(group, invite, alice_).status().code(), CODE_PERMISSION_DENIED) << other;
+  }
+  // Lifted, the invite goes through.
+  ASSERT_EQ(Block(bob_, alice_, false).status().code(), CODE_OK);
+  Request invite;
+  invite.mutable_invite()->set_group_id(created.create_group().group().group_id());
+  invite.mutable_invite()->add_user_ids(bob_);
+  EXPECT_EQ(c_.Call(group, invite, alice_).status().code(), CODE_OK);
+}
+
 }  // namespace
 }  // namespace parley
