@@ -21,6 +21,12 @@ const char* const kNames[] = {
     "ignore_gap",
     "apply_events_unversioned",
     "dispatch_without_outbox",
+    "join_ignores_policy",
+    "kick_without_ban",
+    "info_for_anyone",
+    "cursor_for_anyone",
+    "recall_keeps_body",
+    "unread_counts_own",
     "canary",
 };
 constexpr int kCount = sizeof(kNames) / sizeof(kNames[0]);

@@ -26,6 +26,12 @@ enum class Bug {
   kIgnoreGap,               // the client delivers past a gap
   kApplyEventsUnversioned,  // consumers apply old and duplicate events
   kDispatchWithoutOutbox,   // push before the commit, from memory
+  kJoinIgnoresPolicy,       // join skips the open/invite-only and kicked checks
+  kKickWithoutBan,          // a kicked user may rejoin an open group at once
+  kInfoForAnyone,           // group_info/member_ids/is_member answer non-members
+  kCursorForAnyone,         // read/ack on a group conversation skip the membership check
+  kRecallKeepsBody,         // a recall leaves the original body in the store (sync serves it)
+  kUnreadCountsOwn,         // unread counts one's own messages and recall entries
   kCanary,                  // fails every 100th seed on purpose
 };
 
