@@ -267,6 +267,21 @@ void Client::Call(const Request& request, std::function<void(const Reply&)> done
   });
 }
 
+void Client::CallForged(const Request& request, uint64_t forged_auth_user_id,
+                        const std::string& forged_from, std::function<void(const Reply&)> done) {
+  if (state_ != State::kOnline) {
+    return done(ErrorReply(absl::UnavailableError("the client is not connected")));
+  }
+  CallOptions call;
+  call.timeout = options_.request_timeout;
+  call.max_attempts = options_.request_attempts;
+  call.auth_user_id = forged_auth_user_id;
+  call.from = forged_from;
+  // An UNAUTHENTICATED answer is about the forged identity, not this
+  // client's session: no reconnect.
+  GatewayCall(request, call, std::move(done));
+}
+
 // ---- receiving -----------------------------------------------------------------------------
 
 void Client::HandleOther(const Envelope& envelope) {
@@ -418,7 +433,11 @@ void Client::FlushAcks() {
     ack.mutable_ack()->set_seq(seq);
     ack.mutable_ack()->set_device_id(options_.device_id);
     GatewayCall(ack, [this, conv = conv, seq = seq](const Reply& reply) {
-      if (reply.status().code() == CODE_OK) acked_[conv] = std::max(acked_[conv], seq);
+      // A refused ack (e.g. the user left the group) stays refused: asking
+      // again would only be refused again, so it counts as done.
+      if (reply.status().code() == CODE_OK || reply.status().code() == CODE_PERMISSION_DENIED) {
+        acked_[conv] = std::max(acked_[conv], seq);
+      }
     });
   }
 }

@@ -100,6 +100,11 @@ class Client : public ServiceNode {
   std::string Recall(const std::string& conversation, uint64_t seq);
   // Any other client operation through the gateway; fails at once when offline.
   void Call(const Request& request, std::function<void(const Reply&)> done);
+  // Like Call, but the envelope to the gateway carries `forged_auth_user_id`
+  // and, if non-empty, `forged_from` as its sender: the simulator's attackers
+  // (the gateway must trust neither).
+  void CallForged(const Request& request, uint64_t forged_auth_user_id,
+                  const std::string& forged_from, std::function<void(const Reply&)> done);
   // Marks `seq` of `conversation` read on this device.
   void MarkRead(const std::string& conversation, uint64_t seq);
 

@@ -69,7 +69,7 @@ void RpcClient::Attempt(uint64_t call_id) {
   correlation_to_call_[correlation_id] = call_id;
   Envelope envelope;
   envelope.set_correlation_id(correlation_id);
-  envelope.set_from(env_->Self());
+  envelope.set_from(call.options.from.empty() ? env_->Self() : call.options.from);
   envelope.set_request_id(call.request_id);
   envelope.set_auth_user_id(call.options.auth_user_id);
   envelope.set_timeout_us(absl::ToInt64Microseconds(call.options.timeout));

@@ -31,6 +31,9 @@ struct CallOptions {
   // If set, the request id every attempt carries (a gateway passes its
   // client's id through, so the client's own retries stay idempotent).
   std::string request_id;
+  // If set, the envelope's `from` instead of this node's address: only for
+  // the simulator's forging clients (the transport stamps the true sender).
+  std::string from;
 };
 
 struct RpcStats {
