@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <memory>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -139,6 +140,16 @@ void MessageShard::CommitMessage(const Envelope& envelope, Message message,
                               : request.has_send_group() ? request.send_group().origin_device_id()
                                                          : "");
   batch.Put(message_keys::Dispatch(conv, seq), record.SerializeAsString());
+  // A recall withdraws the original's body in the same batch: once the
+  // recall is acked no store key holds it.
+  std::optional<DispatchRecord> scrubbed;
+  if (message.kind() == Message::RECALL) {
+    absl::Status staged = StageRecall(message, &batch, &scrubbed);
+    if (!staged.ok()) {
+      ++stats_.rejected;
+      return RespondError(envelope, staged);
+    }
+  }
 
   if (BugPlanted(Bug::kSeqInMemory)) seq_in_memory_[conv] = seq;
   if (BugPlanted(Bug::kAckBeforeCommit) || BugPlanted(Bug::kDispatchWithoutOutbox)) {
@@ -146,8 +157,9 @@ void MessageShard::CommitMessage(const Envelope& envelope, Message message,
     // loses it, and sends in between reuse the seq.
     if (BugPlanted(Bug::kAckBeforeCommit)) Respond(envelope, reply);
     if (BugPlanted(Bug::kDispatchWithoutOutbox)) Dispatch(record);
-    timers().After(absl::Milliseconds(20), [this, batch, envelope, reply] {
+    timers().After(absl::Milliseconds(20), [this, batch, envelope, reply, scrubbed] {
       if (!Commit(batch).ok()) return;
+      if (scrubbed.has_value()) UpdateDispatchRecord(*scrubbed);
       if (BugPlanted(Bug::kDispatchWithoutOutbox)) Respond(envelope, reply);
     });
     return;
@@ -158,6 +170,7 @@ void MessageShard::CommitMessage(const Envelope& envelope, Message message,
                         absl::UnavailableError(absl::StrCat("store write failed: ", s.message())));
   }
   ++stats_.sent;
+  if (scrubbed.has_value()) UpdateDispatchRecord(*scrubbed);
   Respond(envelope, std::move(reply));  // acked only after the batch committed
   dispatch_queue_.emplace(conv, seq);
   dispatch_records_[{conv, seq}] = std::move(record);
@@ -289,6 +302,11 @@ void MessageShard::Recall(const Envelope& envelope) {
   if (original.kind() != Message::NORMAL) {
     return RespondError(envelope, absl::InvalidArgumentError("a recall cannot be recalled"));
   }
+  if (original.recalled()) {
+    return RespondError(envelope, absl::FailedPreconditionError(absl::StrCat(
+                                      "message ", request.seq(), " in ", request.conversation(),
+                                      " is already recalled")));
+  }
   if (env().Now() - absl::FromUnixMicros(original.time_us()) > options_.recall_window) {
     return RespondError(envelope, absl::FailedPreconditionError(absl::StrCat(
                                       "the recall window of ",
@@ -311,6 +329,42 @@ void MessageShard::Recall(const Envelope& envelope) {
                      recall.set_group_version(version);
                      CommitMessage(envelope, std::move(recall), std::move(members), conversation);
                    });
+}
+
+absl::Status MessageShard::StageRecall(const Message& recall, WriteBatch* batch,
+                                       std::optional<DispatchRecord>* scrubbed) {
+  const std::string& conv = recall.conversation();
+  const uint64_t seq = recall.recalled_seq();
+  std::string value;
+  Message original;
+  if (!store().Get(message_keys::Message(conv, seq), &value).ok() ||
+      !original.ParseFromString(value)) {
+    return absl::NotFoundError(absl::StrCat("no message ", seq, " in ", conv));
+  }
+  // Checked again here: another recall of it may have committed while this
+  // one asked the group service.
+  if (original.recalled()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("message ", seq, " in ", conv, " is already recalled"));
+  }
+  if (BugPlanted(Bug::kRecallKeepsBody)) return absl::OkStatus();
+  original.clear_body();
+  original.set_recalled(true);
+  batch->Put(message_keys::Message(conv, seq), original.SerializeAsString());
+  DispatchRecord record;
+  if (store().Get(message_keys::Dispatch(conv, seq), &value).ok() &&
+      record.ParseFromString(value)) {
+    record.mutable_message()->clear_body();
+    record.mutable_message()->set_recalled(true);
+    batch->Put(message_keys::Dispatch(conv, seq), record.SerializeAsString());
+    *scrubbed = std::move(record);
+  }
+  return absl::OkStatus();
+}
+
+void MessageShard::UpdateDispatchRecord(const DispatchRecord& record) {
+  auto it = dispatch_records_.find({record.message().conversation(), record.message().seq()});
+  if (it != dispatch_records_.end()) it->second = record;  // a done dispatch stays done
 }
 
 // ---- dispatch ------------------------------------------------------------------------
@@ -344,7 +398,12 @@ void MessageShard::Dispatch(const DispatchRecord& record) {
   }
   lookup->outstanding = requests.size();
   const std::string origin_device = record.origin_device_id();
-  auto finish = [this, lookup, message, origin_device] {
+  auto finish = [this, lookup, captured = message, origin_device] {
+    // The record as it is now: a recall that committed during the presence
+    // lookup scrubbed it, and its body must not go out.
+    auto current = dispatch_records_.find({captured.conversation(), captured.seq()});
+    const Message message =
+        current != dispatch_records_.end() ? current->second.message() : captured;
     if (lookup->failed) {
       ++stats_.dispatch_retries;
       timers().After(options_.dispatch_retry_after, [this, message] {
@@ -482,20 +541,40 @@ void MessageShard::ShardSync(const Envelope& envelope) {
   Respond(envelope, reply);
 }
 
+uint64_t MessageShard::Unread(const std::string& conv, uint64_t user, uint64_t read,
+                              uint64_t max_seq, const GroupMembership* membership) {
+  if (read >= max_seq) return 0;
+  if (BugPlanted(Bug::kUnreadCountsOwn)) return max_seq - read;
+  std::vector<KeyValue> rows;
+  store().Scan(message_keys::MessagePrefix(conv), message_keys::Message(conv, read),
+               max_seq - read, &rows).IgnoreError();
+  uint64_t unread = 0;
+  for (const KeyValue& row : rows) {
+    Message m;
+    if (!m.ParseFromString(row.second)) continue;
+    if (m.seq() > max_seq) break;
+    if (m.kind() != Message::NORMAL || m.recalled() || m.sender_id() == user) continue;
+    if (Visible(m, membership)) ++unread;
+  }
+  return unread;
+}
+
 void MessageShard::ListConversations(const Envelope& envelope) {
   const ShardListConversationsRequest& request = envelope.request().shard_list_conversations();
   const uint64_t user = request.user_id();
-  std::set<std::string> conversations;
+  // Private conversations (null: no membership to apply) and the groups the
+  // gateway listed (the user's current memberships) that live here.
+  std::map<std::string, const GroupMembership*> conversations;
   std::vector<KeyValue> rows;
   store().Scan(message_keys::UserConversationPrefix(user), "", SIZE_MAX, &rows).IgnoreError();
   const size_t prefix = message_keys::UserConversationPrefix(user).size();
-  for (const KeyValue& row : rows) conversations.insert(row.first.substr(prefix));
-  for (uint64_t g : request.group_ids()) {
-    const std::string conv = GroupConversationId(g);
-    if (ShardOf(conv, options_.num_shards) == options_.shard) conversations.insert(conv);
+  for (const KeyValue& row : rows) conversations[row.first.substr(prefix)] = nullptr;
+  for (const GroupMembership& g : request.groups()) {
+    const std::string conv = GroupConversationId(g.group_id());
+    if (ShardOf(conv, options_.num_shards) == options_.shard) conversations[conv] = &g;
   }
   Reply reply;
-  for (const std::string& conv : conversations) {
+  for (const auto& [conv, membership] : conversations) {
     const uint64_t max_seq = MaxSeq(conv);
     if (max_seq == 0) continue;
     uint64_t read = 0;
@@ -505,16 +584,35 @@ void MessageShard::ListConversations(const Envelope& envelope) {
     state->set_conversation(conv);
     state->set_max_seq(max_seq);
     state->set_read_seq(read);
-    state->set_unread(max_seq - std::min(read, max_seq));
+    state->set_unread(Unread(conv, user, read, max_seq, membership));
   }
   Respond(envelope, reply);
+}
+
+void MessageShard::WithMembership(uint64_t user, uint64_t group_id,
+                                  std::function<void(absl::Status, GroupMembership)> next) {
+  Request request;
+  request.mutable_membership_history()->set_user_id(user);
+  rpc().Call(kGroupService, request, options_.calls,
+             [group_id, next = std::move(next)](const Reply& reply) {
+               absl::Status s = ReplyStatus(reply);
+               GroupMembership membership;
+               membership.set_group_id(group_id);
+               if (!s.ok()) {
+                 return next(absl::UnavailableError(absl::StrCat("group service: ", s.message())),
+                             membership);
+               }
+               for (const GroupMembership& g : reply.membership_history().groups()) {
+                 if (g.group_id() == group_id) membership = g;
+               }
+               next(absl::OkStatus(), std::move(membership));
+             });
 }
 
 void MessageShard::MoveCursor(const Envelope& envelope) {
   const bool is_read = envelope.request().has_read();
   const std::string& conv =
       is_read ? envelope.request().read().conversation() : envelope.request().ack().conversation();
-  const uint64_t seq = is_read ? envelope.request().read().seq() : envelope.request().ack().seq();
   const std::string& device =
       is_read ? envelope.request().read().device_id() : envelope.request().ack().device_id();
   const uint64_t user = envelope.auth_user_id();
@@ -529,7 +627,32 @@ void MessageShard::MoveCursor(const Envelope& envelope) {
   }
   if (s.ok()) s = CheckOwned(conv);
   if (!s.ok()) return RespondError(envelope, s);
+  if (!conversation->is_group) return ApplyCursor(envelope, nullptr);
+  // A group's cursors are for its current members only (a former member
+  // would otherwise learn max_seq and unread counts).
+  const uint64_t group_id = conversation->group_id;
+  WithMembership(user, group_id, [this, envelope, group_id](absl::Status s,
+                                                             GroupMembership membership) {
+    if (!s.ok()) return RespondError(envelope, s);
+    const bool current = membership.intervals_size() > 0 &&
+                         membership.intervals(membership.intervals_size() - 1).leave_version() == 0;
+    if (!current && !BugPlanted(Bug::kCursorForAnyone)) {
+      ++stats_.rejected;
+      return RespondError(envelope, absl::PermissionDeniedError(
+                                        absl::StrCat("not a member of group ", group_id)));
+    }
+    ApplyCursor(envelope, &membership);
+  });
+}
 
+void MessageShard::ApplyCursor(const Envelope& envelope, const GroupMembership* membership) {
+  const bool is_read = envelope.request().has_read();
+  const std::string& conv =
+      is_read ? envelope.request().read().conversation() : envelope.request().ack().conversation();
+  const uint64_t seq = is_read ? envelope.request().read().seq() : envelope.request().ack().seq();
+  const std::string& device =
+      is_read ? envelope.request().read().device_id() : envelope.request().ack().device_id();
+  const uint64_t user = envelope.auth_user_id();
   const uint64_t max_seq = MaxSeq(conv);
   const uint64_t target = std::min(seq, max_seq);
   std::string value;
@@ -551,13 +674,13 @@ void MessageShard::MoveCursor(const Envelope& envelope) {
   }
   if (new_user_read != user_read) batch.Put(message_keys::Read(conv, user), absl::StrCat(new_user_read));
   if (!batch.empty()) {
-    s = Commit(batch);
+    absl::Status s = Commit(batch);
     if (!s.ok()) return RespondError(envelope, absl::UnavailableError(s.message()));
   }
   Reply reply;
   reply.mutable_cursor()->set_delivered_seq(cursor.delivered_seq());
   reply.mutable_cursor()->set_read_seq(cursor.read_seq());
-  reply.mutable_cursor()->set_unread(max_seq - new_user_read);
+  reply.mutable_cursor()->set_unread(Unread(conv, user, new_user_read, max_seq, membership));
   Respond(envelope, reply);
 }
 

@@ -10,7 +10,9 @@
 #define PARLEY_CORE_MESSAGE_MESSAGE_SHARD_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -82,6 +84,27 @@ class MessageShard : public ServiceNode {
   // sender is one; otherwise answers the client.
   void WithGroupMembers(const Envelope& envelope, uint64_t group_id, uint64_t sender,
                         std::function<void(std::vector<uint64_t>, uint64_t)> next);
+
+  // For a RECALL about to commit: stages in `batch` the original rewritten
+  // without its body (recalled) and, if its dispatch record is still in the
+  // store, that record scrubbed too (returned in `scrubbed`, for memory).
+  // FAILED_PRECONDITION if the original was recalled meanwhile.
+  absl::Status StageRecall(const Message& recall, WriteBatch* batch,
+                           std::optional<DispatchRecord>* scrubbed);
+  // Replaces the in-memory copy of a dispatch record, if it is still there.
+  void UpdateDispatchRecord(const DispatchRecord& record);
+  // Asks the group service (internal call) for `user`'s membership history
+  // and calls `next` with the status (UNAVAILABLE when the call failed) and
+  // the user's intervals in `group_id` (none: never a member).
+  void WithMembership(uint64_t user, uint64_t group_id,
+                      std::function<void(absl::Status, GroupMembership)> next);
+  // Moves the cursor once the caller may (see MoveCursor).
+  void ApplyCursor(const Envelope& envelope, const GroupMembership* membership);
+  // Messages in (read, max_seq] of `conv` that count as unread for `user`:
+  // NORMAL, not recalled, from someone else and visible to the user
+  // (`membership` null: a private conversation, all visible).
+  uint64_t Unread(const std::string& conv, uint64_t user, uint64_t read, uint64_t max_seq,
+                  const GroupMembership* membership);
 
   uint64_t MaxSeq(const std::string& conversation);
   void Dispatch(const DispatchRecord& record);
