@@ -2,6 +2,7 @@
 // offline, through gateways, message shards, kv presence and clients — without
 // loss, duplicates or reordering.
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -74,9 +75,11 @@ class MessagingTest : public ::testing::Test {
     r.mutable_add_friend()->set_friend_id(Id(b));
     ASSERT_EQ(Do(a, r).status().code(), CODE_OK);
   }
-  uint64_t CreateGroup(const std::string& owner, const std::vector<std::string>& members) {
+  uint64_t CreateGroup(const std::string& owner, const std::vector<std::string>& members,
+                       bool open = false) {
     Request r;
     r.mutable_create_group()->set_name("g");
+    r.mutable_create_group()->set_open(open);
     for (const std::string& m : members) r.mutable_create_group()->add_member_ids(Id(m));
     Reply reply = Do(owner, r);
     EXPECT_EQ(reply.status().code(), CODE_OK) << reply.status().message();
@@ -112,6 +115,51 @@ class MessagingTest : public ::testing::Test {
     return n;
   }
   void Settle() { c_.net().Advance(absl::Seconds(3)); }
+  MemStore& ShardStore(const std::string& conversation) {
+    return c_.net().store(ShardAddress(ShardOf(conversation, 2)));
+  }
+  // The store keys of the shard of `conversation` whose value holds `text`.
+  std::vector<std::string> KeysHolding(const std::string& conversation, const std::string& text) {
+    std::vector<std::string> out;
+    for (const auto& [key, value] : ShardStore(conversation).data()) {
+      if (value.find(text) != std::string::npos) out.push_back(key);
+    }
+    return out;
+  }
+  Reply RecallOf(const std::string& client, const std::string& conversation, uint64_t seq,
+                 const std::string& id) {
+    Request recall;
+    recall.mutable_recall()->set_conversation(conversation);
+    recall.mutable_recall()->set_seq(seq);
+    recall.mutable_recall()->set_client_msg_id(id);
+    return Do(client, recall);
+  }
+  Reply Cursor(const std::string& client, const std::string& conversation, uint64_t seq,
+               bool read) {
+    Request r;
+    if (read) {
+      r.mutable_read()->set_conversation(conversation);
+      r.mutable_read()->set_seq(seq);
+      r.mutable_read()->set_device_id("d1");
+    } else {
+      r.mutable_ack()->set_conversation(conversation);
+      r.mutable_ack()->set_seq(seq);
+      r.mutable_ack()->set_device_id("d1");
+    }
+    return Do(client, r);
+  }
+  // The user's membership history, as the group service tells it.
+  GroupMembership MembershipOf(uint64_t user, uint64_t group) {
+    Request r;
+    r.mutable_membership_history()->set_user_id(user);
+    GroupMembership out;
+    out.set_group_id(group);
+    const Reply reply = c_.Call(CoreCluster::Address(kGroupService), r);
+    for (const GroupMembership& g : reply.membership_history().groups()) {
+      if (g.group_id() == group) out = g;
+    }
+    return out;
+  }
 
   Recorder rec_;
   CoreCluster c_;
@@ -598,7 +646,7 @@ TEST_F(MessagingTest, NewMembersDoNotSeeMessagesFromBeforeTheyJoined) {
   const std::string bob = AddClient("bob");
   const std::string dave = AddClient("dave");
   Befriend(alice, bob);
-  const uint64_t group = CreateGroup(alice, {bob});
+  const uint64_t group = CreateGroup(alice, {bob}, /*open=*/true);
   const std::string conv = GroupConversationId(group);
   c_.client(alice)->SendGroup(group, "before dave");
   Settle();
@@ -619,6 +667,266 @@ TEST_F(MessagingTest, NewMembersDoNotSeeMessagesFromBeforeTheyJoined) {
   EXPECT_THAT(Bodies(dave, conv), ::testing::ElementsAre("after dave joined"));
   EXPECT_THAT(Bodies(bob, conv),
               ::testing::ElementsAre("before dave", "after dave joined", "after dave left"));
+}
+
+// After a recall is acked its original survives only as a tombstone: sync
+// serves it without the body (recalled), no key of the shard holds the body,
+// and a client that was offline delivers the tombstone in order.
+TEST_F(MessagingTest, ARecallLeavesATombstoneAndNoCopyOfTheBody) {
+  const std::string alice = AddClient("alice");
+  const std::string bob = AddClient("bob");
+  Befriend(alice, bob);
+  const std::string conv = PrivateConversationId(Id(alice), Id(bob));
+  c_.client(bob)->Disconnect();
+  c_.client(alice)->SendPrivate(Id(bob), "top secret");
+  Settle();
+  ASSERT_EQ(RecallOf(alice, conv, 1, "recall-1").status().code(), CODE_OK);
+  EXPECT_THAT(KeysHolding(conv, "top secret"), ::testing::IsEmpty());
+
+  Request sync;
+  sync.mutable_sync();
+  Reply synced = Do(alice, sync);
+  ASSERT_EQ(synced.status().code(), CODE_OK);
+  ASSERT_EQ(synced.sync().conversations_size(), 1);
+  const ConversationPage& page = synced.sync().conversations(0);
+  ASSERT_EQ(page.messages_size(), 2);
+  EXPECT_EQ(page.messages(0).seq(), 1u);
+  EXPECT_EQ(page.messages(0).body(), "");
+  EXPECT_TRUE(page.messages(0).recalled());
+  EXPECT_EQ(page.messages(1).kind(), Message::RECALL);
+
+  c_.client(bob)->Connect();
+  WaitOnline(bob);
+  Settle();
+  EXPECT_THAT(Seqs(bob, conv), ::testing::ElementsAre(1u, 2u));
+  ASSERT_EQ(rec_.delivered[bob].size(), 2u);
+  EXPECT_TRUE(rec_.delivered[bob][0].recalled());
+  EXPECT_EQ(rec_.delivered[bob][0].body(), "");
+  EXPECT_EQ(c_.client(bob)->cursor(conv), 2u);
+  EXPECT_THAT(KeysHolding(conv, "top secret"), ::testing::IsEmpty());
+}
+
+// The original's dispatch is still waiting for its presence lookup when the
+// recall commits: the push it then builds carries no body.
+TEST_F(MessagingTest, ADispatchInFlightWhenARecallCommitsPushesNoBody) {
+  const std::string alice = AddClient("alice");
+  const std::string bob = AddClient("bob");
+  Befriend(alice, bob);
+  Settle();
+  const std::string conv = PrivateConversationId(Id(alice), Id(bob));
+  std::vector<Message> pushed;
+  c_.net().HoldNext([&](const std::string& to, const Envelope& e) {
+    if (to == bob && e.has_client_push()) pushed.push_back(e.client_push().message());
+    return false;  // only watching
+  });
+  c_.net().HoldNext([&](const std::string& to, const Envelope& e) {
+    return to == kKvAddress && e.has_request() && e.request().kv_get().prefixes_size() > 0;
+  });
+  c_.client(alice)->SendPrivate(Id(bob), "top secret");
+  c_.net().Advance(absl::Milliseconds(20));
+  ASSERT_EQ(c_.net().held(), 1u);
+  ASSERT_EQ(RecallOf(alice, conv, 1, "recall-1").status().code(), CODE_OK);
+  EXPECT_THAT(KeysHolding(conv, "top secret"), ::testing::IsEmpty());
+  c_.net().ReleaseHeld();
+  Settle();
+  ASSERT_EQ(pushed.size(), 2u);
+  for (const Message& m : pushed) EXPECT_EQ(m.body(), "") << m.seq();
+  EXPECT_TRUE(pushed[0].recalled() || pushed[1].recalled());
+  EXPECT_THAT(Seqs(bob, conv), ::testing::ElementsAre(1u, 2u));
+  EXPECT_THAT(Bodies(bob, conv), ::testing::ElementsAre("", ""));
+}
+
+TEST_F(MessagingTest, RecallRefusalsComeInTheSpecsOrder) {
+  const std::string alice = AddClient("alice");
+  const std::string bob = AddClient("bob");
+  Befriend(alice, bob);
+  const std::string conv = PrivateConversationId(Id(alice), Id(bob));
+  c_.client(alice)->SendPrivate(Id(bob), "oops");
+  Settle();
+  EXPECT_EQ(RecallOf(alice, conv, 9, "r-missing").status().code(), CODE_NOT_FOUND);
+  EXPECT_EQ(RecallOf(bob, conv, 1, "r-bob").status().code(), CODE_PERMISSION_DENIED);
+  ASSERT_EQ(RecallOf(alice, conv, 1, "r-1").status().code(), CODE_OK);
+  // A retry of the same recall is its ack again, not a refusal.
+  Reply retried = RecallOf(alice, conv, 1, "r-1");
+  EXPECT_EQ(retried.status().code(), CODE_OK);
+  EXPECT_EQ(retried.send().seq(), 2u);
+  EXPECT_EQ(RecallOf(alice, conv, 2, "r-recall").status().code(), CODE_INVALID_ARGUMENT);
+  EXPECT_EQ(RecallOf(alice, conv, 1, "r-2").status().code(), CODE_FAILED_PRECONDITION);
+  EXPECT_EQ(RecallOf(bob, conv, 1, "r-bob-2").status().code(), CODE_PERMISSION_DENIED);
+  EXPECT_EQ(MaxSeqStored(conv), 2u);  // one recall entry
+}
+
+TEST_F(MessagingTest, OnlyCurrentMembersMoveAGroupsCursors) {
+  const std::string alice = AddClient("alice");
+  const std::string bob = AddClient("bob");
+  const std::string carol = AddClient("carol");
+  const std::string dave = AddClient("dave");
+  for (const std::string& m : {bob, carol, dave}) Befriend(alice, m);
+  const uint64_t group = CreateGroup(alice, {bob, dave});
+  const std::string conv = GroupConversationId(group);
+  c_.client(alice)->SendGroup(group, "hello");
+  Settle();
+  Request leave;
+  leave.mutable_leave_group()->set_group_id(group);
+  ASSERT_EQ(Do(dave, leave).status().code(), CODE_OK);
+  for (bool read : {true, false}) {
+    Reply member = Cursor(bob, conv, 1, read);
+    EXPECT_EQ(member.status().code(), CODE_OK) << member.status().message();
+    Reply stranger = Cursor(carol, conv, 1, read);
+    EXPECT_EQ(stranger.status().code(), CODE_PERMISSION_DENIED) << read;
+    EXPECT_EQ(stranger.status().message(), absl::StrCat("not a member of group ", group));
+    EXPECT_EQ(Cursor(dave, conv, 1, read).status().code(), CODE_PERMISSION_DENIED) << read;
+  }
+  std::string value;
+  EXPECT_FALSE(ShardStore(conv).Get(message_keys::Read(conv, Id(carol)), &value).ok());
+  EXPECT_FALSE(ShardStore(conv).Get(message_keys::Cursor(conv, Id(carol), "d1"), &value).ok());
+}
+
+// Unread counts what others wrote that the user may see: not its own
+// messages, not recall entries or recalled messages, nothing from outside
+// its membership.
+TEST_F(MessagingTest, UnreadCountsOnlyOthersVisibleLiveMessages) {
+  const std::string alice = AddClient("alice");
+  const std::string bob = AddClient("bob");
+  const std::string dave = AddClient("dave");
+  Befriend(alice, bob);
+  Befriend(alice, dave);
+  const uint64_t group = CreateGroup(alice, {bob});
+  const std::string conv = GroupConversationId(group);
+  c_.client(alice)->SendGroup(group, "a1");  // 1
+  Settle();
+  c_.client(bob)->SendGroup(group, "b1");  // 2
+  Settle();
+  Request invite;
+  invite.mutable_invite()->set_group_id(group);
+  invite.mutable_invite()->add_user_ids(Id(dave));
+  ASSERT_EQ(Do(alice, invite).status().code(), CODE_OK);
+  c_.client(alice)->SendGroup(group, "a2");  // 3
+  Settle();
+  c_.client(alice)->SendGroup(group, "a3");  // 4
+  Settle();
+  ASSERT_EQ(RecallOf(alice, conv, 4, "recall-a3").status().code(), CODE_OK);  // 5
+  c_.client(dave)->SendGroup(group, "d1");  // 6
+  Settle();
+  ASSERT_EQ(MaxSeqStored(conv), 6u);
+
+  // Through the cursor's reply: bob has a1, a2, d1 unread; after reading 1, two.
+  Reply bob_ack = Cursor(bob, conv, 0, /*read=*/false);
+  ASSERT_EQ(bob_ack.status().code(), CODE_OK);
+  EXPECT_EQ(bob_ack.cursor().unread(), 3u);
+  EXPECT_EQ(Cursor(bob, conv, 1, /*read=*/true).cursor().unread(), 2u);
+  // Dave joined after a1 and b1: only a2.
+  EXPECT_EQ(Cursor(dave, conv, 0, /*read=*/false).cursor().unread(), 1u);
+
+  // Through the shard's list (the gateway passes current memberships).
+  auto listed = [&](const std::string& client) {
+    Request r;
+    r.mutable_shard_list_conversations()->set_user_id(Id(client));
+    *r.mutable_shard_list_conversations()->add_groups() = MembershipOf(Id(client), group);
+    Reply reply = c_.Call(ShardAddress(ShardOf(conv, 2)), r);
+    for (const ConversationState& state : reply.list_conversations().conversations()) {
+      if (state.conversation() == conv) return state;
+    }
+    ADD_FAILURE() << conv << " not listed for " << client;
+    return ConversationState();
+  };
+  EXPECT_EQ(listed(bob).unread(), 2u);
+  EXPECT_EQ(listed(bob).read_seq(), 1u);
+  EXPECT_EQ(listed(dave).unread(), 1u);
+  EXPECT_EQ(listed(alice).unread(), 2u);  // b1 and d1
+
+  // Private: one's own messages do not count either.
+  const std::string pconv = PrivateConversationId(Id(alice), Id(bob));
+  c_.client(alice)->SendPrivate(Id(bob), "p1");
+  Settle();
+  c_.client(bob)->SendPrivate(Id(alice), "p2");
+  Settle();
+  c_.client(alice)->SendPrivate(Id(bob), "p3");
+  Settle();
+  Request list;
+  list.mutable_list_conversations();
+  const Reply bob_list = Do(bob, list);
+  bool found = false;
+  for (const ConversationState& state : bob_list.list_conversations().conversations()) {
+    if (state.conversation() != pconv) continue;
+    found = true;
+    EXPECT_EQ(state.unread(), 2u);
+  }
+  EXPECT_TRUE(found) << pconv;
+  EXPECT_EQ(Cursor(alice, pconv, 0, /*read=*/false).cursor().unread(), 1u);
+}
+
+// An ack the shard refuses (the user left the group before it arrived) is
+// not sent again with every later ack.
+TEST_F(MessagingTest, TheClientDoesNotResendARefusedAck) {
+  const std::string alice = AddClient("alice");
+  ClientOptions slow_acks;
+  slow_acks.ack_delay = absl::Seconds(1);
+  const std::string dave = AddClient("dave", "d1", "", slow_acks);
+  Befriend(alice, dave);
+  const uint64_t group = CreateGroup(alice, {dave});
+  const std::string conv = GroupConversationId(group);
+  Settle();
+  int acks = 0;
+  std::vector<ErrorCode> answers;
+  c_.net().HoldNext([&](const std::string& to, const Envelope& e) {
+    if (e.has_request() && e.request().has_ack() && e.request().ack().conversation() == conv &&
+        e.auth_user_id() == Id(dave) && to == ShardAddress(ShardOf(conv, 2))) {
+      ++acks;
+    }
+    return false;  // only counting
+  });
+  c_.client(alice)->SendGroup(group, "hello");
+  for (int i = 0; i < 50 && Seqs(dave, conv).empty(); ++i) c_.net().Advance(absl::Milliseconds(2));
+  ASSERT_EQ(Seqs(dave, conv).size(), 1u);
+  Request leave;
+  leave.mutable_leave_group()->set_group_id(group);
+  ASSERT_EQ(Do(dave, leave).status().code(), CODE_OK);
+  EXPECT_EQ(acks, 0) << "the ack waits for its delay";
+  Settle();
+  EXPECT_EQ(acks, 1);
+  // Later deliveries flush acks again; the refused one is not among them.
+  for (int i = 0; i < 3; ++i) {
+    c_.client(alice)->SendPrivate(Id(dave), absl::StrCat("p", i));
+    Settle();
+  }
+  EXPECT_EQ(Seqs(dave, PrivateConversationId(Id(alice), Id(dave))).size(), 3u);
+  EXPECT_EQ(acks, 1);
+}
+
+// CallForged (the simulator's attackers): the envelope to the gateway carries
+// the forged identity; the gateway acts as the session's user regardless.
+TEST_F(MessagingTest, AForgedCallCarriesTheForgedIdentityAndTheGatewayIgnoresIt) {
+  const std::string alice = AddClient("alice");
+  const std::string bob = AddClient("bob");
+  Befriend(alice, bob);
+  Request send;
+  send.mutable_send_private()->set_to_user_id(Id(alice));  // "bob" writing to alice
+  send.mutable_send_private()->set_client_msg_id("forged-1");
+  send.mutable_send_private()->set_body("I am bob");
+  std::optional<Reply> reply;
+  c_.client(alice)->CallForged(send, Id(bob), "", [&](const Reply& r) { reply = r; });
+  Settle();
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->status().code(), CODE_INVALID_ARGUMENT) << reply->status().message();
+  EXPECT_EQ(MaxSeqStored(PrivateConversationId(Id(alice), Id(bob))), 0u);
+
+  // With a forged sender address too: what leaves the client says so (held
+  // here; the simulator's transport stamps the true sender).
+  std::optional<Envelope> sent;
+  c_.net().HoldNext([&](const std::string& to, const Envelope& e) {
+    if (!(e.has_request() && e.request().has_send_private())) return false;
+    sent = e;
+    return true;
+  });
+  reply.reset();
+  c_.client(alice)->CallForged(send, Id(bob), bob, [&](const Reply& r) { reply = r; });
+  Settle();
+  ASSERT_TRUE(sent.has_value());
+  EXPECT_EQ(sent->from(), bob);
+  EXPECT_EQ(sent->auth_user_id(), Id(bob));
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->status().code(), CODE_UNAVAILABLE);  // no answer came back
 }
 
 }  // namespace
