@@ -475,7 +475,7 @@ void GroupService::MembershipHistory(const Envelope& envelope) {
   if (user == 0) return RespondError(envelope, absl::InvalidArgumentError("no user named"));
   if (envelope.auth_user_id() != 0 && user != envelope.auth_user_id()) {
     return RespondError(envelope,
-                        absl::PermissionDeniedError("you may read only your own membership history"));
+                        absl::PermissionDeniedError("you may read only your own history"));
   }
   std::vector<KeyValue> rows;
   store().Scan(group_keys::HistoryPrefix(user), "", 1000000, &rows).IgnoreError();

@@ -6,8 +6,9 @@
 // group's members only as members, and only their own groups; internal
 // callers (auth_user_id == 0) see everything. Every membership change bumps
 // the group's version and emits MembershipChanged in the same batch (opening
-// or closing is not a membership change: no bump, no event). Member entries carry nickname/avatar, refreshed from
-// UserProfileChanged. A group holds at most `max_members` (default 3000).
+// or closing is not a membership change: no bump, no event). Member entries
+// carry nickname/avatar, refreshed from UserProfileChanged. A group holds at
+// most `max_members` (default 3000).
 #ifndef PARLEY_CORE_GROUP_GROUP_SERVICE_H_
 #define PARLEY_CORE_GROUP_GROUP_SERVICE_H_
 
