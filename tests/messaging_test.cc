@@ -834,6 +834,13 @@ TEST_F(MessagingTest, UnreadCountsOnlyOthersVisibleLiveMessages) {
   EXPECT_EQ(listed(bob).read_seq(), 1u);
   EXPECT_EQ(listed(dave).unread(), 1u);
   EXPECT_EQ(listed(alice).unread(), 2u);  // b1 and d1
+  // Through the gateway, which sends the current memberships.
+  Request glist;
+  glist.mutable_list_conversations();
+  const Reply dave_list = Do(dave, glist);
+  ASSERT_EQ(dave_list.list_conversations().conversations_size(), 1);
+  EXPECT_EQ(dave_list.list_conversations().conversations(0).conversation(), conv);
+  EXPECT_EQ(dave_list.list_conversations().conversations(0).unread(), 1u);
 
   // Private: one's own messages do not count either.
   const std::string pconv = PrivateConversationId(Id(alice), Id(bob));
