@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/message/conversation.h"
+#include "sim/policy.h"
 
 namespace parley {
 namespace sim {
@@ -278,6 +279,38 @@ Result Unread(const History& h, const FinalState& s) {
                                " and the conversation ends at ", max_seq));
     }
   }
+  // Unread counts, as served once the run had settled: the messages after the
+  // read cursor that another user sent, not recall entries nor recalled, and
+  // visible to the reader.
+  for (const HistoryEntry& e : h.entries()) {
+    if (e.kind() != HistoryEntry::REQUEST || e.detail() != "list_conversations" ||
+        e.no_reply() || e.code() != 0 || e.invoked_us() < s.quiet_since_us) {
+      continue;
+    }
+    for (const ConversationState& c : e.states()) {
+      auto conv = s.messages.find(c.conversation());
+      uint64_t expected = 0;
+      uint64_t max_seq = 0;
+      if (conv != s.messages.end()) {
+        if (!conv->second.empty()) max_seq = conv->second.rbegin()->first;
+        for (auto m = conv->second.upper_bound(c.read_seq());
+             m != conv->second.end() && m->first <= c.max_seq(); ++m) {
+          const Message& msg = m->second;
+          if (msg.kind() == Message::NORMAL && !msg.recalled() && msg.sender_id() != e.user_id() &&
+              Visible(s, e.user_id(), msg)) {
+            ++expected;
+          }
+        }
+      }
+      if (c.unread() != expected || c.max_seq() != max_seq) {
+        return Fail("unread", e.index(),
+                    absl::StrCat("user ", e.user_id(), " was told ", c.unread(), " unread in ",
+                                 c.conversation(), " (read to ", c.read_seq(), ", max ", c.max_seq(),
+                                 "); other users' visible messages after its cursor: ", expected,
+                                 ", conversation ends at ", max_seq));
+      }
+    }
+  }
   return std::nullopt;
 }
 
@@ -360,6 +393,9 @@ const std::vector<std::pair<std::string, Checker>>& AllCheckers() {
       {"unread", Unread},
       {"idempotent_send", IdempotentSend},
       {"registry_live", RegistryLive},
+      {"access_control", AccessControl},
+      {"privacy", Privacy},
+      {"recall", RecallChecker},
   };
   return *kAll;
 }

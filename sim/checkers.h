@@ -42,6 +42,15 @@ struct FinalState {
   std::map<std::pair<std::string, uint64_t>, uint64_t> read_cursors;
   // client address -> user id.
   std::map<std::string, uint64_t> clients;
+  // (conversation, seq) -> the last time (us) a message shard sent that
+  // message with its body, by push or sync reply (the simulator's tap).
+  std::map<std::pair<std::string, uint64_t>, int64_t> body_served_us;
+  // Every value of every node's store, one after another: what the store
+  // keeps, for "no recalled body anywhere" (empty: not known).
+  std::string store_blob;
+  // From this time on nothing changed any more (the run had settled): replies
+  // to requests sent after it are judged exactly (unread counts).
+  int64_t quiet_since_us = INT64_MAX;
 };
 
 struct Violation {

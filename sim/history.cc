@@ -39,6 +39,7 @@ void HistoryRecorder::OnSendFailed(const std::string& client, const std::string&
                                    const absl::Status& status) {
   HistoryEntry* e = Add(HistoryEntry::SEND_FAILED, client);
   e->set_client_msg_id(client_msg_id);
+  e->set_code(static_cast<int32_t>(status.code()));
   e->set_detail(status.ToString());
 }
 
@@ -49,7 +50,18 @@ std::string Describe(const HistoryEntry& e) {
   if (!e.conversation().empty()) absl::StrAppend(&out, " ", e.conversation(), "#", e.seq());
   if (!e.client_msg_id().empty()) absl::StrAppend(&out, " id=", e.client_msg_id());
   if (e.sender_id() != 0) absl::StrAppend(&out, " sender=", e.sender_id());
-  if (e.group_id() != 0) absl::StrAppend(&out, " group=", e.group_id(), e.joined() ? " joined" : " left");
+  if (e.group_id() != 0) {
+    absl::StrAppend(&out, " group=", e.group_id());
+    if (e.kind() == HistoryEntry::MEMBERSHIP_ACKED) absl::StrAppend(&out, e.joined() ? " joined" : " left");
+  }
+  if (e.kind() == HistoryEntry::REQUEST || e.kind() == HistoryEntry::SEND_FAILED) {
+    absl::StrAppend(&out, e.no_reply() ? " no-reply" : " code=", e.no_reply() ? "" : absl::StrCat(e.code()));
+  }
+  if (e.target_id() != 0) absl::StrAppend(&out, " target=", e.target_id());
+  if (e.kind() == HistoryEntry::REQUEST && e.flag()) absl::StrAppend(&out, " flag");
+  if (e.version() != 0) absl::StrAppend(&out, " v", e.version());
+  if (e.adversary()) absl::StrAppend(&out, " ADVERSARY");
+  if (!e.forged().empty()) absl::StrAppend(&out, " forged=", e.forged());
   if (!e.detail().empty()) absl::StrAppend(&out, " (", e.detail(), ")");
   return out;
 }

@@ -136,7 +136,7 @@ void PrintVerdict(const RunResult& r, const std::string& determinism_error, bool
     }
     std::cout << "\n  " << v.explanation << "\n";
   }
-  if (verbose && !r.passed) {
+  if (verbose) {  // replay: the whole history, passing or not
     for (const HistoryEntry& e : r.history.entries()) std::cout << "  " << Describe(e) << "\n";
   }
 }

@@ -87,7 +87,22 @@ class Simulation {
   void DoListFriends();
   void DoRetire();
   void DoFriendChange();
+  void DoAttack();
+  void DoModerate();
+  void DoFreshSync();
   Client* OnlineClient(size_t* index);
+  Client* OnlineAdversary(size_t* index);
+  bool IsAdversary(size_t client_index) const;
+  // Every client operation other than a send goes through here, so the
+  // history has it (REQUEST) with its outcome for the policy checkers.
+  void Issue(size_t client_index, const Request& request, std::function<void(const Reply&)> then,
+             bool adversary = false, const std::string& forged = "", uint64_t forged_auth = 0,
+             const std::string& forged_from = "");
+  void RecordRequest(HistoryEntry* e, const Request& request, const Reply* reply);
+  void FinishUnanswered();
+  void OnServed(const std::string& from, const Envelope& envelope);
+  // A recent acknowledged send, from the history (for recalls).
+  const HistoryEntry* RecentAck(bool of_other_user, uint64_t me);
   // Nemesis.
   void DrawFaults();
   void ScheduleFaults();
@@ -128,6 +143,22 @@ class Simulation {
   std::vector<ScriptedFault> applied_faults_;
   std::vector<double> profile_apply_ms_;
   std::vector<double> sync_sizes_;
+  // The policy side of the workload.
+  std::set<std::pair<uint64_t, uint64_t>> kicked_;   // (group, user)
+  std::map<uint64_t, std::set<uint64_t>> blocked_by_;  // user -> users who blocked it
+  std::set<uint64_t> open_groups_;
+  struct Pending {
+    size_t client_index;
+    Request request;
+    int64_t invoked_us;
+    bool adversary;
+    std::string forged;
+  };
+  std::map<uint64_t, Pending> unanswered_;
+  uint64_t next_issue_ = 1;
+  uint64_t next_body_ = 1;
+  std::map<std::pair<std::string, uint64_t>, int64_t> body_served_us_;
+  int64_t quiet_since_us_ = INT64_MAX;
 };
 
 std::vector<std::string> Simulation::ServerAddresses() const {
@@ -253,7 +284,7 @@ void Simulation::ScheduleSetup() {
         Request r;
         r.mutable_add_friend()->set_friend_id(b->user_id());
         const uint64_t x = a->user_id(), y = b->user_id();
-        a->Call(r, [this, x, y](const Reply& reply) {
+        Issue(i, r, [this, x, y](const Reply& reply) {
           if (reply.status().code() == CODE_OK || reply.status().code() == CODE_ALREADY_EXISTS) {
             friends_[x].insert(y);
             friends_[y].insert(x);
@@ -265,12 +296,15 @@ void Simulation::ScheduleSetup() {
   // Groups of friends.
   world_.After(absl::Seconds(6), [this, w] {
     for (uint32_t g = 0; g < w.groups(); ++g) {
-      Client* owner = OnlineClient(nullptr);
+      size_t oi = 0;
+      Client* owner = OnlineClient(&oi);
       if (owner == nullptr) continue;
       const std::set<uint64_t>& mine = friends_[owner->user_id()];
       std::vector<uint64_t> pool(mine.begin(), mine.end());
       Request r;
       r.mutable_create_group()->set_name(absl::StrCat("group", g));
+      const bool open = rng_.Bernoulli(w.open_group_fraction());
+      r.mutable_create_group()->set_open(open);
       std::vector<uint64_t> members = {owner->user_id()};
       for (uint32_t k = 0; k + 1 < w.group_size() && !pool.empty(); ++k) {
         const size_t pick = rng_.Uniform(pool.size());
@@ -279,9 +313,10 @@ void Simulation::ScheduleSetup() {
         pool.erase(pool.begin() + pick);
       }
       const uint64_t owner_id = owner->user_id();
-      owner->Call(r, [this, owner_id, members](const Reply& reply) {
+      Issue(oi, r, [this, owner_id, members, open](const Reply& reply) {
         if (reply.status().code() != CODE_OK) return;
         const uint64_t group = reply.create_group().group().group_id();
+        if (open) open_groups_.insert(group);
         group_owner_[group] = owner_id;
         groups_[group].insert(members.begin(), members.end());
       });
@@ -299,7 +334,8 @@ void Simulation::NextAction() {
                           w.read_rate_per_s(),         w.recall_rate_per_s(),
                           w.join_leave_rate_per_s(),   w.churn_rate_per_s(),
                           w.list_friends_rate_per_s(), w.friend_change_rate_per_s(),
-                          w.retire_rate_per_s()};
+                          w.retire_rate_per_s(),       w.adversary_fraction() > 0 ? w.adversary_rate_per_s() : 0,
+                          w.moderation_rate_per_s(),   w.fresh_sync_rate_per_s()};
   double total = 0;
   for (double r : rates) total += r;
   if (total <= 0 || world_.Now() >= chaos_end_) return;
@@ -315,7 +351,10 @@ void Simulation::NextAction() {
     case 5: DoChurn(); break;
     case 6: DoListFriends(); break;
     case 7: DoFriendChange(); break;
-    default: DoRetire(); break;
+    case 8: DoRetire(); break;
+    case 9: DoAttack(); break;
+    case 10: DoModerate(); break;
+    default: DoFreshSync(); break;
   }
   // Exponential gaps: a Poisson process of actions.
   const double gap_s = -std::log(1.0 - rng_.UniformDouble()) / total;
@@ -327,7 +366,9 @@ void Simulation::DoSend() {
   Client* c = OnlineClient(&i);
   if (c == nullptr) return;
   const uint64_t me = c->user_id();
-  const std::string body(std::max<uint32_t>(1, s_.workload().body_bytes()), 'x');
+  // Unique per message, so a recalled body can be looked for anywhere.
+  std::string body = absl::StrCat("<b", me, ".", next_body_++, ">");
+  if (body.size() < s_.workload().body_bytes()) body.resize(s_.workload().body_bytes(), 'x');
   std::vector<uint64_t> my_groups;
   for (const auto& [g, members] : groups_) {
     if (members.count(me) > 0) my_groups.push_back(g);
@@ -357,6 +398,7 @@ void Simulation::DoSend() {
   e->set_conversation(conv);
   e->set_client_msg_id(id);
   e->set_sender_id(me);
+  e->set_body(body);
 }
 
 void Simulation::DoProfile() {
@@ -367,7 +409,7 @@ void Simulation::DoProfile() {
   r.mutable_update_profile()->set_nickname(absl::StrCat("nick", rng_.Uniform(1000000)));
   if (rng_.Bernoulli(0.3)) r.mutable_update_profile()->set_avatar(absl::StrCat("a", rng_.Uniform(100), ".png"));
   const std::string address = clients_[i].address;
-  c->Call(r, [this, address](const Reply& reply) {
+  Issue(i, r, [this, address](const Reply& reply) {
     if (reply.status().code() != CODE_OK) return;
     HistoryEntry* e = recorder_.Add(HistoryEntry::PROFILE_UPDATED, address);
     e->set_version(reply.update_profile().profile().version());
@@ -385,7 +427,7 @@ void Simulation::DoRead() {
   r.mutable_read()->set_seq(m.seq());
   const std::string address = clients_[i].address;
   const std::string conv = m.conversation();
-  c->Call(r, [this, address, conv](const Reply& reply) {
+  Issue(i, r, [this, address, conv](const Reply& reply) {
     if (reply.status().code() != CODE_OK) return;
     HistoryEntry* e = recorder_.Add(HistoryEntry::READ_ACKED, address);
     e->set_conversation(conv);
@@ -413,8 +455,10 @@ void Simulation::DoRecall() {
   const std::string id = c->Recall(ack.conversation(), ack.seq());
   HistoryEntry* e = recorder_.Add(HistoryEntry::SEND_INVOKED, address);
   e->set_conversation(ack.conversation());
+  e->set_seq(ack.seq());
   e->set_client_msg_id(id);
   e->set_sender_id(c->user_id());
+  e->set_detail("recall");
 }
 
 void Simulation::DoJoinLeave() {
@@ -434,7 +478,7 @@ void Simulation::DoJoinLeave() {
     r.mutable_join_group()->set_group_id(group);
   }
   const std::string address = clients_[i].address;
-  c->Call(r, [this, address, group, me, member](const Reply& reply) {
+  Issue(i, r, [this, address, group, me, member](const Reply& reply) {
     if (reply.status().code() != CODE_OK) return;
     if (member) {
       groups_[group].erase(me);
@@ -485,7 +529,7 @@ void Simulation::DoListFriends() {
   r.mutable_list_friends();
   const std::string address = clients_[i].address;
   const int64_t invoked_us = absl::ToUnixMicros(world_.Now());
-  c->Call(r, [this, address, invoked_us](const Reply& reply) {
+  Issue(i, r, [this, address, invoked_us](const Reply& reply) {
     if (reply.status().code() != CODE_OK) return;
     HistoryEntry* e = recorder_.Add(HistoryEntry::FRIENDS_LISTED, address);
     e->set_invoked_us(invoked_us);
@@ -495,7 +539,8 @@ void Simulation::DoListFriends() {
 }
 
 void Simulation::DoFriendChange() {
-  Client* a = OnlineClient(nullptr);
+  size_t ai = 0;
+  Client* a = OnlineClient(&ai);
   Client* b = OnlineClient(nullptr);
   if (a == nullptr || b == nullptr || a->user_id() == b->user_id()) return;
   const uint64_t x = a->user_id(), y = b->user_id();
@@ -506,7 +551,7 @@ void Simulation::DoFriendChange() {
   } else {
     r.mutable_add_friend()->set_friend_id(y);
   }
-  a->Call(r, [this, x, y, remove](const Reply& reply) {
+  Issue(ai, r, [this, x, y, remove](const Reply& reply) {
     if (reply.status().code() != CODE_OK) return;
     if (remove) {
       friends_[x].erase(y);
@@ -516,6 +561,456 @@ void Simulation::DoFriendChange() {
       friends_[y].insert(x);
     }
   });
+}
+
+// ---- the access policy's side of the workload ----------------------------------------------
+
+bool Simulation::IsAdversary(size_t client_index) const {
+  const Workload& w = s_.workload();
+  const size_t attackers = static_cast<size_t>(std::ceil(w.adversary_fraction() * w.users()));
+  return clients_[client_index].user_index + attackers >= w.users();
+}
+
+Client* Simulation::OnlineAdversary(size_t* index) {
+  const Workload& w = s_.workload();
+  const size_t attackers = static_cast<size_t>(std::ceil(w.adversary_fraction() * w.users()));
+  if (attackers == 0) return nullptr;
+  // Attackers are the last users; their clients are at the end of clients_.
+  size_t first = clients_.size();
+  while (first > 0 && IsAdversary(first - 1)) --first;
+  if (first == clients_.size()) return nullptr;
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    const size_t i = first + rng_.Uniform(clients_.size() - first);
+    Client* c = world_.NodeAs<Client>(clients_[i].address);
+    if (c != nullptr && c->state() == Client::State::kOnline && c->user_id() != 0) {
+      *index = i;
+      recorder_.SetUser(clients_[i].address, c->user_id());
+      return c;
+    }
+  }
+  return nullptr;
+}
+
+void Simulation::Issue(size_t i, const Request& request, std::function<void(const Reply&)> then,
+                       bool adversary, const std::string& forged, uint64_t forged_auth,
+                       const std::string& forged_from) {
+  Client* c = world_.NodeAs<Client>(clients_[i].address);
+  if (c == nullptr) return;
+  if (c->state() != Client::State::kOnline) {
+    // Refused at once by the client itself: never sent, nothing to judge.
+    if (then) then(ErrorReply(absl::UnavailableError("the client is not connected")));
+    return;
+  }
+  const uint64_t id = next_issue_++;
+  unanswered_[id] = Pending{i, request, absl::ToUnixMicros(world_.Now()), adversary, forged};
+  auto done = [this, id, then = std::move(then)](const Reply& reply) {
+    auto it = unanswered_.find(id);
+    if (it == unanswered_.end()) return;
+    const Pending p = std::move(it->second);
+    unanswered_.erase(it);
+    HistoryEntry* e = recorder_.Add(HistoryEntry::REQUEST, clients_[p.client_index].address);
+    e->set_invoked_us(p.invoked_us);
+    e->set_adversary(p.adversary);
+    e->set_forged(p.forged);
+    RecordRequest(e, p.request, &reply);
+    if (then) then(reply);
+  };
+  if (!forged.empty()) {
+    c->CallForged(request, forged_auth, forged_from, std::move(done));
+  } else {
+    c->Call(request, std::move(done));
+  }
+}
+
+void Simulation::FinishUnanswered() {
+  for (const auto& [id, p] : unanswered_) {
+    HistoryEntry* e = recorder_.Add(HistoryEntry::REQUEST, clients_[p.client_index].address);
+    e->set_invoked_us(p.invoked_us);
+    e->set_adversary(p.adversary);
+    e->set_forged(p.forged);
+    e->set_no_reply(true);
+    RecordRequest(e, p.request, nullptr);
+  }
+  unanswered_.clear();
+}
+
+void Simulation::RecordRequest(HistoryEntry* e, const Request& r, const Reply* reply) {
+  const google::protobuf::FieldDescriptor* field =
+      Request::descriptor()->FindFieldByNumber(static_cast<int>(r.op_case()));
+  e->set_detail(field != nullptr ? field->name() : "none");
+  if (reply != nullptr) e->set_code(static_cast<int32_t>(reply->status().code()));
+  switch (r.op_case()) {
+    case Request::kAddFriend: e->set_target_id(r.add_friend().friend_id()); break;
+    case Request::kRemoveFriend: e->set_target_id(r.remove_friend().friend_id()); break;
+    case Request::kBlock:
+      e->set_target_id(r.block().target_id());
+      e->set_flag(r.block().blocked());
+      break;
+    case Request::kCreateGroup:
+      e->set_flag(r.create_group().open());
+      for (uint64_t id : r.create_group().member_ids()) e->add_ids(id);
+      break;
+    case Request::kInvite:
+      e->set_group_id(r.invite().group_id());
+      for (uint64_t id : r.invite().user_ids()) e->add_ids(id);
+      break;
+    case Request::kJoinGroup: e->set_group_id(r.join_group().group_id()); break;
+    case Request::kLeaveGroup: e->set_group_id(r.leave_group().group_id()); break;
+    case Request::kKick:
+      e->set_group_id(r.kick().group_id());
+      e->set_target_id(r.kick().user_id());
+      break;
+    case Request::kDissolve: e->set_group_id(r.dissolve().group_id()); break;
+    case Request::kSetGroupOpen:
+      e->set_group_id(r.set_group_open().group_id());
+      e->set_flag(r.set_group_open().open());
+      break;
+    case Request::kGroupInfo: e->set_group_id(r.group_info().group_id()); break;
+    case Request::kMemberIds: e->set_group_id(r.member_ids().group_id()); break;
+    case Request::kIsMember:
+      e->set_group_id(r.is_member().group_id());
+      e->set_target_id(r.is_member().user_id());
+      break;
+    case Request::kUserGroups: e->set_target_id(r.user_groups().user_id()); break;
+    case Request::kMembershipHistory: e->set_target_id(r.membership_history().user_id()); break;
+    case Request::kRead:
+      e->set_conversation(r.read().conversation());
+      e->set_seq(r.read().seq());
+      break;
+    case Request::kAck:
+      e->set_conversation(r.ack().conversation());
+      e->set_seq(r.ack().seq());
+      break;
+    default:
+      break;
+  }
+  if (reply == nullptr || reply->status().code() != CODE_OK) return;
+  switch (reply->result_case()) {
+    case Reply::kCreateGroup:
+      e->set_group_id(reply->create_group().group().group_id());
+      e->set_version(reply->create_group().group().version());
+      break;
+    case Reply::kMembership: e->set_version(reply->membership().group().version()); break;
+    case Reply::kMemberIds:
+      for (uint64_t id : reply->member_ids().member_ids()) e->add_reply_ids(id);
+      break;
+    case Reply::kGroupInfo:
+      for (const Member& m : reply->group_info().members()) e->add_reply_ids(m.user_id());
+      break;
+    case Reply::kUserGroups:
+      for (uint64_t id : reply->user_groups().group_ids()) e->add_reply_ids(id);
+      break;
+    case Reply::kUpdateProfile: e->add_reply_ids(reply->update_profile().profile().user_id()); break;
+    case Reply::kListConversations:
+      for (const ConversationState& c : reply->list_conversations().conversations()) {
+        e->add_conversations(c.conversation());
+        *e->add_states() = c;
+      }
+      break;
+    case Reply::kSync:
+      for (const ConversationPage& page : reply->sync().conversations()) {
+        e->add_conversations(page.conversation());
+        for (const Message& m : page.messages()) *e->add_received() = m;
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+void Simulation::OnServed(const std::string& from, const Envelope& envelope) {
+  if (from.rfind("svc.message.", 0) != 0) return;
+  const int64_t now_us = absl::ToUnixMicros(world_.Now());
+  auto note = [&](const Message& m) {
+    if (!m.body().empty()) body_served_us_[{m.conversation(), m.seq()}] = now_us;
+  };
+  if (envelope.has_push()) note(envelope.push().message());
+  if (envelope.has_reply() && envelope.reply().has_sync()) {
+    for (const ConversationPage& page : envelope.reply().sync().conversations()) {
+      for (const Message& m : page.messages()) note(m);
+    }
+  }
+}
+
+const HistoryEntry* Simulation::RecentAck(bool of_other_user, uint64_t me) {
+  const auto& entries = recorder_.history().entries();
+  std::vector<const HistoryEntry*> recent;
+  for (int i = entries.size() - 1; i >= 0 && recent.size() < 50 && i + 5000 >= entries.size(); --i) {
+    const HistoryEntry& e = entries[i];
+    if (e.kind() != HistoryEntry::SEND_ACKED) continue;
+    if (of_other_user ? e.sender_id() != me : e.sender_id() == me) recent.push_back(&e);
+  }
+  return recent.empty() ? nullptr : recent[rng_.Uniform(recent.size())];
+}
+
+void Simulation::DoAttack() {
+  size_t i = 0;
+  Client* c = OnlineAdversary(&i);
+  if (c == nullptr) return;
+  const uint64_t me = c->user_id();
+  std::vector<uint64_t> groups;
+  for (const auto& [g, owner] : group_owner_) groups.push_back(g);
+  const uint64_t any_group = groups.empty() ? 1 : groups[rng_.Uniform(groups.size())];
+  const uint64_t foreign_group = [&] {
+    for (int k = 0; k < 8 && !groups.empty(); ++k) {
+      const uint64_t g = groups[rng_.Uniform(groups.size())];
+      if (groups_[g].count(me) == 0) return g;
+    }
+    return any_group;
+  }();
+  auto some_user = [&] {
+    for (int k = 0; k < 8; ++k) {
+      Client* o = world_.NodeAs<Client>(clients_[rng_.Uniform(clients_.size())].address);
+      if (o != nullptr && o->user_id() != 0 && o->user_id() != me) return o->user_id();
+    }
+    return me + 1;
+  };
+  const uint64_t victim = some_user();
+  Request r;
+  std::string forged;
+  uint64_t forged_auth = 0;
+  std::string forged_from;
+  const uint64_t kind = rng_.Uniform(15);
+  switch (kind) {
+    case 0:  // join a group uninvited (closed, or open: the model judges)
+      r.mutable_join_group()->set_group_id(foreign_group);
+      break;
+    case 1: {  // rejoin after a kick
+      std::vector<uint64_t> mine;
+      for (const auto& [g, u] : kicked_) {
+        if (u == me) mine.push_back(g);
+      }
+      r.mutable_join_group()->set_group_id(mine.empty() ? foreign_group
+                                                        : mine[rng_.Uniform(mine.size())]);
+      break;
+    }
+    case 2:
+      r.mutable_group_info()->set_group_id(foreign_group);
+      break;
+    case 3:
+      r.mutable_member_ids()->set_group_id(foreign_group);
+      break;
+    case 4:
+      r.mutable_is_member()->set_group_id(foreign_group);
+      r.mutable_is_member()->set_user_id(victim);
+      break;
+    case 5:
+      r.mutable_user_groups()->set_user_id(victim);
+      break;
+    case 6: {  // sync naming conversations it does not belong to
+      SyncRequest* sync = r.mutable_sync();
+      Cursor* g = sync->add_cursors();
+      g->set_conversation(GroupConversationId(foreign_group));
+      Cursor* p = sync->add_cursors();
+      const uint64_t other = some_user();
+      p->set_conversation(PrivateConversationId(victim, other == victim ? victim + 1 : other));
+      sync->set_only_listed(rng_.Bernoulli(0.5));
+      sync->set_max_messages(50);
+      break;
+    }
+    case 7: {  // read or ack of a foreign conversation
+      const uint64_t other = some_user();
+      const std::string conv = rng_.Bernoulli(0.5) ? GroupConversationId(foreign_group)
+                                                   : PrivateConversationId(victim, other == victim ? victim + 1 : other);
+      if (rng_.Bernoulli(0.5)) {
+        r.mutable_read()->set_conversation(conv);
+        r.mutable_read()->set_seq(1 + rng_.Uniform(5));
+      } else {
+        r.mutable_ack()->set_conversation(conv);
+        r.mutable_ack()->set_seq(1 + rng_.Uniform(5));
+        r.mutable_ack()->set_device_id("d1");
+      }
+      break;
+    }
+    case 8: {  // recall somebody else's message
+      const HistoryEntry* pick = RecentAck(/*of_other_user=*/true, me);
+      if (pick == nullptr) return;
+      const std::string id = c->Recall(pick->conversation(), pick->seq());
+      HistoryEntry* e = recorder_.Add(HistoryEntry::SEND_INVOKED, clients_[i].address);
+      e->set_conversation(pick->conversation());
+      e->set_seq(pick->seq());
+      e->set_client_msg_id(id);
+      e->set_sender_id(me);
+      e->set_detail("recall");
+      e->set_adversary(true);
+      return;
+    }
+    case 9: {  // kick, dissolve, open, or invite without the right
+      const uint64_t k = rng_.Uniform(4);
+      if (k == 0) {
+        r.mutable_kick()->set_group_id(any_group);
+        r.mutable_kick()->set_user_id(victim);
+      } else if (k == 1) {
+        r.mutable_dissolve()->set_group_id(any_group);
+      } else if (k == 2) {
+        r.mutable_set_group_open()->set_group_id(any_group);
+        r.mutable_set_group_open()->set_open(true);
+      } else {
+        r.mutable_invite()->set_group_id(foreign_group);
+        const std::set<uint64_t>& mine = friends_[me];
+        r.mutable_invite()->add_user_ids(mine.empty() ? victim : *mine.begin());
+      }
+      break;
+    }
+    case 10: {  // send across a block (friend or not), or to a stranger
+      const std::set<uint64_t>& blockers = blocked_by_[me];
+      const uint64_t to = blockers.empty() ? victim
+                                           : *std::next(blockers.begin(), rng_.Uniform(blockers.size()));
+      std::string body = absl::StrCat("<b", me, ".", next_body_++, ">");
+      const std::string id = c->SendPrivate(to, body);
+      HistoryEntry* e = recorder_.Add(HistoryEntry::SEND_INVOKED, clients_[i].address);
+      e->set_conversation(PrivateConversationId(me, to));
+      e->set_client_msg_id(id);
+      e->set_sender_id(me);
+      e->set_body(body);
+      e->set_adversary(true);
+      return;
+    }
+    case 11: {  // post to a group it is not in
+      std::string body = absl::StrCat("<b", me, ".", next_body_++, ">");
+      const std::string id = c->SendGroup(foreign_group, body);
+      HistoryEntry* e = recorder_.Add(HistoryEntry::SEND_INVOKED, clients_[i].address);
+      e->set_conversation(GroupConversationId(foreign_group));
+      e->set_client_msg_id(id);
+      e->set_sender_id(me);
+      e->set_body(body);
+      e->set_adversary(true);
+      return;
+    }
+    case 12: {  // forged envelope fields: act as the victim
+      forged = rng_.Bernoulli(0.5) ? "auth_user_id" : "auth_user_id,from";
+      forged_auth = victim;
+      if (forged != "auth_user_id") {
+        for (const ClientInfo& other : clients_) {
+          Client* o = world_.NodeAs<Client>(other.address);
+          if (o != nullptr && o->user_id() == victim) forged_from = other.address;
+        }
+      }
+      const uint64_t k = rng_.Uniform(3);
+      if (k == 0) {
+        r.mutable_update_profile()->set_nickname(absl::StrCat("forged", rng_.Uniform(1000)));
+      } else if (k == 1) {
+        r.mutable_member_ids()->set_group_id(foreign_group);
+      } else {
+        r.mutable_user_groups()->set_user_id(victim);
+      }
+      break;
+    }
+    case 13: {  // internal operations
+      const uint64_t k = rng_.Uniform(5);
+      if (k == 0) {
+        r.mutable_check_friends()->set_owner_id(victim);
+        r.mutable_check_friends()->add_user_ids(me);
+      } else if (k == 1) {
+        r.mutable_membership_history()->set_user_id(victim);
+      } else if (k == 2) {
+        r.mutable_shard_sync()->set_user_id(victim);
+      } else if (k == 3) {
+        r.mutable_kv_get()->add_prefixes("presence/");
+      } else {
+        r.mutable_shard_list_conversations()->set_user_id(victim);
+      }
+      break;
+    }
+    default:  // list its own conversations (judged for what it lists)
+      r.mutable_list_conversations();
+      break;
+  }
+  Issue(i, r, nullptr, /*adversary=*/true, forged, forged_auth, forged_from);
+}
+
+void Simulation::DoModerate() {
+  size_t i = 0;
+  Client* c = OnlineClient(&i);
+  if (c == nullptr || IsAdversary(i)) return;
+  const uint64_t me = c->user_id();
+  std::vector<uint64_t> owned;
+  for (const auto& [g, owner] : group_owner_) {
+    if (owner == me && groups_.count(g) > 0) owned.push_back(g);
+  }
+  const uint64_t k = rng_.Uniform(10);
+  Request r;
+  if (k < 3 || owned.empty()) {  // block (attackers first) or unblock
+    size_t j = 0;
+    Client* other = rng_.Bernoulli(0.7) ? OnlineAdversary(&j) : OnlineClient(&j);
+    if (other == nullptr || other->user_id() == me) return;
+    const uint64_t target = other->user_id();
+    const bool block = blocked_by_[target].count(me) == 0 || rng_.Bernoulli(0.2);
+    r.mutable_block()->set_target_id(target);
+    r.mutable_block()->set_blocked(block);
+    Issue(i, r, [this, me, target, block](const Reply& reply) {
+      if (reply.status().code() != CODE_OK) return;
+      if (block) {
+        blocked_by_[target].insert(me);
+      } else {
+        blocked_by_[target].erase(me);
+      }
+    });
+    return;
+  }
+  const uint64_t g = owned[rng_.Uniform(owned.size())];
+  if (k < 6) {  // kick a member, attackers first
+    std::vector<uint64_t> members, bad;
+    for (uint64_t u : groups_[g]) {
+      if (u == me) continue;
+      members.push_back(u);
+      for (size_t x = 0; x < clients_.size(); ++x) {
+        Client* o = world_.NodeAs<Client>(clients_[x].address);
+        if (o != nullptr && o->user_id() == u && IsAdversary(x)) bad.push_back(u);
+      }
+    }
+    if (members.empty()) return;
+    const uint64_t target = !bad.empty() ? bad[rng_.Uniform(bad.size())]
+                                         : members[rng_.Uniform(members.size())];
+    r.mutable_kick()->set_group_id(g);
+    r.mutable_kick()->set_user_id(target);
+    Issue(i, r, [this, g, target](const Reply& reply) {
+      if (reply.status().code() != CODE_OK) return;
+      groups_[g].erase(target);
+      kicked_.insert({g, target});
+    });
+  } else if (k < 8) {  // open or close it
+    const bool open = open_groups_.count(g) == 0;
+    r.mutable_set_group_open()->set_group_id(g);
+    r.mutable_set_group_open()->set_open(open);
+    Issue(i, r, [this, g, open](const Reply& reply) {
+      if (reply.status().code() != CODE_OK) return;
+      if (open) {
+        open_groups_.insert(g);
+      } else {
+        open_groups_.erase(g);
+      }
+    });
+  } else if (k < 9) {  // invite a kicked friend back (or any friend)
+    std::vector<uint64_t> pool;
+    for (const auto& [kg, u] : kicked_) {
+      if (kg == g && friends_[me].count(u) > 0) pool.push_back(u);
+    }
+    if (pool.empty()) pool.assign(friends_[me].begin(), friends_[me].end());
+    if (pool.empty()) return;
+    const uint64_t who = pool[rng_.Uniform(pool.size())];
+    r.mutable_invite()->set_group_id(g);
+    r.mutable_invite()->add_user_ids(who);
+    Issue(i, r, [this, g, who](const Reply& reply) {
+      if (reply.status().code() != CODE_OK) return;
+      groups_[g].insert(who);
+      kicked_.erase({g, who});
+    });
+  } else if (rng_.Bernoulli(0.3)) {  // dissolve, rarely
+    r.mutable_dissolve()->set_group_id(g);
+    Issue(i, r, [this, g](const Reply& reply) {
+      if (reply.status().code() != CODE_OK) return;
+      groups_.erase(g);
+    });
+  }
+}
+
+void Simulation::DoFreshSync() {
+  size_t i = 0;
+  if (OnlineClient(&i) == nullptr) return;
+  Request r;
+  r.mutable_sync()->set_max_messages(100);  // every conversation from zero
+  Issue(i, r, nullptr);
 }
 
 // ---- nemesis -----------------------------------------------------------------------------------
@@ -838,6 +1333,21 @@ FinalState Simulation::ReadFinalState() {
       if (client->user_id() != 0) f.clients[c.address] = client->user_id();
     }
   }
+  f.body_served_us = body_served_us_;
+  f.quiet_since_us = quiet_since_us_;
+  // Every server store's values (not the clients': a device keeps its own
+  // unsent messages), for "no recalled body anywhere".
+  std::set<const MemStore*> stores = {&user_store_, &friend_store_, &group_store_};
+  for (const std::string& a : shards_) stores.insert(world_.store(a));
+  stores.insert(world_.store(kKvAddress));
+  stores.insert(world_.store(kRegistryAddress));
+  for (const std::string& a : gateways_) stores.insert(world_.store(a));
+  for (const MemStore* store : stores) {
+    if (store == nullptr) continue;
+    rows.clear();
+    const_cast<MemStore*>(store)->Scan("", "", SIZE_MAX, &rows).IgnoreError();
+    for (const KeyValue& row : rows) f.store_blob.append(row.second);
+  }
   return f;
 }
 
@@ -870,6 +1380,9 @@ RunResult Simulation::Run() {
   config_ = Describe(s_, seed_, mix_);
   result.config = config_;
   Build();
+  world_.OnSend([this](const std::string& from, const std::string&, const Envelope& envelope) {
+    OnServed(from, envelope);
+  });
   chaos_start_ = world_.Start() + absl::Seconds(8);
   chaos_end_ = chaos_start_ + Seconds(s_.workload().duration_s());
   ScheduleSetup();
@@ -878,6 +1391,19 @@ RunResult Simulation::Run() {
   world_.RunUntil(chaos_end_);
   Heal();
   world_.RunUntil(chaos_end_ + Seconds(std::max(5.0, s_.settle_s())));
+  // Settled: every user lists its conversations once more, judged exactly.
+  quiet_since_us_ = absl::ToUnixMicros(world_.Now());
+  std::set<size_t> listed_users;
+  for (size_t i = 0; i < clients_.size(); ++i) {
+    Client* c = world_.NodeAs<Client>(clients_[i].address);
+    if (c == nullptr || c->state() != Client::State::kOnline || c->user_id() == 0) continue;
+    if (!listed_users.insert(clients_[i].user_index).second) continue;
+    Request r;
+    r.mutable_list_conversations();
+    Issue(i, r, nullptr);
+  }
+  world_.RunUntil(world_.Now() + absl::Seconds(5));
+  FinishUnanswered();
 
   FinalState final_state = ReadFinalState();
   std::vector<std::string> names(s_.checkers().begin(), s_.checkers().end());
@@ -893,6 +1419,7 @@ RunResult Simulation::Run() {
     if (Node* n = world_.node(address)) CollectProbes(address, n);
   }
   world_.OnNodeGone(nullptr);
+  world_.OnSend(nullptr);
   for (const std::string& p : ProbeNames()) result.probes[p] += probes_[p];
   result.profile_apply_ms = profile_apply_ms_;
   result.sync_sizes = sync_sizes_;
@@ -980,6 +1507,11 @@ Scenario DefaultScenario() {
   w->set_friend_change_rate_per_s(1);
   w->set_non_member_send_fraction(0.05);
   w->set_retire_rate_per_s(0.05);
+  w->set_adversary_fraction(0.05);
+  w->set_adversary_rate_per_s(1);
+  w->set_moderation_rate_per_s(0.3);
+  w->set_open_group_fraction(0.5);
+  w->set_fresh_sync_rate_per_s(0.2);
   t->set_friend_cache_ttl_ms(3000);
   s.mutable_network()->set_latency_ms(1);
   s.mutable_network()->set_jitter_ms(2);

@@ -58,6 +58,10 @@ class World::NodeEnv : public Env {
   SeededRng& Rng() override { return rng_; }
   OrderedStore& Store() override { return *store_; }
   void Send(const std::string& to, Envelope envelope) override {
+    // The transport knows who sends: a node cannot claim another's address
+    // (a TCP connection or a NATS inbox is the same in server mode).
+    envelope.set_from(address_);
+    if (world_->on_send_) world_->on_send_(address_, to, envelope);
     world_->Transmit(address_, to, std::move(envelope));
   }
   void Publish(const Event& event) override {

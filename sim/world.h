@@ -77,6 +77,11 @@ class World {
   // Called with every node about to be destroyed (crash, end of run), so its
   // counters can be collected.
   void OnNodeGone(std::function<void(const std::string&, Node*)> fn) { on_gone_ = std::move(fn); }
+  // Called for every envelope a node sends (before loss or delay): a tap for
+  // what servers serve, which the checkers judge.
+  void OnSend(std::function<void(const std::string& from, const std::string& to, const Envelope&)> fn) {
+    on_send_ = std::move(fn);
+  }
   void set_lose_unsynced_batch(bool lose) { lose_unsynced_batch_ = lose; }
 
   // ---- faults
@@ -160,6 +165,7 @@ class World {
   std::set<uint64_t> cancelled_timers_;
   std::map<std::string, Slot> slots_;
   std::function<void(const std::string&, Node*)> on_gone_;
+  std::function<void(const std::string&, const std::string&, const Envelope&)> on_send_;
   bool lose_unsynced_batch_ = false;
 
   NetworkConfig network_;
