@@ -770,11 +770,24 @@ void Simulation::DoAttack() {
   std::string forged;
   uint64_t forged_auth = 0;
   std::string forged_from;
-  const uint64_t kind = rng_.Uniform(15);
+  bool was_kicked = false;
+  for (const auto& [g, u] : kicked_) was_kicked = was_kicked || u == me;
+  // A kicked attacker tries to get back in more often than anything else.
+  const uint64_t kind = was_kicked && rng_.Bernoulli(0.3) ? 1 : rng_.Uniform(15);
   switch (kind) {
-    case 0:  // join a group uninvited (closed, or open: the model judges)
-      r.mutable_join_group()->set_group_id(foreign_group);
-      break;
+    case 0: {  // join a group uninvited: a closed one (refused) or an open one (allowed)
+      std::vector<uint64_t> open;
+      for (uint64_t g : open_groups_) {
+        if (groups_.count(g) > 0 && groups_[g].count(me) == 0) open.push_back(g);
+      }
+      const uint64_t g = !open.empty() && rng_.Bernoulli(0.5) ? open[rng_.Uniform(open.size())]
+                                                              : foreign_group;
+      r.mutable_join_group()->set_group_id(g);
+      Issue(i, r, [this, g, me](const Reply& reply) {
+        if (reply.status().code() == CODE_OK) groups_[g].insert(me);
+      }, /*adversary=*/true);
+      return;
+    }
     case 1: {  // rejoin after a kick
       std::vector<uint64_t> mine;
       for (const auto& [g, u] : kicked_) {
@@ -930,7 +943,7 @@ void Simulation::DoModerate() {
   }
   const uint64_t k = rng_.Uniform(10);
   Request r;
-  if (k < 3 || owned.empty()) {  // block (attackers first) or unblock
+  if (k < 2 || owned.empty()) {  // block (attackers first) or unblock
     size_t j = 0;
     Client* other = rng_.Bernoulli(0.7) ? OnlineAdversary(&j) : OnlineClient(&j);
     if (other == nullptr || other->user_id() == me) return;
@@ -1509,7 +1522,7 @@ Scenario DefaultScenario() {
   w->set_retire_rate_per_s(0.05);
   w->set_adversary_fraction(0.05);
   w->set_adversary_rate_per_s(1);
-  w->set_moderation_rate_per_s(0.3);
+  w->set_moderation_rate_per_s(0.5);
   w->set_open_group_fraction(0.5);
   w->set_fresh_sync_rate_per_s(0.2);
   t->set_friend_cache_ttl_ms(3000);

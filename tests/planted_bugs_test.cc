@@ -33,6 +33,14 @@ const Case kCases[] = {
     {"ignore_gap", "smoke", {"no_lost_ack", "order"}, 20},
     {"apply_events_unversioned", "smoke", {"profile_convergence"}, 50},
     {"dispatch_without_outbox", "smoke", {"no_lost_ack", "no_duplicates", "idempotent_send"}, 20},
+    // The access policy's own bugs, each caught on the default scenario (its
+    // attackers run at a low rate there).
+    {"join_ignores_policy", "default", {"access_control"}, 5},
+    {"kick_without_ban", "default", {"access_control"}, 10},
+    {"info_for_anyone", "default", {"access_control", "privacy"}, 5},
+    {"cursor_for_anyone", "default", {"access_control", "privacy"}, 5},
+    {"recall_keeps_body", "default", {"recall"}, 5},
+    {"unread_counts_own", "default", {"unread"}, 5},
 };
 
 Scenario Load(const std::string& name) {
