@@ -810,13 +810,15 @@ TEST_F(MessagingTest, UnreadCountsOnlyOthersVisibleLiveMessages) {
   Settle();
   ASSERT_EQ(MaxSeqStored(conv), 6u);
 
-  // Through the cursor's reply: bob has a1, a2, d1 unread; after reading 1, two.
-  Reply bob_ack = Cursor(bob, conv, 0, /*read=*/false);
-  ASSERT_EQ(bob_ack.status().code(), CODE_OK);
-  EXPECT_EQ(bob_ack.cursor().unread(), 3u);
+  // Through the read's reply: bob has a1, a2, d1 unread; after reading 1, two.
+  Reply bob_read = Cursor(bob, conv, 0, /*read=*/true);
+  ASSERT_EQ(bob_read.status().code(), CODE_OK);
+  EXPECT_EQ(bob_read.cursor().unread(), 3u);
   EXPECT_EQ(Cursor(bob, conv, 1, /*read=*/true).cursor().unread(), 2u);
   // Dave joined after a1 and b1: only a2.
-  EXPECT_EQ(Cursor(dave, conv, 0, /*read=*/false).cursor().unread(), 1u);
+  EXPECT_EQ(Cursor(dave, conv, 0, /*read=*/true).cursor().unread(), 1u);
+  // An ack's reply carries no count (acks are the hot path): 0.
+  EXPECT_EQ(Cursor(dave, conv, 0, /*read=*/false).cursor().unread(), 0u);
 
   // Through the shard's list (the gateway passes current memberships).
   auto listed = [&](const std::string& client) {
@@ -860,7 +862,7 @@ TEST_F(MessagingTest, UnreadCountsOnlyOthersVisibleLiveMessages) {
     EXPECT_EQ(state.unread(), 2u);
   }
   EXPECT_TRUE(found) << pconv;
-  EXPECT_EQ(Cursor(alice, pconv, 0, /*read=*/false).cursor().unread(), 1u);
+  EXPECT_EQ(Cursor(alice, pconv, 0, /*read=*/true).cursor().unread(), 1u);
 }
 
 // An ack the shard refuses (the user left the group before it arrived) is

@@ -680,7 +680,11 @@ void MessageShard::ApplyCursor(const Envelope& envelope, const GroupMembership* 
   Reply reply;
   reply.mutable_cursor()->set_delivered_seq(cursor.delivered_seq());
   reply.mutable_cursor()->set_read_seq(cursor.read_seq());
-  reply.mutable_cursor()->set_unread(Unread(conv, user, new_user_read, max_seq, membership));
+  // Only a read's reply carries the count: acks are the hot path (one every
+  // few deliveries) and the count costs a scan after the read cursor.
+  if (is_read) {
+    reply.mutable_cursor()->set_unread(Unread(conv, user, new_user_read, max_seq, membership));
+  }
   Respond(envelope, reply);
 }
 
