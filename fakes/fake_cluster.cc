@@ -26,6 +26,9 @@ class FakeCluster::NodeEnv : public Env {
   OrderedStore& Store() override { return *store_; }
 
   void Send(const std::string& to, Envelope envelope) override {
+    // The transport knows the sender (as a TCP connection or a NATS inbox
+    // does): a node cannot claim another's address.
+    envelope.set_from(address_);
     ++cluster_->messages_sent_;
     cluster_->Schedule(cluster_->Now() + cluster_->options_.latency,
                        [c = cluster_, to, envelope = std::move(envelope)] {

@@ -43,6 +43,43 @@ class Probe : public ServiceNode {
   }
 };
 
+// Sends one envelope claiming to come from `claim`; records the `from` of
+// whatever reaches it.
+class Forger : public Node {
+ public:
+  Forger(Env* env, std::string to, std::string claim)
+      : env_(env), to_(std::move(to)), claim_(std::move(claim)) {}
+  void Start() override {
+    if (to_.empty()) return;
+    Envelope e;
+    e.set_from(claim_);
+    e.mutable_request()->mutable_ping();
+    env_->Send(to_, e);
+  }
+  void OnEnvelope(const Envelope& envelope) override { seen_from.push_back(envelope.from()); }
+  void OnEvent(const Event&, uint64_t) override {}
+  void OnPublishAck(const std::string&) override {}
+  void OnTimer(TimerId) override {}
+  std::vector<std::string> seen_from;
+
+ private:
+  Env* env_;
+  std::string to_, claim_;
+};
+
+TEST(WorldTransportTest, TheSenderAddressIsStampedByTheTransportNotTheNode) {
+  World world(7);
+  world.AddNode("victim", [](Env* env) { return std::make_unique<Forger>(env, "", ""); });
+  world.AddNode("target", [](Env* env) { return std::make_unique<Forger>(env, "", ""); });
+  world.AddNode("attacker",
+                [](Env* env) { return std::make_unique<Forger>(env, "target", "victim"); });
+  world.RunUntil(world.Now() + absl::Seconds(1));
+  Forger* target = world.NodeAs<Forger>("target");
+  ASSERT_NE(target, nullptr);
+  ASSERT_EQ(target->seen_from.size(), 1u);
+  EXPECT_EQ(target->seen_from[0], "attacker");
+}
+
 class WorldTest : public ::testing::Test {
  protected:
   WorldTest() : world_(42) {

@@ -920,22 +920,23 @@ TEST_F(MessagingTest, AForgedCallCarriesTheForgedIdentityAndTheGatewayIgnoresIt)
   EXPECT_EQ(reply->status().code(), CODE_INVALID_ARGUMENT) << reply->status().message();
   EXPECT_EQ(MaxSeqStored(PrivateConversationId(Id(alice), Id(bob))), 0u);
 
-  // With a forged sender address too: what leaves the client says so (held
-  // here; the simulator's transport stamps the true sender).
+  // With a forged sender address too: the transport stamps the true sender,
+  // so the gateway still sees alice's session and the reply comes back to her.
   std::optional<Envelope> sent;
   c_.net().HoldNext([&](const std::string& to, const Envelope& e) {
-    if (!(e.has_request() && e.request().has_send_private())) return false;
-    sent = e;
-    return true;
+    if (!(e.has_request() && e.request().has_send_private()) || sent.has_value()) return false;
+    sent = e;  // the first: what the client sent to its gateway
+    return false;  // only watched, delivered as usual
   });
   reply.reset();
   c_.client(alice)->CallForged(send, Id(bob), bob, [&](const Reply& r) { reply = r; });
   Settle();
   ASSERT_TRUE(sent.has_value());
-  EXPECT_EQ(sent->from(), bob);
+  EXPECT_EQ(sent->from(), alice);
   EXPECT_EQ(sent->auth_user_id(), Id(bob));
   ASSERT_TRUE(reply.has_value());
-  EXPECT_EQ(reply->status().code(), CODE_UNAVAILABLE);  // no answer came back
+  EXPECT_EQ(reply->status().code(), CODE_INVALID_ARGUMENT) << reply->status().message();
+  EXPECT_EQ(MaxSeqStored(PrivateConversationId(Id(alice), Id(bob))), 0u);
 }
 
 }  // namespace
