@@ -51,6 +51,10 @@ struct FinalState {
   // From this time on nothing changed any more (the run had settled): replies
   // to requests sent after it are judged exactly (unread counts).
   int64_t quiet_since_us = INT64_MAX;
+  // The shards' recall window and how far server clocks may be off (0: not
+  // known; recalls past the window are then not judged).
+  int64_t recall_window_us = 0;
+  int64_t clock_slack_us = 0;
 };
 
 struct Violation {

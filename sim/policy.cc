@@ -94,7 +94,7 @@ bool OutcomeUnknown(int32_t code) {
 
 // ---- the model --------------------------------------------------------------------------------
 
-PolicyModel::PolicyModel(const History& history) {
+PolicyModel::PolicyModel(const History& history, Options options) : options_(options) {
   std::map<std::pair<std::string, std::string>, size_t> sends;  // (client, client_msg_id) -> op
   for (const HistoryEntry& e : history.entries()) {
     switch (e.kind()) {
@@ -127,6 +127,7 @@ PolicyModel::PolicyModel(const History& history) {
           } else {
             sender_[{e.conversation(), e.seq()}] = op.user;
             body_[{e.conversation(), e.seq()}] = op.entry->body();
+            sent_[{e.conversation(), e.seq()}] = {op.from_us, e.time_us()};
           }
         }
         break;
@@ -316,7 +317,11 @@ Verdict PolicyModel::JudgeUnscoped(const Op& op) const {
     return Skip();
   }
   if (k == "leave_group") {
-    if (!live() || u == Owner(g)) return Skip();
+    if (!live()) return Skip();
+    if (u == Owner(g)) {
+      return Forbid(absl::StrCat("the owner of group ", g, " cannot leave it (dissolve instead)"),
+                    CODE_FAILED_PRECONDITION);
+    }
     return Member(g, u, a, b) == true ? Allow() : Skip();
   }
   if (k == "kick" || k == "dissolve" || k == "set_group_open") {
@@ -368,7 +373,8 @@ Verdict PolicyModel::JudgeUnscoped(const Op& op) const {
     return member == true ? Allow() : Skip();
   }
   if (k == "add_friend") {
-    if (t == 0 || t == u) return Skip();
+    // Friends already: ALREADY_EXISTS comes before the block checks.
+    if (t == 0 || t == u || Friends(u, t, a, b) != false) return Skip();
     if (Fact(blocks_, std::make_pair(t, u), a, b, judging_) == true) {
       return Forbid(absl::StrCat("user ", t, " blocked user ", u));
     }
@@ -404,6 +410,17 @@ Verdict PolicyModel::JudgeUnscoped(const Op& op) const {
       return Forbid(absl::StrCat("only the sender (user ", sender, ") recalls ", e.conversation(),
                                  "#", e.seq()));
     }
+    if (options_.recall_window_us > 0) {
+      auto sent = sent_.find({e.conversation(), e.seq()});
+      if (sent != sent_.end() &&
+          a - sent->second.second > options_.recall_window_us + options_.clock_slack_us) {
+        return Forbid(absl::StrCat("the recall window passed: ", e.conversation(), "#", e.seq(),
+                                   " was acked ", (a - sent->second.second) / 1000,
+                                   " ms before its recall (window ",
+                                   options_.recall_window_us / 1000, " ms)"),
+                      CODE_FAILED_PRECONDITION);
+      }
+    }
     absl::StatusOr<Conversation> c = ParseConversation(e.conversation());
     if (!c.ok()) return Skip();
     if (c->is_group && Member(c->group_id, u, a, b) != true) return Skip();
@@ -420,7 +437,7 @@ Verdict PolicyModel::JudgeUnscoped(const Op& op) const {
 // ---- access_control ---------------------------------------------------------------------------
 
 Result AccessControl(const History& h, const FinalState& s) {
-  const PolicyModel model(h);
+  const PolicyModel model(h, PolicyModel::Options{s.recall_window_us, s.clock_slack_us});
   std::set<std::pair<uint64_t, std::string>> stored;  // (sender, client_msg_id)
   for (const auto& [conv, messages] : s.messages) {
     for (const auto& [seq, m] : messages) stored.insert({m.sender_id(), m.client_msg_id()});

@@ -75,7 +75,15 @@ struct Op {
 
 class PolicyModel {
  public:
-  explicit PolicyModel(const History& history);
+  struct Options {
+    // The shards' recall window (0: recalls past it are not judged) and how
+    // far a server clock may be off (skew and drift), so that only recalls
+    // clearly past the window are judged.
+    int64_t recall_window_us = 0;
+    int64_t clock_slack_us = 0;
+  };
+  explicit PolicyModel(const History& history) : PolicyModel(history, Options()) {}
+  PolicyModel(const History& history, Options options);
 
   const std::vector<Op>& ops() const { return ops_; }
   Verdict Judge(const Op& op) const;
@@ -116,6 +124,9 @@ class PolicyModel {
   std::map<std::pair<std::string, uint64_t>, uint64_t> sender_;
   std::map<std::pair<std::string, uint64_t>, std::string> body_;
   std::map<std::pair<std::string, uint64_t>, int64_t> recall_acked_;
+  // (conversation, seq) -> when its send was invoked and acked.
+  std::map<std::pair<std::string, uint64_t>, std::pair<int64_t, int64_t>> sent_;
+  Options options_;
   std::map<std::pair<uint64_t, uint64_t>, int> joins_, leaves_;
 };
 

@@ -212,12 +212,14 @@ void Simulation::Build() {
     return std::make_unique<GroupService>(env, o);
   });
   const uint32_t shards = std::max<uint32_t>(1, t.shards());
+  const uint32_t recall_window_ms = t.recall_window_ms();
   for (uint32_t k = 0; k < shards; ++k) {
     shards_.push_back(ShardAddress(k));
-    world_.AddNode(ShardAddress(k), [k, shards](Env* env) {
+    world_.AddNode(ShardAddress(k), [k, shards, recall_window_ms](Env* env) {
       MessageOptions o;
       o.shard = k;
       o.num_shards = shards;
+      if (recall_window_ms > 0) o.recall_window = absl::Milliseconds(recall_window_ms);
       return std::make_unique<MessageShard>(env, o);
     });
   }
@@ -773,7 +775,7 @@ void Simulation::DoAttack() {
   bool was_kicked = false;
   for (const auto& [g, u] : kicked_) was_kicked = was_kicked || u == me;
   // A kicked attacker tries to get back in more often than anything else.
-  const uint64_t kind = was_kicked && rng_.Bernoulli(0.3) ? 1 : rng_.Uniform(15);
+  const uint64_t kind = was_kicked && rng_.Bernoulli(0.3) ? 1 : rng_.Uniform(16);
   switch (kind) {
     case 0: {  // join a group uninvited: a closed one (refused) or an open one (allowed)
       std::vector<uint64_t> open;
@@ -859,9 +861,26 @@ void Simulation::DoAttack() {
         r.mutable_set_group_open()->set_group_id(any_group);
         r.mutable_set_group_open()->set_open(true);
       } else {
-        r.mutable_invite()->set_group_id(foreign_group);
+        // Into a group it is not in; or into one it is in, a stranger or a
+        // friend who blocked it.
+        std::vector<uint64_t> member_of;
+        for (const auto& [g, members] : groups_) {
+          if (members.count(me) > 0) member_of.push_back(g);
+        }
         const std::set<uint64_t>& mine = friends_[me];
-        r.mutable_invite()->add_user_ids(mine.empty() ? victim : *mine.begin());
+        const std::set<uint64_t>& blockers = blocked_by_[me];
+        const uint64_t how = rng_.Uniform(3);
+        if (how == 0 || member_of.empty()) {
+          r.mutable_invite()->set_group_id(foreign_group);
+          r.mutable_invite()->add_user_ids(mine.empty() ? victim : *mine.begin());
+        } else {
+          r.mutable_invite()->set_group_id(member_of[rng_.Uniform(member_of.size())]);
+          uint64_t who = victim;
+          if (how == 2 && !blockers.empty()) {
+            who = *std::next(blockers.begin(), rng_.Uniform(blockers.size()));
+          }
+          r.mutable_invite()->add_user_ids(who);
+        }
       }
       break;
     }
@@ -924,6 +943,32 @@ void Simulation::DoAttack() {
         r.mutable_shard_list_conversations()->set_user_id(victim);
       }
       break;
+    }
+    case 14: {  // befriend somebody who blocked it; or recall its own message past the window
+      const std::set<uint64_t>& blockers = blocked_by_[me];
+      if (!blockers.empty() && rng_.Bernoulli(0.5)) {
+        r.mutable_add_friend()->set_friend_id(
+            *std::next(blockers.begin(), rng_.Uniform(blockers.size())));
+        break;
+      }
+      // Its oldest acknowledged message still in the history's reach.
+      const HistoryEntry* oldest = nullptr;
+      for (const HistoryEntry& e : recorder_.history().entries()) {
+        if (e.kind() == HistoryEntry::SEND_ACKED && e.sender_id() == me) {
+          oldest = &e;
+          break;
+        }
+      }
+      if (oldest == nullptr) return;
+      const std::string id = c->Recall(oldest->conversation(), oldest->seq());
+      HistoryEntry* e = recorder_.Add(HistoryEntry::SEND_INVOKED, clients_[i].address);
+      e->set_conversation(oldest->conversation());
+      e->set_seq(oldest->seq());
+      e->set_client_msg_id(id);
+      e->set_sender_id(me);
+      e->set_detail("recall");
+      e->set_adversary(true);
+      return;
     }
     default:  // list its own conversations (judged for what it lists)
       r.mutable_list_conversations();
@@ -1009,7 +1054,10 @@ void Simulation::DoModerate() {
       groups_[g].insert(who);
       kicked_.erase({g, who});
     });
-  } else if (rng_.Bernoulli(0.3)) {  // dissolve, rarely
+  } else if (rng_.Bernoulli(0.5)) {  // the owner tries to leave (refused: dissolve instead)
+    r.mutable_leave_group()->set_group_id(g);
+    Issue(i, r, nullptr);
+  } else if (rng_.Bernoulli(0.5)) {  // dissolve, rarely
     r.mutable_dissolve()->set_group_id(g);
     Issue(i, r, [this, g](const Reply& reply) {
       if (reply.status().code() != CODE_OK) return;
@@ -1348,6 +1396,18 @@ FinalState Simulation::ReadFinalState() {
   }
   f.body_served_us = body_served_us_;
   f.quiet_since_us = quiet_since_us_;
+  f.recall_window_us = s_.topology().recall_window_ms() > 0
+                           ? int64_t{s_.topology().recall_window_ms()} * 1000
+                           : absl::ToInt64Microseconds(MessageOptions().recall_window);
+  // A skew of up to clock_skew_max_ms either way at either end, drift of up to
+  // 1000 ppm over the run, and a second to spare.
+  double skew_max_ms = s_.faults().clock_skew_max_ms();
+  for (const ScriptedFault& sf : s_.faults().script()) {
+    if (sf.kind() == ScriptedFault::CLOCK_SKEW) skew_max_ms = std::max(skew_max_ms, std::abs(sf.amount_ms()));
+  }
+  f.clock_slack_us = static_cast<int64_t>(2 * skew_max_ms * 1000) +
+                     static_cast<int64_t>(1e-3 * 1e6 * absl::ToDoubleSeconds(world_.Now() - world_.Start())) +
+                     1000000;
   // Every server store's values (not the clients': a device keeps its own
   // unsent messages), for "no recalled body anywhere".
   std::set<const MemStore*> stores = {&user_store_, &friend_store_, &group_store_};
