@@ -5,11 +5,23 @@
 // gateway sends back (replies, pushes) is written to the socket. Frames are
 // size-limited and each connection is rate-limited; bad input gets an error
 // frame or a clean close, and other connections keep being served.
+//
+// Hardening (docs/protocol.md "Limits and errors"): deadlines to log in, to
+// finish a started frame and for idleness; a per-address connection cap and
+// a global cap with headroom (error frame, then close); at most
+// `max_auth_in_flight` register/login per connection, so the user service's
+// FIFO password-hash queue holds at most that many per connection (round
+// robin across connections); failed logins slow down their connection
+// (doubling waits) and, past a threshold, their address; rate limits per
+// user across connections and registrations per address; an out-of-range
+// timeout_us is refused. All of it lives here, outside the deterministic
+// core: the gateway and the user service are unchanged.
 #ifndef PARLEY_SERVER_CLIENT_LISTENER_H_
 #define PARLEY_SERVER_CLIENT_LISTENER_H_
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -30,7 +42,39 @@ struct ListenerOptions {
   size_t max_frame_bytes = 64 * 1024;
   double requests_per_s = 200;  // token bucket per connection
   double burst = 400;
+  // Connections. At `max_connections - connection_headroom` and above, a new
+  // connection gets an error frame and is closed (logged); the headroom keeps
+  // descriptors for that. At `max_connections` it is closed unanswered.
   size_t max_connections = 10000;
+  size_t connection_headroom = 100;
+  size_t max_connections_per_address = 1000;  // parley_load --clients=200 fits
+  // Deadlines (zero: none). A connection with no successful gateway_login
+  // within `login_deadline` of connecting, a frame not finished within
+  // `frame_deadline` of its first byte, or no complete frame for
+  // `idle_deadline`: error frame DEADLINE_EXCEEDED, then closed.
+  absl::Duration login_deadline = absl::Seconds(30);
+  absl::Duration frame_deadline = absl::Seconds(10);
+  absl::Duration idle_deadline = absl::Minutes(2);
+  // Authentication. Register/login requests one connection may have
+  // unanswered; more are refused.
+  int max_auth_in_flight = 1;
+  // After the second failed login in a row on a connection it waits this long
+  // before its next register/login, doubling with each further failure.
+  absl::Duration login_failure_delay = absl::Milliseconds(500);
+  absl::Duration login_failure_delay_max = absl::Seconds(8);
+  // An address's failed logins, decaying by one per second: past this many,
+  // the address gets one register/login per `address_login_interval`.
+  double address_login_failures = 300;
+  absl::Duration address_login_interval = absl::Seconds(1);
+  // Requests per user across all its connections to this gateway.
+  double user_requests_per_s = 300;
+  double user_burst = 600;
+  // Registrations per source address.
+  double address_registrations_per_s = 1;
+  double address_registration_burst = 250;
+  // A request's timeout_us above this is refused (INVALID_ARGUMENT).
+  absl::Duration max_request_timeout = absl::Minutes(10);
+  std::function<void(const std::string&)> log;  // optional
 };
 
 struct ListenerStats {
@@ -41,6 +85,13 @@ struct ListenerStats {
   std::atomic<uint64_t> malformed{0};
   std::atomic<uint64_t> too_large{0};
   std::atomic<uint64_t> rate_limited{0};
+  std::atomic<uint64_t> refused_full{0};          // global cap (error frame or not)
+  std::atomic<uint64_t> refused_per_address{0};
+  std::atomic<uint64_t> deadline_closed{0};       // login, frame or idle deadline
+  std::atomic<uint64_t> auth_refused{0};          // in flight, failure waits, address
+  std::atomic<uint64_t> user_rate_limited{0};
+  std::atomic<uint64_t> registrations_refused{0};
+  std::atomic<uint64_t> bad_timeout{0};
 };
 
 class ClientListener {
@@ -53,7 +104,30 @@ class ClientListener {
 
  private:
   class Connection;
+  // Per source address (guarded by limits_mu_).
+  struct AddressState {
+    size_t connections = 0;
+    double failures = 0;  // decays by one per second
+    absl::Time failures_at;
+    absl::Time next_auth;
+    double registration_tokens = -1;  // -1: full
+    absl::Time registrations_at;
+  };
+  struct Bucket {
+    double tokens;
+    absl::Time at;
+  };
   ClientListener(Network* network, ListenerOptions options, int fd, int port);
+  void Log(const std::string& line);
+  // Deadlines, and forgetting idle per-address and per-user state.
+  void Sweep();
+  // Whether a new connection from `ip` may stay; if not it was answered
+  // (error frame) and closed.
+  bool Admit(int cfd, const std::string& ip);
+  // Limits across connections (thread-safe). Return an error to refuse.
+  absl::Status AdmitAuth(const std::string& ip, bool is_register);
+  absl::Status TakeUserToken(uint64_t user_id);
+  void LoginFailed(const std::string& ip);
   void Run();
   void Accept();
   // Reads (if readable) and writes what is queued; closes when done with it.
@@ -75,6 +149,13 @@ class ClientListener {
   std::map<int, std::shared_ptr<Connection>> connections_;
   std::set<int> want_write_;
   uint64_t next_id_ = 1;
+  std::mutex limits_mu_;
+  std::map<std::string, AddressState> addresses_;
+  std::map<uint64_t, Bucket> users_;
+  absl::Time last_sweep_;
+  absl::Time last_forget_;
+  absl::Time last_full_log_;
+  uint64_t full_since_log_ = 0;
   ListenerStats stats_;
   std::thread thread_;
 };
