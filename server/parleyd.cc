@@ -65,6 +65,26 @@ absl::Status Parleyd::Run() {
   if (!(options_.client_requests_per_s > 0) || !(options_.client_burst >= 1)) {
     return absl::InvalidArgumentError("--client_requests_per_s must be positive, --client_burst at least 1");
   }
+  {  // connection limits
+    const ListenerOptions& l = options_.client_limits;
+    if (l.max_connections == 0 || l.connection_headroom >= l.max_connections) {
+      return absl::InvalidArgumentError("--max_connections must be positive and above --connection_headroom");
+    }
+    if (l.max_connections_per_address == 0 || l.max_auth_in_flight < 1) {
+      return absl::InvalidArgumentError("--max_connections_per_address and --max_auth_in_flight must be positive");
+    }
+    if (!(l.user_requests_per_s > 0) || !(l.user_burst >= 1) || !(l.address_registrations_per_s >= 0) ||
+        !(l.address_registration_burst >= 1) || !(l.address_login_failures >= 0)) {
+      return absl::InvalidArgumentError(
+          "--user_requests_per_s must be positive, --user_burst and --address_registration_burst at "
+          "least 1, --address_registrations_per_s and --address_login_failures not negative");
+    }
+    if (l.max_request_timeout <= absl::ZeroDuration() || l.login_deadline < absl::ZeroDuration() ||
+        l.frame_deadline < absl::ZeroDuration() || l.idle_deadline < absl::ZeroDuration() ||
+        l.login_failure_delay < absl::ZeroDuration()) {
+      return absl::InvalidArgumentError("deadlines and delays must not be negative");
+    }
+  }
   std::error_code ec;
   std::filesystem::create_directories(options_.data_dir, ec);
   if (ec) return absl::InvalidArgumentError(absl::StrCat("cannot create ", options_.data_dir));
@@ -128,7 +148,8 @@ absl::Status Parleyd::Run() {
       return std::make_unique<Gateway>(e, o);
     });
     if (!s.ok()) return s;
-    ListenerOptions lo;
+    ListenerOptions lo = options_.client_limits;
+    lo.log = log_;
     const size_t colon = options_.listen.rfind(':');
     if (colon == std::string::npos || !absl::SimpleAtoi(options_.listen.substr(colon + 1), &lo.port)) {
       return absl::InvalidArgumentError(absl::StrCat("--listen must be HOST:PORT, not ", options_.listen));

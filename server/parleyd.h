@@ -32,6 +32,10 @@ struct ParleydOptions {
   int stream_replicas = 1;              // 3 on a 3-node NATS cluster
   double client_requests_per_s = 200;   // per connection (token bucket)
   double client_burst = 400;
+  // Connection hardening: deadlines, caps, fair logins, per-user and
+  // per-address limits (see ListenerOptions). Host, port, gateway address,
+  // the per-connection rate and the log are filled in from the fields above.
+  ListenerOptions client_limits;
 };
 
 class Parleyd {

@@ -23,6 +23,23 @@ ABSL_FLAG(bool, minimal_password_cost, false, "argon2id minimum cost (tests, loa
 ABSL_FLAG(int, stream_replicas, 1, "replicas of the PARLEY_EVENTS stream (3 on a NATS cluster)");
 ABSL_FLAG(double, client_requests_per_s, 200, "requests per second allowed per client connection");
 ABSL_FLAG(double, client_burst, 400, "requests a client connection may send at once");
+// Connection hardening (docs/protocol.md "Limits and errors").
+ABSL_FLAG(uint64_t, max_connections, 10000, "client connections at most (less --connection_headroom)");
+ABSL_FLAG(uint64_t, connection_headroom, 100, "slots below --max_connections where new connections get an error frame");
+ABSL_FLAG(uint64_t, max_connections_per_address, 1000, "client connections per source address");
+ABSL_FLAG(absl::Duration, login_deadline, absl::Seconds(30), "close a connection with no gateway_login by then (0: never)");
+ABSL_FLAG(absl::Duration, frame_deadline, absl::Seconds(10), "close a connection that does not finish a started frame by then (0: never)");
+ABSL_FLAG(absl::Duration, idle_deadline, absl::Minutes(2), "close a connection that sends no frame for this long (0: never)");
+ABSL_FLAG(int, max_auth_in_flight, 1, "register/login requests a connection may have unanswered");
+ABSL_FLAG(absl::Duration, login_failure_delay, absl::Milliseconds(500), "wait after a connection's 2nd failed login in a row, doubling");
+ABSL_FLAG(absl::Duration, login_failure_delay_max, absl::Seconds(8), "the longest such wait");
+ABSL_FLAG(double, address_login_failures, 300, "failed logins of an address (decaying 1/s) past which it is slowed");
+ABSL_FLAG(absl::Duration, address_login_interval, absl::Seconds(1), "one register/login per this from a slowed address");
+ABSL_FLAG(double, user_requests_per_s, 300, "requests per second per user across its connections");
+ABSL_FLAG(double, user_burst, 600, "requests a user may send at once across its connections");
+ABSL_FLAG(double, address_registrations_per_s, 1, "registrations per second per source address");
+ABSL_FLAG(double, address_registration_burst, 250, "registrations an address may make at once");
+ABSL_FLAG(absl::Duration, max_request_timeout, absl::Minutes(10), "a larger timeout_us is refused");
 
 namespace {
 volatile std::sig_atomic_t g_stop = 0;
@@ -51,6 +68,25 @@ int main(int argc, char** argv) {
   o.stream_replicas = absl::GetFlag(FLAGS_stream_replicas);
   o.client_requests_per_s = absl::GetFlag(FLAGS_client_requests_per_s);
   o.client_burst = absl::GetFlag(FLAGS_client_burst);
+  {  // connection hardening
+    parley::ListenerOptions& l = o.client_limits;
+    l.max_connections = absl::GetFlag(FLAGS_max_connections);
+    l.connection_headroom = absl::GetFlag(FLAGS_connection_headroom);
+    l.max_connections_per_address = absl::GetFlag(FLAGS_max_connections_per_address);
+    l.login_deadline = absl::GetFlag(FLAGS_login_deadline);
+    l.frame_deadline = absl::GetFlag(FLAGS_frame_deadline);
+    l.idle_deadline = absl::GetFlag(FLAGS_idle_deadline);
+    l.max_auth_in_flight = absl::GetFlag(FLAGS_max_auth_in_flight);
+    l.login_failure_delay = absl::GetFlag(FLAGS_login_failure_delay);
+    l.login_failure_delay_max = absl::GetFlag(FLAGS_login_failure_delay_max);
+    l.address_login_failures = absl::GetFlag(FLAGS_address_login_failures);
+    l.address_login_interval = absl::GetFlag(FLAGS_address_login_interval);
+    l.user_requests_per_s = absl::GetFlag(FLAGS_user_requests_per_s);
+    l.user_burst = absl::GetFlag(FLAGS_user_burst);
+    l.address_registrations_per_s = absl::GetFlag(FLAGS_address_registrations_per_s);
+    l.address_registration_burst = absl::GetFlag(FLAGS_address_registration_burst);
+    l.max_request_timeout = absl::GetFlag(FLAGS_max_request_timeout);
+  }
   auto log = [](const std::string& line) { std::cerr << "parleyd: " << line << std::endl; };
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
