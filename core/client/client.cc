@@ -126,6 +126,7 @@ void Client::Disconnect() {
     Request logout;
     logout.mutable_gateway_logout();
     GatewayCall(logout, [](const Reply&) {});
+    token_.clear();  // a logout ends the device's tokens: the next connect logs in
   }
   ++generation_;  // whatever is in flight belongs to the old connection
   state_ = State::kOffline;
@@ -184,6 +185,7 @@ void Client::LoginAt(const std::string& gateway, uint64_t generation, bool regis
   Request login;
   login.mutable_login()->set_name(options_.name);
   login.mutable_login()->set_password(options_.password);
+  login.mutable_login()->set_device_id(options_.device_id);  // a token for this device only
   AuthCall(login, [this, generation, registered](const Reply& reply) {
     if (reply.status().code() == CODE_OK) {
       token_ = reply.login().token();
@@ -218,7 +220,18 @@ void Client::OpenSession(uint64_t generation) {
   login.mutable_gateway_login()->set_epoch(epoch_);
   GatewayCall(login, [this, generation](const Reply& reply) {
     if (reply.status().code() != CODE_OK) {
+      // Expired or revoked (a logout, a password change): log in again with
+      // the password.
       if (reply.status().code() == CODE_UNAUTHENTICATED) token_.clear();
+      // A newer login of this device, or an epoch too far above the device's:
+      // the next attempt goes just above the device's current epoch, so a
+      // stray huge epoch elsewhere never locks this device out.
+      if (reply.status().code() == CODE_FAILED_PRECONDITION ||
+          reply.status().code() == CODE_OUT_OF_RANGE) {
+        const uint64_t current = reply.gateway_login().device_epoch();
+        epoch_ = reply.status().code() == CODE_FAILED_PRECONDITION ? std::max(epoch_, current)
+                                                                   : current;
+      }
       return ConnectionLost(ReplyStatus(reply));
     }
     state_ = State::kOnline;
@@ -263,6 +276,24 @@ void Client::Call(const Request& request, std::function<void(const Reply&)> done
   }
   GatewayCall(request, [this, done = std::move(done)](const Reply& reply) {
     if (reply.status().code() == CODE_UNAUTHENTICATED) ConnectionLost(ReplyStatus(reply));
+    done(reply);
+  });
+}
+
+void Client::ChangePassword(const std::string& new_password,
+                            std::function<void(const Reply&)> done) {
+  if (state_ != State::kOnline) {
+    return done(ErrorReply(absl::UnavailableError("the client is not connected")));
+  }
+  Request request;
+  request.mutable_change_password()->set_old_password(options_.password);
+  request.mutable_change_password()->set_new_password(new_password);
+  AuthCall(request, [this, new_password, done = std::move(done)](const Reply& reply) {
+    if (reply.status().code() == CODE_OK) {
+      options_.password = new_password;
+      token_ = reply.change_password().token();
+      token_expires_ = absl::FromUnixMicros(reply.change_password().expires_us());
+    }
     done(reply);
   });
 }

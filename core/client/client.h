@@ -100,6 +100,9 @@ class Client : public ServiceNode {
   std::string Recall(const std::string& conversation, uint64_t seq);
   // Any other client operation through the gateway; fails at once when offline.
   void Call(const Request& request, std::function<void(const Reply&)> done);
+  // Changes the user's password (every other token of the user ends); this
+  // session goes on with the new token the reply carries.
+  void ChangePassword(const std::string& new_password, std::function<void(const Reply&)> done);
   // Like Call, but the envelope to the gateway carries `forged_auth_user_id`
   // and, if non-empty, `forged_from` as its sender: the simulator's attackers
   // (the gateway must trust neither).

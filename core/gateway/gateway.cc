@@ -22,11 +22,22 @@ Gateway::Gateway(Env* env, GatewayOptions options)
     : ServiceNode(env, ServiceOptions{kGatewayService, options.gateway_id,
                                       {kUserService, kFriendService, kGroupService}}),
       options_(std::move(options)),
-      signer_(options_.token_key) {}
+      signer_(TokenSigner::Create(options_.token_key)) {}
 
 absl::Status Gateway::OnStart() {
+  if (!signer_.ok()) return signer_.status();  // a short key: refuse to start
   timers().After(options_.renew_interval, [this] { Renew(); });
+  timers().After(options_.token_check_interval, [this] { CheckTokens(); });
   return absl::OkStatus();
+}
+
+TokenRef Gateway::RefOf(const Session& session) {
+  TokenRef ref;
+  ref.set_user_id(session.user_id);
+  ref.set_device_id(session.token_device);
+  ref.set_generation(session.generation);
+  ref.set_device_generation(session.device_generation);
+  return ref;
 }
 
 std::vector<PresenceRecord> Gateway::SessionSnapshot() const {
@@ -116,12 +127,20 @@ void Gateway::HandleRequest(const Envelope& envelope) {
 
 void Gateway::Login(const Envelope& envelope) {
   const GatewayLoginRequest& request = envelope.request().gateway_login();
-  absl::StatusOr<TokenClaims> claims = signer_.Verify(request.token(), env().Now());
+  absl::StatusOr<TokenClaims> claims =
+      signer_.ok() ? signer_->Verify(request.token(), env().Now())
+                   : absl::StatusOr<TokenClaims>(absl::UnauthenticatedError("no token key"));
   absl::Status s = claims.status();
+  if (s.ok() && !claims->device_id.empty() && claims->device_id != request.device_id()) {
+    s = absl::UnauthenticatedError("the token is for another device");
+  }
   if (s.ok() && (request.device_id().empty() || request.device_id().size() > kMaxDeviceIdBytes)) {
     s = absl::InvalidArgumentError("device_id must be 1 to 64 bytes");
   }
   if (s.ok() && request.epoch() == 0) s = absl::InvalidArgumentError("epoch must be positive");
+  if (s.ok() && request.epoch() > kMaxEpoch) {
+    s = absl::OutOfRangeError(absl::StrCat("epoch must be at most ", kMaxEpoch));
+  }
   if (s.ok() && envelope.from().empty()) s = absl::InvalidArgumentError("no client address");
   if (s.ok() && sessions_.count(envelope.from()) == 0 &&
       sessions_.size() >= options_.max_sessions) {
@@ -136,8 +155,33 @@ void Gateway::Login(const Envelope& envelope) {
   session.device_id = request.device_id();
   session.epoch = request.epoch();
   session.last_seen = env().Now();
+  session.token_device = claims->device_id;
+  session.generation = claims->generation;
+  session.device_generation = claims->device_generation;
+  // Is the token still current (no logout of its device, no password change
+  // since it was made)? One call; only then the presence write.
+  Request check;
+  *check.mutable_check_tokens()->add_tokens() = RefOf(session);
+  rpc().Call(kUserService, check, options_.calls, [this, envelope, session](const Reply& checked) {
+    absl::Status s = ReplyStatus(checked);
+    if (!s.ok()) {
+      ++stats_.login_failures;
+      return RespondError(envelope, absl::UnavailableError(
+                                        absl::StrCat("token not checked: ", s.message())));
+    }
+    if (checked.check_tokens().current_size() != 1 || !checked.check_tokens().current(0)) {
+      ++stats_.login_failures;
+      return RespondError(envelope, absl::UnauthenticatedError("token revoked"));
+    }
+    OpenSession(envelope, session);
+  });
+}
+
+void Gateway::OpenSession(const Envelope& envelope, const Session& session) {
   Request set;
-  *set.mutable_kv_set()->add_writes() = PresenceWrite(session);
+  KvWrite* write = set.mutable_kv_set()->add_writes();
+  *write = PresenceWrite(session);
+  write->set_max_step(kMaxEpochStep);
   rpc().CallAddress(kKvAddress, set, options_.calls, [this, envelope, session](const Reply& reply) {
     absl::Status s = ReplyStatus(reply);
     if (!s.ok()) {
@@ -147,8 +191,16 @@ void Gateway::Login(const Envelope& envelope) {
     }
     if (reply.kv_set().applied_size() != 1 || !reply.kv_set().applied(0)) {
       ++stats_.login_failures;
-      return RespondError(envelope, absl::FailedPreconditionError(
-                                        "a newer login of this device exists"));
+      const uint64_t current =
+          reply.kv_set().current_versions_size() == 1 ? reply.kv_set().current_versions(0) : 0;
+      Reply refused = ErrorReply(
+          session.epoch <= current
+              ? absl::FailedPreconditionError("a newer login of this device exists")
+              : absl::OutOfRangeError(absl::StrCat("epoch more than ", kMaxEpochStep,
+                                                   " above the device's current epoch ",
+                                                   current)));
+      refused.mutable_gateway_login()->set_device_epoch(current);
+      return Respond(envelope, refused);
     }
     const DeviceKey device(session.user_id, session.device_id);
     auto old = by_device_.find(device);
@@ -166,6 +218,7 @@ void Gateway::Login(const Envelope& envelope) {
     Reply ok;
     ok.mutable_gateway_login()->set_user_id(session.user_id);
     ok.mutable_gateway_login()->set_gateway_id(options_.gateway_id);
+    ok.mutable_gateway_login()->set_device_epoch(session.epoch);
     Respond(envelope, ok);
   });
 }
@@ -174,7 +227,91 @@ void Gateway::Logout(const Envelope& envelope, const Session& session) {
   DropSession(envelope.from(), /*release_presence=*/true);
   Reply reply;
   reply.mutable_gateway_logout();
-  Respond(envelope, reply);
+  // A closed connection (the listener's notice carries no correlation id)
+  // ends the session only; a client's logout also ends its device's tokens,
+  // at every gateway, before it is answered.
+  if (envelope.correlation_id() == 0 || envelope.request().gateway_logout().connection_closed()) {
+    return Respond(envelope, reply);
+  }
+  Request revoke;
+  RevokeDeviceTokensRequest* r = revoke.mutable_revoke_device_tokens();
+  r->set_user_id(session.user_id);
+  r->set_device_id(session.token_device);
+  r->set_device_generation(session.device_generation);
+  CallOptions call = options_.calls;
+  call.auth_user_id = session.user_id;
+  rpc().Call(kUserService, revoke, call, [this, envelope, reply](const Reply& revoked) {
+    absl::Status s = ReplyStatus(revoked);
+    if (!s.ok()) {
+      return RespondError(envelope, absl::UnavailableError(absl::StrCat(
+                                        "logged out here, but the device's tokens were not "
+                                        "revoked (log out again): ", s.message())));
+    }
+    Respond(envelope, reply);
+  });
+}
+
+void Gateway::CheckTokens() {
+  // Batches of the sessions' tokens; a session the user service says is no
+  // longer current (and that still holds that token) is closed.
+  std::vector<std::pair<std::string, TokenRef>> batch;
+  auto flush = [&] {
+    if (batch.empty()) return;
+    Request request;
+    for (const auto& [client, ref] : batch) *request.mutable_check_tokens()->add_tokens() = ref;
+    CallOptions call = options_.calls;
+    call.max_attempts = 1;  // the next round asks again
+    rpc().Call(kUserService, request, call, [this, batch](const Reply& reply) {
+      if (reply.status().code() != CODE_OK) return;  // unsure: keep the sessions
+      const CheckTokensReply& out = reply.check_tokens();
+      for (size_t i = 0; i < batch.size() && i < static_cast<size_t>(out.current_size()); ++i) {
+        if (out.current(i)) continue;
+        auto it = sessions_.find(batch[i].first);
+        if (it == sessions_.end()) continue;
+        const TokenRef now = RefOf(it->second);
+        if (now.SerializeAsString() != batch[i].second.SerializeAsString()) continue;  // re-logged
+        ++stats_.sessions_revoked;
+        DropSession(batch[i].first, /*release_presence=*/true);
+      }
+    });
+    batch.clear();
+  };
+  for (const auto& [client, session] : sessions_) {
+    batch.emplace_back(client, RefOf(session));
+    if (batch.size() == kRenewBatch) flush();
+  }
+  flush();
+  timers().After(options_.token_check_interval, [this] { CheckTokens(); });
+}
+
+void Gateway::ChangePassword(const Envelope& envelope, const Session& session) {
+  ++stats_.forwarded;
+  Request request = envelope.request();
+  // The new token is for the session's device, whatever the client says.
+  request.mutable_change_password()->set_device_id(session.device_id);
+  CallOptions call = CallsFor(envelope, session);
+  // Two password hashes: one attempt that waits as long as the client does.
+  call.timeout = envelope.timeout_us() > 0
+                     ? std::min(absl::Microseconds(envelope.timeout_us()), options_.max_auth_wait)
+                     : absl::Seconds(5);
+  call.max_attempts = 1;
+  const std::string client = envelope.from();
+  rpc().Call(kUserService, request, call, [this, envelope, client, session](const Reply& reply) {
+    if (reply.status().code() == CODE_OK && signer_.ok()) {
+      // This session goes on with the new token; the others of the user
+      // close at their gateways' next token check.
+      absl::StatusOr<TokenClaims> claims =
+          signer_->Verify(reply.change_password().token(), env().Now());
+      auto it = sessions_.find(client);
+      if (claims.ok() && it != sessions_.end() && it->second.user_id == claims->user_id &&
+          it->second.device_id == session.device_id) {
+        it->second.token_device = claims->device_id;
+        it->second.generation = claims->generation;
+        it->second.device_generation = claims->device_generation;
+      }
+    }
+    Respond(envelope, reply);
+  });
 }
 
 void Gateway::DropSession(const std::string& client, bool release_presence) {
@@ -267,6 +404,8 @@ void Gateway::Forward(const Envelope& envelope, const Session& session) {
     case Request::kGetUsers:
     case Request::kUpdateProfile:
       return Relay(envelope, session, kUserService, "", request);
+    case Request::kChangePassword:
+      return ChangePassword(envelope, session);
     case Request::kAddFriend:
     case Request::kRemoveFriend:
     case Request::kSetRemark:
@@ -384,7 +523,27 @@ void Gateway::Sync(const Envelope& envelope, const Session& session) {
       }
       if (reply.sync().has_more()) out.mutable_sync()->set_has_more(true);
     }
-    for (const auto& [conv, page] : pages) *out.mutable_sync()->add_conversations() = *page;
+    // Each shard's part is bounded by bytes; the merge is too: once the
+    // reply is full, a page keeps the messages that fit and its through_seq
+    // stops just before the first one left out (every seq before it was
+    // considered), with has_more, so the client pages on from there.
+    size_t bytes = 0;
+    for (const auto& [conv, page] : pages) {
+      ConversationPage* kept = out.mutable_sync()->add_conversations();
+      *kept = *page;
+      int fit = 0;
+      for (; fit < page->messages_size(); ++fit) {
+        const size_t cost = SyncReplyCost(page->messages(fit).ByteSizeLong());
+        if (bytes > 0 && bytes + cost > kDefaultSyncReplyBytes) break;
+        bytes += cost;
+      }
+      if (fit == page->messages_size()) continue;
+      kept->set_through_seq(page->messages(fit).seq() - 1);
+      kept->mutable_messages()->DeleteSubrange(fit, page->messages_size() - fit);
+      kept->set_has_more(true);
+      out.mutable_sync()->set_has_more(true);
+      bytes = kDefaultSyncReplyBytes;  // full: later pages keep nothing
+    }
     return out;
   };
   FanOut(envelope, session, history, shard_request, merge);

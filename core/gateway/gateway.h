@@ -1,5 +1,6 @@
 // Gateway: the IM server that holds client sessions, at "gw.<id>". A client
-// logs in with a token (verified here, no call), which registers its presence
+// logs in with a token (its signature verified here, whether it is still
+// current asked of the user service in one call), which registers its presence
 // in kv (user, device, gateway, epoch, lease); the gateway renews the leases
 // of its sessions in batches. Every client request is forwarded to its
 // service with the session's authenticated user id — a client never chooses
@@ -27,6 +28,10 @@ struct GatewayOptions {
   std::string token_key = TestTokenKey();
   absl::Duration presence_lease = absl::Seconds(3);
   absl::Duration renew_interval = absl::Seconds(1);
+  // How often the tokens of the sessions held here are checked with the user
+  // service (batched): a session whose token was revoked (a password change,
+  // a logout of its device elsewhere) closes within this long.
+  absl::Duration token_check_interval = absl::Seconds(5);
   // A session not heard from (requests or pings) for this long is dropped.
   absl::Duration idle_timeout = absl::Seconds(6);
   size_t max_sessions = 100000;
@@ -45,7 +50,14 @@ struct GatewayStats {
   uint64_t pushed_to_sessions = 0;
   uint64_t push_targets_skipped = 0;  // no longer here
   uint64_t sessions_expired = 0;
+  uint64_t sessions_revoked = 0;  // closed because their token was revoked
 };
+
+// Login epochs: at most this (2^53, exact in a double), and at most
+// kMaxEpochStep above the device's current epoch (0 when it has no live
+// presence), so no login can push a device's epoch out of its reach.
+inline constexpr uint64_t kMaxEpoch = uint64_t{1} << 53;
+inline constexpr uint64_t kMaxEpochStep = uint64_t{1} << 20;
 
 class Gateway : public ServiceNode {
  public:
@@ -68,10 +80,16 @@ class Gateway : public ServiceNode {
     std::string device_id;
     uint64_t epoch = 0;
     absl::Time last_seen;
+    // The token's claims that the user service checks (TokenRef).
+    std::string token_device;  // "" for a token of no device
+    uint64_t generation = 0;
+    uint64_t device_generation = 0;
   };
   using DeviceKey = std::pair<uint64_t, std::string>;
 
   void Login(const Envelope& envelope);
+  // After the token check: the presence write, then the session.
+  void OpenSession(const Envelope& envelope, const Session& session);
   void Logout(const Envelope& envelope, const Session& session);
   void Forward(const Envelope& envelope, const Session& session);
   // Sends `request` to `service` (or a fixed address) for the session's user
@@ -88,12 +106,15 @@ class Gateway : public ServiceNode {
   void Sync(const Envelope& envelope, const Session& session);
   void ListConversations(const Envelope& envelope, const Session& session);
   void Renew();
+  void CheckTokens();
+  static TokenRef RefOf(const Session& session);
+  void ChangePassword(const Envelope& envelope, const Session& session);
   void DropSession(const std::string& client, bool release_presence);
   KvWrite PresenceWrite(const Session& session) const;
   CallOptions CallsFor(const Envelope& envelope, const Session& session) const;
 
   GatewayOptions options_;
-  TokenSigner signer_;
+  absl::StatusOr<TokenSigner> signer_;
   std::map<std::string, Session> sessions_;        // by client address
   std::map<DeviceKey, std::string> by_device_;     // (user, device) -> client address
   GatewayStats stats_;

@@ -237,12 +237,14 @@ TEST_F(GatewayTest, InternalOperationsAreRefused) {
       "invite",        "join_group",    "leave_group",  "kick",           "dissolve",
       "group_info",    "member_ids",    "user_groups",  "is_member",      "set_group_open",
       "send_private",  "send_group",    "recall",       "sync",           "list_conversations",
-      "ack",           "read",          "gateway_login", "gateway_logout", "ping"};
+      "ack",           "read",          "gateway_login", "gateway_logout", "ping",
+      "change_password"};
   int forwarded = 0;
   c_.net().HoldNext([&](const std::string& to, const Envelope& e) {
     if (e.has_request() && to != "gw.1" && to != FakeCluster::kTestAddress &&
-        to.rfind("svc.registry", 0) != 0 && !e.request().has_kv_set()) {
-      ++forwarded;  // (kv_set: the presence renewals)
+        to.rfind("svc.registry", 0) != 0 && !e.request().has_kv_set() &&
+        !e.request().has_check_tokens()) {
+      ++forwarded;  // (kv_set: the presence renewals; check_tokens: the token checks)
     }
     return false;
   });
@@ -264,7 +266,8 @@ TEST_F(GatewayTest, InternalOperationsAreRefused) {
                             {"check_friends", "membership_history", "shard_sync",
                              "shard_list_conversations", "kv_get", "kv_set", "kv_delete",
                              "kv_lock", "kv_unlock", "register_instance",
-                             "deregister_instance", "discover", "watch"}));
+                             "deregister_instance", "discover", "watch", "check_tokens",
+                             "revoke_device_tokens"}));
   EXPECT_EQ(forwarded, 0);
   Request empty;  // no op at all
   EXPECT_EQ(c_.Call("gw.1", empty).status().code(), CODE_PERMISSION_DENIED);
@@ -385,6 +388,164 @@ TEST(GatewayListTest, EachShardGetsTheCurrentMembershipsOfItsGroups) {
     // group_ids: every current group, as before.
     EXPECT_THAT(r.group_ids(), ::testing::ElementsAreArray(current)) << "shard " << shard;
   }
+}
+
+// ---- tokens: revocation, change_password, epochs -----------------------------------------
+
+class GatewayTokenTest : public GatewayTest {
+ protected:
+  std::string DeviceToken(const std::string& device, const std::string& password = "password-alice") {
+    Request login;
+    login.mutable_login()->set_name("alice");
+    login.mutable_login()->set_password(password);
+    login.mutable_login()->set_device_id(device);
+    Reply reply = c_.Call(CoreCluster::Address(kUserService), login);
+    EXPECT_EQ(reply.status().code(), CODE_OK) << reply.status().message();
+    return reply.login().token();
+  }
+  Reply OpenWith(const std::string& gateway, const std::string& token, const std::string& device,
+                 uint64_t epoch) {
+    Request open;
+    open.mutable_gateway_login()->set_token(token);
+    open.mutable_gateway_login()->set_device_id(device);
+    open.mutable_gateway_login()->set_epoch(epoch);
+    return c_.Call(gateway, open);
+  }
+  Reply Logout(const std::string& gateway, bool connection_closed = false) {
+    Request logout;
+    logout.mutable_gateway_logout()->set_connection_closed(connection_closed);
+    return c_.Call(gateway, logout);
+  }
+  ErrorCode PingCode(const std::string& gateway) {
+    Request ping;
+    ping.mutable_ping();
+    return c_.Call(gateway, ping).status().code();
+  }
+};
+
+TEST_F(GatewayTokenTest, ALoggedOutDevicesTokenIsRefusedAtEveryGateway) {
+  const std::string token = DeviceToken("phone");
+  ASSERT_EQ(OpenWith("gw.1", token, "phone", 1).status().code(), CODE_OK);
+  ASSERT_EQ(Logout("gw.1").status().code(), CODE_OK);
+  EXPECT_EQ(OpenWith("gw.2", token, "phone", 2).status().code(), CODE_UNAUTHENTICATED);
+  EXPECT_EQ(OpenWith("gw.1", token, "phone", 3).status().code(), CODE_UNAUTHENTICATED);
+  // A fresh login of the device works.
+  EXPECT_EQ(OpenWith("gw.2", DeviceToken("phone"), "phone", 4).status().code(), CODE_OK);
+}
+
+TEST_F(GatewayTokenTest, ALogoutEndsTheDevicesSessionElsewhereButNotOtherDevices) {
+  const std::string phone = DeviceToken("phone");
+  const std::string laptop = DeviceToken("laptop");
+  // The test endpoint holds one session per gateway: phone at gw.1, laptop at gw.2.
+  ASSERT_EQ(OpenWith("gw.1", phone, "phone", 1).status().code(), CODE_OK);
+  ASSERT_EQ(OpenWith("gw.2", laptop, "laptop", 1).status().code(), CODE_OK);
+  ASSERT_EQ(Logout("gw.1").status().code(), CODE_OK);
+  c_.net().Advance(absl::Seconds(6));
+  EXPECT_EQ(PingCode("gw.2"), CODE_OK);  // the laptop's token is still current
+  EXPECT_EQ(OpenWith("gw.1", phone, "phone", 2).status().code(), CODE_UNAUTHENTICATED);
+}
+
+TEST_F(GatewayTokenTest, AClosedConnectionEndsTheSessionButNotTheToken) {
+  const std::string token = DeviceToken("phone");
+  ASSERT_EQ(OpenWith("gw.1", token, "phone", 1).status().code(), CODE_OK);
+  ASSERT_EQ(Logout("gw.1", /*connection_closed=*/true).status().code(), CODE_OK);
+  EXPECT_EQ(c_.gateway(0)->sessions(), 0u);
+  EXPECT_EQ(OpenWith("gw.2", token, "phone", 2).status().code(), CODE_OK);
+}
+
+TEST_F(GatewayTokenTest, ATokenForAnotherDeviceIsRefused) {
+  EXPECT_EQ(OpenWith("gw.1", DeviceToken("phone"), "laptop", 1).status().code(),
+            CODE_UNAUTHENTICATED);
+}
+
+TEST_F(GatewayTokenTest, ChangePasswordClosesTheUsersOtherSessionsAndKeepsTheCallers) {
+  const std::string phone = DeviceToken("phone");
+  const std::string laptop = DeviceToken("laptop");
+  ASSERT_EQ(OpenWith("gw.1", phone, "phone", 1).status().code(), CODE_OK);
+  ASSERT_EQ(OpenWith("gw.2", laptop, "laptop", 1).status().code(), CODE_OK);
+  Request change;
+  change.mutable_change_password()->set_old_password("password-alice");
+  change.mutable_change_password()->set_new_password("password-alice-2");
+  change.mutable_change_password()->set_device_id("laptop");  // ignored: the session's device
+  Reply changed = c_.Call("gw.1", change);
+  ASSERT_EQ(changed.status().code(), CODE_OK) << changed.status().message();
+  // Within one token check interval (5 s) the laptop's session is gone.
+  for (int i = 0; i < 7; ++i) {
+    c_.net().Advance(absl::Seconds(1));
+    ASSERT_EQ(PingCode("gw.1"), CODE_OK) << i;  // the caller's session goes on
+  }
+  EXPECT_EQ(PingCode("gw.2"), CODE_UNAUTHENTICATED);
+  EXPECT_EQ(c_.gateway(1)->stats().sessions_revoked, 1u);
+  // Every old token is refused; the new password and the reply's token work.
+  EXPECT_EQ(OpenWith("gw.2", laptop, "laptop", 2).status().code(), CODE_UNAUTHENTICATED);
+  EXPECT_EQ(OpenWith("gw.2", phone, "phone", 2).status().code(), CODE_UNAUTHENTICATED);
+  EXPECT_EQ(OpenWith("gw.2", changed.change_password().token(), "phone", 3).status().code(),
+            CODE_OK);
+  Request old_login;
+  old_login.mutable_login()->set_name("alice");
+  old_login.mutable_login()->set_password("password-alice");
+  EXPECT_EQ(c_.Call(CoreCluster::Address(kUserService), old_login).status().code(),
+            CODE_UNAUTHENTICATED);
+  EXPECT_EQ(OpenWith("gw.2", DeviceToken("laptop", "password-alice-2"), "laptop", 4).status().code(),
+            CODE_OK);
+}
+
+TEST_F(GatewayTokenTest, AHugeEpochIsRefusedAndDoesNotLockTheDeviceOut) {
+  const std::string token = DeviceToken("phone");
+  Reply huge = OpenWith("gw.2", token, "phone", ~uint64_t{0});
+  EXPECT_EQ(huge.status().code(), CODE_OUT_OF_RANGE);
+  EXPECT_EQ(OpenWith("gw.2", token, "phone", kMaxEpoch + 1).status().code(), CODE_OUT_OF_RANGE);
+  // Too far above the device's epoch (none live: 0).
+  Reply far = OpenWith("gw.2", token, "phone", kMaxEpochStep + 1);
+  EXPECT_EQ(far.status().code(), CODE_OUT_OF_RANGE);
+  EXPECT_EQ(far.gateway_login().device_epoch(), 0u);
+  // The real device logs in as usual.
+  ASSERT_EQ(OpenWith("gw.1", token, "phone", 1).status().code(), CODE_OK);
+  EXPECT_EQ(Presence(), "1");
+  // The largest step allowed takes the device; the real one is told the
+  // device's epoch and gets back in just above it.
+  ASSERT_EQ(OpenWith("gw.2", token, "phone", 1 + kMaxEpochStep).status().code(), CODE_OK);
+  Reply behind = OpenWith("gw.1", token, "phone", 2);
+  EXPECT_EQ(behind.status().code(), CODE_FAILED_PRECONDITION);
+  EXPECT_EQ(behind.gateway_login().device_epoch(), 1 + kMaxEpochStep);
+  EXPECT_EQ(OpenWith("gw.1", token, "phone", behind.gateway_login().device_epoch() + 1)
+                .status()
+                .code(),
+            CODE_OK);
+  EXPECT_EQ(Presence(), "1");
+}
+
+TEST_F(GatewayTokenTest, TheReferenceClientGetsBackAfterAStrayHighEpochAndARevokedToken) {
+  const std::string address = c_.AddClient("alice", "phone");
+  c_.net().Advance(absl::Seconds(2));
+  Client* client = c_.client(address);
+  ASSERT_EQ(client->state(), Client::State::kOnline);
+  // Someone with the device's token takes it with the highest epoch allowed.
+  const std::string other = client->gateway() == "gw.1" ? "gw.2" : "gw.1";
+  ASSERT_EQ(OpenWith(other, DeviceToken("phone"), "phone", kMaxEpochStep).status().code(),
+            CODE_OK);
+  // That session stays alive (pings) while the client tries to get back.
+  for (int i = 0; i < 10; ++i) {
+    c_.net().Advance(absl::Seconds(1));
+    PingCode(other);
+  }
+  EXPECT_EQ(client->state(), Client::State::kOnline);
+  EXPECT_EQ(Presence(), client->gateway().substr(3));  // "gw.N" -> "N"
+  // Its token revoked (a logout of the device elsewhere): it logs in again
+  // with its password.
+  const uint64_t logins = c_.gateway(0)->stats().logins + c_.gateway(1)->stats().logins;
+  Request revoke;
+  absl::StatusOr<TokenClaims> claims =
+      TokenSigner::Create(TestTokenKey())->Verify(DeviceToken("phone"), c_.net().Now());
+  ASSERT_TRUE(claims.ok());
+  revoke.mutable_revoke_device_tokens()->set_user_id(user_);
+  revoke.mutable_revoke_device_tokens()->set_device_id("phone");
+  revoke.mutable_revoke_device_tokens()->set_device_generation(claims->device_generation);
+  ASSERT_EQ(c_.Call(CoreCluster::Address(kUserService), revoke, user_).status().code(), CODE_OK);
+  c_.net().Advance(absl::Seconds(15));
+  EXPECT_EQ(client->state(), Client::State::kOnline);
+  EXPECT_GT(c_.gateway(0)->stats().logins + c_.gateway(1)->stats().logins, logins);
+  EXPECT_GE(c_.gateway(0)->stats().sessions_revoked + c_.gateway(1)->stats().sessions_revoked, 1u);
 }
 
 }  // namespace

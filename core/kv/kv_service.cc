@@ -154,10 +154,13 @@ Reply KvService::Set(const KvSetRequest& request) {
       exists = ReadLive(kv_keys::Entry(write.key()), &current);
     }
     // An evicted entry still holds its version as a floor for IF_NEWER.
-    const bool apply = write.mode() == KvWrite::ALWAYS || !exists ||
-                       current.version() < write.version() ||
-                       (write.mode() == KvWrite::IF_NOT_OLDER &&
-                        current.version() == write.version());
+    const uint64_t held = exists ? current.version() : 0;
+    const bool too_far = write.max_step() != 0 && write.version() > held &&
+                         write.version() - held > write.max_step();
+    const bool apply = !too_far && (write.mode() == KvWrite::ALWAYS || !exists ||
+                                    current.version() < write.version() ||
+                                    (write.mode() == KvWrite::IF_NOT_OLDER &&
+                                     current.version() == write.version()));
     if (!apply) {
       ++stats_.stale_sets_refused;
       if (write.version() < current.version()) ++stats_.older_sets_refused;

@@ -2,7 +2,6 @@
 
 #include <sodium.h>
 
-#include <cassert>
 #include <vector>
 
 #include "absl/strings/escaping.h"
@@ -11,12 +10,40 @@
 #include "absl/strings/str_split.h"
 
 namespace parley {
+namespace {
 
-TokenSigner::TokenSigner(std::string key) : key_(std::move(key)) {
-  assert(key_.size() >= crypto_auth_hmacsha256_KEYBYTES);
-  static const bool ready = sodium_init() >= 0;
-  (void)ready;
+// Unpadded base64url.
+std::string Encode64(absl::string_view bytes) { return absl::WebSafeBase64Escape(bytes); }
+
+// Decodes `text` only if it is the canonical unpadded base64url of what it
+// decodes to (no '=', no stray bits, no other alphabet).
+bool DecodeCanonical64(absl::string_view text, std::string* out) {
+  if (!absl::WebSafeBase64Unescape(text, out)) return false;
+  return Encode64(*out) == text;
 }
+
+// A decimal number in canonical form: digits only, no leading zero (but "0").
+bool ParseCanonical(absl::string_view text, uint64_t* out) {
+  if (text.empty() || text.size() > 20) return false;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+  }
+  if (text.size() > 1 && text[0] == '0') return false;
+  return absl::SimpleAtoi(text, out) && absl::StrCat(*out) == text;
+}
+
+}  // namespace
+
+absl::StatusOr<TokenSigner> TokenSigner::Create(std::string key) {
+  if (key.size() < kMinKeyBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("the token key must be at least ", kMinKeyBytes,
+                                                   " bytes, not ", key.size()));
+  }
+  if (sodium_init() < 0) return absl::InternalError("libsodium failed to initialize");
+  return TokenSigner(std::move(key));
+}
+
+TokenSigner::TokenSigner(std::string key) : key_(std::move(key)) {}
 
 std::string TokenSigner::Mac(absl::string_view payload) const {
   unsigned char mac[crypto_auth_hmacsha256_BYTES];
@@ -29,9 +56,22 @@ std::string TokenSigner::Mac(absl::string_view payload) const {
   return std::string(reinterpret_cast<const char*>(mac), sizeof(mac));
 }
 
+std::string TokenSigner::Payload(const TokenClaims& claims) {
+  return absl::StrCat(claims.user_id, ".", absl::ToUnixMicros(claims.expires), ".",
+                      claims.generation, ".", claims.device_generation, ".",
+                      Encode64(claims.device_id));
+}
+
+std::string TokenSigner::Sign(const TokenClaims& claims) const {
+  const std::string payload = Payload(claims);
+  return absl::StrCat(payload, ".", Encode64(Mac(payload)));
+}
+
 std::string TokenSigner::Sign(uint64_t user_id, absl::Time expires) const {
-  const std::string payload = absl::StrCat(user_id, ".", absl::ToUnixMicros(expires));
-  return absl::StrCat(payload, ".", absl::WebSafeBase64Escape(Mac(payload)));
+  TokenClaims claims;
+  claims.user_id = user_id;
+  claims.expires = expires;
+  return Sign(claims);
 }
 
 absl::StatusOr<TokenClaims> TokenSigner::Verify(absl::string_view token, absl::Time now) const {
@@ -39,7 +79,7 @@ absl::StatusOr<TokenClaims> TokenSigner::Verify(absl::string_view token, absl::T
   if (last_dot == absl::string_view::npos) return absl::UnauthenticatedError("malformed token");
   const absl::string_view payload = token.substr(0, last_dot);
   std::string mac;
-  if (!absl::WebSafeBase64Unescape(token.substr(last_dot + 1), &mac)) {
+  if (!DecodeCanonical64(token.substr(last_dot + 1), &mac)) {
     return absl::UnauthenticatedError("malformed token signature");
   }
   const std::string expected = Mac(payload);
@@ -49,12 +89,16 @@ absl::StatusOr<TokenClaims> TokenSigner::Verify(absl::string_view token, absl::T
   }
   std::vector<absl::string_view> parts = absl::StrSplit(payload, '.');
   TokenClaims claims;
-  int64_t expires_us = 0;
-  if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &claims.user_id) ||
-      !absl::SimpleAtoi(parts[1], &expires_us) || claims.user_id == 0) {
+  uint64_t expires_us = 0;
+  if (parts.size() != 5 || !ParseCanonical(parts[0], &claims.user_id) ||
+      !ParseCanonical(parts[1], &expires_us) || !ParseCanonical(parts[2], &claims.generation) ||
+      !ParseCanonical(parts[3], &claims.device_generation) ||
+      !DecodeCanonical64(parts[4], &claims.device_id) || claims.user_id == 0 ||
+      expires_us > static_cast<uint64_t>(INT64_MAX)) {
     return absl::UnauthenticatedError("malformed token claims");
   }
-  claims.expires = absl::FromUnixMicros(expires_us);
+  claims.expires = absl::FromUnixMicros(static_cast<int64_t>(expires_us));
+  if (Payload(claims) != payload) return absl::UnauthenticatedError("malformed token claims");
   if (now >= claims.expires) return absl::UnauthenticatedError("token expired");
   return claims;
 }

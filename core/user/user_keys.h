@@ -2,6 +2,9 @@
 //   user/<user_id:20>      -> UserRecord
 //   name/<name>            -> user id (decimal)
 //   meta/next_user_id      -> the next id to assign (decimal)
+//   tokdev/<user_id:20>/<device> -> the device's token generation (decimal;
+//                             absent: 0); a logout bumps it. <device> is ""
+//                             for the tokens of logins that named no device.
 #ifndef PARLEY_CORE_USER_USER_KEYS_H_
 #define PARLEY_CORE_USER_USER_KEYS_H_
 
@@ -17,6 +20,9 @@ namespace user_keys {
 
 inline std::string User(uint64_t user_id) { return absl::StrCat("user/", PadId(user_id)); }
 inline std::string Name(absl::string_view name) { return absl::StrCat("name/", name); }
+inline std::string TokenDevice(uint64_t user_id, absl::string_view device_id) {
+  return absl::StrCat("tokdev/", PadId(user_id), "/", device_id);
+}
 inline constexpr char kNextUserId[] = "meta/next_user_id";
 // The aggregate id of a user's profile in events.
 inline std::string Aggregate(uint64_t user_id) { return absl::StrCat("user/", user_id); }

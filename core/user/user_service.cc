@@ -29,7 +29,9 @@ absl::Status ValidateUserName(absl::string_view name) {
 UserService::UserService(Env* env, UserOptions options)
     : ServiceNode(env, ServiceOptions{kUserService, options.instance_id, {}}),
       options_(std::move(options)),
-      signer_(options_.token_key) {}
+      signer_(TokenSigner::Create(options_.token_key)) {}
+
+absl::Status UserService::OnStart() { return signer_.status(); }
 
 void UserService::HandleRequest(const Envelope& envelope) {
   switch (envelope.request().op_case()) {
@@ -41,6 +43,12 @@ void UserService::HandleRequest(const Envelope& envelope) {
       return GetUsers(envelope);
     case Request::kUpdateProfile:
       return UpdateProfile(envelope);
+    case Request::kChangePassword:
+      return ChangePassword(envelope);
+    case Request::kCheckTokens:
+      return CheckTokens(envelope);
+    case Request::kRevokeDeviceTokens:
+      return RevokeDeviceTokens(envelope);
     default:
       return RespondError(envelope,
                           absl::UnimplementedError("the user service does not serve this request"));
@@ -134,6 +142,9 @@ void UserService::Login(const Envelope& envelope) {
   const LoginRequest& request = envelope.request().login();
   // One answer for an unknown name and a wrong password: no user enumeration.
   const absl::Status denied = absl::UnauthenticatedError("wrong user name or password");
+  if (request.device_id().size() > 64) {
+    return RespondError(envelope, absl::InvalidArgumentError("device_id is over 64 bytes"));
+  }
   std::string id_text;
   uint64_t user_id = 0;
   if (!store().Get(user_keys::Name(request.name()), &id_text).ok() ||
@@ -146,11 +157,128 @@ void UserService::Login(const Envelope& envelope) {
     return RespondError(envelope, denied);
   }
   const absl::Time expires = env().Now() + options_.token_ttl;
+  absl::StatusOr<std::string> token = MintToken(*record, request.device_id(), expires);
+  if (!token.ok()) return RespondError(envelope, token.status());
   Reply reply;
   LoginReply* out = reply.mutable_login();
   out->set_user_id(user_id);
-  out->set_token(signer_.Sign(user_id, expires));
+  out->set_token(*token);
   out->set_expires_us(absl::ToUnixMicros(expires));
+  Respond(envelope, reply);
+}
+
+absl::StatusOr<uint64_t> UserService::DeviceGeneration(uint64_t user_id,
+                                                        const std::string& device_id) {
+  std::string value;
+  absl::Status s = store().Get(user_keys::TokenDevice(user_id, device_id), &value);
+  if (absl::IsNotFound(s)) return 0;
+  if (!s.ok()) return absl::UnavailableError(s.message());
+  uint64_t generation = 0;
+  if (!absl::SimpleAtoi(value, &generation)) {
+    return absl::DataLossError(absl::StrCat("corrupt token generation of user ", user_id));
+  }
+  return generation;
+}
+
+absl::StatusOr<std::string> UserService::MintToken(const UserRecord& user,
+                                                   const std::string& device_id,
+                                                   absl::Time expires) {
+  if (!signer_.ok()) return absl::InternalError("no usable token key");
+  absl::StatusOr<uint64_t> device_generation =
+      DeviceGeneration(user.profile().user_id(), device_id);
+  if (!device_generation.ok()) return device_generation.status();
+  TokenClaims claims;
+  claims.user_id = user.profile().user_id();
+  claims.expires = expires;
+  claims.generation = user.token_generation();
+  claims.device_id = device_id;
+  claims.device_generation = *device_generation;
+  return signer_->Sign(claims);
+}
+
+void UserService::ChangePassword(const Envelope& envelope) {
+  if (ReplayIfDone(envelope)) return;
+  const ChangePasswordRequest& request = envelope.request().change_password();
+  if (envelope.auth_user_id() == 0) {
+    return RespondError(envelope,
+                        absl::UnauthenticatedError("changing a password needs a login"));
+  }
+  if (request.new_password().size() < options_.min_password_bytes ||
+      request.new_password().size() > options_.max_password_bytes) {
+    return RespondError(envelope, absl::InvalidArgumentError(absl::StrCat(
+                                      "password must be ", options_.min_password_bytes, " to ",
+                                      options_.max_password_bytes, " bytes")));
+  }
+  if (request.device_id().size() > 64) {
+    return RespondError(envelope, absl::InvalidArgumentError("device_id is over 64 bytes"));
+  }
+  absl::StatusOr<UserRecord> record = ReadUser(envelope.auth_user_id());
+  if (!record.ok()) return RespondError(envelope, record.status());
+  // Not UNAUTHENTICATED: the session is fine, the old password is not.
+  if (!VerifyPassword(request.old_password(), record->password_hash())) {
+    return RespondError(envelope, absl::PermissionDeniedError("wrong password"));
+  }
+  absl::StatusOr<std::string> hash = HashPassword(
+      request.new_password(), env().Rng().Bytes(PasswordSaltBytes()), options_.password_cost);
+  if (!hash.ok()) return RespondError(envelope, hash.status());
+  record->set_password_hash(*hash);
+  record->set_token_generation(record->token_generation() + 1);
+  const absl::Time expires = env().Now() + options_.token_ttl;
+  absl::StatusOr<std::string> token = MintToken(*record, request.device_id(), expires);
+  if (!token.ok()) return RespondError(envelope, token.status());
+  WriteBatch batch;
+  batch.Put(user_keys::User(record->profile().user_id()), record->SerializeAsString());
+  Reply reply;
+  reply.mutable_change_password()->set_token(*token);
+  reply.mutable_change_password()->set_expires_us(absl::ToUnixMicros(expires));
+  CommitAndRespond(envelope, std::move(batch), reply);
+}
+
+void UserService::CheckTokens(const Envelope& envelope) {
+  const CheckTokensRequest& request = envelope.request().check_tokens();
+  if (request.tokens_size() > static_cast<int>(options_.max_tokens_per_check)) {
+    return RespondError(envelope, absl::InvalidArgumentError(absl::StrCat(
+                                      "at most ", options_.max_tokens_per_check, " tokens per check")));
+  }
+  Reply reply;
+  CheckTokensReply* out = reply.mutable_check_tokens();
+  for (const TokenRef& token : request.tokens()) {
+    absl::StatusOr<UserRecord> record = ReadUser(token.user_id());
+    if (absl::IsNotFound(record.status())) {
+      out->add_current(false);
+      continue;
+    }
+    // Unsure is not "revoked": the gateway keeps its sessions and asks again.
+    if (!record.ok()) return RespondError(envelope, absl::UnavailableError(record.status().message()));
+    absl::StatusOr<uint64_t> device = DeviceGeneration(token.user_id(), token.device_id());
+    if (!device.ok()) return RespondError(envelope, absl::UnavailableError(device.status().message()));
+    out->add_current(token.generation() == record->token_generation() &&
+                     token.device_generation() == *device);
+  }
+  Respond(envelope, reply);
+}
+
+void UserService::RevokeDeviceTokens(const Envelope& envelope) {
+  const RevokeDeviceTokensRequest& request = envelope.request().revoke_device_tokens();
+  // The gateway acts for the session's user, and only for it.
+  if (envelope.auth_user_id() == 0 || envelope.auth_user_id() != request.user_id()) {
+    return RespondError(envelope,
+                        absl::UnauthenticatedError("revoking tokens needs the user's session"));
+  }
+  absl::StatusOr<uint64_t> current = DeviceGeneration(request.user_id(), request.device_id());
+  if (!current.ok()) return RespondError(envelope, current.status());
+  Reply reply;
+  // Idempotent: a retry, or a late logout of an older token, changes nothing.
+  if (*current > request.device_generation()) {
+    reply.mutable_revoke_device_tokens()->set_device_generation(*current);
+    return Respond(envelope, reply);
+  }
+  const uint64_t next = request.device_generation() + 1;
+  WriteBatch batch;
+  batch.Put(user_keys::TokenDevice(request.user_id(), request.device_id()), absl::StrCat(next));
+  reply.mutable_revoke_device_tokens()->set_device_generation(next);
+  absl::Status s = Commit(batch);
+  if (!s.ok()) return RespondError(envelope, absl::UnavailableError(s.message()));
   Respond(envelope, reply);
 }
 

@@ -26,6 +26,7 @@ struct UserOptions {
   size_t max_nickname_bytes = 64;
   size_t max_avatar_bytes = 256;
   size_t max_ids_per_get = 500;
+  size_t max_tokens_per_check = 1000;
 };
 
 // Name rules: 3 to 32 characters of [a-z0-9_], starting with a letter.
@@ -36,6 +37,8 @@ class UserService : public ServiceNode {
   UserService(Env* env, UserOptions options = UserOptions());
 
  protected:
+  // Refuses to start with a token key under 32 bytes.
+  absl::Status OnStart() override;
   void HandleRequest(const Envelope& request) override;
 
  private:
@@ -43,12 +46,20 @@ class UserService : public ServiceNode {
   void Login(const Envelope& envelope);
   void GetUsers(const Envelope& envelope);
   void UpdateProfile(const Envelope& envelope);
+  void ChangePassword(const Envelope& envelope);
+  void CheckTokens(const Envelope& envelope);
+  void RevokeDeviceTokens(const Envelope& envelope);
+  // The device's token generation (0 if never bumped).
+  absl::StatusOr<uint64_t> DeviceGeneration(uint64_t user_id, const std::string& device_id);
+  // A token for `user`'s device made now (INTERNAL if the signer is unusable).
+  absl::StatusOr<std::string> MintToken(const UserRecord& user, const std::string& device_id,
+                                        absl::Time expires);
   absl::StatusOr<UserRecord> ReadUser(uint64_t user_id);
   absl::Status ValidateNickname(absl::string_view nickname) const;
   static Event ProfileEvent(const Profile& profile);
 
   UserOptions options_;
-  TokenSigner signer_;
+  absl::StatusOr<TokenSigner> signer_;
 };
 
 }  // namespace parley

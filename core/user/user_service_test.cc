@@ -105,7 +105,7 @@ TEST_F(UserServiceTest, LoginGivesATokenThatVerifiesWithoutACall) {
   Reply login = Login("alice", "password-a");
   ASSERT_EQ(login.status().code(), CODE_OK) << login.status().message();
   EXPECT_EQ(login.login().user_id(), id);
-  TokenSigner gateway_side(TestTokenKey());
+  TokenSigner gateway_side = *TokenSigner::Create(TestTokenKey());
   absl::StatusOr<TokenClaims> claims = gateway_side.Verify(login.login().token(), c_.net().Now());
   ASSERT_TRUE(claims.ok()) << claims.status();
   EXPECT_EQ(claims->user_id, id);
@@ -207,6 +207,123 @@ TEST_F(UserServiceTest, RelayRepublishesUntilTheBusAccepts) {
   c_.Settle();
   EXPECT_EQ(ProfileEvents().size(), 2u);
   EXPECT_GT(c_.net().NodeAs<UserService>(user_)->outbox_stats().republished, 0u);
+}
+
+// ---- tokens: generations, revocation, change_password ---------------------------------
+
+class UserTokenTest : public UserServiceTest {
+ protected:
+  std::string LoginToken(const std::string& name, const std::string& password,
+                         const std::string& device) {
+    Request request;
+    request.mutable_login()->set_name(name);
+    request.mutable_login()->set_password(password);
+    request.mutable_login()->set_device_id(device);
+    Reply reply = c_.Call(user_, request);
+    EXPECT_EQ(reply.status().code(), CODE_OK) << reply.status().message();
+    return reply.login().token();
+  }
+  TokenClaims Claims(const std::string& token) {
+    absl::StatusOr<TokenClaims> claims =
+        TokenSigner::Create(TestTokenKey())->Verify(token, c_.net().Now());
+    EXPECT_TRUE(claims.ok()) << claims.status();
+    return claims.ok() ? *claims : TokenClaims();
+  }
+  // What the user service says of each token: still current?
+  std::vector<bool> Current(const std::vector<std::string>& tokens) {
+    Request request;
+    for (const std::string& token : tokens) {
+      const TokenClaims c = Claims(token);
+      TokenRef* ref = request.mutable_check_tokens()->add_tokens();
+      ref->set_user_id(c.user_id);
+      ref->set_device_id(c.device_id);
+      ref->set_generation(c.generation);
+      ref->set_device_generation(c.device_generation);
+    }
+    Reply reply = c_.Call(user_, request);
+    EXPECT_EQ(reply.status().code(), CODE_OK) << reply.status().message();
+    return std::vector<bool>(reply.check_tokens().current().begin(),
+                             reply.check_tokens().current().end());
+  }
+  Reply Revoke(uint64_t auth, uint64_t user, const std::string& token) {
+    const TokenClaims c = Claims(token);
+    Request request;
+    request.mutable_revoke_device_tokens()->set_user_id(user);
+    request.mutable_revoke_device_tokens()->set_device_id(c.device_id);
+    request.mutable_revoke_device_tokens()->set_device_generation(c.device_generation);
+    return c_.Call(user_, request, auth);
+  }
+  Reply ChangePassword(uint64_t user, const std::string& old_password,
+                       const std::string& new_password, const std::string& device = "phone") {
+    Request request;
+    request.mutable_change_password()->set_old_password(old_password);
+    request.mutable_change_password()->set_new_password(new_password);
+    request.mutable_change_password()->set_device_id(device);
+    return c_.net().Call(user_, request, user, absl::Seconds(10));
+  }
+};
+
+TEST_F(UserTokenTest, ATokenNamesItsDeviceAndAGenerationAndIsCurrent) {
+  const uint64_t id = Register("alice", "password-a").register_().user_id();
+  const std::string token = LoginToken("alice", "password-a", "phone");
+  const TokenClaims claims = Claims(token);
+  EXPECT_EQ(claims.user_id, id);
+  EXPECT_EQ(claims.device_id, "phone");
+  EXPECT_EQ(Current({token}), std::vector<bool>({true}));
+}
+
+TEST_F(UserTokenTest, RevokingADeviceEndsItsTokensOnlyAndANewLoginIsCurrent) {
+  const uint64_t id = Register("alice", "password-a").register_().user_id();
+  const std::string phone1 = LoginToken("alice", "password-a", "phone");
+  const std::string phone2 = LoginToken("alice", "password-a", "phone");
+  const std::string laptop = LoginToken("alice", "password-a", "laptop");
+  // Only the user's own session may revoke.
+  EXPECT_EQ(Revoke(0, id, phone1).status().code(), CODE_UNAUTHENTICATED);
+  EXPECT_EQ(Revoke(id + 1, id, phone1).status().code(), CODE_UNAUTHENTICATED);
+  EXPECT_EQ(Current({phone1, phone2, laptop}), std::vector<bool>({true, true, true}));
+  ASSERT_EQ(Revoke(id, id, phone1).status().code(), CODE_OK);
+  EXPECT_EQ(Current({phone1, phone2, laptop}), std::vector<bool>({false, false, true}));
+  // Again (a retry) changes nothing more; a fresh login of the device is current.
+  ASSERT_EQ(Revoke(id, id, phone1).status().code(), CODE_OK);
+  const std::string phone3 = LoginToken("alice", "password-a", "phone");
+  EXPECT_EQ(Current({phone3}), std::vector<bool>({true}));
+  ASSERT_EQ(Revoke(id, id, phone1).status().code(), CODE_OK);  // a late logout of an old token
+  EXPECT_EQ(Current({phone3}), std::vector<bool>({true}));
+}
+
+TEST_F(UserTokenTest, ChangePasswordEndsEveryTokenAndTheNewPasswordWorks) {
+  const uint64_t id = Register("alice", "password-a").register_().user_id();
+  const std::string phone = LoginToken("alice", "password-a", "phone");
+  const std::string laptop = LoginToken("alice", "password-a", "laptop");
+  const std::string anywhere = LoginToken("alice", "password-a", "");
+  EXPECT_EQ(ChangePassword(0, "password-a", "password-new").status().code(),
+            CODE_UNAUTHENTICATED);
+  EXPECT_EQ(ChangePassword(id, "password-wrong", "password-new").status().code(),
+            CODE_PERMISSION_DENIED);
+  EXPECT_EQ(ChangePassword(id, "password-a", "short").status().code(), CODE_INVALID_ARGUMENT);
+  EXPECT_EQ(Current({phone, laptop, anywhere}), std::vector<bool>({true, true, true}));
+
+  Reply changed = ChangePassword(id, "password-a", "password-new");
+  ASSERT_EQ(changed.status().code(), CODE_OK) << changed.status().message();
+  EXPECT_EQ(Current({phone, laptop, anywhere}), std::vector<bool>({false, false, false}));
+  // The reply's token is for the caller's device and current.
+  EXPECT_EQ(Claims(changed.change_password().token()).device_id, "phone");
+  EXPECT_EQ(Current({changed.change_password().token()}), std::vector<bool>({true}));
+  EXPECT_EQ(Login("alice", "password-a").status().code(), CODE_UNAUTHENTICATED);
+  const std::string fresh = LoginToken("alice", "password-new", "laptop");
+  EXPECT_EQ(Current({fresh}), std::vector<bool>({true}));
+}
+
+TEST(UserServiceKeyTest, AShortTokenKeyRefusesToStart) {
+  CoreClusterOptions o;
+  o.user.token_key = "short";
+  CoreCluster c(o);
+  Request login;
+  login.mutable_login()->set_name("alice");
+  login.mutable_login()->set_password("password-a");
+  Reply reply = c.Call(CoreCluster::Address(kUserService), login);
+  EXPECT_NE(reply.status().code(), CODE_OK);
+  EXPECT_TRUE(reply.login().token().empty());
 }
 
 }  // namespace
