@@ -1,6 +1,15 @@
 #include "server/parleyd.h"
 
+#include <fcntl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <set>
 
@@ -18,6 +27,83 @@
 #include "server/leveldb_store.h"
 
 namespace parley {
+
+absl::StatusOr<std::string> LoadTokenKey(const ParleydOptions& options,
+                                         const std::function<void(const std::string&)>& log) {
+  const size_t min = TokenSigner::kMinKeyBytes;
+  if (!options.token_key.empty() && !options.token_key_file.empty()) {
+    return absl::InvalidArgumentError("set --token_key or --token_key_file, not both");
+  }
+  if (!options.token_key.empty()) {
+    if (options.token_key.size() < min) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--token_key must be at least ", min, " bytes, not ", options.token_key.size(),
+          " (or leave it out: parleyd keeps a random key in --data_dir/token.key)"));
+    }
+    return options.token_key;
+  }
+  const bool shared = !options.token_key_file.empty();
+  const std::string path = shared ? options.token_key_file : options.data_dir + "/token.key";
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    if (errno != ENOENT) {
+      return absl::InvalidArgumentError(absl::StrCat("cannot read the token key file ", path, ": ",
+                                                     std::strerror(errno)));
+    }
+    if (shared) {
+      return absl::NotFoundError(absl::StrCat(
+          "--token_key_file ", path, " does not exist; make one (head -c 32 /dev/urandom > ", path,
+          " && chmod 600 ", path, ") and give the same file to every parleyd"));
+    }
+    // First start: a fresh random key, readable by its owner only.
+    unsigned char bytes[32];
+    size_t got = 0;
+    while (got < sizeof(bytes)) {
+      const ssize_t n = getrandom(bytes + got, sizeof(bytes) - got, 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return absl::InternalError("getrandom failed");
+      got += static_cast<size_t>(n);
+    }
+    const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      return absl::InvalidArgumentError(absl::StrCat("cannot create the token key file ", path,
+                                                     ": ", std::strerror(errno)));
+    }
+    const bool written = write(fd, bytes, sizeof(bytes)) == static_cast<ssize_t>(sizeof(bytes)) &&
+                         fsync(fd) == 0;
+    close(fd);
+    if (!written) {
+      unlink(path.c_str());
+      return absl::InternalError(absl::StrCat("cannot write the token key file ", path));
+    }
+    const int dir = open(options.data_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir >= 0) {
+      fsync(dir);
+      close(dir);
+    }
+    log(absl::StrCat("created a new token key in ", path));
+    return std::string(reinterpret_cast<const char*>(bytes), sizeof(bytes));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat("the token key file ", path, " is not a file"));
+  }
+  if ((st.st_mode & 077) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("the token key file ", path,
+                                                   " is readable by others: chmod 600 ", path));
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::string key((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in.good() && !in.eof()) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot read the token key file ", path));
+  }
+  if (key.size() < min) {
+    return absl::InvalidArgumentError(absl::StrCat("the token key file ", path, " holds ",
+                                                   key.size(), " bytes; the key must be at least ",
+                                                   min, " bytes"));
+  }
+  log(absl::StrCat("token key from ", path));
+  return key;
+}
 
 absl::StatusOr<std::unique_ptr<Parleyd>> Parleyd::Start(const ParleydOptions& options, Log log) {
   auto d = std::unique_ptr<Parleyd>(new Parleyd(options, std::move(log)));
@@ -107,8 +193,9 @@ absl::Status Parleyd::Run() {
   network_ = std::move(*network);
   log_(absl::StrCat("connected to ", nats_url_, ", event bus ", options_.event_bus));
 
-  const std::string key = options_.token_key.empty() ? TestTokenKey() : options_.token_key;
-  if (options_.token_key.empty()) log_("warning: using the built-in token key (set --token_key)");
+  absl::StatusOr<std::string> loaded_key = LoadTokenKey(options_, log_);
+  if (!loaded_key.ok()) return loaded_key.status();
+  const std::string key = std::move(*loaded_key);
   const PasswordCost cost =
       options_.minimal_password_cost ? PasswordCost::Minimal() : PasswordCost::Interactive();
   const uint32_t shards = options_.shards;

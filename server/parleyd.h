@@ -27,7 +27,12 @@ struct ParleydOptions {
   std::string gateway_id = "1";
   uint32_t shards = 2;
   std::string event_bus = "jetstream";  // or "local"
-  std::string token_key;                // empty: the built-in test key (logged)
+  // The token key: --token_key (at least 32 bytes), or the file
+  // --token_key_file (must exist; share it between parleyd), or by default
+  // <data_dir>/token.key, created with 32 random bytes (mode 0600) on first
+  // start and reused. A key under 32 bytes refuses to start.
+  std::string token_key;
+  std::string token_key_file;
   bool minimal_password_cost = false;   // argon2id's minimum: tests and load runs only
   int stream_replicas = 1;              // 3 on a 3-node NATS cluster
   double client_requests_per_s = 200;   // per connection (token bucket)
@@ -37,6 +42,11 @@ struct ParleydOptions {
   // the per-connection rate and the log are filled in from the fields above.
   ListenerOptions client_limits;
 };
+
+// The token key `options` name (see ParleydOptions::token_key), creating the
+// default key file if absent; INVALID_ARGUMENT/NOT_FOUND with what to do.
+absl::StatusOr<std::string> LoadTokenKey(const ParleydOptions& options,
+                                         const std::function<void(const std::string&)>& log);
 
 class Parleyd {
  public:

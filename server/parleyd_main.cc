@@ -18,7 +18,10 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:7700", "client address (port 0: any fr
 ABSL_FLAG(std::string, gateway_id, "1", "this process's gateway id");
 ABSL_FLAG(uint32_t, shards, 2, "message shards");
 ABSL_FLAG(std::string, event_bus, "jetstream", "jetstream or local");
-ABSL_FLAG(std::string, token_key, "", "secret for session tokens (32+ bytes)");
+ABSL_FLAG(std::string, token_key, "",
+          "secret for session tokens (32+ bytes); default: a random key in DATA_DIR/token.key");
+ABSL_FLAG(std::string, token_key_file, "",
+          "file holding the token key (32+ bytes, mode 0600; must exist): one key for several parleyd");
 ABSL_FLAG(bool, minimal_password_cost, false, "argon2id minimum cost (tests, load runs)");
 ABSL_FLAG(int, stream_replicas, 1, "replicas of the PARLEY_EVENTS stream (3 on a NATS cluster)");
 ABSL_FLAG(double, client_requests_per_s, 200, "requests per second allowed per client connection");
@@ -64,6 +67,11 @@ int main(int argc, char** argv) {
   o.shards = absl::GetFlag(FLAGS_shards);
   o.event_bus = absl::GetFlag(FLAGS_event_bus);
   o.token_key = absl::GetFlag(FLAGS_token_key);
+  o.token_key_file = absl::GetFlag(FLAGS_token_key_file);
+  if (const char* cwd = std::getenv("BUILD_WORKING_DIRECTORY");
+      cwd != nullptr && !o.token_key_file.empty() && o.token_key_file[0] != '/') {
+    o.token_key_file = std::string(cwd) + "/" + o.token_key_file;
+  }
   o.minimal_password_cost = absl::GetFlag(FLAGS_minimal_password_cost);
   o.stream_replicas = absl::GetFlag(FLAGS_stream_replicas);
   o.client_requests_per_s = absl::GetFlag(FLAGS_client_requests_per_s);

@@ -43,15 +43,16 @@ TEST(ClusterTest, TwoParleydOnAThreeNodeClusterWithAnR3Stream) {
   const std::string url_a = absl::StrCat(nodes[0]->url(), ",", nodes[1]->url());
   const std::string url_b = absl::StrCat(nodes[2]->url(), ",", nodes[1]->url());
   const int port_a = FreePort(), port_b = FreePort();
+  const std::string key = SharedTokenKeyFlag(tmp + "/token.key");  // both gateways verify tokens
   const pid_t a = Spawn({"server/parleyd", "--nats=" + url_a, "--data_dir=" + tmp + "/a",
                          absl::StrCat("--listen=127.0.0.1:", port_a), "--gateway_id=1",
-                         "--stream_replicas=3", "--minimal_password_cost"},
+                         "--stream_replicas=3", "--minimal_password_cost", key},
                         tmp + "/a.log");
   for (int i = 0; i < 600 && !Listening(port_a); ++i) absl::SleepFor(absl::Milliseconds(50));
   ASSERT_TRUE(Listening(port_a)) << "parleyd A did not come up (see a.log)";
   const pid_t b = Spawn({"server/parleyd", "--nats=" + url_b, "--data_dir=" + tmp + "/b",
                          absl::StrCat("--listen=127.0.0.1:", port_b), "--gateway_id=2",
-                         "--roles=gateway", "--stream_replicas=3", "--minimal_password_cost"},
+                         "--roles=gateway", "--stream_replicas=3", "--minimal_password_cost", key},
                         tmp + "/b.log");
   for (int i = 0; i < 600 && !Listening(port_b); ++i) absl::SleepFor(absl::Milliseconds(50));
   ASSERT_TRUE(Listening(port_b));

@@ -26,13 +26,14 @@ TEST(CrashTest, KillingAGatewayProcessUnderLoadLosesNothing) {
   ASSERT_TRUE(nats.ok()) << nats.status();
   const int port_a = FreePort(), port_b = FreePort();
   const std::string bin = "server/parleyd";
+  const std::string key = SharedTokenKeyFlag(tmp + "/token.key");  // both gateways verify tokens
   const pid_t a = Spawn({bin, "--nats=" + (*nats)->url(), "--data_dir=" + tmp + "/a",
                          absl::StrCat("--listen=127.0.0.1:", port_a), "--gateway_id=1",
-                         "--minimal_password_cost"},
+                         "--minimal_password_cost", key},
                         tmp + "/a.log");
   const pid_t b = Spawn({bin, "--nats=" + (*nats)->url(), "--data_dir=" + tmp + "/b",
                          absl::StrCat("--listen=127.0.0.1:", port_b), "--gateway_id=2",
-                         "--roles=gateway", "--minimal_password_cost"},
+                         "--roles=gateway", "--minimal_password_cost", key},
                         tmp + "/b.log");
   for (int i = 0; i < 200 && !(Listening(port_a) && Listening(port_b)); ++i) {
     absl::SleepFor(absl::Milliseconds(50));

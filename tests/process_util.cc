@@ -4,6 +4,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+#include <sys/random.h>
+
 #include <cstdio>
 
 namespace parley {
@@ -43,6 +46,16 @@ bool Listening(int port) {
   const bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
   close(fd);
   return ok;
+}
+
+std::string SharedTokenKeyFlag(const std::string& path) {
+  unsigned char key[32];
+  if (getrandom(key, sizeof(key), 0) != static_cast<ssize_t>(sizeof(key))) return "";
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0) return "";
+  const bool ok = write(fd, key, sizeof(key)) == static_cast<ssize_t>(sizeof(key));
+  close(fd);
+  return ok ? "--token_key_file=" + path : "";
 }
 
 }  // namespace parley
