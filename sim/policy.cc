@@ -492,6 +492,33 @@ Result AccessControl(const History& h, const FinalState& s) {
       }
     }
   }
+  // A granted dissolve leaves no member, and a granted create its owner in the log.
+  for (const Op& op : model.ops()) {
+    if (!op.replied || op.code != CODE_OK || model.Judge(op).kind == Verdict::kForbid) continue;
+    const HistoryEntry& e = *op.entry;
+    if (op.kind == "dissolve") {
+      auto members = s.members.find(e.group_id());
+      if (members != s.members.end() && !members->second.empty()) {
+        return Fail("access_control", e.index(),
+                    absl::StrCat(Who(op), " dissolved group ", e.group_id(), " but ",
+                                 members->second.size(), " members are still stored"));
+      }
+      for (const auto& [key, intervals] : s.intervals) {
+        if (key.second == e.group_id() && !intervals.empty() &&
+            intervals.back().leave_version() == 0) {
+          return Fail("access_control", e.index(),
+                      absl::StrCat(Who(op), " dissolved group ", e.group_id(), " but user ",
+                                   key.first, "'s membership of it never ended"));
+        }
+      }
+    }
+    if (op.kind == "create_group" && e.group_id() != 0 &&
+        s.intervals.count({op.user, e.group_id()}) == 0 && !s.intervals.empty()) {
+      return Fail("access_control", e.index(),
+                  absl::StrCat(Who(op), " created group ", e.group_id(),
+                               " but the membership log never shows it as a member"));
+    }
+  }
   // The final membership log: every membership began and ended by a request
   // the policy could allow.
   for (const auto& [key, intervals] : s.intervals) {
