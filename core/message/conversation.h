@@ -4,6 +4,7 @@
 #ifndef PARLEY_CORE_MESSAGE_CONVERSATION_H_
 #define PARLEY_CORE_MESSAGE_CONVERSATION_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -33,6 +34,17 @@ absl::StatusOr<Conversation> ParseConversation(absl::string_view id);
 uint32_t ShardOf(absl::string_view conversation_id, uint32_t num_shards);
 // "svc.message.<shard>".
 std::string ShardAddress(uint32_t shard);
+
+// The most bytes of messages one sync reply carries (a shard's part, and the
+// gateway's merge of the parts): a page ends early, with has_more and a
+// through_seq the client pages on from. Well under nats-server's default
+// max_payload (1 MB), which a shard's reply crosses, and the reference
+// client's frame limit. A reply always carries at least one message when one
+// is due, so paging progresses whatever the budget.
+inline constexpr size_t kDefaultSyncReplyBytes = 512 * 1024;
+// What one message adds to a reply on top of its own encoding (its tag and
+// length, generously): the budget's unit.
+inline size_t SyncReplyCost(size_t message_bytes) { return message_bytes + 8; }
 
 }  // namespace parley
 

@@ -503,6 +503,7 @@ void MessageShard::ShardSync(const Envelope& envelope) {
 
   Reply reply;
   SyncReply* out = reply.mutable_sync();
+  size_t bytes = 0;  // of messages in the reply so far
   for (const auto& [conv, membership] : conversations) {
     auto listed = cursors.find(conv);
     if (request.only_listed() && listed == cursors.end()) continue;
@@ -519,21 +520,46 @@ void MessageShard::ShardSync(const Envelope& envelope) {
     page->set_through_seq(std::max(cursor, uint64_t{0}));
     if (cursor >= until) continue;
     // Scan at most 4x the budget, so a long run of messages the user may not
-    // see still ends the page.
-    std::vector<KeyValue> messages;
-    store().Scan(message_keys::MessagePrefix(conv), message_keys::Message(conv, cursor),
-                 std::min<uint64_t>(std::max<uint32_t>(budget, 1) * 4, until - cursor),
-                 &messages).IgnoreError();
-    for (const KeyValue& row : messages) {
-      Message m;
-      if (!m.ParseFromString(row.second)) continue;
-      if (m.seq() > until) break;
-      if (Visible(m, membership)) {
-        if (budget == 0) break;
-        *page->add_messages() = m;
-        --budget;
+    // see still ends the page; in chunks, so a page that fills up early (by
+    // count or bytes) has not read the rest into memory.
+    constexpr uint64_t kScanChunk = 64;
+    uint64_t scan_left = std::min<uint64_t>(std::max<uint32_t>(budget, 1) * 4, until - cursor);
+    std::string scan_from = message_keys::Message(conv, cursor);
+    bool page_done = false;
+    while (scan_left > 0 && !page_done) {
+      std::vector<KeyValue> messages;
+      const uint64_t chunk = std::min(scan_left, kScanChunk);
+      store().Scan(message_keys::MessagePrefix(conv), scan_from, chunk, &messages).IgnoreError();
+      if (messages.empty()) break;
+      scan_left -= std::min<uint64_t>(scan_left, messages.size());
+      scan_from = messages.back().first;
+      for (const KeyValue& row : messages) {
+        Message m;
+        if (!m.ParseFromString(row.second)) continue;
+        if (m.seq() > until) {
+          page_done = true;
+          break;
+        }
+        if (Visible(m, membership)) {
+          if (budget == 0) {
+            page_done = true;
+            break;
+          }
+          // Bounded by bytes as well: a page of large messages ends early
+          // (has_more), never below one message per reply.
+          const size_t cost = SyncReplyCost(m.ByteSizeLong());
+          if (bytes > 0 && bytes + cost > options_.max_sync_reply_bytes) {
+            budget = 0;  // the reply is full: later conversations wait too
+            page_done = true;
+            break;
+          }
+          *page->add_messages() = m;
+          bytes += cost;
+          --budget;
+        }
+        page->set_through_seq(m.seq());
       }
-      page->set_through_seq(m.seq());
+      if (messages.size() < chunk) break;
     }
     page->set_has_more(page->through_seq() < until);
     out->set_has_more(out->has_more() || page->has_more());

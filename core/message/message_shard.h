@@ -34,6 +34,8 @@ struct MessageOptions {
   absl::Duration recall_window = absl::Minutes(2);
   uint32_t default_page = 200;
   uint32_t max_page = 1000;
+  // A sync page also ends once its messages reach this many bytes.
+  size_t max_sync_reply_bytes = kDefaultSyncReplyBytes;
   // Recipients looked up in one kv request.
   size_t presence_batch = 200;
   size_t max_dispatches_in_flight = 64;
