@@ -1,12 +1,26 @@
 #include "server/leveldb_store.h"
 
+#include <fcntl.h>
 #include <leveldb/cache.h>
 #include <leveldb/db.h>
 #include <leveldb/filter_policy.h>
 #include <leveldb/write_batch.h>
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <cinttypes>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 
 namespace parley {
 namespace {
@@ -20,6 +34,46 @@ absl::Status FromLevelDb(const leveldb::Status& s, absl::string_view what) {
 
 leveldb::Slice ToSlice(absl::string_view s) { return leveldb::Slice(s.data(), s.size()); }
 
+// The count of synced batches, written into every batch (so the database
+// knows the last one it holds) and, after the batch is on disk, into the mark
+// file beside it (so a log that lost batches is caught at open).
+constexpr char kSyncedKey[] = "\xff\xffparley/synced_batches";
+constexpr char kMarkFile[] = "PARLEY-SYNCED";
+constexpr uint64_t kMarkCheck = 0x5061726c65795359ull;  // "ParleySY"
+constexpr size_t kMarkBytes = 38;  // "%020" PRIu64 " %016" PRIx64 "\n"
+
+std::string MarkText(uint64_t n) {
+  char buf[kMarkBytes + 1];
+  snprintf(buf, sizeof(buf), "%020" PRIu64 " %016" PRIx64 "\n", n, n ^ kMarkCheck);
+  return std::string(buf, kMarkBytes);
+}
+
+bool ParseMark(const std::string& text, uint64_t* n) {
+  if (text.size() != kMarkBytes || text[20] != ' ' || text[kMarkBytes - 1] != '\n') return false;
+  uint64_t check = 0;
+  if (!absl::SimpleAtoi(text.substr(0, 20), n)) return false;
+  if (!absl::SimpleHexAtoi(text.substr(21, 16), &check)) return false;
+  return check == (*n ^ kMarkCheck);
+}
+
+// The database's write-ahead logs (what a torn or truncated tail would lose),
+// with their sizes, for an error that names the files.
+std::string LogFiles(const std::string& path) {
+  std::vector<std::string> logs;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(path, ec)) {
+    if (entry.path().extension() != ".log") continue;
+    logs.push_back(absl::StrCat(entry.path().string(), " (",
+                                std::filesystem::file_size(entry.path(), ec), " bytes)"));
+  }
+  std::sort(logs.begin(), logs.end());
+  return logs.empty() ? std::string("no log file") : absl::StrJoin(logs, ", ");
+}
+
+constexpr char kRecovery[] =
+    "; parleyd refuses to serve a store that lost acknowledged writes (see docs/operations.md, "
+    "\"A store refused at start\")";
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<LevelDbStore>> LevelDbStore::Open(const std::string& path) {
@@ -30,18 +84,73 @@ absl::StatusOr<std::unique_ptr<LevelDbStore>> LevelDbStore::Open(const std::stri
   store->cache_.reset(leveldb::NewLRUCache(32 << 20));
   leveldb::Options options;
   options.create_if_missing = true;
+  // A checksum mismatch in a log or table fails the open (or the read)
+  // instead of dropping the damaged records.
   options.paranoid_checks = true;
   options.filter_policy = store->filter_.get();
   options.block_cache = store->cache_.get();
   options.write_buffer_size = 16 << 20;
+  // Named before the open: recovery replays the logs into a table and
+  // deletes them.
+  const std::string logs = LogFiles(path);
+  const std::string mark_path = path + "/" + kMarkFile;
   leveldb::Status s = leveldb::DB::Open(options, path, &store->db_);
-  if (!s.ok()) return FromLevelDb(s, absl::StrCat("opening ", path));
+  if (!s.ok()) {
+    const absl::Status st = FromLevelDb(s, absl::StrCat("opening ", path));
+    return absl::Status(st.code(), absl::StrCat(st.message(), "; its logs: ", logs, kRecovery));
+  }
+  // The last synced batch the database holds, against the mark.
+  uint64_t held = 0;
+  std::string value;
+  s = store->db_->Get(leveldb::ReadOptions(), kSyncedKey, &value);
+  if (s.ok()) {
+    if (!absl::SimpleAtoi(value, &held)) {
+      return absl::DataLossError(absl::StrCat(path, ": damaged batch count '", value, "'", kRecovery));
+    }
+  } else if (!s.IsNotFound()) {
+    return FromLevelDb(s, absl::StrCat("reading ", path));
+  }
+  std::error_code ec;
+  if (std::filesystem::exists(mark_path, ec)) {
+    std::ifstream in(mark_path, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    uint64_t marked = 0;
+    if (!ParseMark(text.str(), &marked)) {
+      return absl::DataLossError(absl::StrCat(mark_path, " is damaged (", text.str().size(),
+                                              " bytes, not a batch count)", kRecovery));
+    }
+    if (marked > held) {
+      return absl::DataLossError(absl::StrCat(
+          "the LevelDB log of ", path, " lost acknowledged writes: ", logs, " held ", held,
+          " synced write batches, but ", marked, " were synced and acknowledged (", mark_path,
+          "): the log was truncated or damaged", kRecovery));
+    }
+  }
+  // The mark starts from what the database holds (a new store, or one from
+  // before the mark: nothing to compare yet), written durably once.
+  store->synced_ = held;
+  store->mark_fd_ = open(mark_path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (store->mark_fd_ < 0) {
+    return absl::UnavailableError(absl::StrCat("cannot open ", mark_path, ": ", strerror(errno)));
+  }
+  const std::string mark = MarkText(held);
+  if (pwrite(store->mark_fd_, mark.data(), mark.size(), 0) != static_cast<ssize_t>(mark.size()) ||
+      ftruncate(store->mark_fd_, static_cast<off_t>(mark.size())) != 0 ||
+      fsync(store->mark_fd_) != 0) {
+    return absl::UnavailableError(absl::StrCat("cannot write ", mark_path, ": ", strerror(errno)));
+  }
   return store;
 }
 
-LevelDbStore::~LevelDbStore() { delete db_; }
+LevelDbStore::~LevelDbStore() {
+  delete db_;
+  if (mark_fd_ >= 0) close(mark_fd_);
+}
+
 
 absl::Status LevelDbStore::Get(absl::string_view key, std::string* value) const {
+  if (key == kSyncedKey) return absl::NotFoundError(absl::StrCat("no key ", key));
   leveldb::Status s = db_->Get(leveldb::ReadOptions(), ToSlice(key), value);
   if (s.IsNotFound()) return absl::NotFoundError(absl::StrCat("no key ", key));
   return FromLevelDb(s, "get");
@@ -59,6 +168,10 @@ absl::Status LevelDbStore::Scan(absl::string_view prefix, absl::string_view star
   for (size_t n = 0; it->Valid() && n < limit; it->Next(), ++n) {
     const absl::string_view key(it->key().data(), it->key().size());
     if (!absl::StartsWith(key, prefix)) break;
+    if (key == kSyncedKey) {  // the store's own, not the caller's
+      --n;
+      continue;
+    }
     out->emplace_back(std::string(key), it->value().ToString());
   }
   return FromLevelDb(it->status(), "scan");
@@ -75,8 +188,22 @@ absl::Status LevelDbStore::Write(const WriteBatch& batch) {
   }
   leveldb::WriteOptions options;
   options.sync = true;  // what is acknowledged is on disk
+  // One writer at a time: the count in the database and the mark go up
+  // together (the mark never passes what the log holds).
+  std::lock_guard<std::mutex> lock(mu_);
+  const uint64_t n = synced_ + 1;
+  b.Put(kSyncedKey, absl::StrCat(n));
   ++writes_;
-  return FromLevelDb(db_->Write(options, &b), "write");
+  absl::Status s = FromLevelDb(db_->Write(options, &b), "write");
+  if (!s.ok()) return s;
+  synced_ = n;
+  // Not synced itself: after a crash of the machine the mark may be older
+  // than the log (no false alarm), never newer; a process crash keeps it.
+  const std::string mark = MarkText(n);
+  if (pwrite(mark_fd_, mark.data(), mark.size(), 0) != static_cast<ssize_t>(mark.size())) {
+    return absl::UnavailableError(absl::StrCat("cannot update the batch mark: ", strerror(errno)));
+  }
+  return s;
 }
 
 }  // namespace parley

@@ -1,10 +1,17 @@
 // LevelDbStore: the server mode's OrderedStore, one LevelDB database per node.
 // A WriteBatch becomes one leveldb::WriteBatch written with sync, so a batch
 // that was acknowledged survives a crash of the process and of the machine.
+//
+// A store that lost acknowledged batches refuses to open, naming its files:
+// LevelDB's paranoid checks catch a damaged log or table, and a batch count
+// (kept in every batch and, once synced, in the file PARLEY-SYNCED beside the
+// database) catches a log cut short, whose torn tail LevelDB would otherwise
+// drop without a word. See docs/operations.md for the operator's recovery.
 #ifndef PARLEY_SERVER_LEVELDB_STORE_H_
 #define PARLEY_SERVER_LEVELDB_STORE_H_
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -39,6 +46,9 @@ class LevelDbStore : public OrderedStore {
   std::unique_ptr<leveldb::Cache> cache_;
   leveldb::DB* db_ = nullptr;
   uint64_t writes_ = 0;
+  std::mutex mu_;
+  uint64_t synced_ = 0;  // batches synced (the last count written)
+  int mark_fd_ = -1;
 };
 
 }  // namespace parley
