@@ -221,7 +221,8 @@ class ClientListener::Connection : public Endpoint {
   void Logout() {
     Envelope bye;
     bye.set_from(address_);
-    bye.mutable_request()->mutable_gateway_logout();
+    // Closed, not logged out: the session ends, the device's tokens stay good.
+    bye.mutable_request()->mutable_gateway_logout()->set_connection_closed(true);
     listener_->network_->Send(address_, listener_->options_.gateway_address, std::move(bye));
   }
 
