@@ -26,6 +26,8 @@ ABSL_FLAG(double, load_s, 8, "seconds of each parley_load run");
 ABSL_FLAG(int, private_clients, 200, "clients of the private runs");
 ABSL_FLAG(int, group_clients, 100, "clients of the group run (one group of 100 per 100)");
 ABSL_FLAG(std::string, dir, "/tmp/parley-server-bench", "scratch directory (wiped)");
+ABSL_FLAG(std::string, nats_server, "/usr/sbin/nats-server",
+          "the nats-server binary (2.10+ to measure sync_interval: always)");
 
 namespace {
 
@@ -93,7 +95,12 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   const std::string dir = absl::GetFlag(FLAGS_dir);
   std::system(("rm -rf '" + dir + "'").c_str());
-  auto nats = parley::NatsServerProcess::Start(dir + "/nats");
+  const std::string bin = absl::GetFlag(FLAGS_nats_server);
+  std::printf("%s\n", parley::NatsServerProcess::Version(bin).c_str());
+  // JetStream's default first (syncs every 2 minutes), then what parley
+  // starts: sync_interval always (fsync before the ack), where supported.
+  auto nats = parley::NatsServerProcess::Start(dir + "/nats", absl::Seconds(10), bin, -1, {},
+                                               /*sync_always=*/false);
   if (!nats.ok()) {
     std::fprintf(stderr, "server_bench: %s\n", std::string(nats.status().message()).c_str());
     return 1;
@@ -101,6 +108,22 @@ int main(int argc, char** argv) {
   const double raw = RawRate((*nats)->url(), absl::GetFlag(FLAGS_raw_messages));
   const double js = JetStreamAsyncRate((*nats)->url(), absl::GetFlag(FLAGS_js_messages));
   std::printf("nats publish->subscribe: %.0f msg/s\njetstream async publish: %.0f msg/s\n", raw, js);
+  (*nats)->Stop().IgnoreError();
+  {
+    auto synced = parley::NatsServerProcess::Start(dir + "/nats-sync", absl::Seconds(10), bin, -1,
+                                                   {}, /*sync_always=*/true);
+    if (!synced.ok()) {
+      std::printf("jetstream async publish, sync_interval always: %s\n",
+                  std::string(synced.status().message()).c_str());
+    } else if (!(*synced)->syncs_always()) {
+      std::printf("jetstream async publish, sync_interval always: not supported by %s\n",
+                  parley::NatsServerProcess::Version(bin).c_str());
+    } else {
+      const double js_sync = JetStreamAsyncRate((*synced)->url(), absl::GetFlag(FLAGS_js_messages));
+      std::printf("jetstream async publish, sync_interval always: %.0f msg/s (%.1f%% of the default)\n",
+                  js_sync, 100.0 * js_sync / js);
+    }
+  }
 
   auto run = [&](const char* name, int clients, double group_fraction, int group_size,
                  double rate) {

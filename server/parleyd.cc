@@ -183,6 +183,14 @@ absl::Status Parleyd::Run() {
     nats_server_ = std::move(*server);
     nats_url_ = nats_server_->url();
     log_(absl::StrCat("started nats-server at ", nats_url_, " (pid ", nats_server_->pid(), ")"));
+    if (!nats_server_->syncs_always()) {
+      log_(absl::StrCat(
+          "WARNING: ", NatsServerProcess::Version(),
+          " cannot fsync before acknowledging (jetstream sync_interval: always needs "
+          "nats-server 2.10+): JetStream syncs its files every 2 minutes, so an acknowledged "
+          "event can be lost on a power failure or kernel crash (not on a crash of the "
+          "process); see docs/operations.md"));
+    }
   }
   JetStreamBus::Options js;
   js.replicas = options_.stream_replicas;
