@@ -1,5 +1,7 @@
 #include "server/nats_network.h"
 
+#include <chrono>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "server/node_host.h"
@@ -29,6 +31,9 @@ absl::StatusOr<std::unique_ptr<NatsNetwork>> NatsNetwork::Connect(const std::str
   auto network = std::unique_ptr<NatsNetwork>(new NatsNetwork(nullptr, opts));
   // cnats has no default error handler: without one, slow-consumer errors are silent.
   natsOptions_SetErrorHandler(opts, &NatsNetwork::OnError, network.get());
+  natsOptions_SetDisconnectedCB(opts, &NatsNetwork::OnDisconnected, network.get());
+  natsOptions_SetReconnectedCB(opts, &NatsNetwork::OnReconnected, network.get());
+  natsOptions_SetClosedCB(opts, &NatsNetwork::OnClosed, network.get());
   natsConnection* conn = nullptr;
   const natsStatus s = natsConnection_Connect(&conn, opts);
   if (s != NATS_OK) {
@@ -52,8 +57,17 @@ NatsNetwork::~NatsNetwork() {
       if (target->sub != nullptr) natsSubscription_Unsubscribe(target->sub);
     }
   }
+  {
+    std::lock_guard<std::mutex> lock(listeners_mu_);
+    listeners_.clear();  // closing is no news to anyone
+  }
   if (conn_ != nullptr) {
     natsConnection_Close(conn_);
+    // The closed callback runs on a cnats thread and uses this object: wait
+    // for it (bounded) before going.
+    std::unique_lock<std::mutex> lock(listeners_mu_);
+    closed_cv_.wait_for(lock, std::chrono::seconds(2), [this] { return closed_seen_; });
+    lock.unlock();
     natsConnection_Destroy(conn_);
   }
   for (auto& [address, target] : targets_) {
@@ -67,6 +81,52 @@ NatsNetwork::~NatsNetwork() {
 
 void NatsNetwork::OnError(natsConnection*, natsSubscription*, natsStatus, void* closure) {
   ++static_cast<NatsNetwork*>(closure)->errors_;
+}
+
+int NatsNetwork::AddStateListener(StateListener listener) {
+  std::lock_guard<std::mutex> lock(listeners_mu_);
+  const int id = next_listener_++;
+  listeners_[id] = std::move(listener);
+  return id;
+}
+
+void NatsNetwork::RemoveStateListener(int id) {
+  std::lock_guard<std::mutex> lock(listeners_mu_);
+  listeners_.erase(id);  // once this returns the listener is not running
+}
+
+const char* NatsNetwork::StateName(ConnectionState state) {
+  switch (state) {
+    case ConnectionState::kDisconnected:
+      return "disconnected";
+    case ConnectionState::kReconnected:
+      return "reconnected";
+    case ConnectionState::kClosed:
+      return "closed";
+  }
+  return "?";
+}
+
+void NatsNetwork::Notify(ConnectionState state) {
+  connected_ = state == ConnectionState::kReconnected;
+  std::lock_guard<std::mutex> lock(listeners_mu_);
+  for (auto& [id, listener] : listeners_) listener(state);
+  if (state == ConnectionState::kClosed) {
+    closed_seen_ = true;
+    closed_cv_.notify_all();
+  }
+}
+
+void NatsNetwork::OnDisconnected(natsConnection*, void* closure) {
+  static_cast<NatsNetwork*>(closure)->Notify(ConnectionState::kDisconnected);
+}
+
+void NatsNetwork::OnReconnected(natsConnection*, void* closure) {
+  static_cast<NatsNetwork*>(closure)->Notify(ConnectionState::kReconnected);
+}
+
+void NatsNetwork::OnClosed(natsConnection*, void* closure) {
+  static_cast<NatsNetwork*>(closure)->Notify(ConnectionState::kClosed);
 }
 
 void NatsNetwork::OnMessage(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {

@@ -11,6 +11,8 @@
 #include <nats/nats.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -42,6 +44,19 @@ class NatsNetwork : public Network {
                  const std::vector<std::string>& topics) override;
   void AckEvent(uint64_t delivery_id) override;
 
+  // The connection's state changes. cnats reconnects forever (a wait of
+  // 100 ms between rounds); listeners hear each change on a cnats thread, so
+  // they must be short and thread-safe (hand the notice to your own loop).
+  // Several listeners may be added; a listener must not add or remove
+  // listeners. Remove before whatever the listener touches goes away.
+  enum class ConnectionState { kDisconnected, kReconnected, kClosed };
+  using StateListener = std::function<void(ConnectionState)>;
+  int AddStateListener(StateListener listener);
+  void RemoveStateListener(int id);
+  // False from a disconnect until the reconnect (and after close).
+  bool connected() const { return connected_; }
+  static const char* StateName(ConnectionState state);
+
   uint64_t sent() const { return sent_; }
   uint64_t received() const { return received_; }
   uint64_t errors() const { return errors_; }
@@ -59,6 +74,10 @@ class NatsNetwork : public Network {
   bool SendLocal(const std::string& to, std::vector<Envelope>* envelopes);
   static void OnMessage(natsConnection* nc, natsSubscription* sub, natsMsg* msg, void* closure);
   static void OnError(natsConnection* nc, natsSubscription* sub, natsStatus err, void* closure);
+  static void OnDisconnected(natsConnection* nc, void* closure);
+  static void OnReconnected(natsConnection* nc, void* closure);
+  static void OnClosed(natsConnection* nc, void* closure);
+  void Notify(ConnectionState state);
 
   natsConnection* conn_;
   natsOptions* opts_;
@@ -70,6 +89,12 @@ class NatsNetwork : public Network {
   LocalNetwork bus_;
   std::unique_ptr<JetStreamBus> js_;
   std::atomic<uint64_t> sent_{0}, received_{0}, errors_{0}, malformed_{0};
+  std::atomic<bool> connected_{true};
+  std::mutex listeners_mu_;  // held while listeners are called
+  std::map<int, StateListener> listeners_;
+  int next_listener_ = 1;
+  bool closed_seen_ = false;  // guarded by listeners_mu_
+  std::condition_variable closed_cv_;
 };
 
 }  // namespace parley
