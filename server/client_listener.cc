@@ -190,6 +190,14 @@ class ClientListener::Connection : public Endpoint {
     }
     const Request::OpCase op = envelope.request().op_case();
     const absl::Time now = absl::Now();
+    if ((op == Request::kRegister || op == Request::kLogin || op == Request::kGatewayLogin) &&
+        o.available) {
+      absl::Status s = o.available();
+      if (!s.ok()) {
+        ++listener_->stats_.refused_unavailable;
+        return Answer(corr, s);
+      }
+    }
     if (op == Request::kRegister || op == Request::kLogin) {
       absl::Status s = AdmitAuth(op == Request::kRegister, now);
       if (s.ok()) s = listener_->AdmitAuth(ip_, op == Request::kRegister);

@@ -75,6 +75,10 @@ struct ListenerOptions {
   // A request's timeout_us above this is refused (INVALID_ARGUMENT).
   absl::Duration max_request_timeout = absl::Minutes(10);
   std::function<void(const std::string&)> log;  // optional
+  // Optional: while it returns an error, register, login and gateway_login
+  // are answered with it at once (parleyd: UNAVAILABLE while its NATS
+  // connection is lost, rather than letting them time out).
+  std::function<absl::Status()> available;
 };
 
 struct ListenerStats {
@@ -92,6 +96,7 @@ struct ListenerStats {
   std::atomic<uint64_t> user_rate_limited{0};
   std::atomic<uint64_t> registrations_refused{0};
   std::atomic<uint64_t> bad_timeout{0};
+  std::atomic<uint64_t> refused_unavailable{0};  // logins while `available` said no
 };
 
 class ClientListener {

@@ -13,9 +13,15 @@
 #include <random>
 #include <set>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "core/friend/friend_service.h"
 #include "core/gateway/gateway.h"
 #include "core/group/group_service.h"
@@ -131,6 +137,166 @@ absl::Status Parleyd::AddHost(const std::string& address, NodeHost::Factory fact
   return absl::OkStatus();
 }
 
+std::string Parleyd::NatsPortFile(const std::string& data_dir) { return data_dir + "/nats/port"; }
+
+absl::Status Parleyd::StartNatsServer() {
+  const std::string dir = options_.data_dir + "/nats";
+  const std::string port_file = NatsPortFile(options_.data_dir);
+  int port = options_.nats_port;
+  bool from_file = false;
+  if (port == 0) {
+    std::ifstream in(port_file);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    int kept = 0;
+    if (absl::SimpleAtoi(absl::StripAsciiWhitespace(text), &kept) && kept > 0 && kept < 65536) {
+      port = kept;
+      from_file = true;
+    } else if (!text.empty()) {
+      log_(absl::StrCat("ignoring ", port_file, " (not a port: '", absl::CHexEscape(text), "')"));
+    }
+  }
+  auto taken = [](const absl::Status& s) {
+    return absl::StrContains(s.message(), "address already in use");
+  };
+  absl::StatusOr<std::unique_ptr<NatsServerProcess>> server;
+  if (port > 0) {
+    // The old nats-server (ours before a restart) may take a moment to let go.
+    const absl::Time deadline = absl::Now() + absl::Seconds(5);
+    for (;;) {
+      server = NatsServerProcess::Start(dir, absl::Seconds(10), "/usr/sbin/nats-server", port);
+      if (server.ok() || !taken(server.status()) || absl::Now() >= deadline) break;
+      absl::SleepFor(absl::Milliseconds(250));
+    }
+    if (!server.ok() && !from_file) {
+      return absl::Status(server.status().code(),
+                          absl::StrCat("--nats_port=", port, ": ", server.status().message()));
+    }
+    if (!server.ok() && taken(server.status())) {
+      log_(absl::StrCat("nats-server: port ", port, " (kept in ", port_file,
+                        ") is taken by another process; starting on a free port instead. parleyd "
+                        "given --nats=nats://127.0.0.1:", port,
+                        " must be pointed at the new port (or pin one with --nats_port)"));
+      server = NatsServerProcess::Start(dir);
+    }
+  } else {
+    server = NatsServerProcess::Start(dir);
+  }
+  if (!server.ok()) return server.status();
+  nats_server_ = std::move(*server);
+  nats_url_ = nats_server_->url();
+  const size_t colon = nats_url_.rfind(':');
+  int got = 0;
+  if (colon != std::string::npos && absl::SimpleAtoi(nats_url_.substr(colon + 1), &got) &&
+      !(from_file && got == port)) {
+    // Written whole or not at all: a temporary file renamed over the old one.
+    const std::string tmp = port_file + ".tmp";
+    {
+      std::ofstream out(tmp, std::ios::trunc);
+      out << got << "\n";
+    }
+    std::error_code ec;
+    std::filesystem::rename(tmp, port_file, ec);
+    if (ec) log_(absl::StrCat("cannot write ", port_file, ": ", ec.message()));
+  }
+  log_(absl::StrCat("started nats-server at ", nats_url_, " (pid ", nats_server_->pid(), "; port ",
+                    from_file && got == port ? "kept from " : "written to ", port_file, ")"));
+  return absl::OkStatus();
+}
+
+void Parleyd::StopMonitor() {
+  if (network_ && nats_listener_id_ != 0) network_->RemoveStateListener(nats_listener_id_);
+  nats_listener_id_ = 0;
+  {
+    std::lock_guard<std::mutex> lock(monitor_mu_);
+    monitor_stop_ = true;
+    monitor_cv_.notify_all();
+  }
+  if (monitor_.joinable()) monitor_.join();
+}
+
+void Parleyd::Monitor() {
+  absl::Time lost_at = absl::InfinitePast();
+  absl::Time next_report = absl::Now() + options_.report_interval;
+  absl::Time last_retry_note = absl::InfinitePast();
+  uint64_t accepted = 0, closed = 0, refused = 0, bad_frames = 0, limited = 0, deadlines = 0,
+           unavailable = 0, nats_errors = 0;
+  std::unique_lock<std::mutex> lock(monitor_mu_);
+  while (!monitor_stop_) {
+    monitor_cv_.wait_for(lock, std::chrono::milliseconds(200),
+                         [this] { return monitor_stop_ || !nats_events_.empty(); });
+    if (monitor_stop_) break;
+    std::deque<NatsNetwork::ConnectionState> events;
+    events.swap(nats_events_);
+    lock.unlock();
+    const absl::Time now = absl::Now();
+    for (NatsNetwork::ConnectionState e : events) {
+      switch (e) {
+        case NatsNetwork::ConnectionState::kDisconnected:
+          lost_at = now;
+          last_retry_note = now;
+          log_(absl::StrCat("NATS: lost the connection to ", nats_url_,
+                            "; reconnecting every 100 ms without limit; logins are refused "
+                            "(UNAVAILABLE) until it is back"));
+          break;
+        case NatsNetwork::ConnectionState::kReconnected:
+          log_(absl::StrCat("NATS: reconnected to ", nats_url_,
+                            lost_at == absl::InfinitePast()
+                                ? std::string()
+                                : absl::StrFormat(" after %.1f s", absl::ToDoubleSeconds(now - lost_at)),
+                            "; logins accepted again"));
+          lost_at = absl::InfinitePast();
+          break;
+        case NatsNetwork::ConnectionState::kClosed:
+          log_(absl::StrCat("NATS: the connection to ", nats_url_,
+                            " is closed for good; logins stay refused (restart parleyd)"));
+          break;
+      }
+    }
+    if (nats_lost_ && lost_at != absl::InfinitePast() && now - last_retry_note >= absl::Seconds(10)) {
+      last_retry_note = now;
+      log_(absl::StrFormat("NATS: still without a connection to %s after %.0f s; retrying",
+                           nats_url_, absl::ToDoubleSeconds(now - lost_at)));
+    }
+    if (now >= next_report) {
+      next_report = now + options_.report_interval;
+      if (listener_ != nullptr) {
+        const ListenerStats& st = listener_->stats();
+        const uint64_t a = st.accepted, c = st.closed;
+        if (a != accepted || c != closed) {
+          log_(absl::StrCat("clients: ", a - c, " connected (+", a - accepted, " -", c - closed, ")"));
+          accepted = a;
+          closed = c;
+        }
+        const uint64_t r = st.refused_full + st.refused_per_address;
+        const uint64_t b = st.malformed + st.too_large;
+        const uint64_t l = st.rate_limited + st.user_rate_limited + st.auth_refused +
+                           st.registrations_refused + st.bad_timeout;
+        const uint64_t d = st.deadline_closed, u = st.refused_unavailable;
+        if (r != refused || b != bad_frames || l != limited || d != deadlines || u != unavailable) {
+          log_(absl::StrCat("client errors since the last report: ", r - refused,
+                            " connections refused (caps), ", b - bad_frames,
+                            " bad frames (malformed or too large), ", l - limited,
+                            " requests refused by limits, ", d - deadlines, " closed on deadlines, ",
+                            u - unavailable, " logins refused without NATS"));
+          refused = r;
+          bad_frames = b;
+          limited = l;
+          deadlines = d;
+          unavailable = u;
+        }
+      }
+      const uint64_t ne = network_ != nullptr ? network_->errors() : 0;
+      if (ne != nats_errors) {
+        log_(absl::StrCat("NATS: ", ne - nats_errors,
+                          " errors since the last report (failed publishes, slow consumer, "
+                          "messages to closed connections)"));
+        nats_errors = ne;
+      }
+    }
+    lock.lock();
+  }
+}
+
 absl::Status Parleyd::Run() {
   std::set<std::string> roles;
   for (absl::string_view r : absl::StrSplit(options_.roles, ',', absl::SkipEmpty())) {
@@ -177,12 +343,15 @@ absl::Status Parleyd::Run() {
   log_(absl::StrCat("data in ", std::filesystem::absolute(options_.data_dir).string()));
 
   nats_url_ = options_.nats_url;
+  if (!nats_url_.empty() && options_.nats_port != 0) {
+    return absl::InvalidArgumentError("--nats_port is for the embedded nats-server: not with --nats");
+  }
+  if (options_.nats_port < 0 || options_.nats_port > 65535) {
+    return absl::InvalidArgumentError("--nats_port must be 1..65535 (0: keep the last one)");
+  }
   if (nats_url_.empty()) {
-    auto server = NatsServerProcess::Start(options_.data_dir + "/nats");
-    if (!server.ok()) return server.status();
-    nats_server_ = std::move(*server);
-    nats_url_ = nats_server_->url();
-    log_(absl::StrCat("started nats-server at ", nats_url_, " (pid ", nats_server_->pid(), ")"));
+    absl::Status started = StartNatsServer();
+    if (!started.ok()) return started;
     if (!nats_server_->syncs_always()) {
       log_(absl::StrCat(
           "WARNING: ", NatsServerProcess::Version(),
@@ -200,6 +369,13 @@ absl::Status Parleyd::Run() {
   if (!network.ok()) return network.status();
   network_ = std::move(*network);
   log_(absl::StrCat("connected to ", nats_url_, ", event bus ", options_.event_bus));
+  // cnats tells us on its own threads: the monitor thread logs it.
+  nats_listener_id_ = network_->AddStateListener([this](NatsNetwork::ConnectionState state) {
+    nats_lost_ = state != NatsNetwork::ConnectionState::kReconnected;
+    std::lock_guard<std::mutex> lock(monitor_mu_);
+    nats_events_.push_back(state);
+    monitor_cv_.notify_all();
+  });
 
   absl::StatusOr<std::string> loaded_key = LoadTokenKey(options_, log_);
   if (!loaded_key.ok()) return loaded_key.status();
@@ -253,17 +429,24 @@ absl::Status Parleyd::Run() {
     lo.gateway_address = GatewayAddress(id);
     lo.requests_per_s = options_.client_requests_per_s;
     lo.burst = options_.client_burst;
+    lo.available = [this]() -> absl::Status {
+      if (!nats_lost_) return absl::OkStatus();
+      return absl::UnavailableError(
+          "the server has lost its NATS connection; retrying (try again shortly)");
+    };
     auto listener = ClientListener::Start(network_.get(), lo);
     if (!listener.ok()) return listener.status();
     listener_ = std::move(*listener);
     log_(absl::StrCat("listening for clients on ", lo.host, ":", listener_->port()));
   }
+  if (s.ok()) monitor_ = std::thread([this] { Monitor(); });
   return s;
 }
 
 void Parleyd::Stop() {
   if (stopped_) return;
   stopped_ = true;
+  StopMonitor();
   listener_.reset();
   for (auto it = hosts_.rbegin(); it != hosts_.rend(); ++it) {
     log_(absl::StrCat("stopping ", (*it)->Self()));

@@ -5,8 +5,13 @@
 #ifndef PARLEY_SERVER_PARLEYD_H_
 #define PARLEY_SERVER_PARLEYD_H_
 
+#include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -22,6 +27,14 @@ struct ParleydOptions {
   // Comma-separated: registry, kv, user, friend, group, message, gateway; or "all".
   std::string roles = "all";
   std::string nats_url;  // empty: start nats-server under data_dir/nats
+  // The embedded nats-server's port. 0: the one in <data_dir>/nats/port from
+  // the last start (a free one the first time, or if that one stays taken),
+  // so that parleyd pointed at it (--nats) find it again after a restart.
+  // Set: that port or fail. The port in use is written to the port file.
+  int nats_port = 0;
+  // How often parleyd logs client connects and disconnects (when they
+  // changed) and the errors it counted.
+  absl::Duration report_interval = absl::Seconds(10);
   std::string data_dir = "parley-data";
   std::string listen = "127.0.0.1:7700";
   std::string gateway_id = "1";
@@ -60,11 +73,19 @@ class Parleyd {
   const std::string& nats_url() const { return nats_url_; }
   NatsNetwork* network() { return network_.get(); }
   const ListenerStats* listener_stats() const { return listener_ ? &listener_->stats() : nullptr; }
+  // <data_dir>/nats/port: where the embedded nats-server's port is kept.
+  static std::string NatsPortFile(const std::string& data_dir);
 
  private:
   Parleyd(ParleydOptions options, Log log) : options_(std::move(options)), log_(std::move(log)) {}
   absl::Status Run();
   absl::Status AddHost(const std::string& address, NodeHost::Factory factory);
+  absl::Status StartNatsServer();
+  // The monitor thread: logs NATS state changes (handed over from cnats's
+  // threads through nats_events_) and, every report_interval, client counts
+  // and errors when they changed.
+  void Monitor();
+  void StopMonitor();
 
   ParleydOptions options_;
   Log log_;
@@ -74,6 +95,13 @@ class Parleyd {
   std::vector<std::unique_ptr<NodeHost>> hosts_;
   std::unique_ptr<ClientListener> listener_;
   bool stopped_ = false;
+  int nats_listener_id_ = 0;
+  std::mutex monitor_mu_;
+  std::condition_variable monitor_cv_;
+  std::deque<NatsNetwork::ConnectionState> nats_events_;  // guarded by monitor_mu_
+  bool monitor_stop_ = false;                              // guarded by monitor_mu_
+  std::atomic<bool> nats_lost_{false};
+  std::thread monitor_;
 };
 
 }  // namespace parley

@@ -4,6 +4,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
+#include <mutex>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -13,6 +14,10 @@
 
 ABSL_FLAG(std::string, roles, "all", "registry,kv,user,friend,group,message,gateway or all");
 ABSL_FLAG(std::string, nats, "", "NATS URL; empty: start our own nats-server");
+ABSL_FLAG(int, nats_port, 0,
+          "port of our own nats-server (0: the one kept in DATA_DIR/nats/port, else a free one)");
+ABSL_FLAG(absl::Duration, report_interval, absl::Seconds(10),
+          "log client connects/disconnects and error counts this often (when they changed)");
 ABSL_FLAG(std::string, data_dir, "parley-data", "one LevelDB per node under here");
 ABSL_FLAG(std::string, listen, "127.0.0.1:7700", "client address (port 0: any free port)");
 ABSL_FLAG(std::string, gateway_id, "1", "this process's gateway id");
@@ -55,6 +60,8 @@ int main(int argc, char** argv) {
   parley::ParleydOptions o;
   o.roles = absl::GetFlag(FLAGS_roles);
   o.nats_url = absl::GetFlag(FLAGS_nats);
+  o.nats_port = absl::GetFlag(FLAGS_nats_port);
+  o.report_interval = absl::GetFlag(FLAGS_report_interval);
   o.data_dir = absl::GetFlag(FLAGS_data_dir);
   // Under `bazel run` a relative data dir is relative to where it was typed,
   // not to the runfiles tree.
@@ -95,7 +102,12 @@ int main(int argc, char** argv) {
     l.address_registration_burst = absl::GetFlag(FLAGS_address_registration_burst);
     l.max_request_timeout = absl::GetFlag(FLAGS_max_request_timeout);
   }
-  auto log = [](const std::string& line) { std::cerr << "parleyd: " << line << std::endl; };
+  // Lines come from several threads (the monitor, the listener): one at a time.
+  static std::mutex log_mu;
+  auto log = [](const std::string& line) {
+    std::lock_guard<std::mutex> lock(log_mu);
+    std::cerr << "parleyd: " << line << std::endl;
+  };
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
   auto d = parley::Parleyd::Start(o, log);
