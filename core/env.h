@@ -44,6 +44,10 @@ class Env {
   virtual void Subscribe(const std::string& consumer_group,
                          const std::vector<std::string>& topics) = 0;
   virtual void AckEvent(uint64_t delivery_id) = 0;
+  // How long a producer keeps an event after the bus acked it, to publish it
+  // again should the bus lose it (see Outbox). 0: the bus's ack is durable
+  // (the simulator's bus, nats-server fsyncing before its ack).
+  virtual absl::Duration AckedEventRetention() { return absl::ZeroDuration(); }
 
   // Calls the node's OnTimer(id) after `after` on the node's clock, unless
   // cancelled first.
@@ -62,6 +66,9 @@ class Node {
   virtual void OnEvent(const Event& event, uint64_t delivery_id) = 0;
   virtual void OnPublishAck(const std::string& event_id) = 0;
   virtual void OnTimer(TimerId id) = 0;
+  // The bus connection came back (nats-server may have restarted and lost
+  // acked events it had not synced). Default: nothing.
+  virtual void OnBusReconnected() {}
   // A graceful stop (a crash does not call it).
   virtual void Stop() {}
 };

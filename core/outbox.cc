@@ -1,5 +1,6 @@
 #include "core/outbox.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -20,6 +21,21 @@ std::string Outbox::SeqKey(const std::string& producer) {
   return absl::StrCat("outbox_seq/", producer);
 }
 
+std::string Outbox::AckedPrefix(const std::string& producer) {
+  return absl::StrCat("outbox_acked/", producer, "/");
+}
+
+absl::Status Outbox::ScanAll(const std::string& prefix, std::vector<KeyValue>* out) {
+  std::string after;
+  for (;;) {
+    const size_t before = out->size();
+    absl::Status s = env_->Store().Scan(prefix, after, 1024, out);
+    if (!s.ok()) return s;
+    if (out->size() == before) return absl::OkStatus();
+    after = out->back().first;
+  }
+}
+
 absl::Status Outbox::Recover() {
   const std::string& self = env_->Self();
   std::string value;
@@ -34,22 +50,53 @@ absl::Status Outbox::Recover() {
     return s;
   }
   std::vector<KeyValue> records;
-  std::string after;
-  for (;;) {
-    const size_t before = records.size();
-    s = env_->Store().Scan(RecordPrefix(self), after, 1024, &records);
-    if (!s.ok()) return s;
-    if (records.size() == before) break;
-    after = records.back().first;
+  s = ScanAll(RecordPrefix(self), &records);
+  if (!s.ok()) return s;
+  // Acked events kept for the window: the bus may have lost them with its
+  // unsynced tail (a power failure takes the bus and this node together), so
+  // they are published again like unacked ones; past the window they go.
+  std::vector<KeyValue> acked;
+  s = ScanAll(AckedPrefix(self), &acked);
+  if (!s.ok()) return s;
+  std::map<uint64_t, absl::Time> acked_at;
+  for (const KeyValue& kv : acked) {
+    int64_t micros = 0;
+    if (!absl::SimpleAtoi(kv.second, &micros)) {
+      return absl::DataLossError(absl::StrCat("outbox: corrupt ack mark ", kv.first));
+    }
+    acked_at[LastIdOf(kv.first)] = absl::FromUnixMicros(micros);
   }
+  const absl::Time now = env_->Now();
+  WriteBatch cleanup;
   for (const KeyValue& kv : records) {
+    const uint64_t seq = LastIdOf(kv.first);
+    auto mark = acked_at.find(seq);
+    if (mark != acked_at.end()) {
+      cleanup.Delete(AckedPrefix(self) + PadId(seq));  // unacked again until the next ack
+      if (options_.retention <= absl::ZeroDuration() ||
+          now - mark->second >= options_.retention) {
+        cleanup.Delete(kv.first);
+        ++stats_.retention_expired;
+        continue;
+      }
+    }
     Event event;
     if (!event.ParseFromString(kv.second)) {
       return absl::DataLossError(absl::StrCat("outbox: corrupt record ", kv.first));
     }
-    pending_[LastIdOf(kv.first)] = std::move(event);
-    ++stats_.replayed_after_restart;
+    pending_[seq] = std::move(event);
+    if (mark != acked_at.end()) {
+      ++stats_.replayed_retained;
+    } else {
+      ++stats_.replayed_after_restart;
+    }
   }
+  for (const auto& [seq, at] : acked_at) {
+    if (pending_.count(seq) == 0) cleanup.Delete(AckedPrefix(self) + PadId(seq));
+  }
+  // If this write is lost the marks are read again at the next start: an
+  // event published twice more, or deleted a start later.
+  if (!acked.empty()) env_->Store().Write(cleanup).IgnoreError();
   Flush();
   return absl::OkStatus();
 }
@@ -125,11 +172,83 @@ void Outbox::OnPublishAck(const std::string& event_id) {
   in_flight_since_.erase(seq);
   ++stats_.acked;
   WriteBatch batch;
-  batch.Delete(RecordPrefix(env_->Self()) + PadId(seq));
-  // If this delete is lost to a crash the event is published again after
+  if (options_.retention > absl::ZeroDuration()) {
+    // Kept for the window: the bus's ack may not be on its disk yet.
+    const absl::Time now = env_->Now();
+    batch.Put(AckedPrefix(env_->Self()) + PadId(seq), absl::StrCat(absl::ToUnixMicros(now)));
+    auto old = retained_.find(seq);
+    if (old != retained_.end()) expiry_.erase({old->second, seq});
+    retained_[seq] = now;
+    expiry_.insert({now, seq});
+    ++stats_.retained;
+    ScheduleSweep();
+  } else {
+    batch.Delete(RecordPrefix(env_->Self()) + PadId(seq));
+  }
+  // If this write is lost to a crash the event is published again after
   // restart; the bus and consumers drop the duplicate by event_id and version.
   env_->Store().Write(batch).IgnoreError();
   Flush();
+}
+
+void Outbox::ReplayRetained() {
+  ++stats_.bus_reconnects;
+  if (retained_.empty()) return;
+  const std::string& self = env_->Self();
+  WriteBatch batch;
+  for (const auto& [seq, acked_at] : retained_) {
+    std::string value;
+    Event event;
+    if (!env_->Store().Get(RecordPrefix(self) + PadId(seq), &value).ok() ||
+        !event.ParseFromString(value)) {
+      continue;  // unreadable: nothing to publish (Recover reports corruption)
+    }
+    // Unacked again: a crash before the next ack must not expire it on the
+    // old mark.
+    batch.Delete(AckedPrefix(self) + PadId(seq));
+    pending_[seq] = std::move(event);
+    ++stats_.replayed_retained;
+  }
+  retained_.clear();
+  expiry_.clear();
+  env_->Store().Write(batch).IgnoreError();
+  Flush();
+}
+
+void Outbox::ScheduleSweep() {
+  if (sweep_timer_ != 0 || expiry_.empty()) return;
+  const absl::Duration until_first = expiry_.begin()->first + options_.retention - env_->Now();
+  sweep_timer_ = timers_->After(std::max(options_.sweep_interval, until_first), [this] {
+    sweep_timer_ = 0;
+    Sweep();
+  });
+}
+
+void Outbox::Sweep() {
+  const absl::Time now = env_->Now();
+  const std::string& self = env_->Self();
+  WriteBatch batch;
+  size_t n = 0;
+  while (!expiry_.empty() && n < options_.sweep_batch &&
+         now - expiry_.begin()->first >= options_.retention) {
+    const uint64_t seq = expiry_.begin()->second;
+    expiry_.erase(expiry_.begin());
+    retained_.erase(seq);
+    batch.Delete(RecordPrefix(self) + PadId(seq));
+    batch.Delete(AckedPrefix(self) + PadId(seq));
+    ++n;
+  }
+  stats_.retention_expired += n;
+  // A lost delete leaves the event for the next start, which deletes it.
+  if (n > 0) env_->Store().Write(batch).IgnoreError();
+  if (n == options_.sweep_batch && !expiry_.empty()) {
+    sweep_timer_ = timers_->After(absl::Milliseconds(10), [this] {  // a backlog: keep going
+      sweep_timer_ = 0;
+      Sweep();
+    });
+    return;
+  }
+  ScheduleSweep();
 }
 
 }  // namespace parley

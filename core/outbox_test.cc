@@ -16,13 +16,17 @@ namespace {
 // Each request writes "state/<n>" and stages one event, in one batch.
 class Producer : public ServiceNode {
  public:
-  explicit Producer(Env* env, size_t max_in_flight = 256)
-      : ServiceNode(env, Options(max_in_flight)) {}
+  explicit Producer(Env* env, size_t max_in_flight = 256,
+                    absl::Duration retention = absl::ZeroDuration(), size_t sweep_batch = 2000)
+      : ServiceNode(env, Options(max_in_flight, retention, sweep_batch)) {}
 
  protected:
-  static ServiceOptions Options(size_t max_in_flight) {
+  static ServiceOptions Options(size_t max_in_flight, absl::Duration retention,
+                                size_t sweep_batch) {
     ServiceOptions o;
     o.outbox.max_in_flight = max_in_flight;
+    o.outbox.retention = retention;
+    o.outbox.sweep_batch = sweep_batch;
     return o;
   }
   void HandleRequest(const Envelope& request) override {
@@ -95,6 +99,126 @@ TEST(OutboxTest, InFlightPublishesAreBounded) {
   net.SetBusReachable("p", true);
   net.Advance(absl::Seconds(5));
   EXPECT_EQ(net.bus_log().size(), 10u);
+}
+
+size_t Count(MemStore& store, const std::string& prefix) {
+  std::vector<KeyValue> out;
+  EXPECT_TRUE(store.Scan(prefix, "", 1000, &out).ok());
+  return out.size();
+}
+
+TEST(OutboxRetentionTest, WithoutRetentionAnAckedEventIsDeletedAtOnce) {
+  FakeCluster net;
+  net.Add("p", [](Env* env) { return std::make_unique<Producer>(env); });
+  for (uint64_t n = 1; n <= 3; ++n) ASSERT_EQ(net.Call("p", Make(n)).status().code(), CODE_OK);
+  net.Advance(absl::Seconds(1));
+  EXPECT_EQ(Count(net.store("p"), Outbox::RecordPrefix("p")), 0u);
+  EXPECT_EQ(Count(net.store("p"), Outbox::AckedPrefix("p")), 0u);
+  EXPECT_EQ(net.NodeAs<Producer>("p")->outbox_retained(), 0u);
+}
+
+TEST(OutboxRetentionTest, AckedEventsLostByTheBusArePublishedAgainOnReconnect) {
+  FakeCluster net;
+  net.Add("p", [](Env* env) {
+    return std::make_unique<Producer>(env, 256, absl::Minutes(3));
+  });
+  for (uint64_t n = 1; n <= 5; ++n) ASSERT_EQ(net.Call("p", Make(n)).status().code(), CODE_OK);
+  net.Advance(absl::Seconds(1));
+  Producer* p = net.NodeAs<Producer>("p");
+  EXPECT_EQ(p->outbox_unacked(), 0u);
+  EXPECT_EQ(p->outbox_retained(), 5u);
+  // Kept in the store, each marked with its ack time.
+  EXPECT_EQ(Count(net.store("p"), Outbox::RecordPrefix("p")), 5u);
+  EXPECT_EQ(Count(net.store("p"), Outbox::AckedPrefix("p")), 5u);
+  // nats-server loses its unsynced tail (3 acked events) and comes back.
+  net.BusLoseTail(2);
+  ASSERT_EQ(net.bus_log().size(), 2u);
+  net.BusReconnected("p");
+  net.Advance(absl::Seconds(2));
+  ASSERT_EQ(net.bus_log().size(), 5u);  // 1 and 2 dropped by the dedup window
+  for (uint64_t n = 1; n <= 5; ++n) EXPECT_EQ(net.bus_log()[n - 1].version(), n);
+  EXPECT_EQ(p->outbox_stats().replayed_retained, 5u);
+  EXPECT_EQ(p->outbox_unacked(), 0u);
+  EXPECT_EQ(p->outbox_retained(), 5u);  // acked again: kept again
+}
+
+TEST(OutboxRetentionTest, WithoutRetentionTheLostEventsStayLost) {
+  FakeCluster net;
+  net.Add("p", [](Env* env) { return std::make_unique<Producer>(env); });
+  for (uint64_t n = 1; n <= 5; ++n) ASSERT_EQ(net.Call("p", Make(n)).status().code(), CODE_OK);
+  net.Advance(absl::Seconds(1));
+  net.BusLoseTail(2);
+  net.BusReconnected("p");
+  net.Crash("p");
+  net.Restart("p");
+  net.Advance(absl::Seconds(2));
+  EXPECT_EQ(net.bus_log().size(), 2u);
+}
+
+TEST(OutboxRetentionTest, RestartPublishesRetainedEventsWithinTheWindowAndDropsOlderOnes) {
+  FakeCluster net;
+  auto factory = [](Env* env) { return std::make_unique<Producer>(env, 256, absl::Minutes(3)); };
+  net.Add("p", factory);
+  for (uint64_t n = 1; n <= 3; ++n) ASSERT_EQ(net.Call("p", Make(n)).status().code(), CODE_OK);
+  net.Advance(absl::Minutes(2));
+  for (uint64_t n = 4; n <= 5; ++n) ASSERT_EQ(net.Call("p", Make(n)).status().code(), CODE_OK);
+  net.Advance(absl::Seconds(1));
+  EXPECT_EQ(net.NodeAs<Producer>("p")->outbox_retained(), 5u);
+  // A power failure takes the bus's tail and the node: 4 and 5 were acked
+  // 1 s ago, 1..3 two minutes ago (those the bus had synced).
+  net.BusLoseTail(3);
+  net.Crash("p");
+  net.Restart("p");
+  net.Advance(absl::Seconds(2));
+  ASSERT_EQ(net.bus_log().size(), 5u);
+  EXPECT_EQ(net.bus_log()[3].version(), 4u);
+  EXPECT_EQ(net.bus_log()[4].version(), 5u);
+  Producer* p = net.NodeAs<Producer>("p");
+  EXPECT_EQ(p->outbox_stats().replayed_retained, 5u);
+  EXPECT_EQ(p->outbox_stats().replayed_after_restart, 0u);
+  // Past the window everything goes; nothing is published again after that.
+  net.Advance(absl::Minutes(4));
+  EXPECT_EQ(p->outbox_retained(), 0u);
+  EXPECT_EQ(Count(net.store("p"), Outbox::RecordPrefix("p")), 0u);
+  EXPECT_EQ(Count(net.store("p"), Outbox::AckedPrefix("p")), 0u);
+  net.Crash("p");
+  net.Restart("p");
+  net.Advance(absl::Seconds(2));
+  EXPECT_EQ(net.NodeAs<Producer>("p")->outbox_stats().replayed_retained, 0u);
+  EXPECT_EQ(net.bus_log().size(), 5u);
+}
+
+TEST(OutboxRetentionTest, ARestartAfterTheWindowDeletesWithoutPublishing) {
+  FakeCluster net;
+  net.Add("p", [](Env* env) { return std::make_unique<Producer>(env, 256, absl::Minutes(3)); });
+  for (uint64_t n = 1; n <= 3; ++n) ASSERT_EQ(net.Call("p", Make(n)).status().code(), CODE_OK);
+  net.Advance(absl::Seconds(1));
+  net.Crash("p");
+  net.Advance(absl::Minutes(5));  // down past the window
+  net.BusLoseTail(0);
+  net.Restart("p");
+  net.Advance(absl::Seconds(2));
+  EXPECT_EQ(net.bus_log().size(), 0u);
+  EXPECT_EQ(net.NodeAs<Producer>("p")->outbox_stats().retention_expired, 3u);
+  EXPECT_EQ(Count(net.store("p"), Outbox::RecordPrefix("p")), 0u);
+  EXPECT_EQ(Count(net.store("p"), Outbox::AckedPrefix("p")), 0u);
+}
+
+TEST(OutboxRetentionTest, TheSweepDeletesInBoundedTicksUntilDone) {
+  FakeCluster net;
+  net.Add("p", [](Env* env) {
+    return std::make_unique<Producer>(env, 256, absl::Seconds(10), /*sweep_batch=*/3);
+  });
+  for (uint64_t n = 1; n <= 10; ++n) ASSERT_EQ(net.Call("p", Make(n)).status().code(), CODE_OK);
+  net.Advance(absl::Seconds(1));
+  Producer* p = net.NodeAs<Producer>("p");
+  EXPECT_EQ(p->outbox_retained(), 10u);
+  net.Advance(absl::Seconds(8));  // 9 s after the acks: all still in the window
+  EXPECT_EQ(p->outbox_retained(), 10u);
+  net.Advance(absl::Seconds(3));
+  EXPECT_EQ(p->outbox_retained(), 0u);
+  EXPECT_EQ(p->outbox_stats().retention_expired, 10u);
+  EXPECT_EQ(Count(net.store("p"), Outbox::RecordPrefix("p")), 0u);
 }
 
 TEST(VersionGateTest, AppliesOnlyNewerVersions) {

@@ -1,5 +1,6 @@
 #include "core/service_node.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -21,6 +22,13 @@ std::string RequestLogTimeKey(int64_t time_us, const std::string& request_id) {
   return absl::StrCat(kRequestLogTimePrefix, PadId(static_cast<uint64_t>(time_us)), "/", request_id);
 }
 
+// The outbox keeps acked events at least as long as the environment says its
+// bus may lose them.
+Outbox::Options WithRetention(Env* env, Outbox::Options options) {
+  options.retention = std::max(options.retention, env->AckedEventRetention());
+  return options;
+}
+
 }  // namespace
 
 std::string InstanceAddress(const std::string& service, const std::string& instance_id) {
@@ -32,7 +40,7 @@ ServiceNode::ServiceNode(Env* env, ServiceOptions options)
       options_(std::move(options)),
       timers_(env),
       rpc_(env, &timers_, &directory_),
-      outbox_(env, &timers_, options_.outbox) {}
+      outbox_(env, &timers_, WithRetention(env, options_.outbox)) {}
 
 void ServiceNode::Start() {
   absl::Status s = outbox_.Recover();
@@ -148,6 +156,10 @@ void ServiceNode::HandleEvent(const Event& event, uint64_t delivery_id) {
 void ServiceNode::OnPublishAck(const std::string& event_id) { outbox_.OnPublishAck(event_id); }
 
 void ServiceNode::OnTimer(TimerId id) { timers_.Fire(id); }
+
+void ServiceNode::OnBusReconnected() {
+  if (healthy_) outbox_.ReplayRetained();
+}
 
 void ServiceNode::Respond(const Envelope& request, Reply reply) {
   if (request.from().empty()) return;  // one-way: nobody to answer

@@ -52,12 +52,14 @@ class ServiceNode : public Node {
   void OnEvent(const Event& event, uint64_t delivery_id) final;
   void OnPublishAck(const std::string& event_id) final;
   void OnTimer(TimerId id) final;
+  void OnBusReconnected() final;
   void Stop() override;
 
   const ServiceOptions& options() const { return options_; }
   const RpcStats& rpc_stats() const { return rpc_.stats(); }
   const OutboxStats& outbox_stats() const { return outbox_.stats(); }
   size_t outbox_unacked() const { return outbox_.unacked(); }
+  size_t outbox_retained() const { return outbox_.retained(); }
   uint64_t request_log_trimmed() const { return request_log_trimmed_; }
   ServiceDirectory& directory() { return directory_; }
   // False after Start failed to recover the store: every request then gets

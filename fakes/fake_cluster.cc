@@ -225,6 +225,23 @@ void FakeCluster::SetBusReachable(const std::string& address, bool reachable) {
   }
 }
 
+void FakeCluster::BusLoseTail(size_t keep) {
+  while (bus_log_.size() > keep) {
+    const std::string id = bus_log_.back().event_id();
+    bus_event_ids_.erase(id);
+    for (auto it = deliveries_.begin(); it != deliveries_.end();) {
+      it = it->second.event.event_id() == id ? deliveries_.erase(it) : std::next(it);
+    }
+    bus_log_.pop_back();
+  }
+}
+
+void FakeCluster::BusReconnected(const std::string& address) {
+  auto it = slots_.find(address);
+  if (it == slots_.end() || !it->second.up) return;
+  it->second.node->OnBusReconnected();
+}
+
 void FakeCluster::BusPublish(const std::string& from, const Event& event) {
   if (bus_unreachable_.count(from) > 0) return;  // lost on the way
   const bool fresh = bus_event_ids_.insert(event.event_id()).second;

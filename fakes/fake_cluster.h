@@ -90,6 +90,12 @@ class FakeCluster {
   void SetBusReachable(const std::string& address, bool reachable);
   // Every distinct event the bus accepted, in order.
   const std::vector<Event>& bus_log() const { return bus_log_; }
+  // The bus forgets every event after the first `keep` it accepted, acked or
+  // not, as nats-server losing its unsynced tail to a power failure (their ids
+  // leave the dedup set too); unacked deliveries of them are dropped.
+  void BusLoseTail(size_t keep);
+  // Tells the node at `address` that its bus connection came back.
+  void BusReconnected(const std::string& address);
   uint64_t messages_sent() const { return messages_sent_; }
   uint64_t unacked_deliveries() const { return deliveries_.size(); }
 
