@@ -71,8 +71,83 @@ class Recorder : public ClientObserver {
   uint64_t acked_ = 0, delivered_ = 0;  // so far, for progress lines
 };
 
+// Why a client reconnected, read off its traffic (on its loop). A new
+// login attempt (a login, or a gateway_login that does not follow a
+// successful login) after the first follows a reconnect; its cause is the
+// last failure seen since the previous attempt: an error reply to a request
+// whose failure reconnects, the connection ending or failing to dial, or, if
+// none, a request left without a reply (the client's timeout).
+class ReconnectTracker {
+ public:
+  void Sent(const Envelope& e) {
+    if (!e.has_request()) return;
+    const Request::OpCase op = e.request().op_case();
+    const std::string name = OpName(e.request());
+    const bool auth = op == Request::kLogin || op == Request::kRegister || op == Request::kGatewayLogin;
+    if (auth) {
+      const bool continuation = op == expect_;
+      expect_ = Request::OP_NOT_SET;
+      if (continuation) {
+        last_failure_.clear();
+      } else {
+        if (started_) {
+          if (churned_) {
+            ++churns;
+          } else {
+            std::string why = last_failure_;
+            if (why.empty() && !pending_.empty()) why = pending_.begin()->second + ": no reply in time";
+            if (why.empty()) why = "no failure seen (backoff or a stale reply)";
+            ++reasons[why];
+          }
+        }
+        started_ = true;
+        churned_ = false;
+        last_failure_.clear();
+        pending_.clear();  // what the old connection waited for is abandoned
+      }
+    }
+    pending_[e.correlation_id()] = name;
+  }
+  void Received(const Envelope& e) {
+    if (!e.has_reply()) return;
+    auto it = pending_.find(e.correlation_id());
+    if (it == pending_.end()) return;
+    const std::string op = it->second;
+    pending_.erase(it);
+    const ErrorCode code = e.reply().status().code();
+    if (op == "login" && code == CODE_OK) expect_ = Request::kGatewayLogin;
+    if (op == "login" && code == CODE_UNAUTHENTICATED) expect_ = Request::kRegister;
+    if (op == "register" && (code == CODE_OK || code == CODE_ALREADY_EXISTS)) expect_ = Request::kLogin;
+    if (code == CODE_OK) return;
+    // Failures that make the client reconnect: of the session's own requests
+    // any, of the rest an expired or revoked token.
+    const bool session = op == "login" || op == "register" || op == "gateway_login" ||
+                         op == "ping" || op == "sync";
+    if (session || code == CODE_UNAUTHENTICATED) last_failure_ = op + ": " + ErrorCode_Name(code);
+  }
+  void Connection(const std::string& why) {
+    if (last_failure_.empty()) last_failure_ = why;
+  }
+  void Churned() { churned_ = true; }
+
+  std::map<std::string, uint64_t> reasons;
+  uint64_t churns = 0;
+
+ private:
+  static std::string OpName(const Request& r) {
+    const auto* field = r.GetDescriptor()->FindFieldByNumber(r.op_case());
+    return field != nullptr ? field->name() : "request";
+  }
+  std::map<uint64_t, std::string> pending_;  // correlation id -> op
+  std::string last_failure_;
+  Request::OpCase expect_ = Request::OP_NOT_SET;  // the next step of a login in progress
+  bool started_ = false;
+  bool churned_ = false;
+};
+
 struct LoadClient {
   std::string address;
+  std::unique_ptr<ReconnectTracker> tracker = std::make_unique<ReconnectTracker>();
   std::unique_ptr<TcpClientHost> host;
   uint64_t user = 0;
   std::vector<uint64_t> friends;
@@ -97,6 +172,51 @@ std::string LoadResult::LoadLine() const {
       "LOAD clients=%d sent=%u acked=%u delivered=%u lost=%u duplicated=%u reordered=%u "
       "msgs_per_s=%.1f p50_ms=%.2f p99_ms=%.2f",
       clients, sent, acked, delivered, lost, duplicated, reordered, msgs_per_s, p50_ms, p99_ms);
+}
+
+std::vector<std::string> LoadResult::Explain() const {
+  std::vector<std::string> lines;
+  lines.push_back(absl::StrFormat(
+      "sends: %u sent, %u acked, %u failed (gave up after their retries), %u still unanswered at "
+      "the end; %u send retries (a send answered with a retryable error or not at all, sent again "
+      "with the same client_msg_id)",
+      sent, acked, failed, sent > acked + failed ? sent - acked - failed : 0, send_retries));
+  lines.push_back(absl::StrFormat(
+      "deliveries: %u delivered to the app; %u duplicates dropped by the clients (a message seen "
+      "twice, e.g. in a push and a sync)",
+      delivered, duplicates_dropped));
+  const uint64_t at_login = std::min(syncs, connects);
+  const uint64_t gap = std::min(syncs - at_login, gap_syncs);
+  lines.push_back(absl::StrFormat(
+      "syncs: %u = %u at login or reconnect (one per session opened) + %u after a gap (a push "
+      "ahead of a missing seq, 200 ms without it) + %u periodic or next pages (has_more); their "
+      "replies carried %u messages",
+      syncs, at_login, gap, syncs - at_login - gap, sync_messages));
+  std::string why;
+  uint64_t explained = 0;
+  std::vector<std::pair<uint64_t, std::string>> by_count;
+  for (const auto& [reason, n] : reconnect_reasons) by_count.push_back({n, reason});
+  std::sort(by_count.rbegin(), by_count.rend());
+  for (const auto& [n, reason] : by_count) {
+    absl::StrAppend(&why, why.empty() ? "" : ", ", n, " after ", reason);
+    explained += n;
+  }
+  if (reconnects > explained) {
+    absl::StrAppend(&why, why.empty() ? "" : ", ", reconnects - explained,
+                    " not yet retried when the run ended");
+  }
+  lines.push_back(absl::StrCat(
+      "reconnects: ", reconnects, " (a client whose login, session or connection failed backs off "
+      "and logs in again)", reconnects > 0 ? ": " + why : std::string(),
+      churn_reconnects > 0 ? absl::StrCat("; plus ", churn_reconnects, " drops made by --churn")
+                           : std::string()));
+  std::string phases_text;
+  for (const auto& [name, seconds] : phases) {
+    absl::StrAppend(&phases_text, phases_text.empty() ? "" : " + ", name,
+                    absl::StrFormat(" %.1f s", seconds));
+  }
+  lines.push_back(absl::StrFormat("wall time: %.1f s = %s", wall_s, phases_text));
+  return lines;
 }
 
 absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
@@ -132,6 +252,12 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
     clients[i].host = std::make_unique<TcpClientHost>(clients[i].address, o.servers,
                                                       std::make_unique<MemStore>(), o.seed * 1000 + i,
                                                       runtimes[i % runtimes.size()].get());
+    ReconnectTracker* tracker = clients[i].tracker.get();
+    TcpClientHost::Tap tap;
+    tap.sent = [tracker](const Envelope& e) { tracker->Sent(e); };
+    tap.received = [tracker](const Envelope& e) { tracker->Received(e); };
+    tap.connection = [tracker](const std::string& why) { tracker->Connection(why); };
+    clients[i].host->SetTap(std::move(tap));
     clients[i].host->Start([co](Env* e) { return std::make_unique<Client>(e, co); });
   }
   auto state = [](LoadClient& c) {
@@ -142,6 +268,14 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
   auto report = [&o](const std::string& line) {
     if (o.progress) o.progress(line);
   };
+  LoadResult result;
+  const absl::Time run_start = absl::Now();
+  absl::Time phase_start = run_start;
+  auto phase_done = [&](const std::string& name) {
+    const absl::Time now = absl::Now();
+    result.phases.push_back({name, absl::ToDoubleSeconds(now - phase_start)});
+    phase_start = now;
+  };
   report(absl::StrCat("logging in ", o.clients, " clients"));
   {
     int best = -1;
@@ -149,12 +283,17 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
     while (true) {
       int online = 0;
       for (LoadClient& c : clients) online += state(c) == Client::State::kOnline;
-      if (online == o.clients) break;
       const absl::Time now = absl::Now();
+      if (online == o.clients) {
+        report(absl::StrFormat("%d/%d clients logged in (%.1f s)", online, o.clients,
+                               absl::ToDoubleSeconds(now - run_start)));
+        break;
+      }
       if (online > best) {
         best = online;
         progressed = now;
       } else if (now - progressed > absl::Seconds(o.login_stall_s)) {
+        report(absl::StrFormat("%d/%d clients logged in; giving up", online, o.clients));
         return absl::UnavailableError(absl::StrFormat(
             "%d of %d clients could not log in (none came online for %.0f s); is parleyd "
             "running at %s? a crowd of logins is slow unless parleyd runs --minimal_password_cost",
@@ -167,7 +306,9 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
       absl::SleepFor(absl::Milliseconds(50));
     }
   }
-  report("making friends and groups");
+  phase_done("login");
+  report(absl::StrFormat("setup: %d friendships (a ring, each client with the next two) and groups of %d",
+                         o.clients * std::min(2, o.clients - 1), o.group_size));
   for (LoadClient& c : clients) {
     c.host->RunOnLoop([&](Node* n) { c.user = dynamic_cast<Client*>(n)->user_id(); });
     std::lock_guard<std::mutex> lock(recorder.mu);
@@ -209,9 +350,10 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
     for (int m : members) clients[m].groups.push_back(g);
   }
 
+  report(absl::StrFormat("setup done: %u groups", group_members.size()));
+  phase_done("setup");
   // The load.
   report(absl::StrFormat("sending for %.0f s", o.duration_s));
-  LoadResult result;
   result.clients = o.clients;
   const absl::Time start = absl::Now();
   const absl::Time end = start + absl::Seconds(o.duration_s);
@@ -277,7 +419,11 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
     if (o.churn && absl::Now() - start > absl::Seconds(1) * (next_churn + 1)) {
       ++next_churn;
       LoadClient& c = clients[rng.Uniform(clients.size())];
-      c.host->RunOnLoop([](Node* n) { dynamic_cast<Client*>(n)->Disconnect(); });
+      ReconnectTracker* tracker = c.tracker.get();
+      c.host->RunOnLoop([tracker](Node* n) {
+        tracker->Churned();
+        dynamic_cast<Client*>(n)->Disconnect();
+      });
       c.host->RunOnLoop([](Node* n) { dynamic_cast<Client*>(n)->Connect(); });
     }
     if (absl::Now() - reported >= absl::Seconds(5)) {
@@ -303,8 +449,20 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
     }
     return n;
   };
-  report("draining: waiting for the last acks and deliveries");
-  Until([&] { return pending_total() == 0; }, o.drain_s);
+  phase_done("sending");
+  report(absl::StrFormat("draining: waiting for the last acks (up to %.0f s)", o.drain_s));
+  {
+    absl::Time noted = absl::Now();
+    Until([&] {
+      const size_t n = pending_total();
+      if (n > 0 && absl::Now() - noted >= absl::Seconds(5)) {
+        noted = absl::Now();
+        report(absl::StrCat("draining: ", n, " sends not yet acked"));
+      }
+      return n == 0;
+    }, o.drain_s);
+  }
+  report("draining: waiting for deliveries to settle (7 s without news, past the clients' periodic sync)");
   int stable = 0;
   size_t last_count = 0;
   Until([&] {
@@ -323,10 +481,15 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
       result.duplicates_dropped += st.duplicates_dropped;
       result.send_retries += st.send_retries;
       result.reconnects += st.reconnects;
+      result.connects += st.connects;
+      result.sends_failed_by_clients += st.sends_failed;
     });
     c.host->Stop();
+    for (const auto& [why, n] : c.tracker->reasons) result.reconnect_reasons[why] += n;
+    result.churn_reconnects += c.tracker->churns;
   }
   runtimes.clear();
+  phase_done("draining");
 
   // What the clients saw, judged by the simulator's checkers.
   std::lock_guard<std::mutex> lock(recorder.mu);
@@ -387,6 +550,9 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
   result.p99_ms = pct(0.99);
   result.p999_ms = pct(0.999);
   result.msgs_per_s = result.acked / std::max(load_s, 1e-9);
+  phase_done("checking");
+  result.wall_s = absl::ToDoubleSeconds(absl::Now() - run_start);
+  report(absl::StrFormat("done in %.1f s", result.wall_s));
   return result;
 }
 

@@ -7,7 +7,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -47,8 +49,22 @@ struct LoadResult {
   // by a sync), syncs in all, messages their replies carried (of the first
   // 4096 syncs of each client), duplicates dropped, send retries, reconnects.
   uint64_t gap_syncs = 0, syncs = 0, sync_messages = 0, duplicates_dropped = 0, send_retries = 0, reconnects = 0;
+  // Sessions opened (the first login of each client, then each reconnect
+  // that got back online), and sends that ended failed.
+  uint64_t connects = 0, sends_failed_by_clients = 0;
+  // What each reconnect followed, from the clients' traffic: "login: no reply
+  // in time", "ping: UNAVAILABLE", "the server closed the connection", ...
+  // Reconnects not yet retried when the run ended are not in it.
+  std::map<std::string, uint64_t> reconnect_reasons;
+  uint64_t churn_reconnects = 0;  // --churn's own drops (not in `reconnects`)
+  // Where the wall time went: login, setup, sending, draining, checking.
+  std::vector<std::pair<std::string, double>> phases;
+  double wall_s = 0;
   std::vector<sim::Violation> violations;
   std::string LoadLine() const;  // "LOAD clients=... p99_ms=..."
+  // Lines that explain the counts: syncs by cause, retries, reconnects by
+  // reason, and where the wall time went.
+  std::vector<std::string> Explain() const;
 };
 
 absl::StatusOr<LoadResult> RunLoad(const LoadOptions& options);

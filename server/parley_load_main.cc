@@ -49,11 +49,8 @@ int main(int argc, char** argv) {
     std::cout << "FAIL checker=" << v.checker << ": " << v.explanation << "\n";
   }
   std::cout << "latency send->deliver: p50 " << r->p50_ms << " ms, p99 " << r->p99_ms
-            << " ms, p999 " << r->p999_ms << " ms; failed sends " << r->failed << "\n"
-            << "clients: " << r->syncs << " syncs (" << r->gap_syncs << " after a gap, "
-            << r->sync_messages << " messages in their replies), "
-            << r->duplicates_dropped << " duplicates dropped, " << r->send_retries
-            << " send retries, " << r->reconnects << " reconnects\n";
+            << " ms, p999 " << r->p999_ms << " ms (to the other users' clients)\n";
+  for (const std::string& line : r->Explain()) std::cout << line << "\n";
   std::cout << r->LoadLine() << std::endl;
   return r->violations.empty() ? 0 : 1;
 }

@@ -107,7 +107,10 @@ void ClientRuntime::Run() {
     // One task per wakeup for everything read.
     loop_.Post([frames = std::move(frames), ended = std::move(ended)]() mutable {
       for (auto& [host, envelope] : frames) {
-        if (*host != nullptr && (*host)->node_) (*host)->node_->OnEnvelope(envelope);
+        if (*host != nullptr && (*host)->node_) {
+          if ((*host)->tap_.received) (*host)->tap_.received(envelope);
+          (*host)->node_->OnEnvelope(envelope);
+        }
       }
       for (auto& [host, fd] : ended) {
         if (*host != nullptr) (*host)->OnEndOfStream(fd);
@@ -194,18 +197,26 @@ bool TcpClientHost::Dial() {
 
 void TcpClientHost::OnEndOfStream(int fd) {
   // The reader has let go of `fd`; it is ours to close.
+  bool current = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (fd_ == fd) fd_ = -1;  // dial again on the next send
+    current = fd_ == fd;
+    if (current) fd_ = -1;  // dial again on the next send
   }
   close(fd);
+  if (current && tap_.connection) tap_.connection("the server closed the connection");
 }
 
 void TcpClientHost::Send(const std::string& to, Envelope envelope) {
+  if (tap_.sent) tap_.sent(envelope);
   const std::string frame = EncodeFrame(envelope);
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   if (stopping_) return;
-  if (fd_ < 0 && !Dial()) return;  // lost, as on the wire: the client retries
+  if (fd_ < 0 && !Dial()) {  // lost, as on the wire: the client retries
+    lock.unlock();
+    if (tap_.connection) tap_.connection("could not connect to a server");
+    return;
+  }
   size_t sent = 0;
   while (sent < frame.size()) {
     const ssize_t n = send(fd_, frame.data() + sent, frame.size() - sent, MSG_NOSIGNAL);

@@ -60,6 +60,16 @@ class TcpClientHost : public Env {
                 ClientRuntime* runtime = nullptr);
   ~TcpClientHost() override;
 
+  // Optional hooks, set before Start, all called on the loop: each envelope
+  // the node sends and each it receives, and why the connection ended or
+  // could not be made (parley_load explains its clients' reconnects by them).
+  struct Tap {
+    std::function<void(const Envelope&)> sent;
+    std::function<void(const Envelope&)> received;
+    std::function<void(const std::string& why)> connection;
+  };
+  void SetTap(Tap tap) { tap_ = std::move(tap); }
+
   void Start(std::function<std::unique_ptr<Node>(Env*)> factory);
   void Stop();
   // Runs `fn` with the node on its loop and waits (not from the loop).
@@ -101,6 +111,7 @@ class TcpClientHost : public Env {
   size_t next_server_ = 0;
   std::atomic<bool> stopping_{false};
   std::map<TimerId, uint64_t> timers_;  // loop only
+  Tap tap_;
   TimerId next_timer_ = 1;
 };
 
