@@ -46,6 +46,24 @@ absl::StatusOr<std::unique_ptr<JetStreamBus>> JetStreamBus::Create(natsConnectio
     return absl::UnavailableError(absl::StrCat("creating stream ", options.stream, ": ",
                                                natsStatus_GetText(s), " (", err, ")"));
   }
+  if (s != NATS_OK) {
+    // It exists with another configuration (nats-server answers an identical
+    // one with OK): e.g. made with a shorter dedup window. Bring it to ours.
+    jsStreamInfo* info = nullptr;
+    err = static_cast<jsErrCode>(0);
+    s = js_UpdateStream(&info, js, &cfg, nullptr, &err);
+    if (info != nullptr) jsStreamInfo_Destroy(info);
+    if (s != NATS_OK) {
+      const char* detail = nats_GetLastError(nullptr);
+      const std::string last = detail != nullptr ? detail : "";
+      jsCtx_Destroy(js);
+      return absl::FailedPreconditionError(absl::StrCat(
+          "stream ", options.stream, " exists with a configuration that cannot be updated to "
+          "parleyd's (file storage, ", options.replicas, " replicas, dedup window ",
+          absl::FormatDuration(options.duplicates_window), "): ", natsStatus_GetText(s), " (",
+          err, ") ", last, "; update or delete it with the nats CLI"));
+    }
+  }
   auto bus = std::unique_ptr<JetStreamBus>(new JetStreamBus(js, std::move(options)));
   bus->publisher_ = std::thread([b = bus.get()] {
     NameThisThread("js.publish");
@@ -67,6 +85,12 @@ JetStreamBus::~JetStreamBus() {
   }
   for (auto& [id, msg] : pending_) natsMsg_Destroy(msg);  // redelivered by the server later
   jsCtx_Destroy(js_);
+}
+
+void JetStreamBus::OnReconnected() {
+  ++reconnects_;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [address, host] : hosts_) host->DeliverBusReconnected();
 }
 
 void JetStreamBus::Attach(Endpoint* host) {

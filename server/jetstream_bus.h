@@ -6,6 +6,13 @@
 // buffer when leftovers exceed half the batch, nats.c #749) and hands it to a
 // member's event loop; the message is acked only when the member acks, i.e.
 // after its effect is committed. Unacked messages come back after AckWait.
+//
+// An existing stream is updated to these options (e.g. a longer
+// duplicates_window); a stream whose configuration cannot be updated (another
+// storage type) fails Create. OnReconnected() (the connection's reconnected
+// callback, a cnats thread) tells every attached host, whose node publishes
+// its retained acked events again (Outbox::ReplayRetained): nats-server may
+// have restarted without the messages it had acked but not synced.
 #ifndef PARLEY_SERVER_JETSTREAM_BUS_H_
 #define PARLEY_SERVER_JETSTREAM_BUS_H_
 
@@ -38,6 +45,8 @@ class JetStreamBus {
     // A cluster elects its JetStream leader after it starts: keep trying this long.
     absl::Duration create_timeout = absl::Seconds(20);
     absl::Duration ack_wait = absl::Seconds(30);
+    // At least the producers' Outbox retention, so that a retained event
+    // published again while the stream still has it is dropped.
     absl::Duration duplicates_window = absl::Minutes(2);
     size_t max_queued_publishes = 100000;
   };
@@ -52,11 +61,14 @@ class JetStreamBus {
   void Subscribe(const std::string& address, const std::string& group,
                  const std::vector<std::string>& topics);
   void AckEvent(uint64_t delivery_id);
+  // Thread-safe, does not block: hands the notice to each host's loop.
+  void OnReconnected();
 
   uint64_t published() const { return published_; }
   uint64_t publish_failures() const { return publish_failures_; }
   uint64_t delivered() const { return delivered_; }
   uint64_t dropped_publishes() const { return dropped_publishes_; }
+  uint64_t reconnects() const { return reconnects_; }
 
  private:
   struct Group {
@@ -82,7 +94,8 @@ class JetStreamBus {
   std::map<std::string, std::unique_ptr<Group>> groups_;
   std::map<uint64_t, natsMsg*> pending_;
   uint64_t next_delivery_ = 1;
-  std::atomic<uint64_t> published_{0}, publish_failures_{0}, delivered_{0}, dropped_publishes_{0};
+  std::atomic<uint64_t> published_{0}, publish_failures_{0}, delivered_{0}, dropped_publishes_{0},
+      reconnects_{0};
 };
 
 }  // namespace parley

@@ -45,11 +45,28 @@ absl::StatusOr<std::unique_ptr<NatsNetwork>> NatsNetwork::Connect(const std::str
     auto js = JetStreamBus::Create(conn, std::move(js_options));
     if (!js.ok()) return js.status();
     network->js_ = std::move(*js);
+    {
+      std::lock_guard<std::mutex> lock(network->callback_mu_);
+      network->reconnect_target_ = network->js_.get();
+    }
+    // A reconnect may follow a nats-server restart that lost acked events:
+    // the bus tells its hosts (a cnats thread: it only posts to their loops).
+    NatsNetwork* n = network.get();
+    network->AddStateListener([n](ConnectionState state) {
+      if (state != ConnectionState::kReconnected) return;
+      ++n->reconnects_;
+      std::lock_guard<std::mutex> lock(n->callback_mu_);
+      if (n->reconnect_target_ != nullptr) n->reconnect_target_->OnReconnected();
+    });
   }
   return network;
 }
 
 NatsNetwork::~NatsNetwork() {
+  {
+    std::lock_guard<std::mutex> lock(callback_mu_);
+    reconnect_target_ = nullptr;
+  }
   js_.reset();  // its threads use the connection
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -5,6 +5,14 @@
 // connections ("tcp.*") exist only in their gateway's process. Events
 // go through JetStream (the default) or, with `local`, an in-process bus (one
 // process hosts every consuming role).
+//
+// Reconnects: on cnats's reconnected callback (a library thread) a state
+// listener counts the reconnect and passes it to the JetStream bus, which
+// posts it to every attached host's loop: the nodes publish their retained
+// acked events again, since a reconnect may mean nats-server restarted
+// without what it had not synced (see Outbox). Every reconnect is treated so,
+// a network blip included: the cost is republishing the events of the
+// retention window, which the stream's dedup window drops.
 #ifndef PARLEY_SERVER_NATS_NETWORK_H_
 #define PARLEY_SERVER_NATS_NETWORK_H_
 
@@ -61,6 +69,7 @@ class NatsNetwork : public Network {
   uint64_t received() const { return received_; }
   uint64_t errors() const { return errors_; }
   uint64_t malformed() const { return malformed_; }
+  uint64_t reconnects() const { return reconnects_; }
 
  private:
   struct Target {
@@ -88,7 +97,11 @@ class NatsNetwork : public Network {
   std::vector<std::shared_ptr<Target>> retired_;
   LocalNetwork bus_;
   std::unique_ptr<JetStreamBus> js_;
-  std::atomic<uint64_t> sent_{0}, received_{0}, errors_{0}, malformed_{0};
+  // What the reconnected callback may use: set once js_ exists, cleared
+  // before js_ goes.
+  std::mutex callback_mu_;
+  JetStreamBus* reconnect_target_ = nullptr;
+  std::atomic<uint64_t> sent_{0}, received_{0}, errors_{0}, malformed_{0}, reconnects_{0};
   std::atomic<bool> connected_{true};
   std::mutex listeners_mu_;  // held while listeners are called
   std::map<int, StateListener> listeners_;

@@ -32,6 +32,8 @@ class Endpoint {
   }
   virtual void DeliverEvent(Event event, uint64_t delivery_id) {}
   virtual void DeliverPublishAck(std::string event_id) {}
+  // The bus connection came back (see Node::OnBusReconnected).
+  virtual void DeliverBusReconnected() {}
 };
 
 class Network {

@@ -72,6 +72,12 @@ void NodeHost::DeliverPublishAck(std::string event_id) {
   });
 }
 
+void NodeHost::DeliverBusReconnected() {
+  loop_.Post([this] {
+    if (node_) node_->OnBusReconnected();
+  });
+}
+
 void NodeHost::RunOnLoop(const std::function<void(Node*)>& fn) {
   loop_.RunSync([&] { fn(node_.get()); });
 }

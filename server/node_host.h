@@ -52,6 +52,9 @@ class NodeHost : public Env, public Endpoint {
   void DeliverMany(std::vector<Envelope> envelopes) override;
   void DeliverEvent(Event event, uint64_t delivery_id) override;
   void DeliverPublishAck(std::string event_id) override;
+  void DeliverBusReconnected() override;
+  // What AckedEventRetention() tells the node (set before Start).
+  void SetAckedEventRetention(absl::Duration retention) { acked_event_retention_ = retention; }
 
   // Durable writes and the batches they covered (read on the loop).
   uint64_t commits() const { return store_.commits(); }
@@ -73,6 +76,7 @@ class NodeHost : public Env, public Endpoint {
   void AckEvent(uint64_t delivery_id) override;
   TimerId SetTimer(absl::Duration after) override;
   void CancelTimer(TimerId id) override;
+  absl::Duration AckedEventRetention() override { return acked_event_retention_; }
 
  private:
   // Commits pending writes, then releases held outputs; stops the process if
@@ -97,6 +101,7 @@ class NodeHost : public Env, public Endpoint {
   std::vector<std::function<void()>> held_events_;
   TimerId next_timer_ = 1;
   std::atomic<uint64_t> expired_{0};
+  absl::Duration acked_event_retention_ = absl::ZeroDuration();
 };
 
 }  // namespace parley
