@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -132,6 +133,7 @@ absl::Status Parleyd::AddHost(const std::string& address, NodeHost::Factory fact
   std::random_device seed;  // server mode: seeds from the OS
   hosts_.push_back(std::make_unique<NodeHost>(address, std::move(*store), network_.get(),
                                               (uint64_t{seed()} << 32) | seed()));
+  hosts_.back()->SetAckedEventRetention(options_.event_retention);
   hosts_.back()->Start(std::move(factory));
   log_(absl::StrCat("started ", address));
   return absl::OkStatus();
@@ -314,6 +316,9 @@ absl::Status Parleyd::Run() {
     return absl::InvalidArgumentError("--event_bus must be jetstream or local");
   }
   if (options_.shards == 0) return absl::InvalidArgumentError("--shards must be positive");
+  if (options_.event_retention < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--event_retention must not be negative");
+  }
   if (!(options_.client_requests_per_s > 0) || !(options_.client_burst >= 1)) {
     return absl::InvalidArgumentError("--client_requests_per_s must be positive, --client_burst at least 1");
   }
@@ -363,6 +368,11 @@ absl::Status Parleyd::Run() {
   }
   JetStreamBus::Options js;
   js.replicas = options_.stream_replicas;
+  if (options_.event_retention > absl::ZeroDuration()) {
+    // A retained event published again while the stream has it must be dropped.
+    js.duplicates_window =
+        std::max(js.duplicates_window, options_.event_retention + absl::Minutes(1));
+  }
   auto network = NatsNetwork::Connect(
       nats_url_,
       options_.event_bus == "local" ? NatsNetwork::Bus::kLocal : NatsNetwork::Bus::kJetStream, js);

@@ -48,6 +48,11 @@ struct ParleydOptions {
   std::string token_key_file;
   bool minimal_password_cost = false;   // argon2id's minimum: tests and load runs only
   int stream_replicas = 1;              // 3 on a 3-node NATS cluster
+  // How long each producer keeps an event after JetStream acked it, to
+  // publish it again after nats-server restarts or parleyd starts (the
+  // backstop for nats-server 2.9, which syncs every 2 minutes). The stream's
+  // dedup window is made at least this plus a minute. 0: deleted at the ack.
+  absl::Duration event_retention = absl::Minutes(3);
   double client_requests_per_s = 200;   // per connection (token bucket)
   double client_burst = 400;
   // Connection hardening: deadlines, caps, fair logins, per-user and

@@ -29,6 +29,9 @@ ABSL_FLAG(std::string, token_key_file, "",
           "file holding the token key (32+ bytes, mode 0600; must exist): one key for several parleyd");
 ABSL_FLAG(bool, minimal_password_cost, false, "argon2id minimum cost (tests, load runs)");
 ABSL_FLAG(int, stream_replicas, 1, "replicas of the PARLEY_EVENTS stream (3 on a NATS cluster)");
+ABSL_FLAG(absl::Duration, event_retention, absl::Minutes(3),
+          "keep events this long after JetStream acked them and publish them again when "
+          "nats-server reconnects or parleyd starts (0: delete at the ack)");
 ABSL_FLAG(double, client_requests_per_s, 200, "requests per second allowed per client connection");
 ABSL_FLAG(double, client_burst, 400, "requests a client connection may send at once");
 // Connection hardening (docs/protocol.md "Limits and errors").
@@ -81,6 +84,7 @@ int main(int argc, char** argv) {
   }
   o.minimal_password_cost = absl::GetFlag(FLAGS_minimal_password_cost);
   o.stream_replicas = absl::GetFlag(FLAGS_stream_replicas);
+  o.event_retention = absl::GetFlag(FLAGS_event_retention);
   o.client_requests_per_s = absl::GetFlag(FLAGS_client_requests_per_s);
   o.client_burst = absl::GetFlag(FLAGS_client_burst);
   {  // connection hardening
