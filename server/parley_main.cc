@@ -847,6 +847,10 @@ int Run(Ctx& ctx) {
     r.mutable_recall()->set_seq(absl::GetFlag(FLAGS_seq));
     r.mutable_recall()->set_client_msg_id(CliConnection::NewId("cli-recall"));
     if (!call(r, &reply)) return ServerError(reply, cmd);
+    auto& cursor = ctx.state.cursors[conversation];  // one's own recall is not news either
+    if (cursor + 1 == reply.send().seq()) cursor = reply.send().seq();
+    if (cursor == 0) ctx.state.cursors.erase(conversation);
+    ctx.state.Save();
     print_json_or(reply.send(), absl::StrCat("recalled ", conversation, " #", absl::GetFlag(FLAGS_seq),
                                              " (the recall is #", reply.send().seq(), ")"));
     return 0;
