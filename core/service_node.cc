@@ -181,6 +181,12 @@ bool ServiceNode::ReplayIfDone(const Envelope& request) {
   if (!store().Get(RequestLogKey(request.request_id()), &value).ok()) return false;
   RequestLogRecord record;
   if (!record.ParseFromString(value)) return false;
+  if (record.op() != 0 && record.op() != static_cast<int32_t>(request.request().op_case())) {
+    RespondError(request, absl::InvalidArgumentError(absl::StrCat(
+                              "request_id ", request.request_id(),
+                              " was used for another operation; a retry must repeat its request")));
+    return true;
+  }
   Respond(request, record.reply());
   return true;
 }
@@ -191,6 +197,7 @@ void ServiceNode::CommitAndRespond(const Envelope& request, WriteBatch batch,
     RequestLogRecord record;
     *record.mutable_reply() = reply;
     record.set_time_us(absl::ToUnixMicros(env_->Now()));
+    record.set_op(static_cast<int32_t>(request.request().op_case()));
     batch.Put(RequestLogKey(request.request_id()), record.SerializeAsString());
     batch.Put(RequestLogTimeKey(record.time_us(), request.request_id()), "");
   }

@@ -98,10 +98,10 @@ void Gateway::HandleRequest(const Envelope& envelope) {
       // retry here too would queue another slow password hash).
       ++stats_.forwarded;
       CallOptions call = options_.calls;
-      if (envelope.timeout_us() > 0) {
-        call.timeout = std::min(absl::Microseconds(envelope.timeout_us()), options_.max_auth_wait);
-        call.max_attempts = 1;
-      }
+      call.timeout = envelope.timeout_us() > 0
+                         ? std::min(absl::Microseconds(envelope.timeout_us()), options_.max_auth_wait)
+                         : options_.max_auth_wait;  // not said: the longest wait, still once
+      call.max_attempts = 1;
       rpc().Call(kUserService, request, call,
                  [this, envelope](const Reply& reply) { Respond(envelope, reply); });
       return;
@@ -227,10 +227,10 @@ void Gateway::Logout(const Envelope& envelope, const Session& session) {
   DropSession(envelope.from(), /*release_presence=*/true);
   Reply reply;
   reply.mutable_gateway_logout();
-  // A closed connection (the listener's notice carries no correlation id)
-  // ends the session only; a client's logout also ends its device's tokens,
-  // at every gateway, before it is answered.
-  if (envelope.correlation_id() == 0 || envelope.request().gateway_logout().connection_closed()) {
+  // A closed connection (the listener's notice says connection_closed) ends
+  // the session only; a client's logout also ends its device's tokens, at
+  // every gateway, before it is answered (whatever its correlation id).
+  if (envelope.request().gateway_logout().connection_closed()) {
     return Respond(envelope, reply);
   }
   Request revoke;

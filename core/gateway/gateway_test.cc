@@ -150,6 +150,23 @@ TEST_F(GatewayTest, ALoginIsForwardedOnceWithTheClientsWait) {
   EXPECT_EQ(timeout_us, 2000000);
 }
 
+// A login whose client said no wait (timeout_us 0) is still forwarded once:
+// a retry at the gateway would queue another slow password hash.
+TEST_F(GatewayTest, ALoginWithoutAWaitIsForwardedOnceToo) {
+  int forwarded = 0;
+  c_.net().HoldNext([&](const std::string& to, const Envelope& e) {
+    if (to.rfind("svc.user.", 0) == 0 && e.has_request() && e.request().has_login()) ++forwarded;
+    return false;  // only counting
+  });
+  c_.net().Crash(CoreCluster::Address(kUserService));  // no answer will come
+  Request login;
+  login.mutable_login()->set_name("alice");
+  login.mutable_login()->set_password("password-alice");
+  c_.net().Send("gw.1", login);  // the test endpoint sets no timeout_us
+  c_.net().Advance(absl::Seconds(3));
+  EXPECT_EQ(forwarded, 1);
+}
+
 TEST_F(GatewayTest, PushesSkipSessionsThatAreGone) {
   ASSERT_EQ(Open("gw.1", 1).status().code(), CODE_OK);
   Envelope push;
@@ -451,6 +468,20 @@ TEST_F(GatewayTokenTest, AClosedConnectionEndsTheSessionButNotTheToken) {
   ASSERT_EQ(Logout("gw.1", /*connection_closed=*/true).status().code(), CODE_OK);
   EXPECT_EQ(c_.gateway(0)->sessions(), 0u);
   EXPECT_EQ(OpenWith("gw.2", token, "phone", 2).status().code(), CODE_OK);
+}
+
+// Only the listener's notice (connection_closed) spares the tokens: a client's
+// own logout revokes them whatever its correlation id.
+TEST_F(GatewayTokenTest, ALogoutWithoutACorrelationIdStillRevokesTheTokens) {
+  const std::string token = DeviceToken("phone");
+  ASSERT_EQ(OpenWith("gw.1", token, "phone", 1).status().code(), CODE_OK);
+  Envelope logout;
+  logout.set_from(FakeCluster::kTestAddress);
+  logout.mutable_request()->mutable_gateway_logout();  // correlation id 0
+  c_.net().node("gw.1")->OnEnvelope(logout);
+  c_.net().Advance(absl::Seconds(1));
+  EXPECT_EQ(c_.gateway(0)->sessions(), 0u);
+  EXPECT_EQ(OpenWith("gw.2", token, "phone", 2).status().code(), CODE_UNAUTHENTICATED);
 }
 
 TEST_F(GatewayTokenTest, ATokenForAnotherDeviceIsRefused) {

@@ -207,6 +207,21 @@ TEST_F(GroupServiceTest, AFullGroupRefusesInvitesAndJoins) {
   EXPECT_EQ(MemberIds(g).size(), 4u);
 }
 
+// A request_id names one request: a retry repeats it and gets the first
+// answer; the same id on another operation is refused, not answered with the
+// first one's reply (which would claim an effect that never happened).
+TEST_F(GroupServiceTest, ARequestIdReusedForAnotherOperationIsRefused) {
+  const uint64_t g = CreateOpen(owner_, {});
+  ASSERT_EQ(SetOpen(owner_, g, false, "rid-1").status().code(), CODE_OK);
+  EXPECT_EQ(SetOpen(owner_, g, false, "rid-1").status().code(), CODE_OK);  // a retry
+  Request kick;
+  kick.mutable_kick()->set_group_id(g);
+  kick.mutable_kick()->set_user_id(users_[0]);
+  const Reply reused = c_.net().Call(group_, kick, owner_, absl::Seconds(10), "rid-1");
+  EXPECT_EQ(reused.status().code(), CODE_INVALID_ARGUMENT) << reused.status().message();
+  EXPECT_NE(reused.status().message().find("another operation"), std::string::npos);
+}
+
 TEST_F(GroupServiceTest, JoinAndLeave) {
   const uint64_t g = CreateOpen(owner_, {});
   ASSERT_EQ(Join(stranger_, g).status().code(), CODE_OK);
