@@ -419,6 +419,8 @@ void Gateway::Forward(const Envelope& envelope, const Session& session) {
     case Request::kKick:
     case Request::kDissolve:
     case Request::kSetGroupOpen:
+    case Request::kRenameGroup:
+    case Request::kTransferOwnership:
     case Request::kGroupInfo:
     case Request::kMemberIds:
     case Request::kUserGroups:
@@ -446,6 +448,13 @@ void Gateway::Forward(const Envelope& envelope, const Session& session) {
       // Cursors belong to the session's device, whatever the client says.
       if (request.has_ack()) request.mutable_ack()->set_device_id(session.device_id);
       if (request.has_read()) request.mutable_read()->set_device_id(session.device_id);
+      return Relay(envelope, session, "", ShardAddress(ShardOf(conv, shards)), request);
+    }
+    case Request::kHistory: {
+      // To the conversation's shard, which checks who may see what.
+      const std::string& conv = request.history().conversation();
+      absl::Status s = ParseConversation(conv).status();
+      if (!s.ok()) return RespondError(envelope, s);
       return Relay(envelope, session, "", ShardAddress(ShardOf(conv, shards)), request);
     }
     case Request::kSync:
