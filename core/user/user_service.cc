@@ -49,6 +49,12 @@ void UserService::HandleRequest(const Envelope& envelope) {
       return CheckTokens(envelope);
     case Request::kRevokeDeviceTokens:
       return RevokeDeviceTokens(envelope);
+    case Request::kFindUser:
+      return FindUser(envelope);
+    case Request::kListDevices:
+      return ListDevices(envelope);
+    case Request::kLogoutDevice:
+      return LogoutDevice(envelope);
     default:
       return RespondError(envelope,
                           absl::UnimplementedError("the user service does not serve this request"));
@@ -164,7 +170,118 @@ void UserService::Login(const Envelope& envelope) {
   out->set_user_id(user_id);
   out->set_token(*token);
   out->set_expires_us(absl::ToUnixMicros(expires));
+  if (request.device_id().empty()) return Respond(envelope, reply);
+  // The device is remembered (list_devices, logout_device): one small write,
+  // beside the password hash this login already cost.
+  WriteBatch batch;
+  absl::Status s = RecordDeviceLogin(user_id, request.device_id(), &batch);
+  if (s.ok()) s = Commit(batch);
+  if (!s.ok()) return RespondError(envelope, absl::UnavailableError(s.message()));
   Respond(envelope, reply);
+}
+
+absl::Status UserService::RecordDeviceLogin(uint64_t user_id, const std::string& device_id,
+                                            WriteBatch* batch) {
+  std::vector<KeyValue> devices;
+  absl::Status s = store().Scan(user_keys::DevicePrefix(user_id), "",
+                                options_.max_devices_per_user + 1, &devices);
+  if (!s.ok()) return s;
+  const std::string key = user_keys::Device(user_id, device_id);
+  bool known = false;
+  const KeyValue* oldest = nullptr;
+  int64_t oldest_us = 0;
+  for (const KeyValue& kv : devices) {
+    if (kv.first == key) known = true;
+    int64_t us = 0;
+    if (!absl::SimpleAtoi(kv.second, &us)) us = 0;  // unreadable: the first to go
+    if (oldest == nullptr || us < oldest_us) {      // ties: the lowest device id
+      oldest = &kv;
+      oldest_us = us;
+    }
+  }
+  if (!known && oldest != nullptr && devices.size() >= options_.max_devices_per_user) {
+    // Forgotten devices keep no valid token: it could not be listed or
+    // logged out any more.
+    const std::string dropped = oldest->first.substr(user_keys::DevicePrefix(user_id).size());
+    absl::StatusOr<uint64_t> generation = DeviceGeneration(user_id, dropped);
+    if (!generation.ok()) return generation.status();
+    batch->Delete(oldest->first);
+    batch->Put(user_keys::TokenDevice(user_id, dropped), absl::StrCat(*generation + 1));
+  }
+  batch->Put(key, absl::StrCat(absl::ToUnixMicros(env().Now())));
+  return absl::OkStatus();
+}
+
+void UserService::FindUser(const Envelope& envelope) {
+  const std::string& name = envelope.request().find_user().name();
+  absl::Status s = ValidateUserName(name);
+  if (!s.ok()) return RespondError(envelope, s);
+  std::string id_text;
+  uint64_t user_id = 0;
+  s = store().Get(user_keys::Name(name), &id_text);
+  if (absl::IsNotFound(s)) {
+    return RespondError(envelope, absl::NotFoundError(absl::StrCat("no user named ", name)));
+  }
+  if (!s.ok()) return RespondError(envelope, absl::UnavailableError(s.message()));
+  if (!absl::SimpleAtoi(id_text, &user_id)) {
+    return RespondError(envelope, absl::DataLossError(absl::StrCat("corrupt id of ", name)));
+  }
+  absl::StatusOr<UserRecord> record = ReadUser(user_id);
+  if (!record.ok()) return RespondError(envelope, record.status());
+  Reply reply;
+  *reply.mutable_find_user()->mutable_profile() = record->profile();  // public fields only
+  Respond(envelope, reply);
+}
+
+void UserService::ListDevices(const Envelope& envelope) {
+  const uint64_t user_id = envelope.auth_user_id();
+  if (user_id == 0) {
+    return RespondError(envelope, absl::UnauthenticatedError("listing devices needs a login"));
+  }
+  std::vector<KeyValue> devices;
+  absl::Status s = store().Scan(user_keys::DevicePrefix(user_id), "",
+                                options_.max_devices_per_user + 1, &devices);
+  if (!s.ok()) return RespondError(envelope, absl::UnavailableError(s.message()));
+  Reply reply;
+  ListDevicesReply* out = reply.mutable_list_devices();
+  const size_t prefix = user_keys::DevicePrefix(user_id).size();
+  for (const KeyValue& kv : devices) {  // key order: by device id
+    DeviceInfo* device = out->add_devices();
+    device->set_device_id(kv.first.substr(prefix));
+    int64_t us = 0;
+    if (absl::SimpleAtoi(kv.second, &us)) device->set_last_login_us(us);
+  }
+  Respond(envelope, reply);
+}
+
+void UserService::LogoutDevice(const Envelope& envelope) {
+  if (ReplayIfDone(envelope)) return;
+  const uint64_t user_id = envelope.auth_user_id();
+  const std::string& device_id = envelope.request().logout_device().device_id();
+  if (user_id == 0) {
+    return RespondError(envelope, absl::UnauthenticatedError("logging a device out needs a login"));
+  }
+  if (device_id.empty() || device_id.size() > options_.max_device_id_bytes) {
+    return RespondError(envelope, absl::InvalidArgumentError(absl::StrCat(
+                                      "device_id must be 1 to ", options_.max_device_id_bytes,
+                                      " bytes")));
+  }
+  std::string value;
+  absl::Status s = store().Get(user_keys::Device(user_id, device_id), &value);
+  if (absl::IsNotFound(s)) {
+    return RespondError(envelope, absl::NotFoundError(absl::StrCat(
+                                      "no device '", device_id, "' of yours")));
+  }
+  if (!s.ok()) return RespondError(envelope, absl::UnavailableError(s.message()));
+  // As a logout of that device (revoke_device_tokens), of whatever token it
+  // holds now: its generation goes one past the current one.
+  absl::StatusOr<uint64_t> current = DeviceGeneration(user_id, device_id);
+  if (!current.ok()) return RespondError(envelope, current.status());
+  WriteBatch batch;
+  batch.Put(user_keys::TokenDevice(user_id, device_id), absl::StrCat(*current + 1));
+  Reply reply;
+  reply.mutable_logout_device();
+  CommitAndRespond(envelope, std::move(batch), reply);
 }
 
 absl::StatusOr<uint64_t> UserService::DeviceGeneration(uint64_t user_id,

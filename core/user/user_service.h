@@ -27,6 +27,11 @@ struct UserOptions {
   size_t max_avatar_bytes = 256;
   size_t max_ids_per_get = 500;
   size_t max_tokens_per_check = 1000;
+  // Devices remembered per user (list_devices, logout_device). A login that
+  // names a new device past this drops the one that logged in longest ago
+  // and ends its tokens.
+  size_t max_devices_per_user = 32;
+  size_t max_device_id_bytes = 64;
 };
 
 // Name rules: 3 to 32 characters of [a-z0-9_], starting with a letter.
@@ -49,6 +54,16 @@ class UserService : public ServiceNode {
   void ChangePassword(const Envelope& envelope);
   void CheckTokens(const Envelope& envelope);
   void RevokeDeviceTokens(const Envelope& envelope);
+  void FindUser(const Envelope& envelope);
+  // The caller's remembered devices with their last logins (no presence:
+  // the gateway adds it from kv).
+  void ListDevices(const Envelope& envelope);
+  void LogoutDevice(const Envelope& envelope);
+  // Adds to `batch` the record of a login of `device_id` now, and, if that
+  // is a new device past max_devices_per_user, the removal of the oldest
+  // one with the end of its tokens.
+  absl::Status RecordDeviceLogin(uint64_t user_id, const std::string& device_id,
+                                 WriteBatch* batch);
   // The device's token generation (0 if never bumped).
   absl::StatusOr<uint64_t> DeviceGeneration(uint64_t user_id, const std::string& device_id);
   // A token for `user`'s device made now (INTERNAL if the signer is unusable).

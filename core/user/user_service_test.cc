@@ -1,5 +1,9 @@
 #include "core/user/user_service.h"
 
+#include <set>
+
+#include "absl/strings/str_cat.h"
+
 #include "core/services.h"
 #include "core/status.h"
 #include "core/user/user_keys.h"
@@ -312,6 +316,141 @@ TEST_F(UserTokenTest, ChangePasswordEndsEveryTokenAndTheNewPasswordWorks) {
   EXPECT_EQ(Login("alice", "password-a").status().code(), CODE_UNAUTHENTICATED);
   const std::string fresh = LoginToken("alice", "password-new", "laptop");
   EXPECT_EQ(Current({fresh}), std::vector<bool>({true}));
+}
+
+// ---- find_user, list_devices, logout_device ----------------------------------------------
+
+TEST_F(UserTokenTest, FindUserAnswersTheExactNamesPublicProfile) {
+  const uint64_t alice = Register("alice", "password-a").register_().user_id();
+  const uint64_t bob = Register("bob", "password-b").register_().user_id();
+  Request find;
+  find.mutable_find_user()->set_name("alice");
+  Reply found = c_.Call(user_, find, bob);
+  ASSERT_EQ(found.status().code(), CODE_OK) << found.status().message();
+  EXPECT_EQ(found.find_user().profile().user_id(), alice);
+  EXPECT_EQ(found.find_user().profile().name(), "alice");
+  EXPECT_EQ(found.find_user().profile().nickname(), "alice");
+  // Exact names only: no prefix, no other case.
+  find.mutable_find_user()->set_name("ali");
+  Reply none = c_.Call(user_, find, bob);
+  EXPECT_EQ(none.status().code(), CODE_NOT_FOUND);
+  EXPECT_EQ(none.status().message(), "no user named ali");
+  EXPECT_FALSE(none.has_find_user());
+  for (const std::string& bad : {std::string(""), std::string("Alice"), std::string("al"),
+                                 std::string(33, 'a'), std::string("1alice"),
+                                 std::string("al ice")}) {
+    find.mutable_find_user()->set_name(bad);
+    EXPECT_EQ(c_.Call(user_, find, bob).status().code(), CODE_INVALID_ARGUMENT) << bad;
+  }
+}
+
+TEST_F(UserTokenTest, ALoginThatNamesADeviceRecordsItAndListDevicesShowsOnlyOnesOwn) {
+  const uint64_t alice = Register("alice", "password-a").register_().user_id();
+  const uint64_t bob = Register("bob", "password-b").register_().user_id();
+  LoginToken("alice", "password-a", "phone");
+  c_.net().Advance(absl::Seconds(1));
+  const int64_t laptop_us = absl::ToUnixMicros(c_.net().Now());
+  LoginToken("alice", "password-a", "laptop");
+  LoginToken("alice", "password-a", "");  // no device: not recorded
+  LoginToken("bob", "password-b", "tablet");
+  Request list;
+  list.mutable_list_devices();
+  EXPECT_EQ(c_.Call(user_, list, 0).status().code(), CODE_UNAUTHENTICATED);
+  Reply mine = c_.Call(user_, list, alice);
+  ASSERT_EQ(mine.status().code(), CODE_OK) << mine.status().message();
+  ASSERT_EQ(mine.list_devices().devices_size(), 2);
+  EXPECT_EQ(mine.list_devices().devices(0).device_id(), "laptop");  // by device id
+  // (the login's time at the service: after the call was sent, within its latency)
+  EXPECT_GE(mine.list_devices().devices(0).last_login_us(), laptop_us);
+  EXPECT_LT(mine.list_devices().devices(0).last_login_us(), laptop_us + 100000);
+  EXPECT_EQ(mine.list_devices().devices(1).device_id(), "phone");
+  EXPECT_LT(mine.list_devices().devices(1).last_login_us(), laptop_us);
+  EXPECT_FALSE(mine.list_devices().devices(0).online());  // presence is the gateway's part
+  Reply his = c_.Call(user_, list, bob);
+  ASSERT_EQ(his.list_devices().devices_size(), 1);
+  EXPECT_EQ(his.list_devices().devices(0).device_id(), "tablet");
+  // A login of a known device moves its last login.
+  c_.net().Advance(absl::Seconds(1));
+  const int64_t again_us = absl::ToUnixMicros(c_.net().Now());
+  LoginToken("alice", "password-a", "phone");
+  mine = c_.Call(user_, list, alice);
+  EXPECT_GE(mine.list_devices().devices(1).last_login_us(), again_us);
+}
+
+TEST_F(UserTokenTest, PastThirtyTwoDevicesTheOldestIsForgottenAndItsTokensEnd) {
+  const uint64_t alice = Register("alice", "password-a").register_().user_id();
+  std::vector<std::string> tokens;
+  for (int i = 0; i < 32; ++i) {
+    tokens.push_back(LoginToken("alice", "password-a", absl::StrCat("d", 100 + i)));
+    c_.net().Advance(absl::Milliseconds(10));
+  }
+  LoginToken("alice", "password-a", "d100");  // d100 is the newest again; d101 the oldest
+  c_.net().Advance(absl::Milliseconds(10));
+  const std::string fresh = LoginToken("alice", "password-a", "new");
+  Request list;
+  list.mutable_list_devices();
+  Reply mine = c_.Call(user_, list, alice);
+  ASSERT_EQ(mine.list_devices().devices_size(), 32);
+  std::set<std::string> ids;
+  for (const DeviceInfo& d : mine.list_devices().devices()) ids.insert(d.device_id());
+  EXPECT_EQ(ids.count("d101"), 0u);
+  EXPECT_EQ(ids.count("d100"), 1u);
+  EXPECT_EQ(ids.count("new"), 1u);
+  // The forgotten device keeps no token; the others are untouched.
+  EXPECT_EQ(Current({tokens[1], tokens[2], fresh}), std::vector<bool>({false, true, true}));
+  Request logout;
+  logout.mutable_logout_device()->set_device_id("d101");
+  EXPECT_EQ(c_.Call(user_, logout, alice).status().code(), CODE_NOT_FOUND);
+}
+
+TEST_F(UserTokenTest, LogoutDeviceEndsThatDevicesTokensOnlyAndRefusesWhatIsNotOnesOwn) {
+  const uint64_t alice = Register("alice", "password-a").register_().user_id();
+  const uint64_t bob = Register("bob", "password-b").register_().user_id();
+  const std::string phone = LoginToken("alice", "password-a", "phone");
+  const std::string laptop = LoginToken("alice", "password-a", "laptop");
+  const std::string anywhere = LoginToken("alice", "password-a", "");
+  const std::string bobs = LoginToken("bob", "password-b", "tablet");
+  auto logout = [&](uint64_t auth, const std::string& device) {
+    Request request;
+    request.mutable_logout_device()->set_device_id(device);
+    return c_.Call(user_, request, auth);
+  };
+  EXPECT_EQ(logout(0, "phone").status().code(), CODE_UNAUTHENTICATED);
+  EXPECT_EQ(logout(alice, "").status().code(), CODE_INVALID_ARGUMENT);
+  EXPECT_EQ(logout(alice, std::string(65, 'x')).status().code(), CODE_INVALID_ARGUMENT);
+  Reply never = logout(alice, "watch");
+  EXPECT_EQ(never.status().code(), CODE_NOT_FOUND);
+  EXPECT_EQ(never.status().message(), "no device 'watch' of yours");
+  // Another user's device is not one's own: NOT_FOUND, and its token lives.
+  EXPECT_EQ(logout(alice, "tablet").status().code(), CODE_NOT_FOUND);
+  EXPECT_EQ(Current({phone, laptop, anywhere, bobs}),
+            std::vector<bool>({true, true, true, true}));
+  ASSERT_EQ(logout(alice, "phone").status().code(), CODE_OK);
+  EXPECT_EQ(Current({phone, laptop, anywhere, bobs}),
+            std::vector<bool>({false, true, true, true}));
+  // A new login of the device is current; a second logout ends it too.
+  const std::string again = LoginToken("alice", "password-a", "phone");
+  EXPECT_EQ(Current({again}), std::vector<bool>({true}));
+  ASSERT_EQ(logout(alice, "phone").status().code(), CODE_OK);
+  EXPECT_EQ(Current({again}), std::vector<bool>({false}));
+  // It stays listed (it was used).
+  Request list;
+  list.mutable_list_devices();
+  EXPECT_EQ(c_.Call(user_, list, alice).list_devices().devices_size(), 2);
+}
+
+TEST_F(UserTokenTest, ARetriedLogoutDeviceIsAnsweredFromTheRequestLog) {
+  const uint64_t alice = Register("alice", "password-a").register_().user_id();
+  LoginToken("alice", "password-a", "phone");
+  Request request;
+  request.mutable_logout_device()->set_device_id("phone");
+  ASSERT_EQ(c_.net().Call(user_, request, alice, absl::Seconds(1), "r1").status().code(),
+            CODE_OK);
+  // A login after it, then the retry: the retry must not end the new token.
+  const std::string after = LoginToken("alice", "password-a", "phone");
+  ASSERT_EQ(c_.net().Call(user_, request, alice, absl::Seconds(1), "r1").status().code(),
+            CODE_OK);
+  EXPECT_EQ(Current({after}), std::vector<bool>({true}));
 }
 
 TEST(UserServiceKeyTest, AShortTokenKeyRefusesToStart) {
