@@ -1,6 +1,7 @@
 #include "core/group/group_service.h"
 
 #include <algorithm>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -47,6 +48,10 @@ void GroupService::HandleRequest(const Envelope& envelope) {
       return Dissolve(envelope);
     case Request::kSetGroupOpen:
       return SetOpen(envelope);
+    case Request::kRenameGroup:
+      return Rename(envelope);
+    case Request::kTransferOwnership:
+      return TransferOwnership(envelope);
     case Request::kGroupInfo:
       return Info(envelope);
     case Request::kMemberIds:
@@ -407,6 +412,74 @@ void GroupService::SetOpen(const Envelope& envelope) {
   // Not a membership change: the version stays, no event.
   group->set_open(request.open());
   CommitGroup(envelope, WriteBatch(), *group);
+}
+
+// Refusals in the order of kick and set_group_open: the group (exists, not
+// dissolved), then the caller (the owner), then the arguments. So a
+// non-owner learns nothing from its arguments; the name rule itself is
+// create's (1 to max_name_bytes bytes, the same message).
+void GroupService::Rename(const Envelope& envelope) {
+  if (ReplayIfDone(envelope)) return;
+  const uint64_t caller = envelope.auth_user_id();
+  const RenameGroupRequest& request = envelope.request().rename_group();
+  absl::StatusOr<Group> group = ReadLiveGroup(request.group_id());
+  if (!group.ok()) return RespondError(envelope, group.status());
+  if (group->owner_id() != caller) {
+    return RespondError(envelope, absl::PermissionDeniedError(absl::StrCat(
+                                      "only the owner renames group ", group->group_id())));
+  }
+  if (request.name().empty() || request.name().size() > options_.max_name_bytes) {
+    return RespondError(envelope, absl::InvalidArgumentError(absl::StrCat(
+                                      "group name must be 1 to ", options_.max_name_bytes,
+                                      " bytes")));
+  }
+  // Not a membership change: the version stays, no event.
+  group->set_name(request.name());
+  CommitGroup(envelope, WriteBatch(), *group);
+}
+
+void GroupService::TransferOwnership(const Envelope& envelope) {
+  if (ReplayIfDone(envelope)) return;
+  const uint64_t caller = envelope.auth_user_id();
+  const TransferOwnershipRequest& request = envelope.request().transfer_ownership();
+  absl::StatusOr<Group> group = ReadLiveGroup(request.group_id());
+  if (!group.ok()) return RespondError(envelope, group.status());
+  if (group->owner_id() != caller) {
+    return RespondError(envelope, absl::PermissionDeniedError(absl::StrCat(
+                                      "only the owner transfers group ", group->group_id())));
+  }
+  const uint64_t heir = request.new_owner_id();
+  if (heir == 0 || heir == caller) {
+    return RespondError(envelope,
+                        absl::InvalidArgumentError("new_owner_id must name another member"));
+  }
+  auto read_member = [this, &group](uint64_t user) -> std::optional<Member> {
+    std::string value;
+    Member member;
+    if (!store().Get(group_keys::Member(group->group_id(), user), &value).ok() ||
+        !member.ParseFromString(value)) {
+      return std::nullopt;
+    }
+    return member;
+  };
+  std::optional<Member> next_owner = read_member(heir);
+  if (!next_owner.has_value()) {
+    return RespondError(envelope, absl::FailedPreconditionError(absl::StrCat(
+                                      "user ", heir, " is not a member of group ",
+                                      group->group_id())));
+  }
+  // The group record and both member entries in one batch; not a membership
+  // change: the version stays, no event.
+  WriteBatch batch;
+  std::optional<Member> old_owner = read_member(caller);
+  if (old_owner.has_value()) {
+    old_owner->set_is_owner(false);
+    batch.Put(group_keys::Member(group->group_id(), caller), old_owner->SerializeAsString());
+  }
+  next_owner->set_is_owner(true);
+  batch.Put(group_keys::Member(group->group_id(), heir), next_owner->SerializeAsString());
+  group->set_owner_id(heir);
+  CommitGroup(envelope, std::move(batch), *group);
 }
 
 void GroupService::Info(const Envelope& envelope) {

@@ -1,7 +1,8 @@
 // GroupService: groups and their members. Create and invite take only the
 // inviter's friends (an authoritative call to friend); join (open groups
 // only, and not after a kick until invited again), leave, kick and dissolve
-// (owner only), open/close (owner only); info, member ids, a user's groups,
+// (owner only), open/close, rename and ownership transfer (owner only; not
+// membership changes: no version bump); info, member ids, a user's groups,
 // is-member, membership history. Client callers (auth_user_id != 0) see a
 // group's members only as members, and only their own groups; internal
 // callers (auth_user_id == 0) see everything. Every membership change bumps
@@ -58,6 +59,8 @@ class GroupService : public ServiceNode {
   void Kick(const Envelope& envelope);
   void Dissolve(const Envelope& envelope);
   void SetOpen(const Envelope& envelope);
+  void Rename(const Envelope& envelope);
+  void TransferOwnership(const Envelope& envelope);
   void Info(const Envelope& envelope);
   void MemberIds(const Envelope& envelope);
   void UserGroups(const Envelope& envelope);

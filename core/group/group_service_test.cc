@@ -596,5 +596,134 @@ TEST_F(GroupServiceTest, CreateAndInviteRefuseABlockEitherWay) {
   ASSERT_EQ(Invite(owner_, g, {users_[3]}).status().code(), CODE_OK);
 }
 
+
+Reply Rename(CoreCluster& c, const std::string& group, uint64_t who, uint64_t g,
+             const std::string& name, const std::string& request_id = "") {
+  Request r;
+  r.mutable_rename_group()->set_group_id(g);
+  r.mutable_rename_group()->set_name(name);
+  return c.net().Call(group, r, who, absl::Seconds(10), request_id);
+}
+Reply Transfer(CoreCluster& c, const std::string& group, uint64_t who, uint64_t g, uint64_t to,
+               const std::string& request_id = "") {
+  Request r;
+  r.mutable_transfer_ownership()->set_group_id(g);
+  r.mutable_transfer_ownership()->set_new_owner_id(to);
+  return c.net().Call(group, r, who, absl::Seconds(10), request_id);
+}
+
+TEST_F(GroupServiceTest, OnlyTheOwnerRenamesInTheDocumentedOrderAndTheVersionStays) {
+  const uint64_t g = Create(owner_, {users_[0]}, "before").create_group().group().group_id();
+  const uint64_t version = ReadGroup(g).version();
+  c_.Settle();
+  const size_t events = c_.net().bus_log().size();
+  // No group, then (for the owner) a bad name; a non-owner is refused before
+  // its arguments are looked at.
+  EXPECT_EQ(Rename(c_, group_, owner_, 999, "x").status().code(), CODE_NOT_FOUND);
+  EXPECT_EQ(Rename(c_, group_, users_[0], g, "x").status().code(), CODE_PERMISSION_DENIED);
+  EXPECT_EQ(Rename(c_, group_, stranger_, g, "").status().code(), CODE_PERMISSION_DENIED);
+  EXPECT_EQ(Rename(c_, group_, 0, g, "x").status().code(), CODE_UNAUTHENTICATED);
+  EXPECT_EQ(Rename(c_, group_, owner_, g, "").status().code(), CODE_INVALID_ARGUMENT);
+  EXPECT_EQ(Rename(c_, group_, owner_, g, std::string(65, 'n')).status().code(),
+            CODE_INVALID_ARGUMENT);
+  EXPECT_EQ(ReadGroup(g).name(), "before");
+  Reply renamed = Rename(c_, group_, owner_, g, std::string(64, 'n'));
+  ASSERT_EQ(renamed.status().code(), CODE_OK) << renamed.status().message();
+  EXPECT_EQ(renamed.membership().group().name(), std::string(64, 'n'));
+  EXPECT_EQ(renamed.membership().group().version(), version);
+  ASSERT_EQ(Rename(c_, group_, owner_, g, "after").status().code(), CODE_OK);
+  EXPECT_EQ(ReadGroup(g).name(), "after");
+  EXPECT_EQ(ReadGroup(g).version(), version);  // not a membership change
+  c_.Settle();
+  EXPECT_EQ(c_.net().bus_log().size(), events);  // no event either
+  ASSERT_EQ(Dissolve(owner_, g).status().code(), CODE_OK);
+  EXPECT_EQ(Rename(c_, group_, owner_, g, "late").status().code(), CODE_FAILED_PRECONDITION);
+  EXPECT_EQ(Rename(c_, group_, stranger_, g, "").status().code(), CODE_FAILED_PRECONDITION);
+}
+
+TEST_F(GroupServiceTest, ARetriedRenameIsAnsweredFromTheRequestLog) {
+  const uint64_t g = Create(owner_, {}, "one").create_group().group().group_id();
+  ASSERT_EQ(Rename(c_, group_, owner_, g, "two", "rid-two").status().code(), CODE_OK);
+  ASSERT_EQ(Rename(c_, group_, owner_, g, "three", "rid-three").status().code(), CODE_OK);
+  Reply retry = Rename(c_, group_, owner_, g, "two", "rid-two");  // a late retry
+  ASSERT_EQ(retry.status().code(), CODE_OK);
+  EXPECT_EQ(retry.membership().group().name(), "two");  // the recorded reply
+  EXPECT_EQ(ReadGroup(g).name(), "three");
+}
+
+TEST_F(GroupServiceTest, TransferRefusesInTheDocumentedOrder) {
+  const uint64_t g = Create(owner_, {users_[0]}).create_group().group().group_id();
+  EXPECT_EQ(Transfer(c_, group_, owner_, 999, users_[0]).status().code(), CODE_NOT_FOUND);
+  EXPECT_EQ(Transfer(c_, group_, users_[0], g, users_[0]).status().code(),
+            CODE_PERMISSION_DENIED);
+  EXPECT_EQ(Transfer(c_, group_, stranger_, g, 0).status().code(), CODE_PERMISSION_DENIED);
+  EXPECT_EQ(Transfer(c_, group_, 0, g, users_[0]).status().code(), CODE_UNAUTHENTICATED);
+  EXPECT_EQ(Transfer(c_, group_, owner_, g, 0).status().code(), CODE_INVALID_ARGUMENT);
+  EXPECT_EQ(Transfer(c_, group_, owner_, g, owner_).status().code(), CODE_INVALID_ARGUMENT);
+  EXPECT_EQ(Transfer(c_, group_, owner_, g, stranger_).status().code(),
+            CODE_FAILED_PRECONDITION);
+  ASSERT_EQ(Leave(users_[0], g).status().code(), CODE_OK);
+  EXPECT_EQ(Transfer(c_, group_, owner_, g, users_[0]).status().code(),
+            CODE_FAILED_PRECONDITION);  // a former member
+  EXPECT_EQ(ReadGroup(g).owner_id(), owner_);
+  ASSERT_EQ(Dissolve(owner_, g).status().code(), CODE_OK);
+  EXPECT_EQ(Transfer(c_, group_, owner_, g, users_[0]).status().code(),
+            CODE_FAILED_PRECONDITION);
+  EXPECT_EQ(Transfer(c_, group_, stranger_, g, 0).status().code(), CODE_FAILED_PRECONDITION);
+}
+
+TEST_F(GroupServiceTest, AfterATransferOnlyTheNewOwnerRulesAndTheOldMayLeave) {
+  const uint64_t g =
+      Create(owner_, {users_[0], users_[1], users_[2]}).create_group().group().group_id();
+  const uint64_t version = ReadGroup(g).version();
+  c_.Settle();
+  const size_t events = c_.net().bus_log().size();
+  Reply moved = Transfer(c_, group_, owner_, g, users_[0]);
+  ASSERT_EQ(moved.status().code(), CODE_OK) << moved.status().message();
+  EXPECT_EQ(moved.membership().group().owner_id(), users_[0]);
+  EXPECT_EQ(moved.membership().group().version(), version);  // not a membership change
+  EXPECT_EQ(ReadGroup(g).owner_id(), users_[0]);
+  EXPECT_EQ(ReadGroup(g).version(), version);
+  c_.Settle();
+  EXPECT_EQ(c_.net().bus_log().size(), events);  // no event
+  // Both member entries changed with the group record.
+  const GroupInfoReply info = Info(g);
+  for (const Member& m : info.members()) {
+    EXPECT_EQ(m.is_owner(), m.user_id() == users_[0]) << m.user_id();
+  }
+  // The old owner is now an ordinary member.
+  EXPECT_EQ(Kick(owner_, g, users_[1]).status().code(), CODE_PERMISSION_DENIED);
+  EXPECT_TRUE(IsMember(g, users_[1]));
+  EXPECT_EQ(SetOpen(owner_, g, true).status().code(), CODE_PERMISSION_DENIED);
+  EXPECT_EQ(Rename(c_, group_, owner_, g, "mine").status().code(), CODE_PERMISSION_DENIED);
+  EXPECT_EQ(Transfer(c_, group_, owner_, g, users_[2]).status().code(), CODE_PERMISSION_DENIED);
+  EXPECT_EQ(Dissolve(owner_, g).status().code(), CODE_PERMISSION_DENIED);
+  // The new owner kicks, opens, renames; may not leave or kick itself.
+  ASSERT_EQ(Kick(users_[0], g, users_[1]).status().code(), CODE_OK);
+  EXPECT_FALSE(IsMember(g, users_[1]));
+  EXPECT_EQ(Kick(users_[0], g, users_[0]).status().code(), CODE_INVALID_ARGUMENT);
+  ASSERT_EQ(SetOpen(users_[0], g, true).status().code(), CODE_OK);
+  ASSERT_EQ(Rename(c_, group_, users_[0], g, "new").status().code(), CODE_OK);
+  EXPECT_EQ(Leave(users_[0], g).status().code(), CODE_FAILED_PRECONDITION);
+  // The old owner leaves like any member.
+  ASSERT_EQ(Leave(owner_, g).status().code(), CODE_OK);
+  EXPECT_FALSE(IsMember(g, owner_));
+  // Handing it on again, then dissolving, is the current owner's.
+  ASSERT_EQ(Transfer(c_, group_, users_[0], g, users_[2]).status().code(), CODE_OK);
+  EXPECT_EQ(Dissolve(users_[0], g).status().code(), CODE_PERMISSION_DENIED);
+  ASSERT_EQ(Dissolve(users_[2], g).status().code(), CODE_OK);
+}
+
+TEST_F(GroupServiceTest, ARetriedTransferIsAnsweredFromTheRequestLog) {
+  const uint64_t g = Create(owner_, {users_[0]}).create_group().group().group_id();
+  ASSERT_EQ(Transfer(c_, group_, owner_, g, users_[0], "rid-t").status().code(), CODE_OK);
+  ASSERT_EQ(Transfer(c_, group_, users_[0], g, owner_, "rid-back").status().code(), CODE_OK);
+  // A late retry of the first call does not hand the group over again.
+  Reply retry = Transfer(c_, group_, owner_, g, users_[0], "rid-t");
+  ASSERT_EQ(retry.status().code(), CODE_OK);
+  EXPECT_EQ(retry.membership().group().owner_id(), users_[0]);  // the recorded reply
+  EXPECT_EQ(ReadGroup(g).owner_id(), owner_);
+}
+
 }  // namespace
 }  // namespace parley
