@@ -30,7 +30,7 @@ bool Internal(const std::string& kind) {
   static const std::set<std::string>* const kInternal = new std::set<std::string>{
       "check_friends", "membership_history", "shard_sync", "shard_list_conversations",
       "kv_get", "kv_set", "kv_delete", "kv_lock", "kv_unlock", "register_instance",
-      "deregister_instance", "discover", "watch"};
+      "deregister_instance", "discover", "watch", "check_tokens", "revoke_device_tokens"};
   return kInternal->count(kind) > 0;
 }
 
@@ -75,6 +75,16 @@ std::optional<bool> Timeline::During(int64_t a, int64_t b, const void* excluding
     }
   }
   return last->value;
+}
+
+std::optional<bool> Timeline::EverTrue(int64_t b) const {
+  bool maybe = false;
+  for (const Step& s : steps_) {
+    if (!s.value || s.from_us > b) continue;
+    if (s.to_us < b) return true;  // took effect before b
+    maybe = true;
+  }
+  return maybe ? std::nullopt : std::optional<bool>(false);
 }
 
 bool OutcomeUnknown(int32_t code) {
@@ -184,6 +194,7 @@ void PolicyModel::Apply(const Op& op) {
   } else if (op.kind == "create_group") {
     if (g == 0) return;  // the id came back only with a reply
     owner_[g] = u;
+    owns_[{g, u}].Change(a, b, true, by);
     open_[g].Change(a, b, e.flag(), by);
     member_[{g, u}].Change(a, b, true, by);
     for (uint64_t id : e.ids()) {
@@ -206,6 +217,9 @@ void PolicyModel::Apply(const Op& op) {
     dissolved_[g].Change(a, b, true, by);
   } else if (op.kind == "set_group_open") {
     open_[g].Change(a, b, e.flag(), by);
+  } else if (op.kind == "transfer_ownership") {
+    owns_[{g, u}].Change(a, b, false, by);
+    if (t != 0) owns_[{g, t}].Change(a, b, true, by);
   }
 }
 
@@ -252,6 +266,18 @@ std::optional<bool> PolicyModel::Open(uint64_t group, int64_t a, int64_t b) cons
 std::optional<bool> PolicyModel::Banned(uint64_t group, uint64_t user, int64_t a,
                                         int64_t b) const {
   return Fact(banned_, std::make_pair(group, user), a, b, judging_);
+}
+
+std::optional<bool> PolicyModel::Owns(uint64_t group, uint64_t user, int64_t a, int64_t b) const {
+  if (Owner(group) == 0) return std::nullopt;
+  return Fact(owns_, std::make_pair(group, user), a, b, judging_);
+}
+
+std::optional<bool> PolicyModel::EverMember(uint64_t group, uint64_t user, int64_t b) const {
+  if (Owner(group) == 0) return std::nullopt;
+  auto it = member_.find({group, user});
+  if (it == member_.end()) return false;
+  return it->second.EverTrue(b);
 }
 
 uint64_t PolicyModel::Owner(uint64_t group) const {
@@ -318,16 +344,45 @@ Verdict PolicyModel::JudgeUnscoped(const Op& op) const {
   }
   if (k == "leave_group") {
     if (!live()) return Skip();
-    if (u == Owner(g)) {
+    const std::optional<bool> owns = Owns(g, u, a, b);
+    if (owns == true) {
       return Forbid(absl::StrCat("the owner of group ", g, " cannot leave it (dissolve instead)"),
                     CODE_FAILED_PRECONDITION);
     }
-    return Member(g, u, a, b) == true ? Allow() : Skip();
+    return owns == false && Member(g, u, a, b) == true ? Allow() : Skip();
   }
-  if (k == "kick" || k == "dissolve" || k == "set_group_open") {
+  if (k == "kick" || k == "dissolve" || k == "set_group_open" || k == "rename_group" ||
+      k == "transfer_ownership") {
     if (!live()) return Skip();
-    if (u != Owner(g)) return Forbid(absl::StrCat("only the owner (user ", Owner(g), ") may ", k));
+    const std::optional<bool> owns = Owns(g, u, a, b);
+    if (owns == false) {
+      return Forbid(absl::StrCat("only the owner of group ", g, " may ", k, " (user ", u,
+                                 " is not it)"));
+    }
+    if (owns != true) return Skip();
     if (k == "kick") return t != u && Member(g, t, a, b) == true ? Allow() : Skip();
+    if (k == "transfer_ownership") {
+      if (t == 0 || t == u) return Skip();
+      const std::optional<bool> member = Member(g, t, a, b);
+      if (member == false) {
+        return Forbid(absl::StrCat("user ", t, " is not a member of group ", g),
+                      CODE_FAILED_PRECONDITION);
+      }
+      return member == true ? Allow() : Skip();
+    }
+    return Allow();
+  }
+  if (k == "history") {
+    absl::StatusOr<Conversation> c = ParseConversation(e.conversation());
+    if (!c.ok()) return Skip();
+    if (!c->is_group) {
+      return c->Includes(u) ? Allow()
+                            : Forbid(absl::StrCat(e.conversation(), " is not user ", u, "'s"));
+    }
+    const std::optional<bool> ever = EverMember(c->group_id, u, b);
+    if (ever == false) {
+      return Forbid(absl::StrCat("user ", u, " was never a member of group ", c->group_id));
+    }
     return Allow();
   }
   if (k == "invite" || k == "create_group") {
@@ -427,7 +482,7 @@ Verdict PolicyModel::JudgeUnscoped(const Op& op) const {
     return Allow();
   }
   if (k == "list_conversations" || k == "sync" || k == "get_users" || k == "list_friends" ||
-      k == "update_profile" || k == "remove_friend") {
+      k == "update_profile" || k == "remove_friend" || k == "find_user" || k == "list_devices") {
     return Allow();
   }
   if (k == "block") return t != 0 && t != u ? Allow() : Skip();
@@ -615,7 +670,7 @@ Result Privacy(const History& h, const FinalState& s) {
         }
       }
     }
-    if (k == "sync") {
+    if (k == "sync" || k == "history") {
       for (const Message& m : e.received()) {
         absl::StatusOr<Conversation> c = ParseConversation(m.conversation());
         const bool ok = c.ok() && (c->is_group ? Visible(s, op.user, m) : c->Includes(op.user));
@@ -670,7 +725,8 @@ Result RecallChecker(const History& h, const FinalState& s) {
                                  " is still in a store after its recall was acked"));
       }
     }
-    if (e.kind() == HistoryEntry::REQUEST && op.kind == "sync" && op.replied && op.code == CODE_OK) {
+    if (e.kind() == HistoryEntry::REQUEST && (op.kind == "sync" || op.kind == "history") &&
+        op.replied && op.code == CODE_OK) {
       for (const Message& m : e.received()) {
         if (!m.body().empty() && model.RecallAckedUs(m.conversation(), m.seq()) < op.from_us) {
           return Fail("recall", e.index(),

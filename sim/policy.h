@@ -40,6 +40,8 @@ class Timeline {
   // The fact's value throughout [a_us, b_us] if the history determines it,
   // leaving out the effect of the operation `excluding`.
   std::optional<bool> During(int64_t a_us, int64_t b_us, const void* excluding = nullptr) const;
+  // Whether the fact was ever true by b_us.
+  std::optional<bool> EverTrue(int64_t b_us) const;
 
  private:
   struct Step {
@@ -96,8 +98,12 @@ class PolicyModel {
   std::optional<bool> Open(uint64_t group, int64_t a, int64_t b) const;
   std::optional<bool> Banned(uint64_t group, uint64_t user, int64_t a, int64_t b) const;
   std::optional<bool> Dissolved(uint64_t group, int64_t a, int64_t b) const;
-  // The owner of a group the history saw created, or 0.
+  // The creator of a group the history saw created, or 0.
   uint64_t Owner(uint64_t group) const;
+  // Whether `user` owns the group throughout [a, b] (ownership moves by
+  // transfer_ownership), and whether it was ever a member by b.
+  std::optional<bool> Owns(uint64_t group, uint64_t user, int64_t a, int64_t b) const;
+  std::optional<bool> EverMember(uint64_t group, uint64_t user, int64_t b) const;
   // The sender of an acknowledged message, or 0.
   uint64_t Sender(const std::string& conversation, uint64_t seq) const;
   // When the recall of (conversation, seq) was acknowledged, or kNeverUs.
@@ -120,7 +126,8 @@ class PolicyModel {
   std::map<std::pair<uint64_t, uint64_t>, Timeline> member_, banned_;
   std::map<std::pair<uint64_t, uint64_t>, Timeline> friends_, blocks_;  // friends_: (low, high)
   std::map<uint64_t, Timeline> open_, dissolved_;
-  std::map<uint64_t, uint64_t> owner_;
+  std::map<uint64_t, uint64_t> owner_;  // the creator
+  std::map<std::pair<uint64_t, uint64_t>, Timeline> owns_;
   std::map<std::pair<std::string, uint64_t>, uint64_t> sender_;
   std::map<std::pair<std::string, uint64_t>, std::string> body_;
   std::map<std::pair<std::string, uint64_t>, int64_t> recall_acked_;

@@ -284,20 +284,20 @@ TEST_F(PolicyTest, AccessControlCatchesAGrantedRejoinAfterAKick) {
 TEST_F(PolicyTest, AccessControlCatchesAKickByANonOwner) {
   Base();
   GroupReq("kick", kBob, 50, 60, CODE_OK, kAlice);
-  ExpectViolation("access_control", "was granted kick although only the owner (user 1) may kick");
+  ExpectViolation("access_control", "was granted kick although only the owner of group 10 may kick");
 }
 
 TEST_F(PolicyTest, AccessControlCatchesADissolveByANonOwner) {
   Base();
   GroupReq("dissolve", kBob, 50, 60);
   ExpectViolation("access_control",
-                  "was granted dissolve although only the owner (user 1) may dissolve");
+                  "was granted dissolve although only the owner of group 10 may dissolve");
 }
 
 TEST_F(PolicyTest, AccessControlCatchesASetGroupOpenByANonOwner) {
   Base();
   GroupReq("set_group_open", kBob, 50, 60)->set_flag(true);
-  ExpectViolation("access_control", "only the owner (user 1) may set_group_open");
+  ExpectViolation("access_control", "only the owner of group 10 may set_group_open");
 }
 
 TEST_F(PolicyTest, AccessControlCatchesAnInviteByANonMember) {
@@ -687,6 +687,59 @@ TEST_F(UnreadTest, DoesNotJudgeAListSentBeforeTheRunSettled) {
   ExpectPass("unread");
   List(2100, 0, 5);
   ExpectViolation("unread", "was told 5 unread in g:10");
+}
+
+// ---- ownership transfer, rename, history ------------------------------------------------------
+
+TEST_F(PolicyTest, AfterATransferOnlyTheNewOwnerRulesTheGroup) {
+  Base();
+  GroupReq("transfer_ownership", kAlice, 50, 60, CODE_OK, kBob);
+  // bob kicks alice (version 2) and renames: allowed.
+  GroupReq("kick", kBob, 70, 80, CODE_OK, kAlice, 2);
+  GroupReq("rename_group", kBob, 90, 100);
+  state_.intervals[{kAlice, kGroup}] = {Interval(1, 2)};
+  ExpectPass("access_control");
+}
+
+TEST_F(PolicyTest, AccessControlCatchesTheOldOwnerStillRulingAfterATransfer) {
+  Base();
+  GroupReq("transfer_ownership", kAlice, 50, 60, CODE_OK, kBob);
+  GroupReq("rename_group", kAlice, 70, 80);
+  ExpectViolation("access_control", "was granted rename_group although only the owner of group 10");
+}
+
+TEST_F(PolicyTest, AccessControlCatchesATransferToANonMember) {
+  Base();
+  GroupReq("transfer_ownership", kAlice, 50, 60, CODE_OK, kCarol);
+  ExpectViolation("access_control", "user 3 is not a member of group 10");
+}
+
+TEST_F(PolicyTest, ATransferWhoseOutcomeIsUnknownLeavesOwnershipUnjudged) {
+  Base();
+  GroupReq("transfer_ownership", kAlice, 50, 60, CODE_UNAVAILABLE, kBob);
+  GroupReq("rename_group", kAlice, 70, 80);
+  GroupReq("rename_group", kBob, 90, 100);
+  ExpectPass("access_control");
+}
+
+TEST_F(PolicyTest, AccessControlCatchesHistoryOfAGroupNeverJoined) {
+  Base();
+  HistoryEntry* h = Req("history", kCarol, 50, 60);
+  h->set_conversation("g:10");
+  ExpectViolation("access_control", "user 3 was never a member of group 10");
+}
+
+TEST_F(PolicyTest, PrivacyCatchesHistoryServingMessagesOutsideTheMembership) {
+  Base();
+  state_.intervals[{kBob, kGroup}] = {Interval(1, 3)};
+  Store("g:10", 1, kAlice, "a1", 2);
+  const Message& late = Store("g:10", 2, kAlice, "a2", 4);  // after bob left (version 3)
+  HistoryEntry* h = Req("history", kBob, 50, 60);
+  h->set_conversation("g:10");
+  *h->add_received() = Served(state_.messages["g:10"][1], "b");
+  ExpectPass("privacy");
+  *h->add_received() = Served(late, "b");
+  ExpectViolation("privacy", "g:10#2");
 }
 
 }  // namespace

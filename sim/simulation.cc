@@ -667,6 +667,15 @@ void Simulation::RecordRequest(HistoryEntry* e, const Request& r, const Reply* r
       e->set_group_id(r.set_group_open().group_id());
       e->set_flag(r.set_group_open().open());
       break;
+    case Request::kRenameGroup: e->set_group_id(r.rename_group().group_id()); break;
+    case Request::kTransferOwnership:
+      e->set_group_id(r.transfer_ownership().group_id());
+      e->set_target_id(r.transfer_ownership().new_owner_id());
+      break;
+    case Request::kHistory:
+      e->set_conversation(r.history().conversation());
+      e->set_seq(r.history().before_seq());
+      break;
     case Request::kGroupInfo: e->set_group_id(r.group_info().group_id()); break;
     case Request::kMemberIds: e->set_group_id(r.member_ids().group_id()); break;
     case Request::kIsMember:
@@ -708,6 +717,9 @@ void Simulation::RecordRequest(HistoryEntry* e, const Request& r, const Reply* r
         e->add_conversations(c.conversation());
         *e->add_states() = c;
       }
+      break;
+    case Reply::kHistory:
+      for (const Message& m : reply->history().messages()) *e->add_received() = m;
       break;
     case Reply::kSync:
       for (const ConversationPage& page : reply->sync().conversations()) {
@@ -827,7 +839,11 @@ void Simulation::DoAttack() {
       const uint64_t other = some_user();
       const std::string conv = rng_.Bernoulli(0.5) ? GroupConversationId(foreign_group)
                                                    : PrivateConversationId(victim, other == victim ? victim + 1 : other);
-      if (rng_.Bernoulli(0.5)) {
+      const uint64_t how = rng_.Uniform(3);
+      if (how == 2) {
+        r.mutable_history()->set_conversation(conv);
+        r.mutable_history()->set_limit(50);
+      } else if (how == 0) {
         r.mutable_read()->set_conversation(conv);
         r.mutable_read()->set_seq(1 + rng_.Uniform(5));
       } else {
@@ -851,8 +867,14 @@ void Simulation::DoAttack() {
       return;
     }
     case 9: {  // kick, dissolve, open, or invite without the right
-      const uint64_t k = rng_.Uniform(4);
-      if (k == 0) {
+      const uint64_t k = rng_.Uniform(6);
+      if (k == 4) {
+        r.mutable_rename_group()->set_group_id(any_group);
+        r.mutable_rename_group()->set_name(absl::StrCat("pwned", rng_.Uniform(100)));
+      } else if (k == 5) {
+        r.mutable_transfer_ownership()->set_group_id(any_group);
+        r.mutable_transfer_ownership()->set_new_owner_id(me);
+      } else if (k == 0) {
         r.mutable_kick()->set_group_id(any_group);
         r.mutable_kick()->set_user_id(victim);
       } else if (k == 1) {
@@ -1054,6 +1076,23 @@ void Simulation::DoModerate() {
       groups_[g].insert(who);
       kicked_.erase({g, who});
     });
+  } else if (rng_.Bernoulli(0.3)) {  // hand the group to a member, or rename it
+    std::vector<uint64_t> members;
+    for (uint64_t u : groups_[g]) {
+      if (u != me) members.push_back(u);
+    }
+    if (members.empty() || rng_.Bernoulli(0.5)) {
+      r.mutable_rename_group()->set_group_id(g);
+      r.mutable_rename_group()->set_name(absl::StrCat("group", g, "-", rng_.Uniform(1000)));
+      Issue(i, r, nullptr);
+      return;
+    }
+    const uint64_t heir = members[rng_.Uniform(members.size())];
+    r.mutable_transfer_ownership()->set_group_id(g);
+    r.mutable_transfer_ownership()->set_new_owner_id(heir);
+    Issue(i, r, [this, g, heir](const Reply& reply) {
+      if (reply.status().code() == CODE_OK) group_owner_[g] = heir;
+    });
   } else if (rng_.Bernoulli(0.5)) {  // the owner tries to leave (refused: dissolve instead)
     r.mutable_leave_group()->set_group_id(g);
     Issue(i, r, nullptr);
@@ -1068,9 +1107,29 @@ void Simulation::DoModerate() {
 
 void Simulation::DoFreshSync() {
   size_t i = 0;
-  if (OnlineClient(&i) == nullptr) return;
+  Client* c = OnlineClient(&i);
+  if (c == nullptr) return;
   Request r;
-  r.mutable_sync()->set_max_messages(100);  // every conversation from zero
+  const uint64_t k = rng_.Uniform(10);
+  if (k < 3 && !c->delivered().empty()) {
+    // Older history of one of its conversations, paging back from the end.
+    const Message& m = c->delivered()[rng_.Uniform(c->delivered().size())];
+    r.mutable_history()->set_conversation(m.conversation());
+    r.mutable_history()->set_limit(20);
+  } else if (k == 3) {
+    // A user with two devices logs the other one out from here (it must log
+    // in again with its password).
+    const std::string& address = clients_[i].address;
+    const std::string other = address.substr(0, address.size() - 1) +
+                              (address.back() == '1' ? "2" : "1");
+    Client* o = world_.NodeAs<Client>(other);
+    if (o == nullptr || retired_.count(other) > 0) return;
+    r.mutable_logout_device()->set_device_id(other.substr(other.rfind('.') + 1));
+  } else if (k == 4) {
+    r.mutable_list_devices();
+  } else {
+    r.mutable_sync()->set_max_messages(100);  // every conversation from zero
+  }
   Issue(i, r, nullptr);
 }
 
