@@ -251,18 +251,15 @@ void Gateway::Logout(const Envelope& envelope, const Session& session) {
   });
 }
 
-void Gateway::CheckTokens() {
-  // Batches of the sessions' tokens; a session the user service says is no
-  // longer current (and that still holds that token) is closed.
-  std::vector<std::pair<std::string, TokenRef>> batch;
-  auto flush = [&] {
-    if (batch.empty()) return;
-    Request request;
-    for (const auto& [client, ref] : batch) *request.mutable_check_tokens()->add_tokens() = ref;
-    CallOptions call = options_.calls;
-    call.max_attempts = 1;  // the next round asks again
-    rpc().Call(kUserService, request, call, [this, batch](const Reply& reply) {
-      if (reply.status().code() != CODE_OK) return;  // unsure: keep the sessions
+void Gateway::CheckSessions(std::vector<std::pair<std::string, TokenRef>> batch,
+                            std::function<void()> done) {
+  Request request;
+  for (const auto& [client, ref] : batch) *request.mutable_check_tokens()->add_tokens() = ref;
+  CallOptions call = options_.calls;
+  call.max_attempts = 1;  // the next round asks again
+  rpc().Call(kUserService, request, call,
+             [this, batch = std::move(batch), done = std::move(done)](const Reply& reply) {
+    if (reply.status().code() == CODE_OK) {  // otherwise unsure: keep the sessions
       const CheckTokensReply& out = reply.check_tokens();
       for (size_t i = 0; i < batch.size() && i < static_cast<size_t>(out.current_size()); ++i) {
         if (out.current(i)) continue;
@@ -273,7 +270,18 @@ void Gateway::CheckTokens() {
         ++stats_.sessions_revoked;
         DropSession(batch[i].first, /*release_presence=*/true);
       }
-    });
+    }
+    if (done) done();
+  });
+}
+
+void Gateway::CheckTokens() {
+  // Batches of the sessions' tokens; a session the user service says is no
+  // longer current (and that still holds that token) is closed.
+  std::vector<std::pair<std::string, TokenRef>> batch;
+  auto flush = [&] {
+    if (batch.empty()) return;
+    CheckSessions(std::move(batch), nullptr);
     batch.clear();
   };
   for (const auto& [client, session] : sessions_) {
@@ -282,6 +290,64 @@ void Gateway::CheckTokens() {
   }
   flush();
   timers().After(options_.token_check_interval, [this] { CheckTokens(); });
+}
+
+void Gateway::ListDevices(const Envelope& envelope, const Session& session) {
+  ++stats_.forwarded;
+  Request request;
+  request.mutable_list_devices();
+  const uint64_t user = session.user_id;
+  rpc().Call(kUserService, request, CallsFor(envelope, session),
+             [this, envelope, user](const Reply& listed) {
+    if (!ReplyStatus(listed).ok()) return Respond(envelope, listed);
+    Request get;
+    get.mutable_kv_get()->add_prefixes(message_keys::PresencePrefix(user));
+    rpc().CallAddress(kKvAddress, get, options_.calls,
+                      [this, envelope, user, listed](const Reply& presence) {
+      absl::Status s = ReplyStatus(presence);
+      if (!s.ok()) {
+        return RespondError(envelope, absl::UnavailableError(
+                                          absl::StrCat("presence not read: ", s.message())));
+      }
+      std::map<std::string, PresenceRecord> online;  // by device
+      for (const KvEntry& entry : presence.kv_get().entries()) {
+        PresenceRecord p;
+        if (p.ParseFromString(entry.value()) && p.user_id() == user) {
+          online[p.device_id()] = std::move(p);
+        }
+      }
+      Reply out = listed;  // devices in device id order, as the user service lists them
+      for (DeviceInfo& device : *out.mutable_list_devices()->mutable_devices()) {
+        auto it = online.find(device.device_id());
+        if (it == online.end()) continue;
+        device.set_online(true);
+        device.set_gateway_id(it->second.gateway_id());
+        device.set_epoch(it->second.epoch());
+      }
+      Respond(envelope, out);
+    });
+  });
+}
+
+void Gateway::LogoutDevice(const Envelope& envelope, const Session& session) {
+  const std::string& device = envelope.request().logout_device().device_id();
+  if (device.empty() || device.size() > kMaxDeviceIdBytes) {
+    return RespondError(envelope, absl::InvalidArgumentError("device_id must be 1 to 64 bytes"));
+  }
+  ++stats_.forwarded;
+  const uint64_t user = session.user_id;
+  rpc().Call(kUserService, envelope.request(), CallsFor(envelope, session),
+             [this, envelope, user, device](const Reply& reply) {
+    if (!ReplyStatus(reply).ok()) return Respond(envelope, reply);
+    // The device's session here, if any, is checked now rather than at the
+    // next round (a login after the revocation holds a current token and
+    // stays).
+    auto it = by_device_.find(DeviceKey(user, device));
+    if (it == by_device_.end()) return Respond(envelope, reply);
+    std::vector<std::pair<std::string, TokenRef>> batch;
+    batch.emplace_back(it->second, RefOf(sessions_.at(it->second)));
+    CheckSessions(std::move(batch), [this, envelope, reply] { Respond(envelope, reply); });
+  });
 }
 
 void Gateway::ChangePassword(const Envelope& envelope, const Session& session) {
@@ -403,7 +469,12 @@ void Gateway::Forward(const Envelope& envelope, const Session& session) {
   switch (request.op_case()) {
     case Request::kGetUsers:
     case Request::kUpdateProfile:
+    case Request::kFindUser:
       return Relay(envelope, session, kUserService, "", request);
+    case Request::kListDevices:
+      return ListDevices(envelope, session);
+    case Request::kLogoutDevice:
+      return LogoutDevice(envelope, session);
     case Request::kChangePassword:
       return ChangePassword(envelope, session);
     case Request::kAddFriend:

@@ -105,8 +105,20 @@ class Gateway : public ServiceNode {
               ShardRequestFn shard_request, MergeFn merge);
   void Sync(const Envelope& envelope, const Session& session);
   void ListConversations(const Envelope& envelope, const Session& session);
+  // list_devices: the user service's devices of the session's user, with
+  // their presence from kv.
+  void ListDevices(const Envelope& envelope, const Session& session);
+  // logout_device: the user service ends the device's tokens; a session of
+  // it held here is checked (and closed) before the answer, one elsewhere
+  // closes at its gateway's next token check.
+  void LogoutDevice(const Envelope& envelope, const Session& session);
   void Renew();
   void CheckTokens();
+  // Asks the user service whether the tokens of these sessions are still
+  // current and closes those that are not (and still hold that token);
+  // then `done`, whatever the answer.
+  void CheckSessions(std::vector<std::pair<std::string, TokenRef>> batch,
+                     std::function<void()> done);
   static TokenRef RefOf(const Session& session);
   void ChangePassword(const Envelope& envelope, const Session& session);
   void DropSession(const std::string& client, bool release_presence);
