@@ -939,5 +939,211 @@ TEST_F(MessagingTest, AForgedCallCarriesTheForgedIdentityAndTheGatewayIgnoresIt)
   EXPECT_EQ(MaxSeqStored(PrivateConversationId(Id(alice), Id(bob))), 0u);
 }
 
+
+// ---- history (paging backwards) -----------------------------------------------------------
+
+Request HistoryOf(const std::string& conversation, uint64_t before_seq, uint32_t limit) {
+  Request r;
+  r.mutable_history()->set_conversation(conversation);
+  r.mutable_history()->set_before_seq(before_seq);
+  r.mutable_history()->set_limit(limit);
+  return r;
+}
+
+std::vector<uint64_t> SeqsOf(const HistoryReply& page) {
+  std::vector<uint64_t> out;
+  for (const Message& m : page.messages()) out.push_back(m.seq());
+  return out;
+}
+
+class HistoryTest : public MessagingTest {
+ protected:
+  // Sends `n` private messages from `from` to `to` and waits for their acks.
+  void SendMany(const std::string& from, const std::string& to, int n, size_t body_bytes = 0) {
+    for (int i = 0; i < n; ++i) {
+      std::string body = absl::StrCat("m", i + 1);
+      if (body.size() < body_bytes) body.resize(body_bytes, 'x');
+      c_.client(from)->SendPrivate(Id(to), body);
+    }
+    for (int i = 0; i < 200 && c_.client(from)->pending_sends() > 0; ++i) {
+      c_.net().Advance(absl::Milliseconds(500));
+    }
+    ASSERT_EQ(c_.client(from)->pending_sends(), 0u);
+  }
+  HistoryReply History(const std::string& client, const std::string& conversation,
+                       uint64_t before_seq = 0, uint32_t limit = 0) {
+    Reply reply = Do(client, HistoryOf(conversation, before_seq, limit));
+    EXPECT_EQ(reply.status().code(), CODE_OK) << reply.status().message();
+    return reply.history();
+  }
+};
+
+TEST_F(HistoryTest, PagesBackwardsAcrossALongConversation) {
+  const std::string alice = AddClient("alice");
+  const std::string bob = AddClient("bob");
+  Befriend(alice, bob);
+  const std::string conv = PrivateConversationId(Id(alice), Id(bob));
+  SendMany(alice, bob, 260);
+  ASSERT_EQ(MaxSeqStored(conv), 260u);
+  // The newest 50 by default, oldest first.
+  HistoryReply page = History(bob, conv);
+  EXPECT_THAT(SeqsOf(page), ::testing::ElementsAreArray(Range(211, 260)));
+  EXPECT_EQ(page.messages(0).body(), "m211");
+  EXPECT_TRUE(page.has_more());
+  EXPECT_EQ(page.next_before_seq(), 211u);
+  // A limit above the maximum is the maximum (200); before_seq past the end
+  // is the end.
+  page = History(alice, conv, 1000, 1000);
+  EXPECT_THAT(SeqsOf(page), ::testing::ElementsAreArray(Range(61, 260)));
+  // Paging down with small pages reaches seq 1 once, each seq once.
+  std::vector<uint64_t> seen;
+  uint64_t before = 0;
+  int pages = 0;
+  for (; pages < 100; ++pages) {
+    page = History(bob, conv, before, 70);
+    std::vector<uint64_t> seqs = SeqsOf(page);
+    seen.insert(seen.begin(), seqs.begin(), seqs.end());
+    if (!page.has_more()) break;
+    ASSERT_EQ(page.next_before_seq(), seqs.front());
+    before = page.next_before_seq();
+  }
+  EXPECT_EQ(pages, 3);  // 70 + 70 + 70 + 50
+  EXPECT_THAT(seen, ::testing::ElementsAreArray(Range(1, 260)));
+  EXPECT_EQ(page.next_before_seq(), 1u);
+  // Exactly a page left: has_more is false, not a guess.
+  page = History(bob, conv, 11, 10);
+  EXPECT_THAT(SeqsOf(page), ::testing::ElementsAreArray(Range(1, 10)));
+  EXPECT_FALSE(page.has_more());
+  // Nothing before seq 1.
+  page = History(bob, conv, 1, 10);
+  EXPECT_EQ(page.messages_size(), 0);
+  EXPECT_FALSE(page.has_more());
+  EXPECT_EQ(page.next_before_seq(), 0u);
+}
+
+TEST_F(HistoryTest, APageEndsAtTheReplyByteBudget) {
+  const std::string alice = AddClient("alice");
+  const std::string bob = AddClient("bob");
+  Befriend(alice, bob);
+  const std::string conv = PrivateConversationId(Id(alice), Id(bob));
+  SendMany(alice, bob, 40, 16 * 1024);  // 640 KiB: more than one reply's budget
+  HistoryReply page = History(bob, conv, 0, 200);
+  ASSERT_GT(page.messages_size(), 0);
+  EXPECT_LT(page.messages_size(), 40);
+  size_t bytes = 0;
+  for (const Message& m : page.messages()) bytes += SyncReplyCost(m.ByteSizeLong());
+  EXPECT_LE(bytes, kDefaultSyncReplyBytes);
+  EXPECT_TRUE(page.has_more());
+  EXPECT_EQ(page.messages(page.messages_size() - 1).seq(), 40u);
+  EXPECT_EQ(page.next_before_seq(), page.messages(0).seq());
+  // The rest in one more page.
+  HistoryReply rest = History(bob, conv, page.next_before_seq(), 200);
+  EXPECT_EQ(rest.messages_size() + page.messages_size(), 40);
+  EXPECT_FALSE(rest.has_more());
+}
+
+TEST_F(HistoryTest, PrivateHistoryIsForTheParticipantsAndBadIdsAreRefused) {
+  const std::string alice = AddClient("alice");
+  const std::string bob = AddClient("bob");
+  const std::string carol = AddClient("carol");
+  Befriend(alice, bob);
+  const std::string conv = PrivateConversationId(Id(alice), Id(bob));
+  SendMany(alice, bob, 3);
+  EXPECT_EQ(Do(carol, HistoryOf(conv, 0, 0)).status().code(), CODE_PERMISSION_DENIED);
+  for (const char* bad : {"", "x", "p:1", "g:0", "p:2:1", "g:abc"}) {
+    EXPECT_EQ(Do(alice, HistoryOf(bad, 0, 0)).status().code(), CODE_INVALID_ARGUMENT) << bad;
+  }
+  // A conversation with no messages yet: an empty page.
+  const std::string empty = PrivateConversationId(Id(alice), Id(carol));
+  HistoryReply page = History(alice, empty);
+  EXPECT_EQ(page.messages_size(), 0);
+  EXPECT_FALSE(page.has_more());
+  // Straight to the shard: no login, no history.
+  const Reply anonymous = c_.Call(ShardAddress(ShardOf(conv, 2)), HistoryOf(conv, 0, 0), 0);
+  EXPECT_EQ(anonymous.status().code(), CODE_UNAUTHENTICATED);
+}
+
+TEST_F(HistoryTest, RecalledMessagesComeWithoutTheirBody) {
+  const std::string alice = AddClient("alice");
+  const std::string bob = AddClient("bob");
+  Befriend(alice, bob);
+  const std::string conv = PrivateConversationId(Id(alice), Id(bob));
+  c_.client(alice)->SendPrivate(Id(bob), "top secret");
+  c_.client(alice)->SendPrivate(Id(bob), "fine");
+  Settle();
+  ASSERT_EQ(RecallOf(alice, conv, 1, "recall-1").status().code(), CODE_OK);  // seq 3
+  for (const std::string& who : {alice, bob}) {
+    HistoryReply page = History(who, conv);
+    ASSERT_THAT(SeqsOf(page), ::testing::ElementsAre(1u, 2u, 3u));
+    EXPECT_TRUE(page.messages(0).recalled());
+    EXPECT_EQ(page.messages(0).body(), "");
+    EXPECT_EQ(page.messages(1).body(), "fine");
+    EXPECT_EQ(page.messages(2).kind(), Message::RECALL);
+    EXPECT_EQ(page.messages(2).recalled_seq(), 1u);
+    for (const Message& m : page.messages()) {
+      EXPECT_EQ(m.body().find("top secret"), std::string::npos);
+    }
+  }
+}
+
+TEST_F(HistoryTest, AGroupsHistoryFollowsTheMembershipIntervals) {
+  const std::string alice = AddClient("alice");
+  const std::string bob = AddClient("bob");
+  const std::string dave = AddClient("dave");
+  const std::string carol = AddClient("carol");
+  Befriend(alice, bob);
+  const uint64_t group = CreateGroup(alice, {bob}, /*open=*/true);
+  const std::string conv = GroupConversationId(group);
+  auto send = [&](const std::string& body) {
+    c_.client(alice)->SendGroup(group, body);
+    Settle();
+  };
+  send("before dave 1");  // 1
+  send("before dave 2");  // 2
+  Request join;
+  join.mutable_join_group()->set_group_id(group);
+  ASSERT_EQ(Do(dave, join).status().code(), CODE_OK);
+  send("with dave 1");  // 3
+  send("with dave 2");  // 4
+  Request leave;
+  leave.mutable_leave_group()->set_group_id(group);
+  ASSERT_EQ(Do(dave, leave).status().code(), CODE_OK);
+  send("after dave 1");  // 5
+  send("after dave 2");  // 6
+
+  // A member sees all of it.
+  HistoryReply page = History(bob, conv);
+  EXPECT_THAT(SeqsOf(page), ::testing::ElementsAreArray(Range(1, 6)));
+  // A former member sees what was sent while it was in, and no more: its
+  // history stops at its leave, and has_more knows nothing older is its.
+  page = History(dave, conv);
+  EXPECT_THAT(SeqsOf(page), ::testing::ElementsAre(3u, 4u));
+  EXPECT_EQ(page.messages(0).body(), "with dave 1");
+  EXPECT_FALSE(page.has_more());
+  EXPECT_EQ(page.next_before_seq(), 3u);
+  page = History(dave, conv, 0, 1);
+  EXPECT_THAT(SeqsOf(page), ::testing::ElementsAre(4u));
+  EXPECT_TRUE(page.has_more());
+  page = History(dave, conv, page.next_before_seq(), 1);
+  EXPECT_THAT(SeqsOf(page), ::testing::ElementsAre(3u));
+  EXPECT_FALSE(page.has_more());
+  EXPECT_EQ(History(dave, conv, 3, 10).messages_size(), 0);
+  // Back in: the new interval adds what is sent from then on.
+  ASSERT_EQ(Do(dave, join).status().code(), CODE_OK);
+  send("dave again");  // 7
+  page = History(dave, conv);
+  EXPECT_THAT(SeqsOf(page), ::testing::ElementsAre(3u, 4u, 7u));
+  // Never a member: refused, for a group that exists and one that does not.
+  EXPECT_EQ(Do(carol, HistoryOf(conv, 0, 0)).status().code(), CODE_PERMISSION_DENIED);
+  EXPECT_EQ(Do(carol, HistoryOf(GroupConversationId(9999), 0, 0)).status().code(),
+            CODE_PERMISSION_DENIED);
+  // After a dissolve the former members keep their history.
+  Request dissolve;
+  dissolve.mutable_dissolve()->set_group_id(group);
+  ASSERT_EQ(Do(alice, dissolve).status().code(), CODE_OK);
+  page = History(bob, conv);
+  EXPECT_THAT(SeqsOf(page), ::testing::ElementsAreArray(Range(1, 7)));
+}
+
 }  // namespace
 }  // namespace parley

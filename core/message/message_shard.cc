@@ -53,6 +53,8 @@ void MessageShard::HandleRequest(const Envelope& envelope) {
     case Request::kAck:
     case Request::kRead:
       return MoveCursor(envelope);
+    case Request::kHistory:
+      return History(envelope);
     default:
       return RespondError(
           envelope, absl::UnimplementedError("a message shard does not serve this request"));
@@ -669,6 +671,85 @@ void MessageShard::MoveCursor(const Envelope& envelope) {
     }
     ApplyCursor(envelope, &membership);
   });
+}
+
+void MessageShard::History(const Envelope& envelope) {
+  const std::string& conv = envelope.request().history().conversation();
+  const uint64_t user = envelope.auth_user_id();
+  absl::StatusOr<Conversation> conversation = ParseConversation(conv);
+  absl::Status s = conversation.status();
+  if (s.ok() && user == 0) s = absl::UnauthenticatedError("history needs a login");
+  if (s.ok() && !conversation->is_group && !conversation->Includes(user)) {
+    s = absl::PermissionDeniedError(absl::StrCat("not a participant of ", conv));
+  }
+  if (s.ok()) s = CheckOwned(conv);
+  if (!s.ok()) {
+    ++stats_.rejected;
+    return RespondError(envelope, s);
+  }
+  if (!conversation->is_group) return HistoryPage(envelope, nullptr);
+  // A group's history is for whoever was ever a member, and shows what its
+  // intervals cover (the rule of sync): a former member keeps what was sent
+  // while it was in.
+  const uint64_t group_id = conversation->group_id;
+  WithMembership(user, group_id, [this, envelope, group_id](absl::Status s,
+                                                             GroupMembership membership) {
+    if (!s.ok()) return RespondError(envelope, s);
+    if (membership.intervals_size() == 0) {
+      ++stats_.rejected;
+      return RespondError(envelope, absl::PermissionDeniedError(
+                                        absl::StrCat("never a member of group ", group_id)));
+    }
+    HistoryPage(envelope, &membership);
+  });
+}
+
+void MessageShard::HistoryPage(const Envelope& envelope, const GroupMembership* membership) {
+  const HistoryRequest& request = envelope.request().history();
+  const std::string& conv = request.conversation();
+  const uint32_t limit = request.limit() == 0
+                             ? options_.history_default_page
+                             : std::min(request.limit(), options_.history_max_page);
+  const uint64_t max_seq = MaxSeq(conv);
+  // Seqs below `top` are due; 0 (or past the end) starts from the newest.
+  const uint64_t top = request.before_seq() == 0 ? max_seq + 1
+                                                 : std::min(request.before_seq(), max_seq + 1);
+  std::vector<Message> page;  // newest first
+  size_t bytes = 0;
+  bool has_more = false;
+  // Downwards in chunks of ascending scans (seqs are dense: 1..max_seq), so a
+  // page that fills early has not read the rest. Past a full page, only until
+  // the next visible message: has_more says exactly whether one remains.
+  constexpr uint64_t kChunk = 64;
+  uint64_t high = top;  // the chunk is [low, high)
+  bool done = high <= 1;
+  while (!done) {
+    const uint64_t low = high > kChunk ? high - kChunk : 1;
+    std::vector<KeyValue> rows;
+    store().Scan(message_keys::MessagePrefix(conv), message_keys::Message(conv, low - 1),
+                 high - low, &rows).IgnoreError();
+    for (auto row = rows.rbegin(); row != rows.rend(); ++row) {
+      Message m;
+      if (!m.ParseFromString(row->second) || m.seq() >= high) continue;
+      if (!Visible(m, membership)) continue;
+      const size_t cost = SyncReplyCost(m.ByteSizeLong());
+      if (page.size() >= limit || (!page.empty() && bytes + cost > options_.max_sync_reply_bytes)) {
+        has_more = true;
+        done = true;
+        break;
+      }
+      bytes += cost;
+      page.push_back(std::move(m));
+    }
+    high = low;
+    if (high <= 1) done = true;
+  }
+  Reply reply;
+  HistoryReply* out = reply.mutable_history();
+  out->set_has_more(has_more);
+  out->set_next_before_seq(page.empty() ? 0 : page.back().seq());  // the lowest returned
+  for (auto m = page.rbegin(); m != page.rend(); ++m) *out->add_messages() = std::move(*m);
+  Respond(envelope, reply);
 }
 
 void MessageShard::ApplyCursor(const Envelope& envelope, const GroupMembership* membership) {

@@ -34,6 +34,9 @@ struct MessageOptions {
   absl::Duration recall_window = absl::Minutes(2);
   uint32_t default_page = 200;
   uint32_t max_page = 1000;
+  // A history page: `limit` 0 takes the default, a larger one the maximum.
+  uint32_t history_default_page = 50;
+  uint32_t history_max_page = 200;
   // A sync page also ends once its messages reach this many bytes.
   size_t max_sync_reply_bytes = kDefaultSyncReplyBytes;
   // Recipients looked up in one kv request.
@@ -72,6 +75,10 @@ class MessageShard : public ServiceNode {
   void ShardSync(const Envelope& envelope);
   void ListConversations(const Envelope& envelope);
   void MoveCursor(const Envelope& envelope);
+  // Older history, paging backwards (see HistoryRequest); once the caller
+  // may read the conversation, `membership` null for a private one.
+  void History(const Envelope& envelope);
+  void HistoryPage(const Envelope& envelope, const GroupMembership* membership);
 
   // Common checks of a send; OK or the error to answer.
   absl::Status ValidateSend(const Envelope& envelope, const std::string& client_msg_id,
