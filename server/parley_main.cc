@@ -44,6 +44,7 @@ ABSL_FLAG(std::string, password, "", "your password");
 ABSL_FLAG(std::string, nickname, "", "register/update-profile: nickname");
 ABSL_FLAG(std::string, avatar, "", "update-profile: avatar");
 ABSL_FLAG(std::string, new_password, "", "change-password: the new password");
+ABSL_FLAG(std::string, user_name, "", "find-user: the exact user name to look up");
 ABSL_FLAG(std::string, device, "", "device id (default: cli, and cli-chat for chat)");
 ABSL_FLAG(uint64_t, to, 0, "send: recipient user id");
 ABSL_FLAG(uint64_t, group, 0, "group id");
@@ -55,6 +56,8 @@ ABSL_FLAG(uint64_t, user, 0, "a user id");
 ABSL_FLAG(std::string, remark, "", "remark: the remark (empty clears it)");
 ABSL_FLAG(std::string, conversation, "", "conversation id (p:LOW:HIGH or g:GROUP)");
 ABSL_FLAG(uint64_t, seq, 0, "a message's seq in its conversation");
+ABSL_FLAG(uint64_t, before, 0, "history: only messages before this seq (default: from the newest)");
+ABSL_FLAG(uint32_t, limit, 0, "history: at most this many messages (default 50, at most 200)");
 ABSL_FLAG(bool, all, false, "sync: print every message, not only the new ones");
 ABSL_FLAG(bool, json, false, "print one JSON object per result (for scripts)");
 ABSL_FLAG(std::string, state_dir, "",
@@ -73,6 +76,7 @@ constexpr size_t kMaxAvatar = 256;
 constexpr size_t kMaxRemark = 64;
 constexpr size_t kMaxGroupName = 64;
 constexpr size_t kMaxIds = 500;
+constexpr size_t kMaxDeviceId = 64;
 
 // ---- commands ---------------------------------------------------------------------------
 struct Command {
@@ -87,6 +91,9 @@ const Command kCommands[] = {
     {"login", "Account", "", "check that --name and --password log in"},
     {"change-password", "Account", "--new_password=P", "change your password (ends your other sessions)"},
     {"profile", "Account", "[--users=ID,...]", "show profiles (default: yours)"},
+    {"find-user", "Account", "--user_name=NAME", "look a user up by exact name (id and nickname)"},
+    {"devices", "Account", "", "your devices: online where, last login"},
+    {"logout-device", "Account", "--device=D", "log one of your devices out (ends its tokens and session)"},
     {"update-profile", "Account", "[--nickname=X] [--avatar=URL]", "change your nickname or avatar"},
     {"friends", "Friends", "", "list your friends and the users you blocked"},
     {"add-friend", "Friends", "--user=ID", "befriend a user (immediate and mutual)"},
@@ -102,6 +109,8 @@ const Command kCommands[] = {
     {"dissolve", "Groups", "--group=ID", "end a group (owner only)"},
     {"open-group", "Groups", "--group=ID", "let anyone join (owner only)"},
     {"close-group", "Groups", "--group=ID", "invitation only (owner only)"},
+    {"rename-group", "Groups", "--group=ID --group_name=X", "give a group a new name (owner only)"},
+    {"transfer-group", "Groups", "--group=ID --user=ID", "make a member the owner (owner only; you stay a member)"},
     {"group-info", "Groups", "--group=ID", "a group and its members"},
     {"members", "Groups", "--group=ID", "a group's member list"},
     {"groups", "Groups", "", "the groups you are in"},
@@ -112,6 +121,7 @@ const Command kCommands[] = {
     {"read", "Messages", "--conversation=C [--seq=N]", "mark read up to N (default: the latest)"},
     {"ack", "Messages", "--conversation=C --seq=N", "mark delivered up to N on this device"},
     {"conversations", "Messages", "", "your conversations with unread counts"},
+    {"history", "Messages", "--to=USER_ID|--group=ID [--before=SEQ] [--limit=N]", "older messages of a conversation, paging backwards"},
     {"chat", "Messages", "", "stay online: messages as they arrive; /to ID text, /group ID text, /quit"},
 };
 
@@ -556,6 +566,15 @@ int Run(Ctx& ctx) {
     bad = need(user != 0, "--user=ID");
   } else if (cmd == "kick") {
     bad = need(group != 0 && user != 0, "--group=ID --user=ID");
+  } else if (cmd == "rename-group") {
+    bad = need(group != 0 && !group_name.empty(), "--group=ID --group_name=NAME");
+  } else if (cmd == "transfer-group") {
+    bad = need(group != 0 && user != 0, "--group=ID --user=ID (the new owner)");
+  } else if (cmd == "history") {
+    bad = need((absl::GetFlag(FLAGS_to) != 0) != (group != 0), "--to=USER_ID or --group=ID");
+    if (bad == 0 && absl::GetFlag(FLAGS_limit) > 200) {
+      return UsageError(absl::StrCat("--limit is ", absl::GetFlag(FLAGS_limit), "; at most 200"));
+    }
   } else if (cmd == "invite") {
     bad = need(group != 0 && !users.empty(), "--group=ID --users=ID,...");
   } else if (cmd == "join" || cmd == "leave" || cmd == "dissolve" || cmd == "open-group" ||
@@ -571,6 +590,14 @@ int Run(Ctx& ctx) {
     bad = need(!conversation.empty(), "--conversation=C");
   } else if (cmd == "change-password") {
     bad = need(!absl::GetFlag(FLAGS_new_password).empty(), "--new_password=P");
+  } else if (cmd == "find-user") {
+    const std::string who = absl::GetFlag(FLAGS_user_name);
+    if (who.size() > kMaxUserName) return UsageError(TooLong("--user_name", who.size(), kMaxUserName));
+    bad = need(!who.empty(), "--user_name=NAME");
+  } else if (cmd == "logout-device") {
+    const std::string target = absl::GetFlag(FLAGS_device);
+    if (target.size() > kMaxDeviceId) return UsageError(TooLong("--device", target.size(), kMaxDeviceId));
+    bad = need(!target.empty(), "--device=D (the device to log out)");
   } else if (cmd == "update-profile") {
     bad = need(ctx.given.count("nickname") || ctx.given.count("avatar"), "--nickname or --avatar");
   }
@@ -650,6 +677,40 @@ int Run(Ctx& ctx) {
                 << absl::StrJoin(reply.get_users().unknown_ids(), ", ") << std::endl;
       return 1;
     }
+    return 0;
+  }
+  if (cmd == "find-user") {
+    r.mutable_find_user()->set_name(absl::GetFlag(FLAGS_user_name));
+    if (!call(r, &reply)) return ServerError(reply, cmd);
+    const Profile& p = reply.find_user().profile();
+    print_json_or(p, absl::StrCat("user ", p.user_id(), ": ", p.name(), "  nickname: ", p.nickname(),
+                                  p.avatar().empty() ? "" : "  avatar: " + p.avatar()));
+    return 0;
+  }
+  if (cmd == "devices") {
+    r.mutable_list_devices();
+    if (!call(r, &reply)) return ServerError(reply, cmd);
+    if (g_json) {
+      PrintLine(ToJson(reply.list_devices()));
+      return 0;
+    }
+    if (reply.list_devices().devices().empty()) PrintLine("no devices");
+    for (const DeviceInfo& d : reply.list_devices().devices()) {
+      PrintLine(absl::StrCat(
+          d.device_id(), d.device_id() == ctx.device ? " (this command)" : "", ": ",
+          d.online() ? absl::StrCat("online at gateway ", d.gateway_id(), " (epoch ", d.epoch(), ")")
+                     : std::string("offline"),
+          d.last_login_us() > 0 ? ", last login " + LocalTime(d.last_login_us()) : ""));
+    }
+    return 0;
+  }
+  if (cmd == "logout-device") {
+    const std::string target = absl::GetFlag(FLAGS_device);
+    r.mutable_logout_device()->set_device_id(target);
+    if (!call(r, &reply)) return ServerError(reply, cmd);
+    print_json_or(reply.logout_device(),
+                  absl::StrCat("logged out device ", target,
+                               ": its tokens have ended; a session of it closes within 5 s"));
     return 0;
   }
   if (cmd == "update-profile") {
@@ -757,6 +818,21 @@ int Run(Ctx& ctx) {
     print_json_or(reply, done);
     return 0;
   }
+  if (cmd == "rename-group" || cmd == "transfer-group") {
+    std::string done;
+    if (cmd == "rename-group") {
+      r.mutable_rename_group()->set_group_id(group);
+      r.mutable_rename_group()->set_name(group_name);
+      done = "renamed ";
+    } else {
+      r.mutable_transfer_ownership()->set_group_id(group);
+      r.mutable_transfer_ownership()->set_new_owner_id(user);
+      done = absl::StrCat("handed over to ", names.Label(user), ": ");
+    }
+    if (!call(r, &reply)) return ServerError(reply, cmd);
+    print_json_or(reply, done + group_line(reply.membership().group()));
+    return 0;
+  }
   if (cmd == "group-info") {
     r.mutable_group_info()->set_group_id(group);
     if (!call(r, &reply)) return ServerError(reply, cmd);
@@ -853,6 +929,42 @@ int Run(Ctx& ctx) {
     ctx.state.Save();
     print_json_or(reply.send(), absl::StrCat("recalled ", conversation, " #", absl::GetFlag(FLAGS_seq),
                                              " (the recall is #", reply.send().seq(), ")"));
+    return 0;
+  }
+  if (cmd == "history") {
+    // Older messages, newest page first; cursors and acks stay as they are.
+    const uint64_t to = absl::GetFlag(FLAGS_to);
+    const std::string conv = group != 0 ? absl::StrCat("g:", group)
+                                        : absl::StrCat("p:", std::min(me, to), ":", std::max(me, to));
+    r.mutable_history()->set_conversation(conv);
+    r.mutable_history()->set_before_seq(absl::GetFlag(FLAGS_before));
+    r.mutable_history()->set_limit(absl::GetFlag(FLAGS_limit));
+    if (!call(r, &reply)) return ServerError(reply, cmd);
+    const HistoryReply& h = reply.history();
+    std::vector<uint64_t> senders;
+    for (const Message& m : h.messages()) senders.push_back(m.sender_id());
+    names.Fetch(senders);
+    if (g_json) {
+      std::vector<std::string> messages;
+      for (const Message& m : h.messages()) messages.push_back(MessageJson(m, names.Name(m.sender_id())));
+      PrintLine(absl::StrCat("{\"conversation\":", JsonString(conv), ",\"messages\":[",
+                             absl::StrJoin(messages, ","), "],\"has_more\":",
+                             h.has_more() ? "true" : "false", ",\"next_before_seq\":",
+                             h.next_before_seq(), "}"));
+      return 0;
+    }
+    if (h.messages().empty()) PrintLine(absl::StrCat("no messages in ", conv, " before that"));
+    for (const Message& m : h.messages()) {
+      PrintLine(absl::StrCat(LocalTime(m.time_us()), "  ", m.conversation(), " #", m.seq(), " [",
+                             names.ConversationLabel(m.conversation()), "] ",
+                             m.sender_id() == me ? "you" : names.Label(m.sender_id()), ": ",
+                             MessageText(m)));
+    }
+    if (h.has_more()) {
+      PrintLine(absl::StrCat("-- older messages remain: parley history ",
+                             group != 0 ? absl::StrCat("--group=", group) : absl::StrCat("--to=", to),
+                             " --before=", h.next_before_seq()));
+    }
     return 0;
   }
   if (cmd == "conversations" || ((cmd == "read" || cmd == "ack") && absl::GetFlag(FLAGS_seq) == 0)) {
@@ -1180,7 +1292,10 @@ int main(int argc, char** argv) {
   ctx.name = absl::GetFlag(FLAGS_name);
   ctx.password = absl::GetFlag(FLAGS_password);
   ctx.device = absl::GetFlag(FLAGS_device);
-  if (ctx.device.empty()) ctx.device = ctx.command == "chat" ? "cli-chat" : "cli";
+  // logout-device's --device names the device to log out; it logs in as cli.
+  if (ctx.device.empty() || ctx.command == "logout-device") {
+    ctx.device = ctx.command == "chat" ? "cli-chat" : "cli";
+  }
   ctx.given = std::move(given);
   parley::g_json = absl::GetFlag(FLAGS_json);
   return parley::Run(ctx);

@@ -121,6 +121,40 @@ run 0 profile "$S" "${A[@]}" --users=2 --json; has "$out" '"nickname":"Bob ✓"'
 run 1 profile "$S" "${A[@]}" --users=2,77; has "$err" "no such user: 77"; ok
 run 2 update-profile "$S" "${A[@]}"; has "$err" "needs --nickname or --avatar"; ok
 
+# ---- find-user, devices, logout-device (issue 18 item 8) ----------------------------
+run 0 find-user "$S" "${C[@]}" --user_name=bob; lines "$out" 1; has "$out" "user 2: bob  nickname: Bob ✓"; ok
+run 0 find-user "$S" "${C[@]}" --user_name=alice --json; has "$out" '"user_id":"1"'; has "$out" '"nickname":"Alice Ä"'
+hasnt "$out" "password"; ok
+run 1 find-user "$S" "${C[@]}" --user_name=nobody; has "$err" "NOT_FOUND"; has "$err" "no user named nobody"; ok
+run 1 find-user "$S" "${C[@]}" --user_name=Bad-Name; has "$err" "INVALID_ARGUMENT"; ok
+run 2 find-user "$S" "${C[@]}"; has "$err" "needs --user_name=NAME"; ok
+run 2 find-user "$S" "${C[@]}" --user_name="$(head -c 33 /dev/zero | tr '\0' x)"; has "$err" "at most 32"; ok
+run 0 login "$S" "${C[@]}" --device=phone; ok
+run 0 login "$S" "${B[@]}" --device=bobphone; ok
+run 0 devices "$S" "${C[@]}"; has "$out" "cli (this command): online at gateway"; has "$out" "phone: offline, last login $(date +%Y-)"
+hasnt "$out" "bobphone"; ok
+run 0 devices "$S" "${C[@]}" --json; has "$out" '"device_id":"phone"'; has "$out" '"online":true'; ok
+run 1 logout-device "$S" "${C[@]}" --device=watch; has "$err" "NOT_FOUND"; has "$err" "no device 'watch' of yours"; ok
+run 1 logout-device "$S" "${C[@]}" --device=bobphone; has "$err" "NOT_FOUND"; ok  # bob's, not carol's
+run 2 logout-device "$S" "${C[@]}"; has "$err" "needs --device=D"; ok
+run 2 logout-device "$S" "${C[@]}" --device="$(head -c 65 /dev/zero | tr '\0' d)"; has "$err" "at most 64"; ok
+# A live session of carol's tablet (chat) is closed by a logout from another device.
+mkfifo "$tmp/tablet_in"
+"$parley" chat "$S" "${C[@]}" --device=tablet <"$tmp/tablet_in" >"$tmp/tablet_out" 2>&1 &
+chat_pid=$!
+exec 8>"$tmp/tablet_in"
+wait_tablet() {
+  for _ in $(seq 1 200); do grep -qF -- "$1" "$tmp/tablet_out" && return 0; sleep 0.1; done
+  fail "tablet chat never printed '$1': $(cat "$tmp/tablet_out")"
+}
+wait_tablet "-- online"
+run 0 devices "$S" "${C[@]}"; has "$out" "tablet: online at gateway"; ok
+run 0 logout-device "$S" "${C[@]}" --device=tablet; has "$out" "logged out device tablet"; ok
+wait_tablet "-- disconnected from the server"; ok  # within the gateways' token check (5 s)
+echo "/quit" >&8
+exec 8>&-
+wait "$chat_pid"; chat_pid=
+
 # ---- sync: only what is new since the last run ---------------------------------------
 run 0 sync "$S" "${B[@]}"; lines "$out" 2; has "$out" "alice (Alice Ä): héllo 世界"; has "$out" "p:1:2 #2"
 has "$out" "$(date +%Y-)"; ok
