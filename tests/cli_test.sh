@@ -54,6 +54,7 @@ C=(--name=carol --password=carol-secret)
 # ---- help and unknown commands: nothing is sent (the server is not even up) --------
 run 0 --help;                    has "$out" "Account:"; has "$out" "Friends:"; has "$out" "Groups:"
 has "$out" "Messages:"; has "$out" "change-password"; has "$out" "conversations"; ok
+has "$out" "rename-group"; has "$out" "transfer-group"; has "$out" "history"; ok
 run 0 help send;                 has "$out" "--to=USER_ID"; ok
 run 0 send-group --help;         has "$out" "--group=ID --text=T"; ok
 run 2 frobnicate "$S" "${A[@]}"; has "$err" "unknown command 'frobnicate'"; ok
@@ -175,6 +176,21 @@ run 1 recall "$S" "${B[@]}" --conversation=p:1:2 --seq=3; has "$err" "PERMISSION
 run 0 recall "$S" "${A[@]}" --conversation=p:1:2 --seq=3; has "$out" "recalled p:1:2 #3"; ok
 run 0 sync "$S" "${B[@]}"; has "$out" "(recalled #3)"; ok
 
+# ---- history: older messages, paging backwards (issue 18 item 8) ---------------------
+run 0 history "$S" "${B[@]}" --to=1; lines "$out" 4; has "$out" "p:1:2 #1 [with alice (Alice Ä)] alice (Alice Ä): héllo 世界"
+has "$out" "#3 [with alice (Alice Ä)] alice (Alice Ä): (recalled)"; has "$out" "(recalled #3)"; hasnt "$out" "third"; ok
+run 0 history "$S" "${B[@]}" --to=1 --limit=2; lines "$out" 3; has "$out" "p:1:2 #3"; has "$out" "p:1:2 #4"
+has "$out" "-- older messages remain: parley history --to=1 --before=3"; ok
+run 0 history "$S" "${B[@]}" --to=1 --before=3 --limit=2; lines "$out" 2; has "$out" "héllo 世界"; has "$out" "#2"
+hasnt "$out" "older messages remain"; ok
+run 0 history "$S" "${A[@]}" --to=2 --limit=1 --json; lines "$out" 1; has "$out" '"conversation":"p:1:2"'
+has "$out" '"seq":4'; has "$out" '"has_more":true'; has "$out" '"next_before_seq":4'; ok
+run 0 history "$S" "${C[@]}" --to=1; has "$out" "no messages in p:1:3"; ok
+run 0 sync "$S" "${B[@]}"; has "$out" "no new messages"; ok  # history moves no cursor
+run 1 history "$S" "${C[@]}" --group=1; has "$err" "PERMISSION_DENIED"; ok  # no group yet
+run 2 history "$S" "${B[@]}"; has "$err" "needs --to=USER_ID or --group=ID"; ok
+run 2 history "$S" "${B[@]}" --to=1 --limit=201; has "$err" "at most 200"; ok
+
 # ---- groups --------------------------------------------------------------------------
 run 0 create-group "$S" "${A[@]}" --group_name="Team ✈" --users=2 --open
 has "$out" 'created group 1 "Team ✈": open, 2 members, owner alice (Alice Ä)'; ok
@@ -192,8 +208,30 @@ run 1 group-info "$S" "${C[@]}" --group=1; has "$err" "PERMISSION_DENIED"; ok
 run 0 open-group "$S" "${A[@]}" --group=1; has "$out" "opened group 1"; ok
 run 1 join "$S" "${C[@]}" --group=1; has "$err" "PERMISSION_DENIED"; ok  # kicked: invite first
 run 0 invite "$S" "${A[@]}" --group=1 --users=3; has "$out" "invited carol"; ok
+run 0 send-group "$S" "${A[@]}" --group=1 --text="carol is back"; has "$out" "as g:1 #2"; ok
 run 0 leave "$S" "${C[@]}" --group=1; has "$out" "left group 1"; ok
 run 1 leave "$S" "${A[@]}" --group=1; has "$err" "FAILED_PRECONDITION"; ok
+run 0 send-group "$S" "${A[@]}" --group=1 --text="after carol left"; has "$out" "as g:1 #3"; ok
+# A former member's history: what was sent while it was in, nothing after.
+run 0 history "$S" "${C[@]}" --group=1; lines "$out" 1; has "$out" "carol is back"; hasnt "$out" "after carol left"
+hasnt "$out" "hello team"; ok
+run 0 history "$S" "${B[@]}" --group=1; lines "$out" 3; has "$out" "hello team"; has "$out" "after carol left"; ok
+# rename-group, transfer-group (issue 18 item 8): owner only.
+run 0 rename-group "$S" "${A[@]}" --group=1 --group_name="Team ✈✈"; has "$out" 'renamed group 1 "Team ✈✈"'; ok
+run 1 rename-group "$S" "${B[@]}" --group=1 --group_name=mine; has "$err" "PERMISSION_DENIED"; ok
+run 2 rename-group "$S" "${A[@]}" --group=1; has "$err" "needs --group=ID --group_name=NAME"; ok
+run 2 rename-group "$S" "${A[@]}" --group=1 --group_name="$(head -c 65 /dev/zero | tr '\0' g)"; has "$err" "at most 64"; ok
+run 1 rename-group "$S" "${A[@]}" --group=99 --group_name=x; has "$err" "NOT_FOUND"; ok
+run 1 transfer-group "$S" "${A[@]}" --group=1 --user=3; has "$err" "FAILED_PRECONDITION"; ok  # carol left
+run 1 transfer-group "$S" "${A[@]}" --group=1 --user=1; has "$err" "INVALID_ARGUMENT"; ok
+run 2 transfer-group "$S" "${A[@]}" --group=1; has "$err" "needs --group=ID --user=ID"; ok
+run 0 transfer-group "$S" "${A[@]}" --group=1 --user=2; has "$out" "handed over to bob (Bob ✓)"
+has "$out" "owner bob (Bob ✓)"; ok
+run 0 group-info "$S" "${A[@]}" --group=1; has "$out" "user 2: bob (Bob ✓)  owner"; hasnt "$out" "Alice Ä)  owner"; ok
+run 1 close-group "$S" "${A[@]}" --group=1; has "$err" "PERMISSION_DENIED"; ok  # not the owner now
+run 1 transfer-group "$S" "${A[@]}" --group=1 --user=2; has "$err" "PERMISSION_DENIED"; ok
+run 0 rename-group "$S" "${B[@]}" --group=1 --group_name="Team ✈"; has "$out" "owner bob"; ok
+run 0 transfer-group "$S" "${B[@]}" --group=1 --user=1 --json; has "$out" '"owner_id":"1"'; ok
 run 0 sync "$S" "${B[@]}"; has "$out" '[group 1 "Team ✈"] alice (Alice Ä): hello team'; ok
 run 0 dissolve "$S" "${A[@]}" --group=1; has "$out" "dissolved group 1"; ok
 run 1 send-group "$S" "${A[@]}" --group=1 --text=x; has "$err" "PERMISSION_DENIED"; ok
