@@ -77,12 +77,12 @@ std::optional<bool> Timeline::During(int64_t a, int64_t b, const void* excluding
   return last->value;
 }
 
-std::optional<bool> Timeline::EverTrue(int64_t b) const {
+std::optional<bool> Timeline::EverTrue(int64_t a, int64_t b) const {
   bool maybe = false;
   for (const Step& s : steps_) {
     if (!s.value || s.from_us > b) continue;
-    if (s.to_us < b) return true;  // took effect before b
-    maybe = true;
+    if (s.to_us < a) return true;  // took effect before [a, b] began
+    maybe = true;                  // may have, or not yet
   }
   return maybe ? std::nullopt : std::optional<bool>(false);
 }
@@ -273,11 +273,12 @@ std::optional<bool> PolicyModel::Owns(uint64_t group, uint64_t user, int64_t a, 
   return Fact(owns_, std::make_pair(group, user), a, b, judging_);
 }
 
-std::optional<bool> PolicyModel::EverMember(uint64_t group, uint64_t user, int64_t b) const {
+std::optional<bool> PolicyModel::EverMember(uint64_t group, uint64_t user, int64_t a,
+                                            int64_t b) const {
   if (Owner(group) == 0) return std::nullopt;
   auto it = member_.find({group, user});
   if (it == member_.end()) return false;
-  return it->second.EverTrue(b);
+  return it->second.EverTrue(a, b);
 }
 
 uint64_t PolicyModel::Owner(uint64_t group) const {
@@ -379,11 +380,11 @@ Verdict PolicyModel::JudgeUnscoped(const Op& op) const {
       return c->Includes(u) ? Allow()
                             : Forbid(absl::StrCat(e.conversation(), " is not user ", u, "'s"));
     }
-    const std::optional<bool> ever = EverMember(c->group_id, u, b);
+    const std::optional<bool> ever = EverMember(c->group_id, u, a, b);
     if (ever == false) {
       return Forbid(absl::StrCat("user ", u, " was never a member of group ", c->group_id));
     }
-    return Allow();
+    return ever == true ? Allow() : Skip();
   }
   if (k == "invite" || k == "create_group") {
     if (k == "invite") {

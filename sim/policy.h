@@ -40,8 +40,9 @@ class Timeline {
   // The fact's value throughout [a_us, b_us] if the history determines it,
   // leaving out the effect of the operation `excluding`.
   std::optional<bool> During(int64_t a_us, int64_t b_us, const void* excluding = nullptr) const;
-  // Whether the fact was ever true by b_us.
-  std::optional<bool> EverTrue(int64_t b_us) const;
+  // Whether the fact had been true before a_us (true), could not have been
+  // by b_us (false), or may have been.
+  std::optional<bool> EverTrue(int64_t a_us, int64_t b_us) const;
 
  private:
   struct Step {
@@ -103,7 +104,7 @@ class PolicyModel {
   // Whether `user` owns the group throughout [a, b] (ownership moves by
   // transfer_ownership), and whether it was ever a member by b.
   std::optional<bool> Owns(uint64_t group, uint64_t user, int64_t a, int64_t b) const;
-  std::optional<bool> EverMember(uint64_t group, uint64_t user, int64_t b) const;
+  std::optional<bool> EverMember(uint64_t group, uint64_t user, int64_t a, int64_t b) const;
   // The sender of an acknowledged message, or 0.
   uint64_t Sender(const std::string& conversation, uint64_t seq) const;
   // When the recall of (conversation, seq) was acknowledged, or kNeverUs.
