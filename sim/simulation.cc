@@ -718,6 +718,7 @@ void Simulation::RecordRequest(HistoryEntry* e, const Request& r, const Reply* r
         *e->add_states() = c;
       }
       break;
+    case Reply::kFindUser: e->add_reply_ids(reply->find_user().profile().user_id()); break;
     case Reply::kHistory:
       for (const Message& m : reply->history().messages()) *e->add_received() = m;
       break;
@@ -1127,6 +1128,8 @@ void Simulation::DoFreshSync() {
     r.mutable_logout_device()->set_device_id(other.substr(other.rfind('.') + 1));
   } else if (k == 4) {
     r.mutable_list_devices();
+  } else if (k == 5) {
+    r.mutable_find_user()->set_name(user_names_[rng_.Uniform(user_names_.size())]);
   } else {
     r.mutable_sync()->set_max_messages(100);  // every conversation from zero
   }
