@@ -84,7 +84,7 @@ class ClientListener::Connection : public Endpoint {
   void Write(const std::string& frames) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (overflowed_) return;
+      if (overflowed_ || evicted_) return;  // evicted: only its error frame goes out
       size_t sent = 0;
       if (out_.empty()) {
         const ssize_t n = send(fd_, frames.data(), frames.size(), MSG_NOSIGNAL);
@@ -264,8 +264,35 @@ class ClientListener::Connection : public Endpoint {
     Refuse(0, status);
   }
 
+  // Poll thread, at the global cap: unless it has logged in, queues the error
+  // frame, writes what it can and marks the connection evicted (nothing else
+  // is written to it, and a gateway_login answered from now on does not
+  // count); the caller closes it. False if it has logged in.
+  bool Evict(const absl::Status& status) {
+    const std::string frame = EncodeFrame(ErrorFrame(0, status));
+    std::lock_guard<std::mutex> lock(mu_);
+    if (authenticated_) return false;
+    evicted_ = true;
+    closing_ = true;
+    if (!overflowed_) out_ += frame;
+    while (!out_.empty()) {
+      const ssize_t n = send(fd_, out_.data(), out_.size(), MSG_NOSIGNAL);
+      if (n <= 0) break;
+      out_.erase(0, n);
+    }
+    // Unread input would make close() reset the connection, losing the frame.
+    char buf[16384];
+    for (int i = 0; i < 16 && recv(fd_, buf, sizeof(buf), 0) > 0; ++i) {
+    }
+    return true;
+  }
+
   int fd() const { return fd_; }
   bool polling_out = false;  // poll thread only: EPOLLOUT is set for fd_
+  // Guarded by the listener's mu_: its place in the listener's
+  // unauthenticated_ list, while listed.
+  std::list<Connection*>::iterator unauthenticated_at;
+  bool unauthenticated_listed = false;
   absl::Time expired_at = absl::InfiniteFuture();  // poll thread only
 
  private:
@@ -299,6 +326,7 @@ class ClientListener::Connection : public Endpoint {
     if (!e.has_reply()) return;
     const ErrorCode code = e.reply().status().code();
     bool failed = false;
+    bool logged_in = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (in_flight_.empty() && gateway_logins_.empty()) return;
@@ -318,12 +346,15 @@ class ClientListener::Connection : public Endpoint {
           }
         }
       } else if (gateway_logins_.erase(e.correlation_id()) > 0 && code == CODE_OK &&
-                 e.reply().has_gateway_login()) {
+                 e.reply().has_gateway_login() && !evicted_) {
+        // (Evicted first: the reply is dropped and the connection closes.)
+        logged_in = !authenticated_;
         authenticated_ = true;
         user_id_ = e.reply().gateway_login().user_id();
       }
     }
     if (failed) listener_->LoginFailed(ip_);
+    if (logged_in) listener_->LoggedIn(this);
   }
 
   bool Refuse(uint64_t correlation_id, const absl::Status& status) {
@@ -356,6 +387,7 @@ class ClientListener::Connection : public Endpoint {
   std::string out_;
   bool overflowed_ = false;
   bool closing_ = false;
+  bool evicted_ = false;  // closed at the global cap before it logged in
   // Guarded by mu_: what the gateway's replies said.
   bool authenticated_ = false;
   uint64_t user_id_ = 0;
@@ -445,6 +477,10 @@ void ClientListener::Close(int fd) {
     if (it == connections_.end()) return;
     c = it->second;
     connections_.erase(it);
+    if (c->unauthenticated_listed) {
+      unauthenticated_.erase(c->unauthenticated_at);
+      c->unauthenticated_listed = false;
+    }
   }
   {
     std::lock_guard<std::mutex> lock(limits_mu_);
@@ -456,6 +492,35 @@ void ClientListener::Close(int fd) {
   epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
   close(fd);
   ++stats_.closed;
+}
+
+void ClientListener::LoggedIn(Connection* c) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!c->unauthenticated_listed) return;  // closed or being evicted
+  unauthenticated_.erase(c->unauthenticated_at);
+  c->unauthenticated_listed = false;
+}
+
+bool ClientListener::EvictUnauthenticated() {
+  const absl::Status why =
+      absl::ResourceExhaustedError("server full: closing connections that have not logged in");
+  for (;;) {  // each pass takes one connection off the list: amortized O(1)
+    std::shared_ptr<Connection> c;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (unauthenticated_.empty()) return false;
+      Connection* oldest = unauthenticated_.front();
+      unauthenticated_.pop_front();
+      oldest->unauthenticated_listed = false;
+      auto it = connections_.find(oldest->fd());
+      if (it == connections_.end() || it->second.get() != oldest) continue;
+      c = it->second;
+    }
+    if (!c->Evict(why)) continue;  // it logged in meanwhile
+    ++stats_.evicted_unauthenticated;
+    Close(c->fd());
+    return true;
+  }
 }
 
 void ClientListener::WantWrite(int fd) {
@@ -577,34 +642,49 @@ bool ClientListener::Admit(int cfd, const std::string& ip) {
     return false;
   };
   const size_t soft = options_.max_connections - std::min(options_.connection_headroom, options_.max_connections);
-  if (total >= soft) {
+  auto report = [&] {
+    const absl::Time now = absl::Now();
+    if (now - last_full_log_ < absl::Seconds(10)) return;
+    last_full_log_ = now;
+    Log(absl::StrCat("connection cap reached: ", total, " connections (--max_connections=",
+                     options_.max_connections, " less --connection_headroom=", options_.connection_headroom,
+                     "); evicted ", evicted_since_log_, " that had not logged in and refused ",
+                     full_since_log_, " since the last report"));
+    evicted_since_log_ = 0;
+    full_since_log_ = 0;
+  };
+  if (total >= options_.max_connections) {
     ++stats_.refused_full;
     ++full_since_log_;
-    const absl::Time now = absl::Now();
-    if (now - last_full_log_ >= absl::Seconds(10)) {
-      last_full_log_ = now;
-      Log(absl::StrCat("connection cap reached: ", total, " connections (--max_connections=",
-                       options_.max_connections, " less --connection_headroom=", options_.connection_headroom,
-                       "); refused ", full_since_log_, " since the last report"));
-      full_since_log_ = 0;
-    }
-    if (total >= options_.max_connections) {
-      close(cfd);
-      return false;
-    }
-    return refuse(absl::StrCat("server full: ", total, " connections; try again later"));
+    report();
+    close(cfd);
+    return false;
   }
   {
+    // The per-address cap first: a connection it refuses evicts nobody.
     std::lock_guard<std::mutex> lock(limits_mu_);
-    AddressState& a = addresses_[ip];
-    if (a.connections < options_.max_connections_per_address) {
-      ++a.connections;
-      return true;
+    auto a = addresses_.find(ip);
+    if (a != addresses_.end() && a->second.connections >= options_.max_connections_per_address) {
+      ++stats_.refused_per_address;
+      return refuse(absl::StrCat("too many connections from ", ip, " (at most ",
+                                 options_.max_connections_per_address, ")"));
     }
   }
-  ++stats_.refused_per_address;
-  return refuse(absl::StrCat("too many connections from ", ip, " (at most ",
-                             options_.max_connections_per_address, ")"));
+  if (total >= soft) {
+    if (EvictUnauthenticated()) {
+      ++evicted_since_log_;
+      report();
+    } else {
+      ++stats_.refused_full;
+      ++full_since_log_;
+      report();
+      return refuse(absl::StrCat("server full: ", total,
+                                 " connections, all logged in; try again later"));
+    }
+  }
+  std::lock_guard<std::mutex> lock(limits_mu_);
+  ++addresses_[ip].connections;
+  return true;
 }
 
 absl::Status ClientListener::AdmitAuth(const std::string& ip, bool is_register) {
@@ -694,6 +774,8 @@ void ClientListener::Accept() {
       c = std::make_shared<Connection>(
           this, cfd, absl::StrCat("tcp.", options_.gateway_address, ".", next_id_++), ip);
       connections_[cfd] = c;
+      c->unauthenticated_at = unauthenticated_.insert(unauthenticated_.end(), c.get());
+      c->unauthenticated_listed = true;
     }
     network_->Attach(c.get());
     epoll_event ev{};

@@ -8,7 +8,9 @@
 //
 // Hardening (docs/protocol.md "Limits and errors"): deadlines to log in, to
 // finish a started frame and for idleness; a per-address connection cap and
-// a global cap with headroom (error frame, then close); at most
+// a global cap with headroom (at the cap a new connection evicts the oldest
+// connection that has not logged in; only when every connection has, it is
+// refused with an error frame); at most
 // `max_auth_in_flight` register/login per connection, so the user service's
 // FIFO password-hash queue holds at most that many per connection (round
 // robin across connections); failed logins slow down their connection
@@ -22,6 +24,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -43,8 +46,11 @@ struct ListenerOptions {
   double requests_per_s = 200;  // token bucket per connection
   double burst = 400;
   // Connections. At `max_connections - connection_headroom` and above, a new
-  // connection gets an error frame and is closed (logged); the headroom keeps
-  // descriptors for that. At `max_connections` it is closed unanswered.
+  // connection evicts the oldest connection without a successful
+  // gateway_login (which gets an error frame, then is closed) and is
+  // admitted; when every connection has logged in, the new one gets an error
+  // frame and is closed instead (both logged); the headroom keeps descriptors
+  // for that. At `max_connections` it is closed unanswered.
   size_t max_connections = 10000;
   size_t connection_headroom = 100;
   size_t max_connections_per_address = 1000;  // parley_load --clients=200 fits
@@ -90,6 +96,7 @@ struct ListenerStats {
   std::atomic<uint64_t> too_large{0};
   std::atomic<uint64_t> rate_limited{0};
   std::atomic<uint64_t> refused_full{0};          // global cap (error frame or not)
+  std::atomic<uint64_t> evicted_unauthenticated{0};  // not logged in, closed at the global cap
   std::atomic<uint64_t> refused_per_address{0};
   std::atomic<uint64_t> deadline_closed{0};       // login, frame or idle deadline
   std::atomic<uint64_t> auth_refused{0};          // in flight, failure waits, address
@@ -142,6 +149,11 @@ class ClientListener {
   // thread takes it over (thread-safe).
   void WantWrite(int fd);
   void Close(int fd);
+  // Network thread: `c` completed gateway_login; it is no longer evictable.
+  void LoggedIn(Connection* c);
+  // Poll thread, at the global cap: closes the oldest connection that has not
+  // logged in (error frame first); false if every connection has.
+  bool EvictUnauthenticated();
 
   Network* network_;
   ListenerOptions options_;
@@ -153,6 +165,9 @@ class ClientListener {
   std::mutex mu_;
   std::map<int, std::shared_ptr<Connection>> connections_;
   std::set<int> want_write_;
+  // Connections without a successful gateway_login, oldest first (guarded by
+  // mu_; each connection keeps its position, so removal is O(1)).
+  std::list<Connection*> unauthenticated_;
   uint64_t next_id_ = 1;
   std::mutex limits_mu_;
   std::map<std::string, AddressState> addresses_;
@@ -161,6 +176,7 @@ class ClientListener {
   absl::Time last_forget_;
   absl::Time last_full_log_;
   uint64_t full_since_log_ = 0;
+  uint64_t evicted_since_log_ = 0;
   ListenerStats stats_;
   std::thread thread_;
 };

@@ -1,7 +1,8 @@
 // Connection hardening over real TCP against real parleyd processes (each
 // with its own nats-server and LevelDB files): login, frame and idle
-// deadlines; 10,000 idle connections while a normal client is served; the
-// per-address cap; a wrong-password flood on one connection while three
+// deadlines; 10,000 idle connections while a normal client is served (at
+// the global cap the oldest connections that have not logged in are
+// evicted, logged-in sessions never); the per-address cap; a wrong-password flood on one connection while three
 // other clients log in at full password cost; failed logins slowing their
 // address; the per-user rate limit across connections; registrations per
 // address; an out-of-range timeout_us. Loopback only (source addresses in
@@ -326,15 +327,39 @@ TEST_F(DeadlinesTest, PerAddressConnectionCap) {
   EXPECT_EQ(r->status().code(), CODE_UNAUTHENTICATED);
 }
 
-// 10,000 idle connections from ten addresses (1,000 each: the per-address
-// cap does not refuse them) fill the global cap; a normal client from
-// 127.0.0.1 is still served, because idle unauthenticated connections are
-// closed at the login deadline, and those past the cap's headroom got an
-// error frame instead of a silent close.
+// Reads what has arrived without waiting: whether the server has closed `c`
+// (keeping the last error message).
+bool ClosedNow(Conn& c, std::string* last_error) {
+  while (std::optional<Envelope> e = c.Read(absl::ZeroDuration())) {
+    if (e->has_reply()) *last_error = e->reply().status().message();
+  }
+  return c.closed();
+}
+
+bool Pings(Conn& c, uint64_t correlation_id) {
+  std::optional<Reply> r = c.Call(correlation_id, PingReq(), absl::Seconds(3));
+  return r && r->status().code() == CODE_OK;
+}
+
+constexpr char kEvicted[] = "server full: closing connections that have not logged in";
+
+// 20 logged-in sessions, then 10,000 idle connections from ten addresses
+// (1,000 each: the per-address cap does not refuse them) fill the global cap
+// (9,900: --max_connections=10000 less --connection_headroom=100). The login
+// deadline is long (120 s), so it frees nothing during the test: a normal
+// client from 127.0.0.1 is admitted and served at once because each
+// connection past the cap evicts the oldest one that has not logged in —
+// while the other idle ones stay open — and no logged-in session is evicted.
 TEST(IdleConnectionsTest, TenThousandIdleConnectionsWhileANormalClientIsServed) {
   RaiseFileLimit();
-  Server server("idle", {"--minimal_password_cost", "--login_deadline=6s"});
-  ASSERT_TRUE(server.up());
+  Server server("idle", {"--minimal_password_cost", "--login_deadline=120s"});
+  ASSERT_TRUE(server.up());  // (not again below: it would connect, and evict)
+  constexpr int kSessions = 20;
+  std::vector<std::unique_ptr<Conn>> sessions;
+  for (int i = 0; i < kSessions; ++i) {
+    sessions.push_back(std::make_unique<Conn>("127.0.0.1", server.port()));
+    ASSERT_NE(LogIn(*sessions.back(), absl::StrCat("keeper", i), /*do_register=*/true), 0u) << i;
+  }
   const absl::Time start = absl::Now();
   std::vector<std::unique_ptr<Conn>> idle;
   idle.reserve(10000);
@@ -346,45 +371,91 @@ TEST(IdleConnectionsTest, TenThousandIdleConnectionsWhileANormalClientIsServed) 
   const absl::Time opened = absl::Now();
   std::printf("opened 10000 idle connections in %.2f s\n", absl::ToDoubleSeconds(opened - start));
 
-  // The normal client: retries until it is admitted, then logs in and is served.
-  std::optional<absl::Time> served;
-  int refusals = 0;
-  std::string refusal;
-  for (int attempt = 0; attempt < 60 && !served && absl::Now() - opened < absl::Seconds(16); ++attempt) {
-    Conn c("127.0.0.1", server.port());
-    if (!c.ok()) continue;
-    std::optional<Reply> r = c.Call(1, RegisterReq("normal", "password-normal"), absl::Seconds(2));
-    if (!r || r->status().code() == CODE_RESOURCE_EXHAUSTED) {
-      ++refusals;
-      if (r) refusal = r->status().message();
-      absl::SleepFor(absl::Milliseconds(250));
-      continue;
-    }
-    if (LogIn(c, "normal", /*do_register=*/false) == 0) break;
-    std::optional<Reply> ping = c.Call(9, PingReq());
-    if (ping && ping->status().code() == CODE_OK) served = absl::Now();
-  }
-  ASSERT_TRUE(served.has_value()) << "the normal client was never served (" << refusals
-                                  << " refusals, last: " << refusal << ")";
-  std::printf("normal client served %.2f s after the idle connections were open (%d refusals: %s)\n",
-              absl::ToDoubleSeconds(*served - opened), refusals, refusal.c_str());
-  EXPECT_LT(*served - opened, absl::Seconds(12));
+  // The normal client: one connection, registers, logs in, is served.
+  Conn normal("127.0.0.1", server.port());
+  ASSERT_TRUE(normal.ok());
+  ASSERT_NE(LogIn(normal, "normal", /*do_register=*/true), 0u) << "the normal client was not admitted";
+  ASSERT_TRUE(Pings(normal, 9));
+  const absl::Duration served = absl::Now() - opened;
+  std::printf("normal client served %.3f s after the idle connections were open\n",
+              absl::ToDoubleSeconds(served));
+  EXPECT_LT(served, absl::Seconds(2));
 
-  // Every idle connection is closed: the first 9,900 at the login deadline,
-  // the rest at once with "server full".
-  int closed = 0, full = 0, deadline = 0;
-  const absl::Time until = absl::Now() + absl::Seconds(10);
-  for (auto& c : idle) {
+  // Each connection past the cap evicted the oldest idle one: 20 + 10,000 +
+  // 1 connections for 9,900 places, so idle[0..120]; the rest are still open.
+  const int evictions = kSessions + 10000 + 1 - 9900;
+  int evicted = 0, open = 0, other = 0;
+  std::string other_error;
+  for (int i = 0; i < 10000; ++i) {
     std::string error;
-    if (c->WaitClosed(std::max(absl::Milliseconds(1), until - absl::Now()), &error)) ++closed;
-    if (absl::StrContains(error, "server full")) ++full;
-    if (absl::StrContains(error, "no gateway_login")) ++deadline;
+    const bool closed = ClosedNow(*idle[i], &error);
+    if (closed && absl::StrContains(error, kEvicted) && i < evictions) {
+      ++evicted;
+    } else if (!closed && i >= evictions) {
+      ++open;
+    } else {
+      ++other;
+      if (other_error.empty()) other_error = absl::StrCat("idle[", i, "] ", closed ? "closed: " : "open", error);
+    }
   }
-  std::printf("idle: %d closed (%d at the login deadline, %d refused as server full)\n", closed, deadline,
-              full);
-  EXPECT_EQ(closed, 10000);
-  EXPECT_GT(full, 0) << "the cap was never reached";
-  EXPECT_EQ(full + deadline, 10000);
+  std::printf("idle: %d evicted (oldest first), %d still open, %d other (%s)\n", evicted, open, other,
+              other_error.c_str());
+  EXPECT_EQ(evicted, evictions);
+  EXPECT_EQ(open, 10000 - evictions);
+  EXPECT_EQ(other, 0) << other_error;
+
+  // The logged-in sessions were never evicted: each still answers.
+  int answered = 0;
+  for (int i = 0; i < kSessions; ++i) answered += Pings(*sessions[i], 100 + i) ? 1 : 0;
+  EXPECT_EQ(answered, kSessions) << "a logged-in session was evicted";
+  EXPECT_TRUE(Pings(normal, 10));
+}
+
+// A small cap (--max_connections=30 less --connection_headroom=10: 20): with
+// 19 sessions logged in and one idle connection, a newcomer evicts the idle
+// one (error frame, then closed; logged with a count) and logs in; with all
+// 20 logged in, the next connection is refused "server full" and every
+// session still answers.
+TEST(IdleConnectionsTest, AtTheCapOnlyConnectionsThatHaveNotLoggedInAreEvicted) {
+  Server server("cap", {"--minimal_password_cost", "--login_deadline=120s", "--max_connections=30",
+                        "--connection_headroom=10"});
+  ASSERT_TRUE(server.up());
+  std::vector<std::unique_ptr<Conn>> sessions;
+  for (int i = 0; i < 19; ++i) {
+    sessions.push_back(std::make_unique<Conn>("127.0.0.1", server.port()));
+    ASSERT_NE(LogIn(*sessions.back(), absl::StrCat("capped", i), /*do_register=*/true), 0u) << i;
+  }
+  Conn idle("127.0.0.2", server.port());
+  ASSERT_TRUE(idle.ok());
+  absl::SleepFor(absl::Milliseconds(200));
+  std::string error;
+  EXPECT_FALSE(ClosedNow(idle, &error)) << "below the cap: " << error;
+
+  sessions.push_back(std::make_unique<Conn>("127.0.0.1", server.port()));
+  ASSERT_NE(LogIn(*sessions.back(), "capped19", /*do_register=*/true), 0u) << "the newcomer was not admitted";
+  ASSERT_TRUE(idle.WaitClosed(absl::Seconds(2), &error)) << "the idle connection was not evicted";
+  EXPECT_EQ(error, kEvicted);
+
+  // Every connection has logged in: the next one is refused, nobody evicted.
+  Conn late("127.0.0.3", server.port());
+  ASSERT_TRUE(late.ok());
+  std::string late_error;
+  ASSERT_TRUE(late.WaitClosed(absl::Seconds(2), &late_error)) << "not refused with all logged in";
+  EXPECT_TRUE(absl::StrContains(late_error, "server full: 20 connections, all logged in")) << late_error;
+  int answered = 0;
+  for (size_t i = 0; i < sessions.size(); ++i) answered += Pings(*sessions[i], 100 + i) ? 1 : 0;
+  EXPECT_EQ(answered, 20) << "a logged-in session was evicted";
+
+  // The cap's log line counts the evictions.
+  absl::SleepFor(absl::Milliseconds(200));
+  std::string log;
+  if (FILE* f = std::fopen(server.log().c_str(), "r")) {
+    char buf[4096];
+    for (size_t n; (n = std::fread(buf, 1, sizeof(buf), f)) > 0;) log.append(buf, n);
+    std::fclose(f);
+  }
+  EXPECT_TRUE(absl::StrContains(log, "connection cap reached: 20 connections")) << log;
+  EXPECT_TRUE(absl::StrContains(log, "evicted 1 that had not logged in")) << log;
 }
 
 // ---- Fair authentication, at full password cost -------------------------
