@@ -49,13 +49,12 @@ void RpcClient::Attempt(uint64_t call_id) {
                  : directory_->Pick(call.service, call.tried);
     if (target.empty()) {
       // Nothing known yet (the directory may still be filling): the attempt
-      // waits out its timeout, so a caller started before discovery recovers.
+      // looks again every kInstancePoll until its timeout, and goes out as
+      // soon as an instance is known, so a caller started before discovery
+      // (a one-attempt login right after start, say) still gets through.
       ++call.attempts;
       ++stats_.attempts;
-      const std::string service = call.service;
-      call.timer = timers_->After(call.options.timeout, [this, call_id, service] {
-        OnAttemptFailed(call_id, absl::StrCat("no known instance of service '", service, "'"));
-      });
+      WaitForInstance(call_id, env_->Now() + call.options.timeout);
       return;
     }
     if (call.attempts > 0 && call.tried.count(target) == 0) ++stats_.retried_on_other_instance;
@@ -80,6 +79,32 @@ void RpcClient::Attempt(uint64_t call_id) {
     OnAttemptFailed(call_id, absl::StrCat("timed out waiting for ", target));
   });
   env_->Send(target, envelope);
+}
+
+void RpcClient::WaitForInstance(uint64_t call_id, absl::Time deadline) {
+  PendingCall& call = calls_.at(call_id);
+  const absl::Duration left = deadline - env_->Now();
+  call.timer = timers_->After(std::max(absl::ZeroDuration(), std::min(kInstancePoll, left)),
+                              [this, call_id, deadline] {
+    auto it = calls_.find(call_id);
+    if (it == calls_.end()) return;
+    PendingCall& c = it->second;
+    c.timer = 0;
+    const std::string target = c.options.use_hash
+                                   ? directory_->PickByHash(c.service, c.options.hash_key, c.tried)
+                                   : directory_->Pick(c.service, c.tried);
+    if (!target.empty()) {
+      --c.attempts;  // this attempt goes out now, not as another one
+      --stats_.attempts;
+      Attempt(call_id);
+      return;
+    }
+    if (env_->Now() >= deadline) {
+      OnAttemptFailed(call_id, absl::StrCat("no known instance of service '", c.service, "'"));
+      return;
+    }
+    WaitForInstance(call_id, deadline);
+  });
 }
 
 void RpcClient::OnAttemptFailed(uint64_t call_id, const std::string& why) {

@@ -82,6 +82,9 @@ class RpcClient {
 
   void Start(PendingCall call);
   void Attempt(uint64_t call_id);
+  // Polls the directory for an instance until `deadline` (the attempt's timeout).
+  void WaitForInstance(uint64_t call_id, absl::Time deadline);
+  static constexpr absl::Duration kInstancePoll = absl::Milliseconds(100);
   void OnAttemptFailed(uint64_t call_id, const std::string& why);
   void Finish(uint64_t call_id, const Reply& reply);
 

@@ -132,5 +132,27 @@ TEST_F(RpcClientTest, AnUnknownServiceFailsAfterItsAttempts) {
       << result->status().message();
 }
 
+// A call made before any instance is known (a one-attempt login right after
+// start) goes out as soon as discovery finds one, instead of waiting out its
+// whole timeout and failing.
+TEST(RpcClientStartTest, AnAttemptMadeBeforeDiscoveryGoesOutOnceAnInstanceIsKnown) {
+  FakeCluster net;
+  net.Add(kRegistryAddress, [](Env* env) { return std::make_unique<RegistryService>(env); });
+  net.Add("caller", [](Env* env) { return std::make_unique<Caller>(env); });
+  net.Advance(absl::Milliseconds(100));
+  std::optional<Reply> result;
+  CallOptions options;
+  options.timeout = absl::Seconds(10);
+  options.max_attempts = 1;
+  net.NodeAs<Caller>("caller")->CallEcho(options, [&](const Reply& r) { result = r; });
+  net.Advance(absl::Milliseconds(300));
+  EXPECT_FALSE(result.has_value());
+  net.Add(InstanceAddress("echo", "1"), [](Env* env) { return std::make_unique<EchoService>(env, "1"); });
+  for (int i = 0; i < 400 && !result.has_value(); ++i) net.Advance(absl::Milliseconds(10));
+  ASSERT_TRUE(result.has_value()) << "not answered within 4 s of the instance starting";
+  EXPECT_EQ(result->status().code(), CODE_OK) << result->status().message();
+  EXPECT_EQ(result->status().message(), InstanceAddress("echo", "1"));
+}
+
 }  // namespace
 }  // namespace parley
