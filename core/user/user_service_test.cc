@@ -405,7 +405,7 @@ TEST_F(UserTokenTest, PastThirtyTwoDevicesTheOldestIsForgottenAndItsTokensEnd) {
 
 TEST_F(UserTokenTest, LogoutDeviceEndsThatDevicesTokensOnlyAndRefusesWhatIsNotOnesOwn) {
   const uint64_t alice = Register("alice", "password-a").register_().user_id();
-  const uint64_t bob = Register("bob", "password-b").register_().user_id();
+  ASSERT_NE(Register("bob", "password-b").register_().user_id(), 0u);
   const std::string phone = LoginToken("alice", "password-a", "phone");
   const std::string laptop = LoginToken("alice", "password-a", "laptop");
   const std::string anywhere = LoginToken("alice", "password-a", "");
