@@ -547,7 +547,7 @@ void ClientListener::Service(const std::shared_ptr<Connection>& c, bool readable
   if (out == c->polling_out) return;
   c->polling_out = out;
   epoll_event ev{};
-  ev.events = EPOLLIN | (out ? EPOLLOUT : 0);
+  ev.events = EPOLLIN | (out ? static_cast<uint32_t>(EPOLLOUT) : 0u);
   ev.data.fd = c->fd();
   epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c->fd(), &ev);
 }
