@@ -36,7 +36,7 @@ ABSL_FLAG(double, client_requests_per_s, 200, "requests per second allowed per c
 ABSL_FLAG(double, client_burst, 400, "requests a client connection may send at once");
 // Connection hardening (docs/protocol.md "Limits and errors").
 ABSL_FLAG(uint64_t, max_connections, 10000, "client connections at most (less --connection_headroom)");
-ABSL_FLAG(uint64_t, connection_headroom, 100, "slots below --max_connections where new connections get an error frame");
+ABSL_FLAG(uint64_t, connection_headroom, 100, "slots below --max_connections: from there a new connection evicts the oldest one that has not logged in (refused with an error frame only when all have)");
 ABSL_FLAG(uint64_t, max_connections_per_address, 1000, "client connections per source address");
 ABSL_FLAG(absl::Duration, login_deadline, absl::Seconds(30), "close a connection with no gateway_login by then (0: never)");
 ABSL_FLAG(absl::Duration, frame_deadline, absl::Seconds(10), "close a connection that does not finish a started frame by then (0: never)");

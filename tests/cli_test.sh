@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The `parley` CLI as a user runs it: the real binary over TCP against a real
-# parleyd (issue 18, items 1-4). Every command, human and --json output, the
+# parleyd. Every command, human and --json output, the
 # server's errors at once with exit 1, input refused before sending with exit
 # 2, no history outside sync, failover across --server, and chat through a
 # parleyd restart.
@@ -122,7 +122,7 @@ run 0 profile "$S" "${A[@]}" --users=2 --json; has "$out" '"nickname":"Bob ✓"'
 run 1 profile "$S" "${A[@]}" --users=2,77; has "$err" "no such user: 77"; ok
 run 2 update-profile "$S" "${A[@]}"; has "$err" "needs --nickname or --avatar"; ok
 
-# ---- find-user, devices, logout-device (issue 18 item 8) ----------------------------
+# ---- find-user, devices, logout-device ----------------------------
 run 0 find-user "$S" "${C[@]}" --user_name=bob; lines "$out" 1; has "$out" "user 2: bob  nickname: Bob ✓"; ok
 run 0 find-user "$S" "${C[@]}" --user_name=alice --json; has "$out" '"user_id":"1"'; has "$out" '"nickname":"Alice Ä"'
 hasnt "$out" "password"; ok
@@ -176,7 +176,7 @@ run 1 recall "$S" "${B[@]}" --conversation=p:1:2 --seq=3; has "$err" "PERMISSION
 run 0 recall "$S" "${A[@]}" --conversation=p:1:2 --seq=3; has "$out" "recalled p:1:2 #3"; ok
 run 0 sync "$S" "${B[@]}"; has "$out" "(recalled #3)"; ok
 
-# ---- history: older messages, paging backwards (issue 18 item 8) ---------------------
+# ---- history: older messages, paging backwards ---------------------
 run 0 history "$S" "${B[@]}" --to=1; lines "$out" 4; has "$out" "p:1:2 #1 [with alice (Alice Ä)] alice (Alice Ä): héllo 世界"
 has "$out" "#3 [with alice (Alice Ä)] alice (Alice Ä): (recalled)"; has "$out" "(recalled #3)"; hasnt "$out" "third"; ok
 run 0 history "$S" "${B[@]}" --to=1 --limit=2; lines "$out" 3; has "$out" "p:1:2 #3"; has "$out" "p:1:2 #4"
@@ -216,7 +216,7 @@ run 0 send-group "$S" "${A[@]}" --group=1 --text="after carol left"; has "$out" 
 run 0 history "$S" "${C[@]}" --group=1; lines "$out" 1; has "$out" "carol is back"; hasnt "$out" "after carol left"
 hasnt "$out" "hello team"; ok
 run 0 history "$S" "${B[@]}" --group=1; lines "$out" 3; has "$out" "hello team"; has "$out" "after carol left"; ok
-# rename-group, transfer-group (issue 18 item 8): owner only.
+# rename-group, transfer-group: owner only.
 run 0 rename-group "$S" "${A[@]}" --group=1 --group_name="Team ✈✈"; has "$out" 'renamed group 1 "Team ✈✈"'; ok
 run 1 rename-group "$S" "${B[@]}" --group=1 --group_name=mine; has "$err" "PERMISSION_DENIED"; ok
 run 2 rename-group "$S" "${A[@]}" --group=1; has "$err" "needs --group=ID --group_name=NAME"; ok

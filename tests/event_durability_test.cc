@@ -1,5 +1,5 @@
 // The outbox's retention backstop against nats-server losing acked events
-// (issue 17, finding 10, with Debian's nats-server 2.9.10, which cannot fsync
+// (with Debian's nats-server 2.9.10, which cannot fsync
 // before its ack). Real processes on loopback: nats-server on a fixed port,
 // parleyd A (registry, kv, user, message, gateway: the producer of profile
 // events) and parleyd B (friend, group: their consumers).

@@ -1,4 +1,4 @@
-// Fuzzing without libFuzzer (issue 17): seeded random-input tests that mutate
+// Fuzzing without libFuzzer: seeded random-input tests that mutate
 // valid inputs — bit flips, truncation, insertion, splices, and field-level
 // protobuf mutations through reflection — and assert no crash, no hang, and
 // a clear answer to bad input. Three targets:

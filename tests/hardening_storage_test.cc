@@ -1,4 +1,4 @@
-// Storage that refuses to lie (issue 17, finding 9). Truncating a message
+// Storage that refuses to lie. Truncating a message
 // shard's LevelDB log to half used to start cleanly with about half of the
 // acked messages, and the next send reused a seq: LevelDB drops a log's torn
 // tail without a word, paranoid checks or not. Now a store that lost

@@ -1,4 +1,4 @@
-// Durable events (issue 17, finding 10): the embedded nats-server is asked
+// Durable events: the embedded nats-server is asked
 // to fsync before it acknowledges (jetstream sync_interval: always). A
 // server that cannot (Debian 12's 2.9.10 refuses the setting) is still
 // started, and parleyd says plainly at start that acked events are not

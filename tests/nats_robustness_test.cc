@@ -1,5 +1,5 @@
-// NATS robustness with real processes on loopback (issue 18, finding 5, and
-// parley_load's reporting, finding 7): a parleyd restarted keeps its embedded
+// NATS robustness with real processes on loopback (and
+// parley_load's reporting): a parleyd restarted keeps its embedded
 // nats-server's port (<data_dir>/nats/port); a gateway-only parleyd pointed
 // at another parleyd's embedded nats-server logs the loss when that parleyd
 // restarts, refuses logins at once with UNAVAILABLE during the outage, and

@@ -1,4 +1,4 @@
-// Sync pages are bounded by bytes as well as by count (issue 17, finding 7):
+// Sync pages are bounded by bytes as well as by count:
 // a sync asking for 1000 messages of 16 KiB used to build a ~16 MB reply,
 // which the connection's output limit (8 MiB) answered by closing it. Now a
 // page ends once its messages reach kDefaultSyncReplyBytes, with has_more and

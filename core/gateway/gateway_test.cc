@@ -256,7 +256,7 @@ TEST_F(GatewayTest, InternalOperationsAreRefused) {
       "send_private",  "send_group",    "recall",       "sync",           "list_conversations",
       "ack",           "read",          "gateway_login", "gateway_logout", "ping",
       "change_password",
-      // issue 18 item 8 (a duplicate here is harmless)
+      // the newer client operations (a duplicate here is harmless)
       "find_user",     "list_devices",  "logout_device",
       "rename_group",  "transfer_ownership", "history"};
   int forwarded = 0;
