@@ -35,12 +35,12 @@ const Case kCases[] = {
     {"dispatch_without_outbox", "smoke", {"no_lost_ack", "no_duplicates", "idempotent_send"}, 20},
     // The access policy's own bugs, each caught on the default scenario (its
     // attackers run at a low rate there).
-    {"join_ignores_policy", "default", {"access_control"}, 5},
-    {"kick_without_ban", "default", {"access_control"}, 10},
-    {"info_for_anyone", "default", {"access_control", "privacy"}, 5},
-    {"cursor_for_anyone", "default", {"access_control", "privacy"}, 5},
-    {"recall_keeps_body", "default", {"recall"}, 5},
-    {"unread_counts_own", "default", {"unread"}, 5},
+    {"join_ignores_policy", "default", {"access_control"}, 10},
+    {"kick_without_ban", "default", {"access_control"}, 30},
+    {"info_for_anyone", "default", {"access_control", "privacy"}, 10},
+    {"cursor_for_anyone", "default", {"access_control", "privacy"}, 10},
+    {"recall_keeps_body", "default", {"recall"}, 10},
+    {"unread_counts_own", "default", {"unread"}, 10},
 };
 
 Scenario Load(const std::string& name) {
