@@ -48,8 +48,7 @@ class ClientListener::Connection : public Endpoint {
  public:
   Connection(ClientListener* listener, int fd, std::string address, std::string ip)
       : listener_(listener), fd_(fd), address_(std::move(address)), ip_(std::move(ip)),
-        connected_at_(absl::Now()), last_frame_at_(connected_at_), last_refill_(connected_at_),
-        tokens_(listener->options_.burst) {}
+        connected_at_(absl::Now()), last_frame_at_(connected_at_) {}
 
   const std::string& Self() const override { return address_; }
   const std::string& ip() const { return ip_; }
@@ -364,14 +363,8 @@ class ClientListener::Connection : public Endpoint {
     return true;
   }
   bool TakeToken() {
-    const absl::Time now = absl::Now();
-    tokens_ = std::min(listener_->options_.burst,
-                       tokens_ + absl::ToDoubleSeconds(now - last_refill_) *
-                                     listener_->options_.requests_per_s);
-    last_refill_ = now;
-    if (tokens_ < 1) return false;
-    tokens_ -= 1;
-    return true;
+    return requests_.TryTake(absl::Now(), listener_->options_.requests_per_s,
+                             listener_->options_.burst);
   }
 
   ClientListener* listener_;
@@ -395,8 +388,7 @@ class ClientListener::Connection : public Endpoint {
   std::map<uint64_t, absl::Time> gateway_logins_;     // gateway_login by correlation id
   int consecutive_failures_ = 0;
   absl::Time next_auth_ = absl::InfinitePast();
-  absl::Time last_refill_;
-  double tokens_;
+  TokenBucket requests_;  // the per-connection request limit
 };
 
 absl::StatusOr<std::unique_ptr<ClientListener>> ClientListener::Start(Network* network,
@@ -613,18 +605,14 @@ void ClientListener::Sweep() {
   // Forget state that has gone back to where a newcomer starts.
   std::lock_guard<std::mutex> lock(limits_mu_);
   for (auto it = users_.begin(); it != users_.end();) {
-    const bool full = it->second.tokens + absl::ToDoubleSeconds(now - it->second.at) *
-                                              options_.user_requests_per_s >= options_.user_burst;
+    const bool full = it->second.Full(now, options_.user_requests_per_s, options_.user_burst);
     it = full ? users_.erase(it) : std::next(it);
   }
   for (auto it = addresses_.begin(); it != addresses_.end();) {
     const AddressState& a = it->second;
-    const bool idle = a.connections == 0 &&
-                      a.failures - absl::ToDoubleSeconds(now - a.failures_at) <= 0 &&
-                      (a.registration_tokens < 0 ||
-                       a.registration_tokens + absl::ToDoubleSeconds(now - a.registrations_at) *
-                                                   options_.address_registrations_per_s >=
-                           options_.address_registration_burst);
+    const bool idle = a.connections == 0 && a.failures.Value(now) <= 0 &&
+                      a.registrations.Full(now, options_.address_registrations_per_s,
+                                           options_.address_registration_burst);
     it = idle ? addresses_.erase(it) : std::next(it);
   }
 }
@@ -691,9 +679,7 @@ absl::Status ClientListener::AdmitAuth(const std::string& ip, bool is_register) 
   const absl::Time now = absl::Now();
   std::lock_guard<std::mutex> lock(limits_mu_);
   AddressState& a = addresses_[ip];
-  a.failures = std::max(0.0, a.failures - absl::ToDoubleSeconds(now - a.failures_at));
-  a.failures_at = now;
-  if (a.failures > options_.address_login_failures) {
+  if (a.failures.Value(now) > options_.address_login_failures) {
     if (now < a.next_auth) {
       return absl::ResourceExhaustedError(absl::StrCat(
           "too many failed logins from ", ip, ": next register/login from this address in ",
@@ -703,18 +689,11 @@ absl::Status ClientListener::AdmitAuth(const std::string& ip, bool is_register) 
   }
   if (is_register) {
     const double burst = options_.address_registration_burst;
-    a.registration_tokens =
-        a.registration_tokens < 0
-            ? burst
-            : std::min(burst, a.registration_tokens + absl::ToDoubleSeconds(now - a.registrations_at) *
-                                                          options_.address_registrations_per_s);
-    a.registrations_at = now;
-    if (a.registration_tokens < 1) {
+    if (!a.registrations.TryTake(now, options_.address_registrations_per_s, burst)) {
       return absl::ResourceExhaustedError(absl::StrCat(
           "too many registrations from ", ip, " (", options_.address_registrations_per_s,
           "/s, burst ", burst, "): slow down"));
     }
-    a.registration_tokens -= 1;
   }
   return absl::OkStatus();
 }
@@ -722,17 +701,11 @@ absl::Status ClientListener::AdmitAuth(const std::string& ip, bool is_register) 
 absl::Status ClientListener::TakeUserToken(uint64_t user_id) {
   const absl::Time now = absl::Now();
   std::lock_guard<std::mutex> lock(limits_mu_);
-  auto [it, fresh] = users_.try_emplace(user_id, Bucket{options_.user_burst, now});
-  Bucket& b = it->second;
-  b.tokens = std::min(options_.user_burst,
-                      b.tokens + absl::ToDoubleSeconds(now - b.at) * options_.user_requests_per_s);
-  b.at = now;
-  if (b.tokens < 1) {
+  if (!users_[user_id].TryTake(now, options_.user_requests_per_s, options_.user_burst)) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "rate limit for user ", user_id, " across its connections (", options_.user_requests_per_s,
         "/s): slow down"));
   }
-  b.tokens -= 1;
   return absl::OkStatus();
 }
 
@@ -742,11 +715,10 @@ void ClientListener::LoginFailed(const std::string& ip) {
   {
     std::lock_guard<std::mutex> lock(limits_mu_);
     AddressState& a = addresses_[ip];
-    a.failures = std::max(0.0, a.failures - absl::ToDoubleSeconds(now - a.failures_at));
-    a.failures_at = now;
-    crossed = a.failures <= options_.address_login_failures &&
-              a.failures + 1 > options_.address_login_failures;
-    a.failures += 1;
+    const double before = a.failures.Value(now);
+    crossed = before <= options_.address_login_failures &&
+              before + 1 > options_.address_login_failures;
+    a.failures.Add(now, 1);
   }
   if (crossed) {
     Log(absl::StrCat("failed logins from ", ip, " passed ", options_.address_login_failures,

@@ -21,6 +21,7 @@
 #ifndef PARLEY_SERVER_CLIENT_LISTENER_H_
 #define PARLEY_SERVER_CLIENT_LISTENER_H_
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -116,18 +117,52 @@ class ClientListener {
 
  private:
   class Connection;
+  // A token bucket: refills at `rate` a second up to `burst`; starts full.
+  class TokenBucket {
+   public:
+    double Level(absl::Time now, double rate, double burst) const {
+      if (!started_) return burst;
+      return std::min(burst, tokens_ + absl::ToDoubleSeconds(now - at_) * rate);
+    }
+    bool Full(absl::Time now, double rate, double burst) const {
+      return Level(now, rate, burst) >= burst;
+    }
+    // Takes one token if there is one.
+    bool TryTake(absl::Time now, double rate, double burst) {
+      tokens_ = Level(now, rate, burst);
+      at_ = now;
+      started_ = true;
+      if (tokens_ < 1) return false;
+      tokens_ -= 1;
+      return true;
+    }
+
+   private:
+    bool started_ = false;
+    double tokens_ = 0;
+    absl::Time at_;
+  };
+  // A count that decays by one per second, never below zero.
+  class DecayingCount {
+   public:
+    double Value(absl::Time now) const {
+      return std::max(0.0, count_ - absl::ToDoubleSeconds(now - at_));
+    }
+    void Add(absl::Time now, double n) {
+      count_ = Value(now) + n;
+      at_ = now;
+    }
+
+   private:
+    double count_ = 0;
+    absl::Time at_;
+  };
   // Per source address (guarded by limits_mu_).
   struct AddressState {
     size_t connections = 0;
-    double failures = 0;  // decays by one per second
-    absl::Time failures_at;
+    DecayingCount failures;  // failed logins
     absl::Time next_auth;
-    double registration_tokens = -1;  // -1: full
-    absl::Time registrations_at;
-  };
-  struct Bucket {
-    double tokens;
-    absl::Time at;
+    TokenBucket registrations;
   };
   ClientListener(Network* network, ListenerOptions options, int fd, int port);
   void Log(const std::string& line);
@@ -171,7 +206,7 @@ class ClientListener {
   uint64_t next_id_ = 1;
   std::mutex limits_mu_;
   std::map<std::string, AddressState> addresses_;
-  std::map<uint64_t, Bucket> users_;
+  std::map<uint64_t, TokenBucket> users_;
   absl::Time last_sweep_;
   absl::Time last_forget_;
   absl::Time last_full_log_;
