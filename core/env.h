@@ -53,6 +53,12 @@ class Env {
   // cancelled first.
   virtual TimerId SetTimer(absl::Duration after) = 0;
   virtual void CancelTimer(TimerId id) = 0;
+
+  // The node can no longer trust its memory (a store write failed after its
+  // state had changed): the host stops it as a crash would, once the current
+  // callback returns, and restarts it from its store as a supervisor would.
+  // Nothing after this call in the callback may assume the node lives on.
+  virtual void FailStop(const std::string& reason) = 0;
 };
 
 // A state machine. Callbacks are called one at a time, never concurrently.

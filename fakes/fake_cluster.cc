@@ -65,6 +65,17 @@ class FakeCluster::NodeEnv : public Env {
   }
 
   void CancelTimer(TimerId id) override { cluster_->cancelled_timers_.insert(id); }
+  void FailStop(const std::string& reason) override {
+    // After the current callback: crash this incarnation, restart a second later.
+    cluster_->Schedule(cluster_->Now(), [c = cluster_, address = address_, inc = incarnation_] {
+      auto it = c->slots_.find(address);
+      if (it == c->slots_.end() || !it->second.up || it->second.incarnation != inc) return;
+      c->Crash(address);
+      c->Schedule(c->Now() + absl::Seconds(1), [c, address] {
+        if (!c->IsUp(address)) c->Restart(address);
+      });
+    });
+  }
 
  private:
   FakeCluster* cluster_;

@@ -125,6 +125,12 @@ TimerId NodeHost::SetTimer(absl::Duration after) {
   return id;
 }
 
+void NodeHost::FailStop(const std::string& reason) {
+  std::fprintf(stderr, "%s: fail-stop, ending the process: %s\n", address_.c_str(), reason.c_str());
+  std::fflush(stderr);
+  std::_Exit(70);
+}
+
 void NodeHost::CancelTimer(TimerId id) {
   auto it = timers_.find(id);
   if (it == timers_.end()) return;

@@ -76,6 +76,9 @@ class NodeHost : public Env, public Endpoint {
   void AckEvent(uint64_t delivery_id) override;
   TimerId SetTimer(absl::Duration after) override;
   void CancelTimer(TimerId id) override;
+  // Logs `reason` and ends the process: its nodes restart from their stores
+  // under the supervisor (a crash, deliberately).
+  void FailStop(const std::string& reason) override;
   absl::Duration AckedEventRetention() override { return acked_event_retention_; }
 
  private:

@@ -1,5 +1,7 @@
 #include "server/tcp_client_host.h"
 
+#include <cstdio>
+#include <cstdlib>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -236,6 +238,12 @@ TimerId TcpClientHost::SetTimer(absl::Duration after) {
     if (node_) node_->OnTimer(id);
   });
   return id;
+}
+
+void TcpClientHost::FailStop(const std::string& reason) {
+  std::fprintf(stderr, "client %s: fail-stop: %s\n", Self().c_str(), reason.c_str());
+  std::fflush(stderr);
+  std::_Exit(70);
 }
 
 void TcpClientHost::CancelTimer(TimerId id) {

@@ -90,6 +90,7 @@ class TcpClientHost : public Env {
   void AckEvent(uint64_t) override {}
   TimerId SetTimer(absl::Duration after) override;
   void CancelTimer(TimerId id) override;
+  void FailStop(const std::string& reason) override;
 
  private:
   friend class ClientRuntime;

@@ -94,6 +94,22 @@ class World::NodeEnv : public Env {
     return id;
   }
   void CancelTimer(TimerId id) override { world_->cancelled_timers_.insert(id); }
+  void FailStop(const std::string& reason) override {
+    // After the current callback: crash this incarnation, restart a second later.
+    ++world_->stats_.fail_stops;
+    world_->Schedule(world_->now_,
+                     [w = world_, address = address_, inc = incarnation_] {
+                       auto it = w->slots_.find(address);
+                       if (it == w->slots_.end() || !it->second.up ||
+                           it->second.incarnation != inc) {
+                         return;
+                       }
+                       w->Crash(address);
+                       w->After(absl::Seconds(1), [w, address] { w->Restart(address); },
+                                "fail-stop-restart");
+                     },
+                     HashString(address_) ^ 0x5170, "fail-stop");
+  }
 
  private:
   World* world_;

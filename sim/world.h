@@ -45,6 +45,7 @@ struct WorldStats {
   uint64_t bus_published = 0;
   uint64_t bus_duplicates_let_through = 0;
   uint64_t bus_redeliveries = 0;
+  uint64_t fail_stops = 0;            // nodes that stopped themselves (Env::FailStop)
 };
 
 class World {
