@@ -4,6 +4,7 @@
 #include <atomic>
 #include <map>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -106,9 +107,10 @@ std::string ShrinkCommand(uint64_t seed) {
   return cmd;
 }
 
-// Runs `seed`; with determinism checking, runs it again and compares.
-RunResult RunOne(const Scenario& scenario, uint64_t seed, bool check_determinism,
-                 std::string* determinism_error) {
+// Runs `seed`; with determinism checking, runs it again and compares. A
+// difference is a violation of the checker `determinism`, naming the first
+// event that differs.
+RunResult RunOne(const Scenario& scenario, uint64_t seed, bool check_determinism) {
   RunOptions options;
   options.trace = check_determinism;
   RunResult first = RunScenario(scenario, seed, options);
@@ -118,18 +120,39 @@ RunResult RunOne(const Scenario& scenario, uint64_t seed, bool check_determinism
     const size_t n = std::min(first.trace.size(), second.trace.size());
     size_t i = 0;
     while (i < n && first.trace[i].first == second.trace[i].first) ++i;
-    *determinism_error = absl::StrCat(
+    Violation v;
+    v.checker = "determinism";
+    v.explanation = absl::StrCat(
         "seed ", seed, " is not deterministic: hashes ", absl::Hex(first.hash), " vs ",
         absl::Hex(second.hash), "; first differing event: ",
         i < n ? first.trace[i].second + " vs " + second.trace[i].second : "(one run is longer)");
+    first.violations.push_back(std::move(v));
     first.passed = false;
   }
+  first.trace.clear();
   return first;
 }
 
-void PrintVerdict(const RunResult& r, const std::string& determinism_error, bool verbose) {
+bool DiffersWhenRunTwice(const RunResult& r) {
+  for (const Violation& v : r.violations) {
+    if (v.checker == "determinism") return true;
+  }
+  return false;
+}
+
+// The line that says what the determinism check did.
+std::string DeterminismLine(uint64_t rechecked, const std::vector<uint64_t>& differing) {
+  if (differing.empty()) {
+    return absl::StrCat("determinism: ", rechecked, " seed", rechecked == 1 ? "" : "s",
+                        " run twice, hashes equal");
+  }
+  return absl::StrCat("determinism: ", rechecked, " seed", rechecked == 1 ? "" : "s",
+                      " run twice, ", differing.size(), " differ (seed ",
+                      absl::StrJoin(differing, ", "), ")");
+}
+
+void PrintVerdict(const RunResult& r, bool verbose) {
   if (!r.error.empty()) std::cout << "error: " << r.error << "\n";
-  if (!determinism_error.empty()) std::cout << "DETERMINISM " << determinism_error << "\n";
   for (const Violation& v : r.violations) {
     std::cout << "FAIL checker=" << v.checker << " seed=" << r.seed;
     if (v.entry >= 0 && v.entry < r.history.entries_size()) {
@@ -144,12 +167,17 @@ void PrintVerdict(const RunResult& r, const std::string& determinism_error, bool
 
 int Run(const Scenario& scenario, bool verbose) {
   const uint64_t seed = absl::GetFlag(FLAGS_seed);
-  std::string determinism_error;
+  const bool check = absl::GetFlag(FLAGS_check_determinism);
   const auto start = std::chrono::steady_clock::now();
   std::cout << "config: " << RunConfig(scenario, seed) << std::endl;
-  RunResult r = RunOne(scenario, seed, absl::GetFlag(FLAGS_check_determinism), &determinism_error);
+  RunResult r = RunOne(scenario, seed, check);
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  PrintVerdict(r, determinism_error, verbose);
+  PrintVerdict(r, verbose);
+  if (check) {
+    std::vector<uint64_t> differing;
+    if (DiffersWhenRunTwice(r)) differing.push_back(seed);
+    std::cout << DeterminismLine(1, differing) << "\n";
+  }
   std::cout << "probes:";
   for (const auto& [name, n] : r.probes) std::cout << " " << name << "=" << n;
   std::cout << "\n";
@@ -213,56 +241,85 @@ int ShrinkCmd(const Scenario& scenario) {
   return 1;
 }
 
+// The swarm's running totals, folded in seed order.
+struct SwarmTotals {
+  uint64_t failed = 0, events = 0, rechecked = 0;
+  double sim_s = 0;
+  std::vector<RunResult> failures;  // in seed order, without history
+  std::vector<uint64_t> not_deterministic;
+  std::map<std::string, uint64_t> probes;
+};
+
+// Seeds finish in whatever order the threads reach them; each result waits
+// until every lower seed is folded, so the text, report.json and report.html
+// are the same whatever the threads did. A thread starts a seed only within
+// `window` seeds of the next one to fold, which bounds the results waiting.
 int Swarm(const Scenario& scenario) {
   const uint64_t first = absl::GetFlag(FLAGS_first_seed);
   const uint64_t count = absl::GetFlag(FLAGS_seeds);
   int jobs = absl::GetFlag(FLAGS_jobs);
   if (jobs <= 0) jobs = std::max(1u, std::thread::hardware_concurrency());
   const bool check = absl::GetFlag(FLAGS_check_determinism);
+  const uint32_t every = absl::GetFlag(FLAGS_recheck_every);
   const bool tty = isatty(STDERR_FILENO);
   std::cout << "swarm: scenario=" << scenario.name() << " seeds=" << first << ".."
             << first + count - 1 << " jobs=" << jobs << (check ? " check_determinism" : "") << "\n";
 
+  const uint64_t window = 4 * static_cast<uint64_t>(jobs);
   std::atomic<uint64_t> next{0};
   std::mutex mu;
-  uint64_t done = 0, failed = 0, events = 0;
-  double sim_s = 0;
-  std::vector<RunResult> failures;
-  std::vector<std::string> determinism_errors;
-  std::map<std::string, uint64_t> probes;
-  ReportBuilder report("swarm", scenario);
+  std::condition_variable folded;
+  uint64_t next_to_fold = 0;                         // guarded by mu
+  std::map<uint64_t, std::pair<RunResult, bool>> finished;  // guarded by mu; seed index -> (result, rechecked)
+  uint64_t done = 0, done_failed = 0;                // guarded by mu; progress only
+  SwarmTotals totals;                                // guarded by mu
+  ReportBuilder report("swarm", scenario);           // guarded by mu
+  auto fold = [&](RunResult& r, bool rechecked) {
+    totals.events += r.events;
+    totals.sim_s += r.sim_seconds;
+    for (const auto& [name, n] : r.probes) totals.probes[name] += n;
+    if (rechecked) ++totals.rechecked;
+    if (DiffersWhenRunTwice(r)) totals.not_deterministic.push_back(r.seed);
+    report.AddRun(r, ReplayCommand(r.seed), ShrinkCommand(r.seed));
+    if (!r.passed) {
+      ++totals.failed;
+      r.history.Clear();
+      totals.failures.push_back(std::move(r));
+    }
+  };
   const auto start = std::chrono::steady_clock::now();
   auto worker = [&] {
     for (;;) {
       const uint64_t i = next.fetch_add(1);
       if (i >= count) return;
-      std::string determinism_error;
-      const uint32_t every = absl::GetFlag(FLAGS_recheck_every);
-      const bool recheck = check || (every > 0 && (first + i) % every == 0);
-      RunResult r = RunOne(scenario, first + i, recheck, &determinism_error);
+      {
+        std::unique_lock<std::mutex> lock(mu);
+        folded.wait(lock, [&] { return i < next_to_fold + window; });
+      }
+      const uint64_t seed = first + i;
+      const bool recheck = check || (every > 0 && seed % every == 0);
+      RunResult r = RunOne(scenario, seed, recheck);
       std::lock_guard<std::mutex> lock(mu);
       ++done;
-      events += r.events;
-      sim_s += r.sim_seconds;
-      for (const auto& [name, n] : r.probes) probes[name] += n;
-      report.AddRun(r, ReplayCommand(r.seed), ShrinkCommand(r.seed));
-      if (!r.passed) {
-        ++failed;
-        determinism_errors.push_back(determinism_error);
-        r.trace.clear();
-        r.history.Clear();
-        failures.push_back(std::move(r));
+      if (!r.passed) ++done_failed;
+      finished.emplace(i, std::make_pair(std::move(r), recheck));
+      while (!finished.empty() && finished.begin()->first == next_to_fold) {
+        fold(finished.begin()->second.first, finished.begin()->second.second);
+        finished.erase(finished.begin());
+        ++next_to_fold;
       }
+      folded.notify_all();
+      // Wall time goes to the progress line only.
       const double wall =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       if (tty) {
         std::fprintf(stderr, "\r%llu/%llu seeds, %llu failed, %.1f seeds/s   ",
                      static_cast<unsigned long long>(done), static_cast<unsigned long long>(count),
-                     static_cast<unsigned long long>(failed), done / std::max(wall, 1e-9));
+                     static_cast<unsigned long long>(done_failed), done / std::max(wall, 1e-9));
       } else if (done % 10 == 0 || done == count) {
         std::fprintf(stderr, "progress: %llu/%llu seeds, %llu failed, %.2f seeds/s\n",
                      static_cast<unsigned long long>(done), static_cast<unsigned long long>(count),
-                     static_cast<unsigned long long>(failed), done / std::max(wall, 1e-9));
+                     static_cast<unsigned long long>(done_failed), done / std::max(wall, 1e-9));
       }
     }
   };
@@ -272,27 +329,26 @@ int Swarm(const Scenario& scenario) {
   if (tty) std::fprintf(stderr, "\n");
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
-  std::sort(failures.begin(), failures.end(),
-            [](const RunResult& a, const RunResult& b) { return a.seed < b.seed; });
-  for (size_t i = 0; i < failures.size(); ++i) PrintVerdict(failures[i], "", false);
-  for (const std::string& d : determinism_errors) {
-    if (!d.empty()) std::cout << "DETERMINISM " << d << "\n";
+  const uint64_t failed = totals.failed;
+  for (const RunResult& r : totals.failures) PrintVerdict(r, false);
+  if (totals.rechecked > 0) {
+    std::cout << DeterminismLine(totals.rechecked, totals.not_deterministic) << "\n";
   }
   std::cout << "\n  seeds  passed  failed  events/seed  sim_s/seed  seeds/s\n";
   std::cout << absl::StrFormat("  %5u  %6u  %6u  %11.0f  %10.1f  %7.2f\n", count, count - failed,
-                               failed, static_cast<double>(events) / count, sim_s / count,
-                               count / std::max(wall, 1e-9));
+                               failed, static_cast<double>(totals.events) / count,
+                               totals.sim_s / count, count / std::max(wall, 1e-9));
   std::cout << "probes:";
   std::vector<std::string> never;
-  for (const auto& [name, n] : probes) {
+  for (const auto& [name, n] : totals.probes) {
     std::cout << " " << name << "=" << n;
     if (n == 0) never.push_back(name);
   }
   std::cout << "\nprobes that never fired: " << (never.empty() ? "none" : absl::StrJoin(never, ", "))
             << "\n";
   std::cout << absl::StrFormat("SWARM seeds=%u passed=%u failed=%u events=%u sim_s=%.0f wall_s=%.1f\n",
-                               count, count - failed, failed, events, sim_s, wall);
-  for (const RunResult& r : failures) std::cout << ReplayCommand(r.seed) << "\n";
+                               count, count - failed, failed, totals.events, totals.sim_s, wall);
+  for (const RunResult& r : totals.failures) std::cout << ReplayCommand(r.seed) << "\n";
   report.SetWall(wall);
   PrintReportPath(report.Finish(),
                   absl::StrCat("swarm-", scenario.name(), "-", first, "-", count));
