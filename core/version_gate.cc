@@ -2,10 +2,13 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "core/check.h"
 #include "core/testing/bugs.h"
 
 namespace parley {
 
+// A failed read answers 0: callers read through ServiceNode::store(), whose
+// guard keeps whatever follows from it from being committed or acked.
 uint64_t VersionGate::Applied(const std::string& aggregate) const {
   std::string value;
   if (!store_->Get(prefix_ + aggregate, &value).ok()) return 0;
@@ -20,6 +23,10 @@ bool VersionGate::IsNew(const std::string& aggregate, uint64_t version) const {
 
 void VersionGate::MarkApplied(WriteBatch* batch, const std::string& aggregate,
                               uint64_t version) const {
+  // Paired with IsNew: an aggregate's applied version only grows.
+  if (!BugPlanted(Bug::kApplyEventsUnversioned)) {
+    PARLEY_CHECK_GT(version, Applied(aggregate)) << "applied version of " << aggregate;
+  }
   batch->Put(prefix_ + aggregate, absl::StrCat(version));
 }
 
