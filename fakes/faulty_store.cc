@@ -1,5 +1,6 @@
 #include "fakes/faulty_store.h"
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace parley {
@@ -12,9 +13,13 @@ bool FaultyStore::Strike(uint32_t ppm) const {
   return rng_.Uniform(kMillion) < ppm;
 }
 
+bool FaultyStore::Covers(absl::string_view key) const {
+  return absl::StartsWith(key, only_under_);
+}
+
 absl::Status FaultyStore::Get(absl::string_view key, std::string* value) const {
   ++stats_.reads;
-  if (Strike(read_fail_ppm_)) {
+  if (Covers(key) && Strike(read_fail_ppm_)) {
     ++stats_.failed_reads;
     return absl::UnavailableError(absl::StrCat("injected read failure: get ", key));
   }
@@ -24,7 +29,7 @@ absl::Status FaultyStore::Get(absl::string_view key, std::string* value) const {
 absl::Status FaultyStore::Scan(absl::string_view prefix, absl::string_view start_after,
                                size_t limit, std::vector<KeyValue>* out) const {
   ++stats_.reads;
-  if (Strike(read_fail_ppm_)) {
+  if ((Covers(prefix) || absl::StartsWith(only_under_, prefix)) && Strike(read_fail_ppm_)) {
     ++stats_.failed_reads;
     return absl::UnavailableError(absl::StrCat("injected read failure: scan ", prefix));
   }
@@ -39,7 +44,9 @@ absl::Status FaultyStore::Write(const WriteBatch& batch) {
     stats_.stalled += write_stall_;
     pending_stall_ += write_stall_;
   }
-  if (Strike(write_fail_ppm_)) {
+  bool covered = only_under_.empty();
+  for (const WriteBatch::Op& op : batch.ops()) covered = covered || Covers(op.key);
+  if (covered && Strike(write_fail_ppm_)) {
     ++stats_.failed_writes;
     return absl::UnavailableError(
         absl::StrCat("injected write failure: a batch of ", batch.size(), " operations"));
@@ -51,6 +58,7 @@ void FaultyStore::Heal() {
   write_fail_ppm_ = 0;
   read_fail_ppm_ = 0;
   write_stall_ = absl::ZeroDuration();
+  only_under_.clear();
 }
 
 absl::Duration FaultyStore::TakeStall() {

@@ -20,10 +20,12 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "core/env.h"
 #include "core/rng.h"
 #include "core/store.h"
 
@@ -58,6 +60,11 @@ class FaultyStore : public OrderedStore {
   void FailReads(uint32_t ppm) { read_fail_ppm_ = ppm; }
   // Each write adds `stall` to the stall the host takes (0: none).
   void SlowWrites(absl::Duration stall) { write_stall_ = stall; }
+  // Failures strike only where a key starts with `prefix` (a bad region of
+  // the disk): a Get of such a key, a Scan of a prefix that starts with it or
+  // that it starts with, a batch with an operation on such a key. Empty (the
+  // default): everywhere.
+  void OnlyUnder(std::string prefix) { only_under_ = std::move(prefix); }
   // No more faults (what was stalled stays to be taken).
   void Heal();
 
@@ -70,6 +77,7 @@ class FaultyStore : public OrderedStore {
  private:
   // True with probability ppm / 10^6; draws only for 0 < ppm < 10^6.
   bool Strike(uint32_t ppm) const;
+  bool Covers(absl::string_view key) const;
 
   OrderedStore* inner_;
   // Mutable: reads are const in OrderedStore, but a failing read still draws
@@ -80,6 +88,47 @@ class FaultyStore : public OrderedStore {
   uint32_t read_fail_ppm_ = 0;
   absl::Duration write_stall_ = absl::ZeroDuration();
   absl::Duration pending_stall_ = absl::ZeroDuration();
+  std::string only_under_;
+};
+
+// An Env that hands its node a FaultyStore over the host's store and passes
+// everything else through: how a test (or a host) puts one node's disk under
+// a nemesis without the host knowing. Stalls are left for the owner to take.
+class FaultyStoreEnv : public Env {
+ public:
+  // `inner` must outlive this Env.
+  FaultyStoreEnv(Env* inner, uint64_t seed) : inner_(inner), store_(&inner->Store(), seed) {}
+
+  FaultyStore& faulty() { return store_; }
+
+  const std::string& Self() const override { return inner_->Self(); }
+  absl::Time Now() override { return inner_->Now(); }
+  SeededRng& Rng() override { return inner_->Rng(); }
+  OrderedStore& Store() override { return store_; }
+  void Send(const std::string& to, Envelope envelope) override {
+    inner_->Send(to, std::move(envelope));
+  }
+  void Publish(const Event& event) override { inner_->Publish(event); }
+  void Subscribe(const std::string& consumer_group,
+                 const std::vector<std::string>& topics) override {
+    inner_->Subscribe(consumer_group, topics);
+  }
+  void AckEvent(uint64_t delivery_id) override { inner_->AckEvent(delivery_id); }
+  absl::Duration AckedEventRetention() override { return inner_->AckedEventRetention(); }
+  TimerId SetTimer(absl::Duration after) override { return inner_->SetTimer(after); }
+  void CancelTimer(TimerId id) override { inner_->CancelTimer(id); }
+  void FailStop(const std::string& reason) override {
+    fail_stops_.push_back(reason);
+    inner_->FailStop(reason);
+  }
+
+  // Every FailStop reason the node gave, in order.
+  const std::vector<std::string>& fail_stops() const { return fail_stops_; }
+
+ private:
+  Env* inner_;
+  FaultyStore store_;
+  std::vector<std::string> fail_stops_;
 };
 
 }  // namespace parley

@@ -79,6 +79,28 @@ TEST(FaultyStoreTest, ProbabilityIsRoughlyHonouredAndDeterministic) {
   EXPECT_NE(outcomes_a, outcomes_c);
 }
 
+TEST(FaultyStoreTest, FaultsCanBeConfinedToAPrefix) {
+  MemStore mem;
+  FaultyStore store(&mem, 1);
+  store.FailReads(FaultyStore::kMillion);
+  store.FailWrites(FaultyStore::kMillion);
+  store.OnlyUnder("bad/");
+  EXPECT_TRUE(store.Write(OnePut("good/1")).ok());
+  EXPECT_FALSE(store.Write(OnePut("bad/1")).ok());
+  WriteBatch mixed = OnePut("good/2");
+  mixed.Put("bad/2", "v");
+  EXPECT_FALSE(store.Write(mixed).ok());
+  std::string value;
+  EXPECT_TRUE(store.Get("good/1", &value).ok());
+  EXPECT_TRUE(absl::IsUnavailable(store.Get("bad/1", &value)));
+  std::vector<KeyValue> rows;
+  EXPECT_TRUE(store.Scan("good/", "", 10, &rows).ok());
+  EXPECT_FALSE(store.Scan("bad/x", "", 10, &rows).ok());
+  EXPECT_FALSE(store.Scan("ba", "", 10, &rows).ok());  // covers bad/
+  store.Heal();
+  EXPECT_TRUE(store.Write(OnePut("bad/1")).ok());
+}
+
 TEST(FaultyStoreTest, SlowWritesAccumulateUntilTaken) {
   MemStore mem;
   FaultyStore store(&mem, 1);
