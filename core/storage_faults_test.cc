@@ -186,6 +186,28 @@ TEST(GroupStorageFaultsTest, MembersThatCannotBeReadAreNotNone) {
   EXPECT_EQ(reply.member_ids().member_ids_size(), 1);
 }
 
+TEST(GroupStorageFaultsTest, AStoreUnreadableAtStartIsRestartedUntilItReads) {
+  CoreClusterOptions o;
+  o.group_replicas = 0;
+  CoreCluster c(o);
+  FaultyNodes groups;
+  GroupOptions g;
+  g.instance_id = "1";
+  const std::string address = CoreCluster::Address(kGroupService);
+  groups.Add(c.net(), address, [g](Env* env) { return std::make_unique<GroupService>(env, g); });
+  groups.Configure(&FailAllReads);
+  c.net().Crash(address);
+  c.net().Restart(address);  // its start cannot read the store: it fail-stops
+  EXPECT_FALSE(c.net().NodeAs<GroupService>(address)->healthy());
+  EXPECT_EQ(groups.env().fail_stops().size(), 1u);
+  c.net().Advance(absl::Milliseconds(1500));  // restarted, and fails again
+  EXPECT_GE(groups.incarnations(), 3u);
+  groups.Configure(&Healthy);
+  c.net().Advance(absl::Seconds(2));
+  ASSERT_TRUE(c.net().IsUp(address));
+  EXPECT_TRUE(c.net().NodeAs<GroupService>(address)->healthy());
+}
+
 // ---- the client's message counter ------------------------------------------------------
 
 class Acks : public ClientObserver {
