@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "core/check.h"
 #include "core/keys.h"
 #include "core/service_node.h"
 #include "core/status.h"
@@ -245,17 +246,32 @@ TEST(OutboxRetentionTest, TheSweepDeletesInBoundedTicksUntilDone) {
 TEST(VersionGateTest, AppliesOnlyNewerVersions) {
   MemStore store;
   VersionGate gate(&store, "friend");
-  EXPECT_EQ(gate.Applied("user/1"), 0u);
-  EXPECT_TRUE(gate.IsNew("user/1", 1));
+  EXPECT_EQ(*gate.Applied("user/1"), 0u);
+  EXPECT_TRUE(*gate.IsNew("user/1", 1));
   WriteBatch batch;
   gate.MarkApplied(&batch, "user/1", 3);
   ASSERT_TRUE(store.Write(batch).ok());
-  EXPECT_FALSE(gate.IsNew("user/1", 3));  // duplicate
-  EXPECT_FALSE(gate.IsNew("user/1", 2));  // older, late
-  EXPECT_TRUE(gate.IsNew("user/1", 4));
-  EXPECT_TRUE(gate.IsNew("user/2", 1));  // per aggregate
+  EXPECT_FALSE(*gate.IsNew("user/1", 3));  // duplicate
+  EXPECT_FALSE(*gate.IsNew("user/1", 2));  // older, late
+  EXPECT_TRUE(*gate.IsNew("user/1", 4));
+  EXPECT_TRUE(*gate.IsNew("user/2", 1));  // per aggregate
   VersionGate other(&store, "group");  // per consumer
-  EXPECT_TRUE(other.IsNew("user/1", 1));
+  EXPECT_TRUE(*other.IsNew("user/1", 1));
+}
+
+struct CheckFailed {};
+void ThrowCheckFailed(const char*, int, const char*, const std::string&) { throw CheckFailed(); }
+
+TEST(VersionGateTest, MarkingAnOlderVersionBreaksAnInvariant) {
+  MemStore store;
+  VersionGate gate(&store, "friend");
+  WriteBatch batch;
+  gate.MarkApplied(&batch, "user/1", 3);
+  ASSERT_TRUE(store.Write(batch).ok());
+  ScopedCheckFailureHandler handler(&ThrowCheckFailed);
+  WriteBatch older;
+  EXPECT_THROW(gate.MarkApplied(&older, "user/1", 3), CheckFailed);
+  EXPECT_TRUE(older.empty());  // the check comes before the change
 }
 
 }  // namespace

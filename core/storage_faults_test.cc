@@ -1,6 +1,7 @@
 // Storage faults reach the core through FaultyStoreEnv: a failed read or
 // write becomes a retryable error, a redelivery or a fail-stop, never a wrong
 // answer. The planted bug ignore_read_error shows what the old behaviour did.
+#include <cstdio>
 #include <functional>
 #include <map>
 #include <memory>
@@ -27,10 +28,11 @@ namespace {
 // incarnation's Env (a restart makes a new one) and pointing at the latest.
 class FaultyNodes {
  public:
+  explicit FaultyNodes(uint64_t seed = 7) : seed_(seed) {}
   template <typename Make>
   void Add(FakeCluster& net, const std::string& address, Make make, MemStore* store = nullptr) {
     net.Add(address, [this, make](Env* env) {
-      envs_.push_back(std::make_unique<FaultyStoreEnv>(env, 7));
+      envs_.push_back(std::make_unique<FaultyStoreEnv>(env, seed_ + envs_.size()));
       if (configure_) configure_(envs_.back()->faulty());
       return make(envs_.back().get());
     }, store);
@@ -45,6 +47,7 @@ class FaultyNodes {
   }
 
  private:
+  uint64_t seed_;
   std::vector<std::unique_ptr<FaultyStoreEnv>> envs_;
   std::function<void(FaultyStore&)> configure_;
 };
@@ -291,6 +294,110 @@ TEST_F(ClientStorageFaultsTest, PermanentSendErrorsAreReportedNotRetried) {
   ASSERT_EQ(acks_.failed.count(id), 1u);
   EXPECT_TRUE(absl::IsPermissionDenied(acks_.failed[id])) << acks_.failed[id];
   EXPECT_EQ(c_.client(alice_)->pending_sends(), 0u);
+}
+
+// ---- everything at once -----------------------------------------------------------------
+
+class Deliveries : public Acks {
+ public:
+  void OnDelivered(const std::string& client, const Message& m) override {
+    delivered[client].push_back(m);
+  }
+  std::map<std::string, std::vector<Message>> delivered;
+};
+
+// Random read and write failures on the friend and group services and on the
+// sender's device: no invariant breaks (a failed PARLEY_CHECK aborts), and
+// once the disks heal every acked message reaches the recipient exactly once.
+void Soak(uint64_t seed) {
+  SCOPED_TRACE(absl::StrCat("seed ", seed));
+  CoreClusterOptions o;
+  o.cluster.seed = seed;
+  o.gateways = 1;
+  o.shards = 1;
+  o.friend_replicas = 0;
+  o.group_replicas = 0;
+  CoreCluster c(o);
+  FaultyNodes friends(seed * 100 + 1), groups(seed * 100 + 2), senders(seed * 100 + 3);
+  FriendOptions f;
+  f.instance_id = "1";
+  friends.Add(c.net(), CoreCluster::Address(kFriendService),
+              [f](Env* env) { return std::make_unique<FriendService>(env, f); });
+  GroupOptions g;
+  g.instance_id = "1";
+  groups.Add(c.net(), CoreCluster::Address(kGroupService),
+             [g](Env* env) { return std::make_unique<GroupService>(env, g); });
+  Deliveries seen;
+  ClientOptions co;
+  co.name = "alice";
+  co.device_id = "d1";
+  co.password = "password-alice";
+  co.observer = &seen;
+  const std::string alice = "client.alice.d1";
+  senders.Add(c.net(), alice, [co](Env* env) { return std::make_unique<Client>(env, co); });
+  ClientOptions bo;
+  bo.observer = &seen;
+  const std::string bob = c.AddClient("bob", "d1", bo);
+  auto online = [&c](const std::string& a) {
+    return c.net().IsUp(a) && c.client(a) != nullptr &&
+           c.client(a)->state() == Client::State::kOnline;
+  };
+  for (int i = 0; i < 200 && !(online(alice) && online(bob)); ++i) {
+    c.net().Advance(absl::Milliseconds(50));
+  }
+  ASSERT_TRUE(online(alice) && online(bob));
+  const uint64_t bob_id = c.client(bob)->user_id();
+  ASSERT_TRUE(c.Befriend(c.client(alice)->user_id(), bob_id).ok());
+  c.Settle();
+
+  auto faults = [](uint32_t reads, uint32_t writes) {
+    return [reads, writes](FaultyStore& s) {
+      s.FailReads(reads);
+      s.FailWrites(writes);
+    };
+  };
+  friends.Configure(faults(200000, 200000));
+  groups.Configure(faults(200000, 200000));
+  senders.Configure(faults(0, 100000));
+  int queued = 0;
+  for (int i = 0; i < 60; ++i) {
+    if (c.net().IsUp(alice) && c.client(alice) != nullptr) {
+      c.client(alice)->SendPrivate(bob_id, absl::StrCat("m", i));
+      ++queued;
+    }
+    c.net().Advance(absl::Milliseconds(200));
+  }
+  friends.Configure(&Healthy);
+  groups.Configure(&Healthy);
+  senders.Configure(&Healthy);
+  c.Settle(absl::Seconds(30));
+
+  std::printf("SOAK seed=%llu queued=%d acked=%zu failed=%zu bob_got=%zu alice_incarnations=%zu "
+              "friend_failed_reads=%llu group_failed_reads=%llu\n",
+              (unsigned long long)seed, queued, seen.acked.size(), seen.failed.size(), seen.delivered[bob].size(),
+              senders.incarnations(),
+              (unsigned long long)friends.store().stats().failed_reads,
+              (unsigned long long)groups.store().stats().failed_reads);
+  EXPECT_GT(queued, 0);
+  ASSERT_TRUE(c.net().IsUp(alice));
+  EXPECT_EQ(c.client(alice)->pending_sends(), 0u);  // every stored send was answered
+  EXPECT_GT(senders.incarnations(), 1u);             // the sender did fail-stop
+  EXPECT_GT(friends.store().stats().failed_reads + groups.store().stats().failed_reads, 0u);
+  EXPECT_FALSE(seen.acked.empty());
+  std::map<std::string, int> times;  // client_msg_id -> deliveries to bob
+  uint64_t last = 0;
+  for (const Message& m : seen.delivered[bob]) {
+    EXPECT_GT(m.seq(), last) << "bob saw " << m.conversation() << "#" << m.seq() << " again";
+    last = m.seq();
+    ++times[m.client_msg_id()];
+  }
+  for (const auto& [id, ack] : seen.acked) {
+    EXPECT_EQ(times[id], 1) << id << " was acked as seq " << ack.seq();
+  }
+}
+
+TEST(StorageFaultsSoakTest, NoInvariantBreaksAndNoAckIsLost) {
+  for (uint64_t seed = 1; seed <= 8; ++seed) Soak(seed);
 }
 
 }  // namespace

@@ -134,7 +134,10 @@ uint64_t FriendService::Bump(WriteBatch* batch, Bumps* bumps, uint64_t owner,
 
 void FriendService::ApplyProfile(WriteBatch* batch, Bumps* bumps, const Profile& profile) {
   const std::string aggregate = user_keys::Aggregate(profile.user_id());
-  if (!profiles_gate_.IsNew(aggregate, profile.version())) return;
+  // A version that cannot be read taints the callback (see
+  // ServiceNode::store()): Commit refuses the batch, the event is not acked.
+  absl::StatusOr<bool> fresh = profiles_gate_.IsNew(aggregate, profile.version());
+  if (!fresh.ok() || !*fresh) return;
   ProfileCopy copy;
   copy.set_nickname(profile.nickname());
   copy.set_avatar(profile.avatar());

@@ -595,7 +595,9 @@ void GroupService::MembershipHistory(const Envelope& envelope) {
 void GroupService::OnProfileEvent(const UserProfileChanged& changed, int64_t time_us,
                                   uint64_t delivery_id) {
   const std::string aggregate = user_keys::Aggregate(changed.user_id());
-  if (!profiles_gate_.IsNew(aggregate, changed.version())) {
+  absl::StatusOr<bool> fresh = profiles_gate_.IsNew(aggregate, changed.version());
+  if (!fresh.ok()) return;  // not acked: redelivered
+  if (!*fresh) {
     ++stats_.profile_events_ignored;
     AckEvent(delivery_id);
     return;

@@ -127,9 +127,10 @@ void MessageShard::CommitMessage(const Envelope& envelope, Message message,
   const uint64_t seq = MaxSeq(conv) + 1;
   // Paired with the meta counter: no message is stored at the seq about to be
   // assigned, so a seq is never given twice (a write-behind or in-memory
-  // counter, planted on purpose, is left for the checkers to catch).
-  if (!BugPlanted(Bug::kSeqInMemory) && !BugPlanted(Bug::kAckBeforeCommit) &&
-      !BugPlanted(Bug::kDispatchWithoutOutbox)) {
+  // counter, planted on purpose, is left for the checkers to catch). Not
+  // after a failed read: that seq is never committed (Commit refuses).
+  if (read_failure().ok() && !BugPlanted(Bug::kSeqInMemory) &&
+      !BugPlanted(Bug::kAckBeforeCommit) && !BugPlanted(Bug::kDispatchWithoutOutbox)) {
     std::string existing;
     PARLEY_CHECK(!store().Get(message_keys::Message(conv, seq), &existing).ok())
         << "seq " << seq << " of " << conv << " is already taken";
