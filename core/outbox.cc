@@ -5,6 +5,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "core/check.h"
 #include "core/keys.h"
 #include "core/testing/bugs.h"
 
@@ -94,9 +95,13 @@ absl::Status Outbox::Recover() {
   for (const auto& [seq, at] : acked_at) {
     if (pending_.count(seq) == 0) cleanup.Delete(AckedPrefix(self) + PadId(seq));
   }
-  // If this write is lost the marks are read again at the next start: an
-  // event published twice more, or deleted a start later.
-  if (!acked.empty()) env_->Store().Write(cleanup).IgnoreError();
+  // If this write is lost to a crash the marks are read again at the next
+  // start: an event published twice more, or deleted a start later. If it
+  // fails, the start fails (nothing was published yet) and is tried again.
+  if (!acked.empty()) {
+    s = env_->Store().Write(cleanup);
+    if (!s.ok()) return s;
+  }
   Flush();
   return absl::OkStatus();
 }
@@ -154,6 +159,7 @@ void Outbox::ScheduleRetry() {
 void Outbox::Retry() {
   const absl::Time now = env_->Now();
   for (auto& [seq, since] : in_flight_since_) {
+    PARLEY_CHECK(pending_.count(seq) > 0) << "event " << seq << " in flight but not pending";
     if (now - since < options_.retry_after) continue;
     since = now;
     ++stats_.published;
@@ -168,26 +174,36 @@ void Outbox::OnPublishAck(const std::string& event_id) {
   if (event_id.compare(0, prefix.size(), prefix) != 0) return;
   uint64_t seq = 0;
   if (!absl::SimpleAtoi(absl::string_view(event_id).substr(prefix.size()), &seq)) return;
-  if (pending_.erase(seq) == 0) return;  // a duplicate ack
-  in_flight_since_.erase(seq);
-  ++stats_.acked;
+  if (pending_.count(seq) == 0) return;  // a duplicate ack
+  // Events are published only once committed, and staged ones are committed
+  // or aborted within the callback that staged them.
+  PARLEY_CHECK(staged_.empty()) << "an ack for " << event_id << " while events are staged";
+  const bool retain = options_.retention > absl::ZeroDuration();
+  const absl::Time now = env_->Now();
   WriteBatch batch;
-  if (options_.retention > absl::ZeroDuration()) {
+  if (retain) {
     // Kept for the window: the bus's ack may not be on its disk yet.
-    const absl::Time now = env_->Now();
     batch.Put(AckedPrefix(env_->Self()) + PadId(seq), absl::StrCat(absl::ToUnixMicros(now)));
-    auto old = retained_.find(seq);
-    if (old != retained_.end()) expiry_.erase({old->second, seq});
-    retained_[seq] = now;
-    expiry_.insert({now, seq});
-    ++stats_.retained;
-    ScheduleSweep();
   } else {
     batch.Delete(RecordPrefix(env_->Self()) + PadId(seq));
   }
   // If this write is lost to a crash the event is published again after
   // restart; the bus and consumers drop the duplicate by event_id and version.
-  env_->Store().Write(batch).IgnoreError();
+  // If it fails, nothing changes: the event stays in flight, is published
+  // again after retry_after, and its next ack tries the write again.
+  if (!env_->Store().Write(batch).ok()) return;
+  pending_.erase(seq);
+  in_flight_since_.erase(seq);
+  ++stats_.acked;
+  if (retain) {
+    auto old = retained_.find(seq);
+    if (old != retained_.end()) expiry_.erase({old->second, seq});
+    retained_[seq] = now;
+    expiry_.insert({now, seq});
+    PARLEY_CHECK_EQ(retained_.size(), expiry_.size()) << "every retained event expires once";
+    ++stats_.retained;
+    ScheduleSweep();
+  }
   Flush();
 }
 
@@ -196,22 +212,40 @@ void Outbox::ReplayRetained() {
   if (retained_.empty()) return;
   const std::string& self = env_->Self();
   WriteBatch batch;
+  std::vector<std::pair<uint64_t, Event>> replay;
   for (const auto& [seq, acked_at] : retained_) {
     std::string value;
     Event event;
-    if (!env_->Store().Get(RecordPrefix(self) + PadId(seq), &value).ok() ||
-        !event.ParseFromString(value)) {
+    absl::Status s = env_->Store().Get(RecordPrefix(self) + PadId(seq), &value);
+    if (!s.ok() && !absl::IsNotFound(s)) {
+      // The bus may have lost this event and it cannot be read now: restart,
+      // and Recover publishes every retained event again.
+      env_->FailStop(absl::StrCat("outbox: cannot read retained event ", seq, ": ", s.message()));
+      return;
+    }
+    if (!s.ok() || !event.ParseFromString(value)) {
       continue;  // unreadable: nothing to publish (Recover reports corruption)
     }
     // Unacked again: a crash before the next ack must not expire it on the
     // old mark.
     batch.Delete(AckedPrefix(self) + PadId(seq));
+    replay.emplace_back(seq, std::move(event));
+  }
+  absl::Status s = env_->Store().Write(batch);
+  if (!s.ok()) {
+    // Published again with the old marks in the store, an event could expire
+    // on its old mark after a crash while the bus no longer has it. Recover
+    // after a restart replays them all with the marks cleared.
+    env_->FailStop(absl::StrCat("outbox: cannot clear ack marks: ", s.message()));
+    return;
+  }
+  for (auto& [seq, event] : replay) {
+    PARLEY_CHECK(pending_.count(seq) == 0) << "event " << seq << " both retained and unacked";
     pending_[seq] = std::move(event);
     ++stats_.replayed_retained;
   }
   retained_.clear();
   expiry_.clear();
-  env_->Store().Write(batch).IgnoreError();
   Flush();
 }
 
@@ -229,18 +263,24 @@ void Outbox::Sweep() {
   const std::string& self = env_->Self();
   WriteBatch batch;
   size_t n = 0;
-  while (!expiry_.empty() && n < options_.sweep_batch &&
-         now - expiry_.begin()->first >= options_.retention) {
-    const uint64_t seq = expiry_.begin()->second;
-    expiry_.erase(expiry_.begin());
-    retained_.erase(seq);
-    batch.Delete(RecordPrefix(self) + PadId(seq));
-    batch.Delete(AckedPrefix(self) + PadId(seq));
+  for (auto it = expiry_.begin(); it != expiry_.end() && n < options_.sweep_batch &&
+                                  now - it->first >= options_.retention;
+       ++it) {
+    batch.Delete(RecordPrefix(self) + PadId(it->second));
+    batch.Delete(AckedPrefix(self) + PadId(it->second));
     ++n;
   }
+  // A lost delete leaves the event for the next start, which deletes it. A
+  // failed one changes nothing: the next sweep tries again.
+  if (n > 0 && !env_->Store().Write(batch).ok()) {
+    ScheduleSweep();
+    return;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    retained_.erase(expiry_.begin()->second);
+    expiry_.erase(expiry_.begin());
+  }
   stats_.retention_expired += n;
-  // A lost delete leaves the event for the next start, which deletes it.
-  if (n > 0) env_->Store().Write(batch).IgnoreError();
   if (n == options_.sweep_batch && !expiry_.empty()) {
     sweep_timer_ = timers_->After(absl::Milliseconds(10), [this] {  // a backlog: keep going
       sweep_timer_ = 0;

@@ -4,6 +4,8 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "core/check.h"
+#include "core/keys.h"
 #include "core/service_node.h"
 #include "core/status.h"
 #include "core/version_gate.h"
@@ -66,6 +68,26 @@ TEST(OutboxTest, EventAndStateCommitTogetherOrNotAtAll) {
   net.Advance(absl::Seconds(1));
   ASSERT_EQ(net.bus_log().size(), 2u);
   EXPECT_NE(net.bus_log()[0].event_id(), net.bus_log()[1].event_id());
+}
+
+TEST(OutboxTest, AnAckWhoseWriteFailsLeavesTheEventPending) {
+  FakeCluster net;
+  net.Add("p", [](Env* env) { return std::make_unique<Producer>(env); });
+  net.SetBusReachable("p", false);
+  ASSERT_EQ(net.Call("p", Make(1)).status().code(), CODE_OK);
+  net.store("p").FailWrites(absl::UnavailableError("disk"));
+  net.SetBusReachable("p", true);
+  net.Advance(absl::Seconds(2));  // published, acked, the ack's delete failed
+  Producer* p = net.NodeAs<Producer>("p");
+  EXPECT_EQ(p->outbox_unacked(), 1u);
+  EXPECT_EQ(p->outbox_stats().acked, 0u);
+  std::string value;
+  EXPECT_TRUE(net.store("p").Get(Outbox::RecordPrefix("p") + PadId(1), &value).ok());
+  net.store("p").FailWrites(absl::OkStatus());
+  net.Advance(absl::Seconds(2));  // published again, acked again, deleted
+  EXPECT_EQ(p->outbox_unacked(), 0u);
+  EXPECT_EQ(p->outbox_stats().acked, 1u);
+  EXPECT_TRUE(absl::IsNotFound(net.store("p").Get(Outbox::RecordPrefix("p") + PadId(1), &value)));
 }
 
 TEST(OutboxTest, RestartReplaysEveryUnpublishedEventOnce) {
@@ -224,17 +246,32 @@ TEST(OutboxRetentionTest, TheSweepDeletesInBoundedTicksUntilDone) {
 TEST(VersionGateTest, AppliesOnlyNewerVersions) {
   MemStore store;
   VersionGate gate(&store, "friend");
-  EXPECT_EQ(gate.Applied("user/1"), 0u);
-  EXPECT_TRUE(gate.IsNew("user/1", 1));
+  EXPECT_EQ(*gate.Applied("user/1"), 0u);
+  EXPECT_TRUE(*gate.IsNew("user/1", 1));
   WriteBatch batch;
   gate.MarkApplied(&batch, "user/1", 3);
   ASSERT_TRUE(store.Write(batch).ok());
-  EXPECT_FALSE(gate.IsNew("user/1", 3));  // duplicate
-  EXPECT_FALSE(gate.IsNew("user/1", 2));  // older, late
-  EXPECT_TRUE(gate.IsNew("user/1", 4));
-  EXPECT_TRUE(gate.IsNew("user/2", 1));  // per aggregate
+  EXPECT_FALSE(*gate.IsNew("user/1", 3));  // duplicate
+  EXPECT_FALSE(*gate.IsNew("user/1", 2));  // older, late
+  EXPECT_TRUE(*gate.IsNew("user/1", 4));
+  EXPECT_TRUE(*gate.IsNew("user/2", 1));  // per aggregate
   VersionGate other(&store, "group");  // per consumer
-  EXPECT_TRUE(other.IsNew("user/1", 1));
+  EXPECT_TRUE(*other.IsNew("user/1", 1));
+}
+
+struct CheckFailed {};
+void ThrowCheckFailed(const char*, int, const char*, const std::string&) { throw CheckFailed(); }
+
+TEST(VersionGateTest, MarkingAnOlderVersionBreaksAnInvariant) {
+  MemStore store;
+  VersionGate gate(&store, "friend");
+  WriteBatch batch;
+  gate.MarkApplied(&batch, "user/1", 3);
+  ASSERT_TRUE(store.Write(batch).ok());
+  ScopedCheckFailureHandler handler(&ThrowCheckFailed);
+  WriteBatch older;
+  EXPECT_THROW(gate.MarkApplied(&older, "user/1", 3), CheckFailed);
+  EXPECT_TRUE(older.empty());  // the check comes before the change
 }
 
 }  // namespace

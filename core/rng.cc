@@ -1,6 +1,6 @@
 #include "core/rng.h"
 
-#include <cassert>
+#include "core/check.h"
 
 namespace parley {
 namespace {
@@ -34,7 +34,7 @@ uint64_t SeededRng::Next() {
 }
 
 uint64_t SeededRng::Uniform(uint64_t n) {
-  assert(n > 0);
+  PARLEY_CHECK_GT(n, 0u) << "Uniform needs a non-empty range";
   // Rejection sampling keeps the distribution exact.
   const uint64_t limit = UINT64_MAX - UINT64_MAX % n;
   uint64_t x;

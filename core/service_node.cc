@@ -37,17 +37,39 @@ std::string InstanceAddress(const std::string& service, const std::string& insta
 
 ServiceNode::ServiceNode(Env* env, ServiceOptions options)
     : env_(env),
+      guarded_store_(env),
       options_(std::move(options)),
       timers_(env),
       rpc_(env, &timers_, &directory_),
       outbox_(env, &timers_, WithRetention(env, options_.outbox)) {}
 
+absl::Status ServiceNode::GuardedStore::Get(absl::string_view key, std::string* value) const {
+  absl::Status s = env_->Store().Get(key, value);
+  Note(s);
+  return s;
+}
+
+absl::Status ServiceNode::GuardedStore::Scan(absl::string_view prefix,
+                                             absl::string_view start_after, size_t limit,
+                                             std::vector<KeyValue>* out) const {
+  absl::Status s = env_->Store().Scan(prefix, start_after, limit, out);
+  Note(s);
+  return s;
+}
+
 void ServiceNode::Start() {
+  BeginCallback();
   absl::Status s = outbox_.Recover();
   if (s.ok()) s = OnStart();
+  if (s.ok() && !read_failure().ok()) s = read_failure();
   if (!s.ok()) {
     // A node whose store cannot be read must not serve from a partial view.
     healthy_ = false;
+    // A store that failed now may work a second later: the host restarts the
+    // node. Corruption stays corrupt, so that node stays up refusing.
+    if (!absl::IsDataLoss(s)) {
+      env_->FailStop(absl::StrCat(env_->Self(), " could not recover its store: ", s.message()));
+    }
     return;
   }
   timers_.After(options_.request_log_sweep_interval, [this] { TrimRequestLog(); });
@@ -56,6 +78,7 @@ void ServiceNode::Start() {
 }
 
 void ServiceNode::Stop() {
+  BeginCallback();
   stopped_ = true;
   if (options_.service.empty()) return;
   Request request;
@@ -70,7 +93,9 @@ void ServiceNode::Stop() {
 void ServiceNode::TrimRequestLog() {
   const int64_t cutoff_us = absl::ToUnixMicros(env_->Now() - options_.request_log_ttl);
   std::vector<KeyValue> rows;
-  store().Scan(kRequestLogTimePrefix, "", options_.request_log_trim_batch, &rows).IgnoreError();
+  // A failed scan or write trims nothing this round; the next one tries again.
+  absl::Status s = store().Scan(kRequestLogTimePrefix, "", options_.request_log_trim_batch, &rows);
+  if (!s.ok()) rows.clear();
   WriteBatch batch;
   const size_t prefix = sizeof(kRequestLogTimePrefix) - 1;
   for (const KeyValue& row : rows) {
@@ -78,10 +103,7 @@ void ServiceNode::TrimRequestLog() {
     batch.Delete(row.first);
     batch.Delete(RequestLogKey(row.first.substr(prefix + 21)));
   }
-  if (!batch.empty()) {
-    request_log_trimmed_ += batch.size() / 2;
-    Commit(batch).IgnoreError();
-  }
+  if (!batch.empty() && Commit(batch).ok()) request_log_trimmed_ += batch.size() / 2;
   timers_.After(options_.request_log_sweep_interval, [this] { TrimRequestLog(); });
 }
 
@@ -119,6 +141,7 @@ void ServiceNode::Discover() {
 }
 
 void ServiceNode::OnEnvelope(const Envelope& envelope) {
+  BeginCallback();
   switch (envelope.body_case()) {
     case Envelope::kReply:
       rpc_.OnReply(envelope);
@@ -145,24 +168,44 @@ void ServiceNode::OnEnvelope(const Envelope& envelope) {
 }
 
 void ServiceNode::OnEvent(const Event& event, uint64_t delivery_id) {
+  BeginCallback();
   if (!healthy_) return;  // not acked: the bus redelivers elsewhere or later
   HandleEvent(event, delivery_id);
 }
 
 void ServiceNode::HandleEvent(const Event& event, uint64_t delivery_id) {
+  AckEvent(delivery_id);
+}
+
+void ServiceNode::AckEvent(uint64_t delivery_id) {
+  // Not acked: its effect may rest on what a failed read did not return.
+  if (!read_failure().ok()) return;
   env_->AckEvent(delivery_id);
 }
 
-void ServiceNode::OnPublishAck(const std::string& event_id) { outbox_.OnPublishAck(event_id); }
+void ServiceNode::OnPublishAck(const std::string& event_id) {
+  BeginCallback();
+  outbox_.OnPublishAck(event_id);
+}
 
-void ServiceNode::OnTimer(TimerId id) { timers_.Fire(id); }
+void ServiceNode::OnTimer(TimerId id) {
+  BeginCallback();
+  timers_.Fire(id);
+}
 
 void ServiceNode::OnBusReconnected() {
+  BeginCallback();
   if (healthy_) outbox_.ReplayRetained();
 }
 
 void ServiceNode::Respond(const Envelope& request, Reply reply) {
   if (request.from().empty()) return;  // one-way: nobody to answer
+  if (!read_failure().ok()) {
+    // Whatever this reply says was computed without what the read failed to
+    // return: retryable, and nothing was written (Commit refuses too).
+    reply = ErrorReply(absl::UnavailableError(
+        absl::StrCat("store read failed: ", read_failure().message())));
+  }
   Envelope envelope;
   envelope.set_correlation_id(request.correlation_id());
   envelope.set_from(env_->Self());
@@ -178,7 +221,13 @@ void ServiceNode::RespondError(const Envelope& request, const absl::Status& stat
 bool ServiceNode::ReplayIfDone(const Envelope& request) {
   if (request.request_id().empty()) return false;
   std::string value;
-  if (!store().Get(RequestLogKey(request.request_id()), &value).ok()) return false;
+  absl::Status s = store().Get(RequestLogKey(request.request_id()), &value);
+  if (absl::IsNotFound(s)) return false;
+  if (!s.ok()) {
+    // Unknown whether it was applied: applying it again could apply it twice.
+    RespondError(request, absl::UnavailableError(absl::StrCat("store read failed: ", s.message())));
+    return true;
+  }
   RequestLogRecord record;
   if (!record.ParseFromString(value)) return false;
   if (record.op() != 0 && record.op() != static_cast<int32_t>(request.request().op_case())) {
@@ -210,6 +259,11 @@ void ServiceNode::CommitAndRespond(const Envelope& request, WriteBatch batch,
 }
 
 absl::Status ServiceNode::Commit(const WriteBatch& batch) {
+  if (!read_failure().ok()) {
+    // The batch was built from a read that failed: it may be wrong.
+    outbox_.Aborted();
+    return absl::UnavailableError(absl::StrCat("store read failed: ", read_failure().message()));
+  }
   absl::Status s = store().Write(batch);
   if (!s.ok()) {
     outbox_.Aborted();

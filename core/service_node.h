@@ -76,10 +76,23 @@ class ServiceNode : public Node {
   virtual void HandleOther(const Envelope& envelope) {}
 
   Env& env() { return *env_; }
-  OrderedStore& store() { return env_->Store(); }
+  // The node's store, read through a guard: a Get or Scan that fails (any
+  // error but NOT_FOUND) taints the current callback, so that nothing
+  // computed from what the read did not return can leave the node as an
+  // answer. While tainted, Respond answers UNAVAILABLE instead of the reply
+  // it was given, Commit writes nothing and AckEvent acks nothing (the bus
+  // redelivers). Every callback starts untainted. Code that can tell a failed
+  // read from an empty one should still check the status and say so; the
+  // guard is the backstop for helpers that answer "absent" to either.
+  OrderedStore& store() { return guarded_store_; }
+  // The first read of this callback that failed, or OK.
+  const absl::Status& read_failure() const { return guarded_store_.failure(); }
   Timers& timers() { return timers_; }
   RpcClient& rpc() { return rpc_; }
   Outbox& outbox() { return outbox_; }
+
+  // Acks an event delivery, unless a read of this callback failed.
+  void AckEvent(uint64_t delivery_id);
 
   void Respond(const Envelope& request, Reply reply);
   void RespondError(const Envelope& request, const absl::Status& status);
@@ -95,11 +108,33 @@ class ServiceNode : public Node {
   absl::Status Commit(const WriteBatch& batch);
 
  private:
+  // See store().
+  class GuardedStore : public OrderedStore {
+   public:
+    explicit GuardedStore(Env* env) : env_(env) {}
+    absl::Status Get(absl::string_view key, std::string* value) const override;
+    absl::Status Scan(absl::string_view prefix, absl::string_view start_after, size_t limit,
+                      std::vector<KeyValue>* out) const override;
+    absl::Status Write(const WriteBatch& batch) override { return env_->Store().Write(batch); }
+    const absl::Status& failure() const { return failure_; }
+    void Clear() { failure_ = absl::OkStatus(); }
+
+   private:
+    void Note(const absl::Status& s) const {
+      if (!s.ok() && !absl::IsNotFound(s) && failure_.ok()) failure_ = s;
+    }
+    Env* env_;
+    mutable absl::Status failure_;
+  };
+
+  // Called first in every callback.
+  void BeginCallback() { guarded_store_.Clear(); }
   void Heartbeat();
   void Discover();
   void TrimRequestLog();
 
   Env* env_;
+  GuardedStore guarded_store_;
   ServiceOptions options_;
   Timers timers_;
   ServiceDirectory directory_;

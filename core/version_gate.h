@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 
+#include "absl/status/statusor.h"
 #include "core/store.h"
 
 namespace parley {
@@ -19,9 +20,10 @@ class VersionGate {
   VersionGate(OrderedStore* store, std::string consumer)
       : store_(store), prefix_("applied/" + consumer + "/") {}
 
-  // The last version applied for `aggregate` (0 if none).
-  uint64_t Applied(const std::string& aggregate) const;
-  bool IsNew(const std::string& aggregate, uint64_t version) const;
+  // The last version applied for `aggregate` (0 if none), or the store's
+  // error: a version that could not be read is not "none yet".
+  absl::StatusOr<uint64_t> Applied(const std::string& aggregate) const;
+  absl::StatusOr<bool> IsNew(const std::string& aggregate, uint64_t version) const;
   // Records `version` for `aggregate` in `batch`.
   void MarkApplied(WriteBatch* batch, const std::string& aggregate, uint64_t version) const;
 

@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/check.h"
 #include "core/keys.h"
 #include "core/services.h"
 #include "core/status.h"
@@ -23,10 +25,15 @@ constexpr char kNonceKey[] = "c/nonce";
 constexpr char kCursorPrefix[] = "c/cursor/";
 constexpr char kPendingPrefix[] = "c/pending/";
 
-uint64_t ReadCounter(OrderedStore& store, const char* key) {
+// 0 if the key is absent; an error if the store could not say (a counter
+// read as 0 would reuse client_msg_ids).
+absl::StatusOr<uint64_t> ReadCounter(OrderedStore& store, const char* key) {
   std::string value;
   uint64_t n = 0;
-  if (store.Get(key, &value).ok()) absl::SimpleAtoi(value, &n);
+  absl::Status s = store.Get(key, &value);
+  if (absl::IsNotFound(s)) return 0;
+  if (!s.ok()) return s;
+  absl::SimpleAtoi(value, &n);
   return n;
 }
 
@@ -34,6 +41,14 @@ uint64_t ReadCounter(OrderedStore& store, const char* key) {
 bool Retryable(ErrorCode code) {
   return code == CODE_UNAVAILABLE || code == CODE_DEADLINE_EXCEEDED ||
          code == CODE_UNAUTHENTICATED || code == CODE_ABORTED || code == CODE_INTERNAL;
+}
+
+// A send is retried, with the same client_msg_id, on these; on any other
+// error (PERMISSION_DENIED, INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION,
+// ...) asking again would get the same answer, so it is reported as failed.
+// RESOURCE_EXHAUSTED is a rate limit: the same send succeeds later.
+bool SendRetryable(ErrorCode code) {
+  return Retryable(code) || code == CODE_RESOURCE_EXHAUSTED;
 }
 
 }  // namespace
@@ -48,9 +63,15 @@ Client::Client(Env* env, ClientOptions options)
       send_backoff_(options_.backoff_min) {}
 
 absl::Status Client::OnStart() {
-  epoch_ = ReadCounter(store(), kEpochKey);
-  next_msg_ = std::max<uint64_t>(1, ReadCounter(store(), kNextMsgKey));
-  if (!store().Get(kNonceKey, &nonce_).ok()) {
+  absl::StatusOr<uint64_t> epoch = ReadCounter(store(), kEpochKey);
+  if (!epoch.ok()) return epoch.status();
+  absl::StatusOr<uint64_t> next_msg = ReadCounter(store(), kNextMsgKey);
+  if (!next_msg.ok()) return next_msg.status();
+  epoch_ = *epoch;
+  next_msg_ = std::max<uint64_t>(1, *next_msg);
+  absl::Status nonce = store().Get(kNonceKey, &nonce_);
+  if (!nonce.ok() && !absl::IsNotFound(nonce)) return nonce;
+  if (!nonce.ok()) {
     nonce_ = absl::StrFormat("%08x", env().Rng().Next() & 0xffffffffu);
     WriteBatch batch;
     batch.Put(kNonceKey, nonce_);
@@ -339,10 +360,13 @@ void Client::Offer(const Message& message, bool own) {
     ++stats_.gap_syncs;
     return Sync();
   }
-  Deliver(message);
+  // The cursor is stored before the app sees the message: if the write
+  // fails, nothing was delivered and a later push or sync brings it again
+  // (delivered first, a restart would deliver it twice).
   WriteBatch batch;
   batch.Put(kCursorPrefix + message.conversation(), absl::StrCat(message.seq()));
-  Commit(batch).IgnoreError();
+  if (!Commit(batch).ok()) return;
+  Deliver(message);
   DeliverEarly(message.conversation());
 }
 
@@ -350,24 +374,28 @@ void Client::DeliverEarly(const std::string& conversation) {
   auto it = early_.find(conversation);
   if (it == early_.end()) return;
   std::map<uint64_t, Message>& waiting = it->second;
-  bool delivered = false;
+  // First where the cursor gets to, to store it before the app sees any of
+  // them (see Offer); a failed write leaves them all waiting.
+  uint64_t through = cursor(conversation);
+  for (const auto& [seq, message] : waiting) {
+    if (seq > through + 1) break;
+    through = std::max(through, seq);
+  }
+  if (through > cursor(conversation)) {
+    WriteBatch batch;
+    batch.Put(kCursorPrefix + conversation, absl::StrCat(through));
+    if (!Commit(batch).ok()) return;
+  }
   while (!waiting.empty()) {
     auto first = waiting.begin();
     const uint64_t current = cursor(conversation);
     if (first->first > current + 1) break;  // still a gap
-    if (first->first == current + 1) {
-      Deliver(first->second);
-      delivered = true;
-    }  // else: already delivered (by a sync)
+    if (first->first == current + 1) Deliver(first->second);
+    // else: already delivered (by a sync)
     waiting.erase(first);
     --early_count_;
   }
   if (waiting.empty()) early_.erase(it);
-  if (delivered) {
-    WriteBatch batch;
-    batch.Put(kCursorPrefix + conversation, absl::StrCat(cursor(conversation)));
-    Commit(batch).IgnoreError();
-  }
 }
 
 void Client::ArmGapTimer() {
@@ -383,6 +411,12 @@ void Client::ArmGapTimer() {
 }
 
 void Client::Deliver(const Message& message) {
+  // Paired with the cursor: the app sees each conversation's seqs strictly
+  // increasing, never one twice (unless the dedup is switched off on purpose).
+  if (!BugPlanted(Bug::kNoClientDedup)) {
+    PARLEY_CHECK_GT(message.seq(), cursor(message.conversation()))
+        << "delivering " << message.conversation() << " out of order or twice";
+  }
   cursors_[message.conversation()] = message.seq();
   if (options_.keep_delivered) delivered_.push_back(message);
   ++stats_.delivered;
@@ -424,7 +458,26 @@ void Client::Sync(bool gaps_only) {
       if (!early_.empty()) ArmGapTimer();
       return;
     }
+    // Where each cursor gets to, stored before the app sees anything (see
+    // Offer): a failed write delivers nothing, and the next sync asks again.
+    std::map<std::string, uint64_t> through;
+    auto planned = [this, &through](const std::string& conv) -> uint64_t& {
+      return through.emplace(conv, cursor(conv)).first->second;
+    };
     WriteBatch batch;
+    for (const ConversationPage& page : reply.sync().conversations()) {
+      for (const Message& m : page.messages()) {
+        uint64_t& c = planned(m.conversation());
+        c = std::max(c, m.seq());
+      }
+      uint64_t& c = planned(page.conversation());
+      c = std::max(c, page.through_seq());
+      batch.Put(kCursorPrefix + page.conversation(), absl::StrCat(c));
+    }
+    if (!Commit(batch).ok()) {
+      if (!early_.empty()) ArmGapTimer();
+      return;
+    }
     uint32_t size = 0;
     for (const ConversationPage& page : reply.sync().conversations()) {
       size += page.messages_size();
@@ -434,9 +487,7 @@ void Client::Sync(bool gaps_only) {
       if (page.through_seq() > cursor(page.conversation())) {
         cursors_[page.conversation()] = page.through_seq();
       }
-      batch.Put(kCursorPrefix + page.conversation(), absl::StrCat(cursor(page.conversation())));
     }
-    Commit(batch).IgnoreError();
     for (const ConversationPage& page : reply.sync().conversations()) {
       DeliverEarly(page.conversation());
     }
@@ -505,15 +556,25 @@ std::string Client::Recall(const std::string& conversation, uint64_t seq) {
 }
 
 std::string Client::QueueSend(Request request) {
-  const uint64_t n = next_msg_++;
+  const uint64_t n = next_msg_;
   const std::string id = absl::StrCat(options_.device_id, "-", nonce_, "-", n);
   if (request.has_send_private()) request.mutable_send_private()->set_client_msg_id(id);
   if (request.has_send_group()) request.mutable_send_group()->set_client_msg_id(id);
   if (request.has_recall()) request.mutable_recall()->set_client_msg_id(id);
   WriteBatch batch;
   batch.Put(kPendingPrefix + PadId(n), request.SerializeAsString());
-  batch.Put(kNextMsgKey, absl::StrCat(next_msg_));
-  Commit(batch).IgnoreError();
+  batch.Put(kNextMsgKey, absl::StrCat(n + 1));
+  absl::Status s = Commit(batch);
+  if (!s.ok()) {
+    // The counter is stored before a message using it goes out: sent with an
+    // unsaved counter, its id would name another message after a restart,
+    // and that one would be answered with this one's ack. Never sent, the
+    // message is lost with the device's memory, as in a crash.
+    env().FailStop(absl::StrCat("client store failed saving send ", id, ": ", s.message()));
+    return id;
+  }
+  next_msg_ = n + 1;
+  PARLEY_CHECK(pending_.count(n) == 0) << "client_msg_id " << id << " queued twice";
   pending_[n] = std::move(request);
   PumpSends();
   return id;
@@ -530,21 +591,25 @@ void Client::PumpSends() {
                             : request.has_send_group() ? request.send_group().client_msg_id()
                                                        : request.recall().client_msg_id();
     const ErrorCode code = reply.status().code();
-    if (code != CODE_OK && Retryable(code)) {
-      ++stats_.send_retries;
-      if (code == CODE_UNAUTHENTICATED) return ConnectionLost(ReplyStatus(reply));
+    auto retry_later = [this] {
       const uint64_t generation = generation_;
       timers().After(send_backoff_, [this, generation] {
         if (generation == generation_) PumpSends();
       });
       send_backoff_ = std::min(send_backoff_ * 2, options_.backoff_max);
-      return;
+    };
+    if (code != CODE_OK && SendRetryable(code)) {
+      ++stats_.send_retries;
+      if (code == CODE_UNAUTHENTICATED) return ConnectionLost(ReplyStatus(reply));
+      return retry_later();
     }
-    send_backoff_ = options_.backoff_min;
-    pending_.erase(n);
     WriteBatch batch;
     batch.Delete(kPendingPrefix + PadId(n));
-    Commit(batch).IgnoreError();
+    // Kept pending if the delete fails: sent again later with the same
+    // client_msg_id, the server answers it the same, and this is tried again.
+    if (!Commit(batch).ok()) return retry_later();
+    send_backoff_ = options_.backoff_min;
+    pending_.erase(n);
     if (code != CODE_OK) {
       ++stats_.sends_failed;
       if (options_.observer != nullptr) {

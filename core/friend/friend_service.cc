@@ -18,7 +18,7 @@ FriendService::FriendService(Env* env, FriendOptions options)
     : ServiceNode(env, ServiceOptions{kFriendService, options.instance_id, {kUserService}}),
       options_(std::move(options)),
       kv_(&rpc(), options_.calls),
-      profiles_gate_(&env->Store(), "friend") {}
+      profiles_gate_(&store(), "friend") {}
 
 absl::Status FriendService::OnStart() {
   env().Subscribe(kFriendService, {"friend", "user"});
@@ -73,11 +73,20 @@ uint64_t FriendService::ListVersion(uint64_t owner, const Bumps& bumps) {
 }
 
 FriendList FriendService::Render(uint64_t owner) {
+  absl::StatusOr<FriendList> list = TryRender(owner);
+  return list.ok() ? *std::move(list) : FriendList();
+}
+
+absl::StatusOr<FriendList> FriendService::TryRender(uint64_t owner) {
   FriendList list;
   list.set_owner_id(owner);
   list.set_version(ListVersion(owner, {}));
   std::vector<KeyValue> rows;
-  store().Scan(friend_keys::FriendPrefix(owner), "", options_.max_friends, &rows).IgnoreError();
+  absl::Status s =
+      store().Scan(friend_keys::FriendPrefix(owner), "", options_.max_friends, &rows);
+  // The planted bug renders a list it could not read as an empty one, at the
+  // current version, for the cache to keep.
+  if (!s.ok() && !BugPlanted(Bug::kIgnoreReadError)) return s;
   for (const KeyValue& row : rows) {
     FriendRecord record;
     if (!record.ParseFromString(row.second)) continue;
@@ -87,16 +96,20 @@ FriendList FriendService::Render(uint64_t owner) {
     entry->set_since_us(record.since_us());
     std::string value;
     ProfileCopy copy;
-    if (store().Get(friend_keys::Profile(record.friend_id()), &value).ok() &&
-        copy.ParseFromString(value)) {
+    s = store().Get(friend_keys::Profile(record.friend_id()), &value);
+    if (!s.ok() && !absl::IsNotFound(s)) return s;
+    if (s.ok() && copy.ParseFromString(value)) {
       entry->set_nickname(copy.nickname());
       entry->set_avatar(copy.avatar());
       entry->set_profile_version(copy.version());
     }
   }
   rows.clear();
-  store().Scan(friend_keys::BlockPrefix(owner), "", options_.max_friends, &rows).IgnoreError();
+  s = store().Scan(friend_keys::BlockPrefix(owner), "", options_.max_friends, &rows);
+  if (!s.ok()) return s;
   for (const KeyValue& row : rows) list.add_blocked_ids(LastIdOf(row.first));
+  // The version (ListVersion reads "absent" for a failed read too).
+  if (!read_failure().ok() && !BugPlanted(Bug::kIgnoreReadError)) return read_failure();
   return list;
 }
 
@@ -121,7 +134,10 @@ uint64_t FriendService::Bump(WriteBatch* batch, Bumps* bumps, uint64_t owner,
 
 void FriendService::ApplyProfile(WriteBatch* batch, Bumps* bumps, const Profile& profile) {
   const std::string aggregate = user_keys::Aggregate(profile.user_id());
-  if (!profiles_gate_.IsNew(aggregate, profile.version())) return;
+  // A version that cannot be read taints the callback (see
+  // ServiceNode::store()): Commit refuses the batch, the event is not acked.
+  absl::StatusOr<bool> fresh = profiles_gate_.IsNew(aggregate, profile.version());
+  if (!fresh.ok() || !*fresh) return;
   ProfileCopy copy;
   copy.set_nickname(profile.nickname());
   copy.set_avatar(profile.avatar());
@@ -130,8 +146,13 @@ void FriendService::ApplyProfile(WriteBatch* batch, Bumps* bumps, const Profile&
   profiles_gate_.MarkApplied(batch, aggregate, profile.version());
   // Every list that shows this user now renders differently.
   std::vector<KeyValue> owners;
-  store().Scan(friend_keys::ReversePrefix(profile.user_id()), "", options_.max_friends, &owners)
-      .IgnoreError();
+  // A failed scan taints the callback (see ServiceNode::store()): the batch is
+  // then refused by Commit, so no list misses its bump.
+  if (!store()
+           .Scan(friend_keys::ReversePrefix(profile.user_id()), "", options_.max_friends, &owners)
+           .ok()) {
+    return;
+  }
   for (const KeyValue& row : owners) {
     Bump(batch, bumps, LastIdOf(row.first), profile.user_id(), FriendChanged::PROFILE);
   }
@@ -313,10 +334,14 @@ KvWrite FriendService::CacheWrite(const FriendList& list) const {
   return write;
 }
 
-void FriendService::RespondList(const Envelope& envelope, const FriendList& list,
-                                bool from_cache) {
+void FriendService::RespondList(const Envelope& envelope,
+                                const absl::StatusOr<FriendList>& list, bool from_cache) {
+  if (!list.ok()) {
+    return RespondError(envelope, absl::UnavailableError(
+                                      absl::StrCat("store read failed: ", list.status().message())));
+  }
   Reply reply;
-  *reply.mutable_list_friends()->mutable_list() = list;
+  *reply.mutable_list_friends()->mutable_list() = *list;
   reply.mutable_list_friends()->set_from_cache(from_cache);
   Respond(envelope, reply);
 }
@@ -333,7 +358,7 @@ void FriendService::List(const Envelope& envelope) {
             if (!entry.ok()) {
               // The cache is an optimisation: without it, read the store.
               ++stats_.store_fallbacks;
-              return RespondList(envelope, Render(owner), false);
+              return RespondList(envelope, TryRender(owner), false);
             }
             ++stats_.cache_misses;
             FillCache(envelope, owner, 0);
@@ -347,13 +372,13 @@ void FriendService::FillCache(const Envelope& envelope, uint64_t owner, int atte
            [this, envelope, owner, attempt, lock_owner](absl::StatusOr<bool> acquired) {
              if (!acquired.ok()) {
                ++stats_.store_fallbacks;
-               return RespondList(envelope, Render(owner), false);
+               return RespondList(envelope, TryRender(owner), false);
              }
              if (!*acquired) {
                // Another loader is filling: wait for its entry.
                if (attempt >= options_.lock_retries) {
                  ++stats_.store_fallbacks;
-                 return RespondList(envelope, Render(owner), false);
+                 return RespondList(envelope, TryRender(owner), false);
                }
                ++stats_.lock_waits;
                timers().After(options_.lock_retry_after, [this, envelope, owner, attempt] {
@@ -371,7 +396,13 @@ void FriendService::FillCache(const Envelope& envelope, uint64_t owner, int atte
                });
                return;
              }
-             const FriendList list = Render(owner);
+             const absl::StatusOr<FriendList> rendered = TryRender(owner);
+             if (!rendered.ok()) {
+               // Never cached: an unread list is not an empty one.
+               kv_.Unlock(friend_keys::LockKey(owner), lock_owner, [](absl::StatusOr<bool>) {});
+               return RespondList(envelope, rendered, false);
+             }
+             const FriendList list = *rendered;
              KvWrite fill = CacheWrite(list);
              if (BugPlanted(Bug::kUnversionedCacheFill)) fill.set_mode(KvWrite::ALWAYS);
              auto write = [this, envelope, owner, list, lock_owner, fill] {
@@ -391,11 +422,13 @@ void FriendService::FillCache(const Envelope& envelope, uint64_t owner, int atte
 }
 
 void FriendService::RefreshCache(uint64_t owner, uint64_t delivery_id) {
-  kv_.Set(CacheWrite(Render(owner)), [this, delivery_id](absl::StatusOr<bool> applied) {
+  const absl::StatusOr<FriendList> list = TryRender(owner);
+  if (!list.ok()) return;  // not acked: the bus delivers the event again
+  kv_.Set(CacheWrite(*list), [this, delivery_id](absl::StatusOr<bool> applied) {
     // Not acked on failure: the bus delivers the event again.
     if (!applied.ok()) return;
     ++stats_.cache_refreshes;
-    env().AckEvent(delivery_id);
+    AckEvent(delivery_id);
   });
 }
 
@@ -410,12 +443,12 @@ void FriendService::OnProfileEvent(const UserProfileChanged& changed, uint64_t d
   ApplyProfile(&batch, &bumps, profile);
   if (batch.empty()) {
     ++stats_.profile_events_ignored;
-    env().AckEvent(delivery_id);
+    AckEvent(delivery_id);
     return;
   }
   if (!Commit(batch).ok()) return;  // redelivered later
   ++stats_.profile_events_applied;
-  env().AckEvent(delivery_id);
+  AckEvent(delivery_id);
 }
 
 void FriendService::HandleEvent(const Event& event, uint64_t delivery_id) {
@@ -425,7 +458,7 @@ void FriendService::HandleEvent(const Event& event, uint64_t delivery_id) {
     case Event::kUserProfileChanged:
       return OnProfileEvent(event.user_profile_changed(), delivery_id);
     default:
-      env().AckEvent(delivery_id);
+      AckEvent(delivery_id);
   }
 }
 

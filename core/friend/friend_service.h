@@ -56,8 +56,13 @@ class FriendService : public ServiceNode {
   FriendService(Env* env, FriendOptions options = FriendOptions());
   const FriendStats& stats() const { return stats_; }
 
-  // The list of `owner` as the store has it now.
+  // The list of `owner` as the store has it now; an empty one if the store
+  // cannot be read (for inspection by tests and the simulator's final state;
+  // requests use TryRender).
   FriendList Render(uint64_t owner);
+  // The list of `owner` as the store has it now, or the read's error: a list
+  // that could not be read is never rendered as an empty one.
+  absl::StatusOr<FriendList> TryRender(uint64_t owner);
 
  protected:
   absl::Status OnStart() override;
@@ -76,7 +81,8 @@ class FriendService : public ServiceNode {
   void CheckFriends(const Envelope& envelope);
 
   void FillCache(const Envelope& envelope, uint64_t owner, int attempt);
-  void RespondList(const Envelope& envelope, const FriendList& list, bool from_cache);
+  void RespondList(const Envelope& envelope, const absl::StatusOr<FriendList>& list,
+                   bool from_cache);
   void RefreshCache(uint64_t owner, uint64_t delivery_id);
   KvWrite CacheWrite(const FriendList& list) const;
   void OnProfileEvent(const UserProfileChanged& changed, uint64_t delivery_id);

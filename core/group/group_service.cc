@@ -18,7 +18,7 @@ namespace parley {
 GroupService::GroupService(Env* env, GroupOptions options)
     : ServiceNode(env, ServiceOptions{kGroupService, options.instance_id, {kFriendService}}),
       options_(std::move(options)),
-      profiles_gate_(&env->Store(), "group") {}
+      profiles_gate_(&store(), "group") {}
 
 absl::Status GroupService::OnStart() {
   env().Subscribe(kGroupService, {"user"});
@@ -107,10 +107,12 @@ absl::Status GroupService::RequireMemberCaller(const Envelope& envelope, uint64_
   return absl::PermissionDeniedError(absl::StrCat("not a member of group ", group_id));
 }
 
-std::vector<uint64_t> GroupService::Members(uint64_t group_id) {
+absl::StatusOr<std::vector<uint64_t>> GroupService::Members(uint64_t group_id) {
   std::vector<KeyValue> rows;
-  store().Scan(group_keys::MemberPrefix(group_id), "", options_.max_members + 1, &rows)
-      .IgnoreError();
+  absl::Status s =
+      store().Scan(group_keys::MemberPrefix(group_id), "", options_.max_members + 1, &rows);
+  // Members that could not be read are not "no members".
+  if (!s.ok()) return absl::UnavailableError(absl::StrCat("store read failed: ", s.message()));
   std::vector<uint64_t> ids;
   ids.reserve(rows.size());
   for (const KeyValue& row : rows) ids.push_back(LastIdOf(row.first));
@@ -390,8 +392,10 @@ void GroupService::Dissolve(const Envelope& envelope) {
     return RespondError(envelope, absl::PermissionDeniedError(absl::StrCat(
                                       "only the owner dissolves group ", group->group_id())));
   }
+  absl::StatusOr<std::vector<uint64_t>> members = Members(group->group_id());
+  if (!members.ok()) return RespondError(envelope, members.status());
   WriteBatch batch;
-  for (uint64_t member : Members(group->group_id())) {
+  for (uint64_t member : *members) {
     RemoveMember(&batch, &*group, member, MembershipChanged::DISSOLVE);
   }
   group->set_dissolved(true);
@@ -491,8 +495,12 @@ void GroupService::Info(const Envelope& envelope) {
   GroupInfoReply* out = reply.mutable_group_info();
   *out->mutable_group() = *group;
   std::vector<KeyValue> rows;
-  store().Scan(group_keys::MemberPrefix(group->group_id()), "", options_.max_members + 1, &rows)
-      .IgnoreError();
+  absl::Status s =
+      store().Scan(group_keys::MemberPrefix(group->group_id()), "", options_.max_members + 1, &rows);
+  if (!s.ok()) {
+    return RespondError(envelope,
+                        absl::UnavailableError(absl::StrCat("store read failed: ", s.message())));
+  }
   for (const KeyValue& row : rows) {
     if (!out->add_members()->ParseFromString(row.second)) {
       return RespondError(envelope, absl::DataLossError(absl::StrCat("corrupt member ", row.first)));
@@ -506,8 +514,10 @@ void GroupService::MemberIds(const Envelope& envelope) {
   if (!group.ok()) return RespondError(envelope, group.status());
   absl::Status allowed = RequireMemberCaller(envelope, group->group_id());
   if (!allowed.ok()) return RespondError(envelope, allowed);
+  absl::StatusOr<std::vector<uint64_t>> members = Members(group->group_id());
+  if (!members.ok()) return RespondError(envelope, members.status());
   Reply reply;
-  for (uint64_t id : Members(group->group_id())) reply.mutable_member_ids()->add_member_ids(id);
+  for (uint64_t id : *members) reply.mutable_member_ids()->add_member_ids(id);
   reply.mutable_member_ids()->set_version(group->version());
   Respond(envelope, reply);
 }
@@ -521,7 +531,11 @@ void GroupService::UserGroups(const Envelope& envelope) {
                         absl::PermissionDeniedError("you may list only your own groups"));
   }
   std::vector<KeyValue> rows;
-  store().Scan(group_keys::UserGroupPrefix(user), "", 100000, &rows).IgnoreError();
+  absl::Status s = store().Scan(group_keys::UserGroupPrefix(user), "", 100000, &rows);
+  if (!s.ok()) {
+    return RespondError(envelope,
+                        absl::UnavailableError(absl::StrCat("store read failed: ", s.message())));
+  }
   Reply reply;
   for (const KeyValue& row : rows) reply.mutable_user_groups()->add_group_ids(LastIdOf(row.first));
   Respond(envelope, reply);
@@ -551,7 +565,11 @@ void GroupService::MembershipHistory(const Envelope& envelope) {
                         absl::PermissionDeniedError("you may read only your own history"));
   }
   std::vector<KeyValue> rows;
-  store().Scan(group_keys::HistoryPrefix(user), "", 1000000, &rows).IgnoreError();
+  absl::Status s = store().Scan(group_keys::HistoryPrefix(user), "", 1000000, &rows);
+  if (!s.ok()) {
+    return RespondError(envelope,
+                        absl::UnavailableError(absl::StrCat("store read failed: ", s.message())));
+  }
   Reply reply;
   MembershipHistoryReply* out = reply.mutable_membership_history();
   const size_t prefix = group_keys::HistoryPrefix(user).size();
@@ -577,9 +595,11 @@ void GroupService::MembershipHistory(const Envelope& envelope) {
 void GroupService::OnProfileEvent(const UserProfileChanged& changed, int64_t time_us,
                                   uint64_t delivery_id) {
   const std::string aggregate = user_keys::Aggregate(changed.user_id());
-  if (!profiles_gate_.IsNew(aggregate, changed.version())) {
+  absl::StatusOr<bool> fresh = profiles_gate_.IsNew(aggregate, changed.version());
+  if (!fresh.ok()) return;  // not acked: redelivered
+  if (!*fresh) {
     ++stats_.profile_events_ignored;
-    env().AckEvent(delivery_id);
+    AckEvent(delivery_id);
     return;
   }
   WriteBatch batch;
@@ -590,13 +610,19 @@ void GroupService::OnProfileEvent(const UserProfileChanged& changed, int64_t tim
   batch.Put(group_keys::Profile(changed.user_id()), copy.SerializeAsString());
   profiles_gate_.MarkApplied(&batch, aggregate, changed.version());
   std::vector<KeyValue> groups;
-  store().Scan(group_keys::UserGroupPrefix(changed.user_id()), "", 100000, &groups).IgnoreError();
+  // Not acked if a read fails: a member entry left with the old profile would
+  // stay so, the gate refusing the event's redelivery once applied.
+  if (!store().Scan(group_keys::UserGroupPrefix(changed.user_id()), "", 100000, &groups).ok()) {
+    return;
+  }
   uint64_t refreshed = 0;
   for (const KeyValue& row : groups) {
     const std::string key = group_keys::Member(LastIdOf(row.first), changed.user_id());
     std::string value;
     Member member;
-    if (!store().Get(key, &value).ok() || !member.ParseFromString(value)) continue;
+    absl::Status s = store().Get(key, &value);
+    if (!s.ok() && !absl::IsNotFound(s)) return;
+    if (!s.ok() || !member.ParseFromString(value)) continue;
     member.set_nickname(changed.nickname());
     member.set_avatar(changed.avatar());
     member.set_profile_version(changed.version());
@@ -609,14 +635,14 @@ void GroupService::OnProfileEvent(const UserProfileChanged& changed, int64_t tim
   if (stats_.profile_apply_ms.size() < 4096 && time_us != 0) {
     stats_.profile_apply_ms.push_back((absl::ToUnixMicros(env().Now()) - time_us) / 1000.0);
   }
-  env().AckEvent(delivery_id);
+  AckEvent(delivery_id);
 }
 
 void GroupService::HandleEvent(const Event& event, uint64_t delivery_id) {
   if (event.body_case() == Event::kUserProfileChanged) {
     return OnProfileEvent(event.user_profile_changed(), event.time_us(), delivery_id);
   }
-  env().AckEvent(delivery_id);
+  AckEvent(delivery_id);
 }
 
 }  // namespace parley

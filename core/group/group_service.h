@@ -76,12 +76,15 @@ class GroupService : public ServiceNode {
   absl::StatusOr<Group> ReadGroup(uint64_t group_id);
   // The group, if it exists and is not dissolved.
   absl::StatusOr<Group> ReadLiveGroup(uint64_t group_id);
+  // IsMemberOf and IsBanned answer false to a failed read too; the read
+  // taints the callback (see ServiceNode::store()), so that answer never
+  // leaves the node.
   bool IsMemberOf(uint64_t group_id, uint64_t user_id);
   // Kicked from the group and not invited back since.
   bool IsBanned(uint64_t group_id, uint64_t user_id);
   // For a client caller of a read (info, member ids): OK if a current member.
   absl::Status RequireMemberCaller(const Envelope& envelope, uint64_t group_id);
-  std::vector<uint64_t> Members(uint64_t group_id);
+  absl::StatusOr<std::vector<uint64_t>> Members(uint64_t group_id);
   // Adds (or removes) `user_id` in `batch`, bumping `group`'s version and
   // staging MembershipChanged.
   void AddMember(WriteBatch* batch, Group* group, uint64_t user_id, bool is_owner,

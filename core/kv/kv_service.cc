@@ -53,6 +53,8 @@ absl::Status KvService::ValidateKey(const std::string& key) const {
   return absl::OkStatus();
 }
 
+// A failed read answers false and taints the callback (see
+// ServiceNode::store()): the reply becomes UNAVAILABLE, Commit refuses.
 template <typename Record>
 bool KvService::ReadLive(const std::string& store_key, Record* record) {
   std::string value;
@@ -97,7 +99,11 @@ Reply KvService::Get(const KvGetRequest& request) {
     absl::Status s = ValidateKey(prefix);
     if (!s.ok()) return ErrorReply(s);
     rows.clear();
-    store().Scan(kv_keys::Entry(prefix), "", budget, &rows).IgnoreError();
+    s = store().Scan(kv_keys::Entry(prefix), "", budget, &rows);
+    // Entries that could not be read are not missing ones.
+    if (!s.ok()) {
+      return ErrorReply(absl::UnavailableError(absl::StrCat("store read failed: ", s.message())));
+    }
     if (rows.size() >= budget) {
       return ErrorReply(absl::ResourceExhaustedError(absl::StrCat(
           "prefix reads match more than ", options_.max_keys_per_request, " keys")));
@@ -265,7 +271,7 @@ Reply KvService::Unlock(const KvUnlockRequest& request) {
 
 size_t KvService::Evict(absl::string_view prefix, SeededRng& rng, double fraction) {
   std::vector<KeyValue> rows;
-  store().Scan(kv_keys::Entry(prefix), "", SIZE_MAX, &rows).IgnoreError();
+  if (!store().Scan(kv_keys::Entry(prefix), "", SIZE_MAX, &rows).ok()) return 0;
   WriteBatch batch;
   size_t n = 0;
   for (const KeyValue& row : rows) {
@@ -284,8 +290,13 @@ size_t KvService::Evict(absl::string_view prefix, SeededRng& rng, double fractio
 void KvService::Sweep() {
   const int64_t now_us = absl::ToUnixMicros(env().Now());
   std::vector<KeyValue> due;
-  store().Scan(kv_keys::kExpiryPrefix, "", options_.max_sweep_deletes, &due).IgnoreError();
+  // A failed read or write sweeps nothing this round (a failed read taints
+  // the callback and Commit refuses); the next round tries again.
+  if (!store().Scan(kv_keys::kExpiryPrefix, "", options_.max_sweep_deletes, &due).ok()) {
+    due.clear();
+  }
   WriteBatch batch;
+  uint64_t swept = 0;
   for (const KeyValue& kv : due) {
     const uint64_t expires_us = kv_keys::ExpiryTime(kv.first);
     if (static_cast<int64_t>(expires_us) > now_us) break;  // the index is in expiry order
@@ -305,10 +316,10 @@ void KvService::Sweep() {
     }
     if (static_cast<uint64_t>(target_expires_us) == expires_us) {
       batch.Delete(target);
-      ++stats_.swept;
+      ++swept;
     }
   }
-  if (!batch.empty()) Commit(batch).IgnoreError();
+  if (!batch.empty() && Commit(batch).ok()) stats_.swept += swept;
   timers().After(options_.sweep_interval, [this] { Sweep(); });
 }
 

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/check.h"
 #include "core/message/message_keys.h"
 #include "core/services.h"
 #include "core/status.h"
@@ -82,7 +83,13 @@ absl::Status MessageShard::ValidateSend(const Envelope& envelope, const std::str
 bool MessageShard::ReplayIdempotent(const Envelope& envelope, uint64_t sender,
                                     const std::string& client_msg_id) {
   std::string value;
-  if (!store().Get(message_keys::Idempotency(sender, client_msg_id), &value).ok()) return false;
+  absl::Status s = store().Get(message_keys::Idempotency(sender, client_msg_id), &value);
+  if (absl::IsNotFound(s)) return false;
+  if (!s.ok()) {
+    // Unknown whether it was sent: sending it again could send it twice.
+    RespondError(envelope, absl::UnavailableError(absl::StrCat("store read failed: ", s.message())));
+    return true;
+  }
   Reply reply;
   if (!reply.mutable_send()->ParseFromString(value)) return false;
   ++stats_.idempotent_replays;
@@ -100,6 +107,9 @@ absl::Status MessageShard::CheckOwned(const std::string& conversation) const {
   return absl::OkStatus();
 }
 
+// A failed read answers 0 and taints the callback (see ServiceNode::store()):
+// the reply becomes UNAVAILABLE and Commit refuses, so a seq is never assigned
+// from it.
 uint64_t MessageShard::MaxSeq(const std::string& conversation) {
   if (BugPlanted(Bug::kSeqInMemory)) return seq_in_memory_[conversation];
   std::string value;
@@ -115,6 +125,16 @@ void MessageShard::CommitMessage(const Envelope& envelope, Message message,
   if (ReplayIdempotent(envelope, message.sender_id(), message.client_msg_id())) return;
   const std::string& conv = message.conversation();
   const uint64_t seq = MaxSeq(conv) + 1;
+  // Paired with the meta counter: no message is stored at the seq about to be
+  // assigned, so a seq is never given twice (a write-behind or in-memory
+  // counter, planted on purpose, is left for the checkers to catch). Not
+  // after a failed read: that seq is never committed (Commit refuses).
+  if (read_failure().ok() && !BugPlanted(Bug::kSeqInMemory) &&
+      !BugPlanted(Bug::kAckBeforeCommit) && !BugPlanted(Bug::kDispatchWithoutOutbox)) {
+    std::string existing;
+    PARLEY_CHECK(!store().Get(message_keys::Message(conv, seq), &existing).ok())
+        << "seq " << seq << " of " << conv << " is already taken";
+  }
   message.set_seq(seq);
   message.set_time_us(absl::ToUnixMicros(env().Now()));
 
@@ -292,8 +312,9 @@ void MessageShard::Recall(const Envelope& envelope) {
   if (ReplayIdempotent(envelope, sender, request.client_msg_id())) return;
   std::string value;
   Message original;
-  if (!store().Get(message_keys::Message(request.conversation(), request.seq()), &value).ok() ||
-      !original.ParseFromString(value)) {
+  s = store().Get(message_keys::Message(request.conversation(), request.seq()), &value);
+  if (!s.ok() && !absl::IsNotFound(s)) return RespondError(envelope, absl::UnavailableError(absl::StrCat("store read failed: ", s.message())));
+  if (!s.ok() || !original.ParseFromString(value)) {
     return RespondError(envelope, absl::NotFoundError(absl::StrCat(
                                       "no message ", request.seq(), " in ", request.conversation())));
   }
@@ -459,12 +480,23 @@ void MessageShard::DispatchDone(const Message& message) {
   WriteBatch batch;
   batch.Delete(message_keys::Dispatch(message.conversation(), message.seq()));
   // If this delete is lost, the dispatch repeats after a restart; clients
-  // drop the duplicate by (conversation, seq).
-  Commit(batch).IgnoreError();
+  // drop the duplicate by (conversation, seq). If it fails it is tried again
+  // later: the dispatch is done either way.
+  if (!Commit(batch).ok()) RetryDispatchDelete(message.conversation(), message.seq());
   ++stats_.dispatched;
   dispatch_in_flight_.erase({message.conversation(), message.seq()});
   dispatch_records_.erase({message.conversation(), message.seq()});
   PumpDispatches();
+}
+
+void MessageShard::RetryDispatchDelete(const std::string& conversation, uint64_t seq) {
+  timers().After(options_.dispatch_retry_after, [this, conversation, seq] {
+    // Queued again meanwhile (a restart replayed it): that dispatch deletes it.
+    if (dispatch_records_.count({conversation, seq}) > 0) return;
+    WriteBatch batch;
+    batch.Delete(message_keys::Dispatch(conversation, seq));
+    if (!Commit(batch).ok()) RetryDispatchDelete(conversation, seq);
+  });
 }
 
 // ---- reading and cursors ------------------------------------------------------------------
@@ -495,7 +527,9 @@ void MessageShard::ShardSync(const Envelope& envelope) {
   // The user's conversations on this shard, in id order.
   std::map<std::string, const GroupMembership*> conversations;
   std::vector<KeyValue> rows;
-  store().Scan(message_keys::UserConversationPrefix(user), "", SIZE_MAX, &rows).IgnoreError();
+  absl::Status s = store().Scan(message_keys::UserConversationPrefix(user), "", SIZE_MAX, &rows);
+  // Conversations that could not be listed are not "no conversations".
+  if (!s.ok()) return RespondError(envelope, absl::UnavailableError(absl::StrCat("store read failed: ", s.message())));
   const size_t prefix = message_keys::UserConversationPrefix(user).size();
   for (const KeyValue& row : rows) conversations[row.first.substr(prefix)] = nullptr;
   for (const GroupMembership& g : request.groups()) {
@@ -531,7 +565,8 @@ void MessageShard::ShardSync(const Envelope& envelope) {
     while (scan_left > 0 && !page_done) {
       std::vector<KeyValue> messages;
       const uint64_t chunk = std::min(scan_left, kScanChunk);
-      store().Scan(message_keys::MessagePrefix(conv), scan_from, chunk, &messages).IgnoreError();
+      s = store().Scan(message_keys::MessagePrefix(conv), scan_from, chunk, &messages);
+      if (!s.ok()) return RespondError(envelope, absl::UnavailableError(absl::StrCat("store read failed: ", s.message())));
       if (messages.empty()) break;
       scan_left -= std::min<uint64_t>(scan_left, messages.size());
       scan_from = messages.back().first;
@@ -574,8 +609,14 @@ uint64_t MessageShard::Unread(const std::string& conv, uint64_t user, uint64_t r
   if (read >= max_seq) return 0;
   if (BugPlanted(Bug::kUnreadCountsOwn)) return max_seq - read;
   std::vector<KeyValue> rows;
-  store().Scan(message_keys::MessagePrefix(conv), message_keys::Message(conv, read),
-               max_seq - read, &rows).IgnoreError();
+  // A failed scan taints the callback (see ServiceNode::store()): the reply
+  // carrying this count becomes UNAVAILABLE.
+  if (!store()
+           .Scan(message_keys::MessagePrefix(conv), message_keys::Message(conv, read),
+                 max_seq - read, &rows)
+           .ok()) {
+    return 0;
+  }
   uint64_t unread = 0;
   for (const KeyValue& row : rows) {
     Message m;
@@ -594,7 +635,9 @@ void MessageShard::ListConversations(const Envelope& envelope) {
   // gateway listed (the user's current memberships) that live here.
   std::map<std::string, const GroupMembership*> conversations;
   std::vector<KeyValue> rows;
-  store().Scan(message_keys::UserConversationPrefix(user), "", SIZE_MAX, &rows).IgnoreError();
+  absl::Status s = store().Scan(message_keys::UserConversationPrefix(user), "", SIZE_MAX, &rows);
+  // Conversations that could not be listed are not "no conversations".
+  if (!s.ok()) return RespondError(envelope, absl::UnavailableError(absl::StrCat("store read failed: ", s.message())));
   const size_t prefix = message_keys::UserConversationPrefix(user).size();
   for (const KeyValue& row : rows) conversations[row.first.substr(prefix)] = nullptr;
   for (const GroupMembership& g : request.groups()) {
@@ -726,8 +769,9 @@ void MessageShard::HistoryPage(const Envelope& envelope, const GroupMembership* 
   while (!done) {
     const uint64_t low = high > kChunk ? high - kChunk : 1;
     std::vector<KeyValue> rows;
-    store().Scan(message_keys::MessagePrefix(conv), message_keys::Message(conv, low - 1),
-                 high - low, &rows).IgnoreError();
+    absl::Status s = store().Scan(message_keys::MessagePrefix(conv),
+                                  message_keys::Message(conv, low - 1), high - low, &rows);
+    if (!s.ok()) return RespondError(envelope, absl::UnavailableError(absl::StrCat("store read failed: ", s.message())));
     for (auto row = rows.rbegin(); row != rows.rend(); ++row) {
       Message m;
       if (!m.ParseFromString(row->second) || m.seq() >= high) continue;

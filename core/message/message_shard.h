@@ -118,6 +118,8 @@ class MessageShard : public ServiceNode {
   uint64_t MaxSeq(const std::string& conversation);
   void Dispatch(const DispatchRecord& record);
   void DispatchDone(const Message& message);
+  // Deletes a done dispatch's record later, its delete having failed.
+  void RetryDispatchDelete(const std::string& conversation, uint64_t seq);
   void PumpDispatches();
 
   MessageOptions options_;

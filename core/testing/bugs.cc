@@ -27,6 +27,7 @@ const char* const kNames[] = {
     "cursor_for_anyone",
     "recall_keeps_body",
     "unread_counts_own",
+    "ignore_read_error",
     "canary",
 };
 constexpr int kCount = sizeof(kNames) / sizeof(kNames[0]);

@@ -32,6 +32,7 @@ enum class Bug {
   kCursorForAnyone,         // read/ack on a group conversation skip the membership check
   kRecallKeepsBody,         // a recall leaves the original body in the store (sync serves it)
   kUnreadCountsOwn,         // unread counts one's own messages and recall entries
+  kIgnoreReadError,         // a friend list the store failed to read is rendered empty and cached
   kCanary,                  // fails every 100th seed on purpose
 };
 

@@ -118,7 +118,12 @@ void UserService::Register(const Envelope& envelope) {
 
   uint64_t user_id = 1;
   std::string next;
-  if (store().Get(user_keys::kNextUserId, &next).ok() && !absl::SimpleAtoi(next, &user_id)) {
+  s = store().Get(user_keys::kNextUserId, &next);
+  // A counter that could not be read is not "no user yet": id 1 is taken.
+  if (!s.ok() && !absl::IsNotFound(s)) {
+    return RespondError(envelope, absl::UnavailableError(s.message()));
+  }
+  if (s.ok() && !absl::SimpleAtoi(next, &user_id)) {
     return RespondError(envelope, absl::DataLossError("corrupt user id counter"));
   }
   absl::StatusOr<std::string> hash = HashPassword(
@@ -153,8 +158,13 @@ void UserService::Login(const Envelope& envelope) {
   }
   std::string id_text;
   uint64_t user_id = 0;
-  if (!store().Get(user_keys::Name(request.name()), &id_text).ok() ||
-      !absl::SimpleAtoi(id_text, &user_id)) {
+  absl::Status s = store().Get(user_keys::Name(request.name()), &id_text);
+  // A name that could not be read is not an unknown one (a client would
+  // register it again).
+  if (!s.ok() && !absl::IsNotFound(s)) {
+    return RespondError(envelope, absl::UnavailableError(s.message()));
+  }
+  if (!s.ok() || !absl::SimpleAtoi(id_text, &user_id)) {
     return RespondError(envelope, denied);
   }
   absl::StatusOr<UserRecord> record = ReadUser(user_id);
@@ -174,7 +184,7 @@ void UserService::Login(const Envelope& envelope) {
   // The device is remembered (list_devices, logout_device): one small write,
   // beside the password hash this login already cost.
   WriteBatch batch;
-  absl::Status s = RecordDeviceLogin(user_id, request.device_id(), &batch);
+  s = RecordDeviceLogin(user_id, request.device_id(), &batch);
   if (s.ok()) s = Commit(batch);
   if (!s.ok()) return RespondError(envelope, absl::UnavailableError(s.message()));
   Respond(envelope, reply);

@@ -1,0 +1,120 @@
+#include "fakes/faulty_store.h"
+
+#include <string>
+#include <vector>
+
+#include "fakes/mem_store.h"
+#include "gtest/gtest.h"
+
+namespace parley {
+namespace {
+
+WriteBatch OnePut(const std::string& key) {
+  WriteBatch batch;
+  batch.Put(key, "v");
+  return batch;
+}
+
+TEST(FaultyStoreTest, NoFaultsPassesThrough) {
+  MemStore mem;
+  FaultyStore store(&mem, 1);
+  ASSERT_TRUE(store.Write(OnePut("a/1")).ok());
+  std::string value;
+  ASSERT_TRUE(store.Get("a/1", &value).ok());
+  EXPECT_EQ(value, "v");
+  EXPECT_TRUE(absl::IsNotFound(store.Get("a/2", &value)));
+  std::vector<KeyValue> rows;
+  ASSERT_TRUE(store.Scan("a/", "", 10, &rows).ok());
+  EXPECT_EQ(rows.size(), 1u);
+  EXPECT_EQ(store.stats().failed_writes + store.stats().failed_reads, 0u);
+  EXPECT_EQ(store.TakeStall(), absl::ZeroDuration());
+}
+
+TEST(FaultyStoreTest, AllWritesFailAndApplyNothing) {
+  MemStore mem;
+  FaultyStore store(&mem, 1);
+  store.FailWrites(FaultyStore::kMillion);
+  absl::Status s = store.Write(OnePut("a/1"));
+  EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+  EXPECT_NE(s.message().find("injected"), absl::string_view::npos);
+  EXPECT_EQ(mem.size(), 0u);
+  EXPECT_EQ(store.stats().failed_writes, 1u);
+  store.Heal();
+  EXPECT_TRUE(store.Write(OnePut("a/1")).ok());
+  EXPECT_EQ(mem.size(), 1u);
+}
+
+TEST(FaultyStoreTest, FailedReadsReturnNothing) {
+  MemStore mem;
+  ASSERT_TRUE(mem.Write(OnePut("a/1")).ok());
+  FaultyStore store(&mem, 1);
+  store.FailReads(FaultyStore::kMillion);
+  std::string value = "untouched";
+  EXPECT_TRUE(absl::IsUnavailable(store.Get("a/1", &value)));
+  EXPECT_EQ(value, "untouched");
+  std::vector<KeyValue> rows;
+  EXPECT_TRUE(absl::IsUnavailable(store.Scan("a/", "", 10, &rows)));
+  EXPECT_TRUE(rows.empty());
+  EXPECT_EQ(store.stats().failed_reads, 2u);
+  EXPECT_EQ(store.stats().reads, 2u);
+}
+
+TEST(FaultyStoreTest, ProbabilityIsRoughlyHonouredAndDeterministic) {
+  MemStore mem_a, mem_b;
+  FaultyStore a(&mem_a, 42), b(&mem_b, 42);
+  a.FailWrites(250000);  // 25%
+  b.FailWrites(250000);
+  std::vector<bool> outcomes_a, outcomes_b;
+  for (int i = 0; i < 4000; ++i) {
+    outcomes_a.push_back(a.Write(OnePut("k")).ok());
+    outcomes_b.push_back(b.Write(OnePut("k")).ok());
+  }
+  EXPECT_EQ(outcomes_a, outcomes_b);  // same seed, same faults
+  EXPECT_GT(a.stats().failed_writes, 800u);
+  EXPECT_LT(a.stats().failed_writes, 1200u);
+  FaultyStore c(&mem_a, 43);
+  c.FailWrites(250000);
+  std::vector<bool> outcomes_c;
+  for (int i = 0; i < 4000; ++i) outcomes_c.push_back(c.Write(OnePut("k")).ok());
+  EXPECT_NE(outcomes_a, outcomes_c);
+}
+
+TEST(FaultyStoreTest, FaultsCanBeConfinedToAPrefix) {
+  MemStore mem;
+  FaultyStore store(&mem, 1);
+  store.FailReads(FaultyStore::kMillion);
+  store.FailWrites(FaultyStore::kMillion);
+  store.OnlyUnder("bad/");
+  EXPECT_TRUE(store.Write(OnePut("good/1")).ok());
+  EXPECT_FALSE(store.Write(OnePut("bad/1")).ok());
+  WriteBatch mixed = OnePut("good/2");
+  mixed.Put("bad/2", "v");
+  EXPECT_FALSE(store.Write(mixed).ok());
+  std::string value;
+  EXPECT_TRUE(store.Get("good/1", &value).ok());
+  EXPECT_TRUE(absl::IsUnavailable(store.Get("bad/1", &value)));
+  std::vector<KeyValue> rows;
+  EXPECT_TRUE(store.Scan("good/", "", 10, &rows).ok());
+  EXPECT_FALSE(store.Scan("bad/x", "", 10, &rows).ok());
+  EXPECT_FALSE(store.Scan("ba", "", 10, &rows).ok());  // covers bad/
+  store.Heal();
+  EXPECT_TRUE(store.Write(OnePut("bad/1")).ok());
+}
+
+TEST(FaultyStoreTest, SlowWritesAccumulateUntilTaken) {
+  MemStore mem;
+  FaultyStore store(&mem, 1);
+  store.SlowWrites(absl::Milliseconds(30));
+  ASSERT_TRUE(store.Write(OnePut("a")).ok());
+  ASSERT_TRUE(store.Write(OnePut("b")).ok());
+  EXPECT_EQ(store.TakeStall(), absl::Milliseconds(60));
+  EXPECT_EQ(store.TakeStall(), absl::ZeroDuration());
+  EXPECT_EQ(store.stats().stalled_writes, 2u);
+  EXPECT_EQ(store.stats().stalled, absl::Milliseconds(60));
+  std::string value;
+  EXPECT_TRUE(store.Get("a", &value).ok());  // reads are not slowed
+  EXPECT_EQ(store.TakeStall(), absl::ZeroDuration());
+}
+
+}  // namespace
+}  // namespace parley
