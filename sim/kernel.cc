@@ -1,6 +1,7 @@
 #include "sim/kernel.h"
 
 #include <algorithm>
+#include <cmath>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -23,7 +24,16 @@ uint64_t HashString(absl::string_view s) {
   return h;
 }
 
+uint32_t Ppm(double p) {
+  if (!(p > 0)) return 0;  // also NaN
+  if (p >= 1) return kMillion;
+  return static_cast<uint32_t>(std::floor(p * kMillion + 0.5));
+}
+
 namespace {
+
+// One message in ten gets the reorder jitter.
+constexpr uint32_t kReorderPpm = 100000;
 
 // What an envelope contributes to the run's hash: enough to tell runs apart
 // without serializing every message.
@@ -155,7 +165,15 @@ Kernel::Kernel(Options options)
       rng_(SeededRng::Derive(options_.seed, "world")),
       now_(options_.start),
       bus_host_(this),
-      bus_(&bus_host_, options_.bus) {}
+      bus_(&bus_host_, options_.bus) {
+  set_network(options_.network);
+}
+
+void Kernel::set_network(const NetworkConfig& config) {
+  options_.network = config;
+  loss_ppm_ = Ppm(config.loss);
+  duplicate_ppm_ = Ppm(config.duplicate);
+}
 
 Kernel::~Kernel() {
   // Nodes go first, while everything their destructors might touch lives.
@@ -331,13 +349,19 @@ bool Kernel::Blocked(const std::string& from, const std::string& to) const {
   return false;
 }
 
+bool Kernel::Draw(uint32_t ppm) {
+  if (ppm == 0) return false;
+  if (ppm >= kMillion) return true;
+  return rng_.Uniform(kMillion) < ppm;
+}
+
 absl::Duration Kernel::Delay() {
   const NetworkConfig& net = options_.network;
   absl::Duration d = net.latency;
   if (net.jitter > absl::ZeroDuration()) {
     d += absl::Microseconds(rng_.Uniform(absl::ToInt64Microseconds(net.jitter) + 1));
   }
-  if (net.reorder_jitter > absl::ZeroDuration() && rng_.Bernoulli(0.1)) {
+  if (net.reorder_jitter > absl::ZeroDuration() && Draw(kReorderPpm)) {
     d += absl::Microseconds(rng_.Uniform(absl::ToInt64Microseconds(net.reorder_jitter) + 1));
   }
   return d;
@@ -345,12 +369,12 @@ absl::Duration Kernel::Delay() {
 
 void Kernel::Transmit(const std::string& from, const std::string& to, Envelope envelope) {
   ++stats_.messages_sent;
-  if (Blocked(from, to) || rng_.Bernoulli(options_.network.loss)) {
+  if (Blocked(from, to) || Draw(loss_ppm_)) {
     ++stats_.messages_lost;
     return;
   }
   const uint64_t digest = Digest(to, envelope);
-  if (rng_.Bernoulli(options_.network.duplicate)) {
+  if (Draw(duplicate_ppm_)) {
     ++stats_.messages_duplicated;
     Schedule(now_ + Delay(), [this, to, envelope] { Deliver(to, envelope); }, digest, "message");
   }

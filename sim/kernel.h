@@ -52,6 +52,9 @@ namespace parley {
 namespace sim {
 
 // The link model every message, publish, ack and bus delivery goes through.
+// The probabilities are given as doubles for the scenario files' sake; the
+// kernel turns them into integer parts per million once (see Ppm) and draws
+// against those, so no floating-point comparison decides a run.
 struct NetworkConfig {
   absl::Duration latency = absl::Milliseconds(1);
   absl::Duration jitter = absl::Milliseconds(1);
@@ -76,6 +79,11 @@ struct WorldStats {
 // scheduling their own items digest them the same way.
 uint64_t HashMix(uint64_t h, uint64_t x);
 uint64_t HashString(absl::string_view s);
+
+// A probability in parts per million: `p` x 1e6 rounded to the nearest
+// integer (halves up), clamped to [0, 1e6].
+uint32_t Ppm(double p);
+constexpr uint32_t kMillion = 1000000;
 
 class Kernel {
  public:
@@ -138,7 +146,7 @@ class Kernel {
   void ClearSkews() { skew_.clear(); }
 
   // ---- network
-  void set_network(const NetworkConfig& config) { options_.network = config; }
+  void set_network(const NetworkConfig& config);
   const NetworkConfig& network() const { return options_.network; }
   // Drops everything sent from `from` to `to` (one way).
   FilterId Block(const std::string& from, const std::string& to);
@@ -233,6 +241,8 @@ class Kernel {
 
   void Fold(const Item& item);
   absl::Duration Delay();
+  // True with probability ppm / 1e6; 0 and 1e6 draw nothing.
+  bool Draw(uint32_t ppm);
   void Deliver(const std::string& to, const Envelope& envelope);
   void OnNode(const std::string& address, uint64_t incarnation,
               const std::function<void(Node*)>& fn);
@@ -240,6 +250,9 @@ class Kernel {
   FilterId AddFilter(Filter filter);
 
   Options options_;
+  // options_.network's probabilities in parts per million.
+  uint32_t loss_ppm_ = 0;
+  uint32_t duplicate_ppm_ = 0;
   SeededRng rng_;
   absl::Time now_;
   std::vector<Item> heap_;

@@ -163,6 +163,18 @@ TEST_F(KernelTest, EndpointsKeepRepliesByCorrelationAndOtherEnvelopesInTheInbox)
   EXPECT_EQ(k_.inbox("out")[0].from(), "a");
 }
 
+TEST(KernelPpmTest, ProbabilitiesRoundToTheNearestPartPerMillion) {
+  EXPECT_EQ(Ppm(0), 0u);
+  EXPECT_EQ(Ppm(-1), 0u);
+  EXPECT_EQ(Ppm(0.1), 100000u);
+  EXPECT_EQ(Ppm(0.0000004), 0u);
+  EXPECT_EQ(Ppm(0.0000006), 1u);
+  EXPECT_EQ(Ppm(0.0000016), 2u);
+  EXPECT_EQ(Ppm(0.25), 250000u);
+  EXPECT_EQ(Ppm(1), kMillion);
+  EXPECT_EQ(Ppm(7), kMillion);
+}
+
 TEST(KernelDeterminismTest, SameSeedSameHash) {
   auto run = [](uint64_t seed) {
     Kernel::Options options;
