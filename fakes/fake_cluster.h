@@ -1,25 +1,26 @@
-// FakeCluster: runs several nodes in one unit test, deterministically, on a
-// manual clock. Messages are delivered FIFO after a fixed latency; nothing is
-// lost, duplicated or reordered unless a test crashes a node (messages to a
-// crashed node vanish, as they would on the wire). It also hosts a minimal
-// event bus: durable log, dedup by event_id, consumer groups, ack, and
-// redelivery of unacked deliveries after a timeout.
+// FakeCluster: runs several nodes in one unit test, deterministically, in
+// virtual time. A thin layer over the simulator's kernel (sim/kernel.h) with
+// a quiet network: messages are delivered FIFO after a fixed latency; nothing
+// is lost, duplicated or reordered unless a test crashes a node (messages to
+// a crashed node vanish, as they would on the wire) or holds an envelope. The
+// kernel's event bus (sim/event_bus.h): durable log, dedup by event_id
+// (within Options::bus_dedup_window, forever by default), consumer groups,
+// ack, and redelivery of unacked deliveries after a timeout.
 #ifndef PARLEY_FAKES_FAKE_CLUSTER_H_
 #define PARLEY_FAKES_FAKE_CLUSTER_H_
 
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
 #include <optional>
-#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/time/time.h"
 #include "core/env.h"
-#include "fakes/manual_clock.h"
+#include "fakes/manual_clock.h"  // for tests that build on FakeCluster
 #include "fakes/mem_store.h"
+#include "sim/kernel.h"
 
 namespace parley {
 
@@ -31,11 +32,15 @@ class FakeCluster {
     uint64_t seed = 1;
     absl::Duration latency = absl::Milliseconds(1);
     absl::Duration bus_ack_timeout = absl::Seconds(2);
+    // Unit tests get a bus that never forgets an event id (as before the
+    // window existed): a producer test may retain and republish events for
+    // longer than JetStream's default two minutes, as parleyd covers by
+    // widening the stream's window to the retention plus a minute.
+    absl::Duration bus_dedup_window = absl::InfiniteDuration();
   };
 
   FakeCluster() : FakeCluster(Options()) {}
   explicit FakeCluster(Options options);
-  ~FakeCluster();
 
   // Creates the node at `address` and starts it. The node gets its own store
   // unless `store` is given (replicas of a service sharing one database).
@@ -43,7 +48,8 @@ class FakeCluster {
   // The node loses its memory, timers and undelivered messages; its store
   // keeps the committed batches.
   void Crash(const std::string& address);
-  // Creates the node again from its factory over the same store and starts it.
+  // Creates the node again from its factory over the same store and starts
+  // it; a live node is crashed first (the same as sim::World, see Kernel).
   void Restart(const std::string& address);
   bool IsUp(const std::string& address) const;
 
@@ -54,11 +60,11 @@ class FakeCluster {
   }
   MemStore& store(const std::string& address);
 
-  absl::Time Now() const { return clock_.Now(); }
+  absl::Time Now() const { return kernel_.Now(); }
   // Runs everything due now, until nothing is.
-  void RunUntilIdle() { RunUntil(clock_.Now()); }
+  void RunUntilIdle() { kernel_.RunUntil(Now()); }
   // Runs everything due within `d`, in time order, and leaves the clock there.
-  void Advance(absl::Duration d) { RunUntil(clock_.Now() + d); }
+  void Advance(absl::Duration d) { kernel_.RunUntil(Now() + d); }
 
   // Sends `request` from a test endpoint and runs until the reply arrives or
   // `max_wait` passes (then DEADLINE_EXCEEDED).
@@ -75,13 +81,13 @@ class FakeCluster {
   // The next envelope for which `match(to, envelope)` holds is parked instead
   // of delivered, until ReleaseHeld(): a test writes an interleaving by hand.
   using Matcher = std::function<bool(const std::string& to, const Envelope& envelope)>;
-  void HoldNext(Matcher match) { hold_matchers_.push_back(std::move(match)); }
-  size_t held() const { return held_.size(); }
-  void ReleaseHeld();
+  void HoldNext(Matcher match) { kernel_.HoldNext(std::move(match)); }
+  size_t held() const { return kernel_.held(); }
+  void ReleaseHeld() { kernel_.ReleaseHeld(); }
 
   // Envelopes (other than replies to Call) sent to the test endpoint.
   static constexpr char kTestAddress[] = "test.endpoint";
-  const std::vector<Envelope>& test_inbox() const { return test_inbox_; }
+  const std::vector<Envelope>& test_inbox() const { return kernel_.inbox(kTestAddress); }
 
   // Delivers `event` straight to the node at `address` (as a duplicate or a
   // late delivery would arrive). Returns the delivery id.
@@ -89,69 +95,22 @@ class FakeCluster {
   // While unreachable, publishes from `address` are lost before the bus.
   void SetBusReachable(const std::string& address, bool reachable);
   // Every distinct event the bus accepted, in order.
-  const std::vector<Event>& bus_log() const { return bus_log_; }
+  const std::vector<Event>& bus_log() const { return kernel_.bus().log(); }
   // The bus forgets every event after the first `keep` it accepted, acked or
   // not, as nats-server losing its unsynced tail to a power failure (their ids
   // leave the dedup set too); unacked deliveries of them are dropped.
-  void BusLoseTail(size_t keep);
+  void BusLoseTail(size_t keep) { kernel_.bus().LoseTail(keep); }
   // Tells the node at `address` that its bus connection came back.
   void BusReconnected(const std::string& address);
-  uint64_t messages_sent() const { return messages_sent_; }
-  uint64_t unacked_deliveries() const { return deliveries_.size(); }
+  uint64_t messages_sent() const { return kernel_.stats().messages_sent; }
+  uint64_t unacked_deliveries() const { return kernel_.bus().unacked(); }
+
+  // The kernel underneath, for partitions (Block, Isolate, RemoveFilter) and
+  // whatever else a test needs beyond this interface.
+  sim::Kernel& kernel() { return kernel_; }
 
  private:
-  class NodeEnv;
-  struct Slot {
-    Factory factory;
-    std::unique_ptr<MemStore> own_store;
-    MemStore* store = nullptr;
-    std::unique_ptr<NodeEnv> env;
-    std::unique_ptr<Node> node;
-    uint64_t incarnation = 0;
-    bool up = false;
-  };
-  struct Delivery {
-    std::string group;
-    Event event;
-    std::string member;
-  };
-
-  void Schedule(absl::Time at, std::function<void()> action);
-  void RunUntil(absl::Time until);
-  void Deliver(const std::string& to, const Envelope& envelope);
-  void BusPublish(const std::string& from, const Event& event);
-  void BusDeliver(const std::string& group, const Event& event);
-  void BusAck(uint64_t delivery_id);
-  std::string NextMember(const std::string& group);
-  // Runs `fn` on the node at `address` if it is still the same incarnation.
-  void OnNode(const std::string& address, uint64_t incarnation, std::function<void(Node*)> fn);
-
-  Options options_;
-  ManualClock clock_;
-  std::map<std::string, Slot> slots_;
-  // (time, sequence) -> action: ties broken by scheduling order.
-  std::map<std::pair<absl::Time, uint64_t>, std::function<void()>> queue_;
-  uint64_t next_seq_ = 0;
-  uint64_t next_timer_id_ = 1;
-  std::set<uint64_t> cancelled_timers_;
-
-  // Bus.
-  std::vector<Event> bus_log_;
-  std::set<std::string> bus_event_ids_;
-  std::set<std::string> bus_unreachable_;
-  std::map<std::string, std::vector<std::string>> groups_;  // group -> members
-  std::map<std::string, std::set<std::string>> group_topics_;
-  std::map<std::string, uint64_t> group_next_;
-  std::map<uint64_t, Delivery> deliveries_;
-  uint64_t next_delivery_id_ = 1;
-
-  // Test endpoint.
-  uint64_t next_correlation_id_ = 1;
-  std::map<uint64_t, Reply> replies_;
-  std::vector<Envelope> test_inbox_;
-  std::vector<Matcher> hold_matchers_;
-  std::vector<std::pair<std::string, Envelope>> held_;
-  uint64_t messages_sent_ = 0;
+  sim::Kernel kernel_;
 };
 
 }  // namespace parley

@@ -7,8 +7,10 @@
 
 namespace parley {
 
-LocalNetwork::LocalNetwork(absl::Duration ack_timeout)
-    : ack_timeout_(ack_timeout), timers_("local-bus") {
+LocalNetwork::LocalNetwork(absl::Duration ack_timeout, absl::Duration dedup_window)
+    : bus_host_(this),
+      bus_(&bus_host_, EventBus::Options{ack_timeout, dedup_window}),
+      timers_("local-bus") {
   timers_.Start();
 }
 
@@ -47,57 +49,49 @@ void LocalNetwork::SendMany(const std::string& from, const std::string& to,
 
 void LocalNetwork::Publish(const std::string& from, const Event& event) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto publisher = hosts_.find(from);
-  if (publisher != hosts_.end()) publisher->second->DeliverPublishAck(event.event_id());
-  if (!ids_.insert(event.event_id()).second) return;  // duplicate publish
-  log_.push_back(event);
-  const std::string topic = EventTopic(event);
-  for (const auto& [group, topics] : topics_) {
-    if (topics.count(topic) > 0) Deliver(group, log_.size() - 1);
-  }
-}
-
-// REQUIRES: mu_ held.
-void LocalNetwork::Deliver(const std::string& group, size_t index) {
-  const uint64_t id = next_delivery_++;
-  unacked_[id] = {group, index};
-  const std::vector<std::string>& members = groups_[group];
-  for (size_t i = 0; i < members.size(); ++i) {
-    const std::string& m = members[(next_member_[group] + i) % members.size()];
-    auto host = hosts_.find(m);
-    if (host == hosts_.end()) continue;
-    next_member_[group] += i + 1;
-    host->second->DeliverEvent(log_[index], id);
-    break;
-  }
-  timers_.PostAfter(ack_timeout_, [this, id] {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = unacked_.find(id);
-    if (it == unacked_.end()) return;
-    const auto [g, i] = it->second;
-    unacked_.erase(it);
-    Deliver(g, i);
-  });
+  // The server reads the wall clock; only the dedup window uses it.
+  bus_.Publish(from, event, absl::Now());
 }
 
 void LocalNetwork::Subscribe(const std::string& address, const std::string& group,
                              const std::vector<std::string>& topics) {
   std::lock_guard<std::mutex> lock(mu_);
-  std::vector<std::string>& members = groups_[group];
-  if (std::find(members.begin(), members.end(), address) == members.end()) {
-    members.push_back(address);
-  }
-  topics_[group].insert(topics.begin(), topics.end());
+  bus_.Subscribe(address, group, topics);
 }
 
 void LocalNetwork::AckEvent(uint64_t delivery_id) {
   std::lock_guard<std::mutex> lock(mu_);
-  unacked_.erase(delivery_id);
+  bus_.Ack(delivery_id);
 }
 
 uint64_t LocalNetwork::undeliverable() const {
   std::lock_guard<std::mutex> lock(mu_);
   return undeliverable_;
+}
+
+// ---- the bus's host: every callback runs inside a bus_ call, with mu_ held.
+
+bool LocalNetwork::BusHost::MemberUp(const std::string& member) {
+  return net_->hosts_.count(member) > 0;
+}
+
+void LocalNetwork::BusHost::PublishAcked(const std::string& publisher,
+                                         const std::string& event_id) {
+  auto it = net_->hosts_.find(publisher);
+  if (it != net_->hosts_.end()) it->second->DeliverPublishAck(event_id);
+}
+
+void LocalNetwork::BusHost::DeliverEvent(const std::string& member, const Event& event,
+                                         uint64_t delivery_id) {
+  net_->hosts_.at(member)->DeliverEvent(event, delivery_id);
+}
+
+void LocalNetwork::BusHost::ArmAckTimer(uint64_t delivery_id, absl::Duration after) {
+  LocalNetwork* net = net_;
+  net->timers_.PostAfter(after, [net, delivery_id] {
+    std::lock_guard<std::mutex> lock(net->mu_);
+    net->bus_.AckTimeout(delivery_id);
+  });
 }
 
 }  // namespace parley

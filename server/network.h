@@ -9,13 +9,14 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <string>
 #include <vector>
 
+#include "absl/time/time.h"
 #include "core/proto/events.pb.h"
 #include "core/proto/rpc.pb.h"
 #include "server/event_loop.h"
+#include "sim/event_bus.h"
 
 namespace parley {
 
@@ -53,12 +54,18 @@ class Network {
   virtual void AckEvent(uint64_t delivery_id) = 0;
 };
 
-// All nodes in one process. The bus keeps its log in memory, dedups by
-// event_id, delivers each event to one member of every subscribed group and
-// redelivers what is not acked within `ack_timeout`.
+// All nodes in one process. The bus is the shared EventBus state machine
+// (sim/event_bus.h, the simulator's bus): it keeps its log in memory, dedups
+// by event_id within `dedup_window`, delivers each event to one member of
+// every subscribed group and redelivers what is not acked within
+// `ack_timeout` (the timers run on an EventLoop of this network). The window
+// defaults to forever: nodes may republish retained events for as long as
+// --event_retention, and nothing here knows it (a JetStream stream gets
+// retention plus a minute from parleyd).
 class LocalNetwork : public Network {
  public:
-  explicit LocalNetwork(absl::Duration ack_timeout = absl::Seconds(2));
+  explicit LocalNetwork(absl::Duration ack_timeout = absl::Seconds(2),
+                        absl::Duration dedup_window = absl::InfiniteDuration());
   ~LocalNetwork() override;
 
   void Attach(Endpoint* host) override;
@@ -74,19 +81,25 @@ class LocalNetwork : public Network {
   uint64_t undeliverable() const;
 
  private:
-  void Deliver(const std::string& group, size_t index);
+  // The bus's view of this network. Its callbacks run with mu_ held.
+  class BusHost : public EventBus::Host {
+   public:
+    explicit BusHost(LocalNetwork* net) : net_(net) {}
+    bool MemberUp(const std::string& member) override;
+    void PublishAcked(const std::string& publisher, const std::string& event_id) override;
+    void DeliverEvent(const std::string& member, const Event& event,
+                      uint64_t delivery_id) override;
+    void ArmAckTimer(uint64_t delivery_id, absl::Duration after) override;
+
+   private:
+    LocalNetwork* net_;
+  };
 
   mutable std::mutex mu_;
   std::map<std::string, Endpoint*> hosts_;
-  std::vector<Event> log_;
-  std::set<std::string> ids_;
-  std::map<std::string, std::vector<std::string>> groups_;
-  std::map<std::string, std::set<std::string>> topics_;
-  std::map<std::string, uint64_t> next_member_;
-  std::map<uint64_t, std::pair<std::string, size_t>> unacked_;
-  uint64_t next_delivery_ = 1;
   uint64_t undeliverable_ = 0;
-  absl::Duration ack_timeout_;
+  BusHost bus_host_;
+  EventBus bus_;      // guarded by mu_
   EventLoop timers_;  // redelivery timers
 };
 

@@ -110,6 +110,33 @@ TEST_F(WorldTest, PartitionsBlockAndHeal) {
   EXPECT_TRUE(Ping("a"));
 }
 
+TEST_F(WorldTest, HealingOnePartitionLeavesTheOthers) {
+  const World::PartitionId a = world_.Isolate("a");
+  const World::PartitionId b = world_.Isolate("b");
+  EXPECT_FALSE(Ping("a"));
+  EXPECT_FALSE(Ping("b"));
+  // The end of one partition heals that one only.
+  world_.Heal(a);
+  EXPECT_TRUE(Ping("a"));
+  EXPECT_FALSE(Ping("b"));
+  world_.Heal(a);  // already healed: nothing
+  EXPECT_FALSE(Ping("b"));
+  world_.Heal(b);
+  EXPECT_TRUE(Ping("b"));
+  EXPECT_FALSE(world_.Partitioned());
+}
+
+TEST_F(WorldTest, RestartOfALiveNodeCrashesItFirst) {
+  std::vector<std::string> gone;
+  world_.OnNodeGone([&](const std::string& address, Node*) { gone.push_back(address); });
+  ASSERT_TRUE(Ping("a"));
+  world_.Restart("a");
+  EXPECT_EQ(gone, std::vector<std::string>{"a"});
+  EXPECT_NE(probe("a"), nullptr);
+  EXPECT_EQ(probe("a")->requests, 0);  // a new node: the old one's memory is gone
+  world_.OnNodeGone(nullptr);  // `gone` dies before world_
+}
+
 TEST_F(WorldTest, LossAndDuplicationHappenAtTheirRates) {
   NetworkConfig net;
   net.loss = 0.5;

@@ -1,0 +1,485 @@
+#include "sim/kernel.h"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace parley {
+namespace sim {
+
+uint64_t HashMix(uint64_t h, uint64_t x) {
+  h ^= x + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+  h *= 0xff51afd7ed558ccdULL;
+  return h ^ (h >> 33);
+}
+
+uint64_t HashString(absl::string_view s) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (char c : s) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+uint32_t Ppm(double p) {
+  if (!(p > 0)) return 0;  // also NaN
+  if (p >= 1) return kMillion;
+  return static_cast<uint32_t>(std::floor(p * kMillion + 0.5));
+}
+
+namespace {
+
+// One message in ten gets the reorder jitter.
+constexpr uint32_t kReorderPpm = 100000;
+
+// What an envelope contributes to the run's hash: enough to tell runs apart
+// without serializing every message.
+uint64_t Digest(const std::string& to, const Envelope& e) {
+  uint64_t h = HashString(to);
+  h = HashMix(h, HashString(e.from()));
+  h = HashMix(h, e.correlation_id());
+  h = HashMix(h, static_cast<uint64_t>(e.body_case()));
+  if (e.has_request()) h = HashMix(h, static_cast<uint64_t>(e.request().op_case()));
+  if (e.has_reply()) h = HashMix(h, static_cast<uint64_t>(e.reply().status().code()));
+  h = HashMix(h, e.ByteSizeLong());
+  return h;
+}
+
+}  // namespace
+
+// ---- NodeEnv ---------------------------------------------------------------------------------
+
+class Kernel::NodeEnv : public Env {
+ public:
+  NodeEnv(Kernel* kernel, std::string address, MemStore* store, uint64_t seed,
+          uint64_t incarnation)
+      : k_(kernel), address_(std::move(address)), store_(store), rng_(seed),
+        incarnation_(incarnation) {}
+
+  const std::string& Self() const override { return address_; }
+  absl::Time Now() override { return k_->now_ + k_->SkewOf(address_); }
+  SeededRng& Rng() override { return rng_; }
+  OrderedStore& Store() override { return *store_; }
+
+  void Send(const std::string& to, Envelope envelope) override {
+    // The transport knows who sends: a node cannot claim another's address
+    // (a TCP connection or a NATS inbox is the same in server mode).
+    envelope.set_from(address_);
+    if (k_->on_send_) k_->on_send_(address_, to, envelope);
+    k_->Transmit(address_, to, std::move(envelope));
+  }
+
+  void Publish(const Event& event) override {
+    if (k_->Blocked(address_, kBusAddress)) return;
+    k_->Schedule(k_->now_ + k_->Delay(),
+                 [k = k_, from = address_, event] { k->bus_.Publish(from, event, k->now_); },
+                 HashString(event.event_id()), "publish");
+  }
+
+  void Subscribe(const std::string& group, const std::vector<std::string>& topics) override {
+    k_->bus_.Subscribe(address_, group, topics);
+  }
+
+  void AckEvent(uint64_t delivery_id) override {
+    if (k_->Blocked(address_, kBusAddress)) return;
+    k_->Schedule(k_->now_ + k_->Delay(), [k = k_, delivery_id] { k->bus_.Ack(delivery_id); },
+                 delivery_id, "event-ack");
+  }
+
+  TimerId SetTimer(absl::Duration after) override {
+    const TimerId id = k_->next_timer_id_++;
+    k_->Schedule(k_->now_ + std::max(after, absl::ZeroDuration()),
+                 [k = k_, address = address_, inc = incarnation_, id] {
+                   if (k->cancelled_timers_.erase(id) > 0) return;
+                   k->OnNode(address, inc, [id](Node* n) { n->OnTimer(id); });
+                 },
+                 HashMix(HashString(address_), id), "timer");
+    return id;
+  }
+
+  void CancelTimer(TimerId id) override { k_->cancelled_timers_.insert(id); }
+
+  void FailStop(const std::string& reason) override {
+    // The node is inside a callback: crash this incarnation once it returns
+    // (an item due now runs after it), and bring the node back a second later
+    // as a supervisor would, unless something restarted it meanwhile.
+    ++k_->stats_.fail_stops;
+    k_->Schedule(k_->now_,
+                 [k = k_, address = address_, inc = incarnation_] {
+                   auto it = k->slots_.find(address);
+                   if (it == k->slots_.end() || !it->second.up ||
+                       it->second.incarnation != inc) {
+                     return;
+                   }
+                   k->Crash(address);
+                   k->Schedule(k->now_ + absl::Seconds(1),
+                               [k, address] {
+                                 if (!k->IsUp(address)) k->Restart(address);
+                               },
+                               HashString("fail-stop-restart"), "fail-stop-restart");
+                 },
+                 HashString(address_) ^ 0x5170, "fail-stop");
+  }
+
+ private:
+  Kernel* k_;
+  std::string address_;
+  MemStore* store_;
+  SeededRng rng_;
+  uint64_t incarnation_;
+};
+
+// ---- the bus's host --------------------------------------------------------------------------
+
+void Kernel::BusHost::PublishAcked(const std::string& publisher, const std::string& event_id) {
+  Kernel* k = kernel_;
+  k->Schedule(k->now_ + k->Delay(), [k, publisher, event_id] {
+    auto it = k->slots_.find(publisher);
+    if (it != k->slots_.end() && it->second.up) it->second.node->OnPublishAck(event_id);
+  }, HashString(event_id), "publish-ack");
+}
+
+void Kernel::BusHost::DeliverEvent(const std::string& member, const Event& event,
+                                   uint64_t delivery_id) {
+  Kernel* k = kernel_;
+  if (k->Blocked(kBusAddress, member)) return;
+  const uint64_t incarnation = k->slots_.at(member).incarnation;
+  k->Schedule(k->now_ + k->Delay(), [k, member, incarnation, event, delivery_id] {
+    k->OnNode(member, incarnation, [&](Node* n) { n->OnEvent(event, delivery_id); });
+  }, HashMix(HashString(member), delivery_id), "event");
+}
+
+void Kernel::BusHost::ArmAckTimer(uint64_t delivery_id, absl::Duration after) {
+  Kernel* k = kernel_;
+  k->Schedule(k->now_ + after, [k, delivery_id] { k->bus_.AckTimeout(delivery_id); },
+              delivery_id, "event-timeout");
+}
+
+// ---- kernel ----------------------------------------------------------------------------------
+
+Kernel::Kernel(Options options)
+    : options_(std::move(options)),
+      rng_(SeededRng::Derive(options_.seed, "world")),
+      now_(options_.start),
+      bus_host_(this),
+      bus_(&bus_host_, options_.bus) {
+  set_network(options_.network);
+}
+
+void Kernel::set_network(const NetworkConfig& config) {
+  options_.network = config;
+  loss_ppm_ = Ppm(config.loss);
+  duplicate_ppm_ = Ppm(config.duplicate);
+}
+
+Kernel::~Kernel() {
+  // Nodes go first, while everything their destructors might touch lives.
+  for (auto& [address, slot] : slots_) {
+    if (slot.up && on_gone_) on_gone_(address, slot.node.get());
+    slot.node.reset();
+  }
+}
+
+// ---- scheduler
+
+void Kernel::Schedule(absl::Time at, std::function<void()> action, uint64_t digest,
+                      const char* what) {
+  heap_.push_back(Item{std::max(at, now_), next_seq_++, std::move(action), digest, what});
+  std::push_heap(heap_.begin(), heap_.end(), [](const Item& a, const Item& b) {
+    return a.time != b.time ? a.time > b.time : a.seq > b.seq;
+  });
+}
+
+void Kernel::Fold(const Item& item) {
+  hash_ = HashMix(hash_, static_cast<uint64_t>(absl::ToUnixMicros(item.time)));
+  hash_ = HashMix(hash_, item.digest);
+  ++stats_.events;
+  if (trace_on_) {
+    trace_.emplace_back(hash_, absl::StrCat("#", stats_.events, " t=",
+                                            absl::FormatDuration(item.time - options_.start),
+                                            " ", item.what));
+  }
+}
+
+void Kernel::RunUntil(absl::Time until) {
+  auto later = [](const Item& a, const Item& b) {
+    return a.time != b.time ? a.time > b.time : a.seq > b.seq;
+  };
+  while (!heap_.empty() && heap_.front().time <= until) {
+    std::pop_heap(heap_.begin(), heap_.end(), later);
+    Item item = std::move(heap_.back());
+    heap_.pop_back();
+    now_ = std::max(now_, item.time);
+    Fold(item);
+    item.action();
+  }
+  now_ = std::max(now_, until);
+}
+
+// ---- nodes
+
+void Kernel::AddNode(const std::string& address, Factory factory, MemStore* store) {
+  Slot& slot = slots_[address];
+  slot.factory = std::move(factory);
+  if (store == nullptr) {
+    slot.own_store = std::make_unique<MemStore>();
+    store = slot.own_store.get();
+  }
+  slot.store = store;
+  Restart(address);
+}
+
+void Kernel::Crash(const std::string& address) {
+  Slot& slot = slots_.at(address);
+  if (!slot.up) return;
+  if (on_gone_) on_gone_(address, slot.node.get());
+  slot.node.reset();
+  slot.env.reset();
+  slot.up = false;
+  ++slot.incarnation;  // what the old incarnation scheduled finds no node
+  if (lose_unsynced_batch_) slot.store->LoseLastBatch();
+  // Its consumer-group memberships stay: a restarted node rejoins them.
+}
+
+void Kernel::Restart(const std::string& address) {
+  Slot& slot = slots_.at(address);
+  if (slot.up) Crash(address);
+  const uint64_t seed =
+      SeededRng::Derive(options_.seed, absl::StrCat(address, "#", slot.incarnation));
+  slot.env = std::make_unique<NodeEnv>(this, address, slot.store, seed, slot.incarnation);
+  slot.node = slot.factory(slot.env.get());
+  slot.up = true;
+  hash_ = HashMix(hash_, HashString(address) ^ slot.incarnation);
+  slot.node->Start();
+}
+
+bool Kernel::IsUp(const std::string& address) const {
+  auto it = slots_.find(address);
+  return it != slots_.end() && it->second.up;
+}
+
+Node* Kernel::node(const std::string& address) {
+  auto it = slots_.find(address);
+  return it == slots_.end() || !it->second.up ? nullptr : it->second.node.get();
+}
+
+MemStore* Kernel::store(const std::string& address) {
+  auto it = slots_.find(address);
+  return it == slots_.end() ? nullptr : it->second.store;
+}
+
+std::vector<std::string> Kernel::Addresses() const {
+  std::vector<std::string> out;
+  for (const auto& [address, slot] : slots_) out.push_back(address);
+  return out;
+}
+
+uint64_t Kernel::incarnation(const std::string& address) const {
+  return slots_.at(address).incarnation;
+}
+
+void Kernel::OnNode(const std::string& address, uint64_t incarnation,
+                    const std::function<void(Node*)>& fn) {
+  auto it = slots_.find(address);
+  if (it == slots_.end() || !it->second.up || it->second.incarnation != incarnation) return;
+  fn(it->second.node.get());
+}
+
+void Kernel::SetSkew(const std::string& address, absl::Duration skew, double drift_ppm) {
+  skew_[address] = Skew{skew, drift_ppm, now_};
+}
+
+absl::Duration Kernel::SkewOf(const std::string& address) const {
+  auto it = skew_.find(address);
+  if (it == skew_.end()) return absl::ZeroDuration();
+  const double elapsed_s = absl::ToDoubleSeconds(now_ - it->second.since);
+  return it->second.offset +
+         absl::Microseconds(static_cast<int64_t>(elapsed_s * it->second.drift_ppm));
+}
+
+// ---- network
+
+Kernel::FilterId Kernel::AddFilter(Filter filter) {
+  const FilterId id = next_filter_id_++;
+  filters_.emplace(id, std::move(filter));
+  return id;
+}
+
+Kernel::FilterId Kernel::Block(const std::string& from, const std::string& to) {
+  return AddFilter(Filter{Filter::kBlock, from, to, nullptr});
+}
+
+Kernel::FilterId Kernel::Isolate(const std::string& address) {
+  return AddFilter(Filter{Filter::kIsolate, address, "", nullptr});
+}
+
+Kernel::FilterId Kernel::HoldNext(Matcher match) {
+  return AddFilter(Filter{Filter::kHold, "", "", std::move(match)});
+}
+
+void Kernel::RemovePartitions() {
+  for (auto it = filters_.begin(); it != filters_.end();) {
+    it = it->second.kind == Filter::kHold ? std::next(it) : filters_.erase(it);
+  }
+}
+
+bool Kernel::Partitioned() const {
+  for (const auto& [id, f] : filters_) {
+    if (f.kind != Filter::kHold) return true;
+  }
+  return false;
+}
+
+bool Kernel::Blocked(const std::string& from, const std::string& to) const {
+  for (const auto& [id, f] : filters_) {
+    switch (f.kind) {
+      case Filter::kBlock:
+        if (f.from == from && f.to == to) return true;
+        break;
+      case Filter::kIsolate:
+        if (f.from == from || f.from == to) return true;
+        break;
+      case Filter::kHold:
+        break;
+    }
+  }
+  return false;
+}
+
+bool Kernel::Draw(uint32_t ppm) {
+  if (ppm == 0) return false;
+  if (ppm >= kMillion) return true;
+  return rng_.Uniform(kMillion) < ppm;
+}
+
+absl::Duration Kernel::Delay() {
+  const NetworkConfig& net = options_.network;
+  absl::Duration d = net.latency;
+  if (net.jitter > absl::ZeroDuration()) {
+    d += absl::Microseconds(rng_.Uniform(absl::ToInt64Microseconds(net.jitter) + 1));
+  }
+  if (net.reorder_jitter > absl::ZeroDuration() && Draw(kReorderPpm)) {
+    d += absl::Microseconds(rng_.Uniform(absl::ToInt64Microseconds(net.reorder_jitter) + 1));
+  }
+  return d;
+}
+
+void Kernel::Transmit(const std::string& from, const std::string& to, Envelope envelope) {
+  ++stats_.messages_sent;
+  if (Blocked(from, to) || Draw(loss_ppm_)) {
+    ++stats_.messages_lost;
+    return;
+  }
+  const uint64_t digest = Digest(to, envelope);
+  if (Draw(duplicate_ppm_)) {
+    ++stats_.messages_duplicated;
+    Schedule(now_ + Delay(), [this, to, envelope] { Deliver(to, envelope); }, digest, "message");
+  }
+  Schedule(now_ + Delay(), [this, to, envelope = std::move(envelope)] { Deliver(to, envelope); },
+           digest, "message");
+}
+
+void Kernel::Deliver(const std::string& to, const Envelope& envelope) {
+  for (auto it = filters_.begin(); it != filters_.end(); ++it) {
+    if (it->second.kind == Filter::kHold && it->second.match(to, envelope)) {
+      filters_.erase(it);  // a hold takes one envelope
+      held_.emplace_back(to, envelope);
+      return;
+    }
+  }
+  auto endpoint = endpoints_.find(to);
+  if (endpoint != endpoints_.end()) {
+    if (envelope.has_reply()) {
+      replies_[envelope.correlation_id()] = envelope.reply();
+    } else if (endpoint->second.keep_inbox) {
+      endpoint->second.inbox.push_back(envelope);
+    }
+    return;
+  }
+  auto it = slots_.find(to);
+  if (it == slots_.end() || !it->second.up) {
+    ++stats_.messages_lost;  // as on the wire: the sender's timeout handles it
+    return;
+  }
+  it->second.node->OnEnvelope(envelope);
+}
+
+void Kernel::ReleaseHeld() {
+  std::vector<std::pair<std::string, Envelope>> held = std::move(held_);
+  held_.clear();
+  for (auto& [to, envelope] : held) {
+    const uint64_t digest = Digest(to, envelope);
+    Schedule(now_ + Delay(), [this, to = to, envelope = std::move(envelope)] {
+      Deliver(to, envelope);
+    }, digest, "message");
+  }
+}
+
+// ---- outside endpoints
+
+void Kernel::AddEndpoint(const std::string& address, bool keep_inbox) {
+  endpoints_[address].keep_inbox = keep_inbox;
+}
+
+uint64_t Kernel::SendRequest(const std::string& from, const std::string& to,
+                             const Request& request, uint64_t auth_user_id,
+                             const std::string& request_id) {
+  const uint64_t correlation_id = next_correlation_id_++;
+  Envelope envelope;
+  envelope.set_correlation_id(correlation_id);
+  envelope.set_from(from);
+  envelope.set_request_id(request_id.empty() ? absl::StrCat(from, "#", correlation_id)
+                                             : request_id);
+  envelope.set_auth_user_id(auth_user_id);
+  *envelope.mutable_request() = request;
+  Transmit(from, to, std::move(envelope));
+  return correlation_id;
+}
+
+std::optional<Reply> Kernel::AwaitReply(uint64_t correlation_id, absl::Duration max_wait) {
+  const absl::Time deadline = now_ + max_wait;
+  while (replies_.count(correlation_id) == 0 && now_ < deadline && !heap_.empty()) {
+    RunUntil(std::min(deadline, heap_.front().time));
+  }
+  return TakeReply(correlation_id);
+}
+
+std::optional<Reply> Kernel::TakeReply(uint64_t correlation_id) {
+  auto it = replies_.find(correlation_id);
+  if (it == replies_.end()) return std::nullopt;
+  Reply reply = std::move(it->second);
+  replies_.erase(it);
+  return reply;
+}
+
+const std::vector<Envelope>& Kernel::inbox(const std::string& endpoint) const {
+  return endpoints_.at(endpoint).inbox;
+}
+
+// ---- bus
+
+uint64_t Kernel::InjectEvent(const std::string& address, const Event& event) {
+  const uint64_t id = bus_.NewDeliveryId();
+  const uint64_t incarnation = slots_.at(address).incarnation;
+  Schedule(now_ + Delay(), [this, address, incarnation, event, id] {
+    OnNode(address, incarnation, [&](Node* n) { n->OnEvent(event, id); });
+  }, HashMix(HashString(address), id), "event");
+  return id;
+}
+
+void Kernel::BusReconnected(const std::string& address) {
+  if (Node* n = node(address)) n->OnBusReconnected();
+}
+
+const WorldStats& Kernel::stats() const {
+  stats_.bus_published = bus_.stats().published;
+  stats_.bus_duplicates_let_through = bus_.stats().duplicates_let_through;
+  stats_.bus_redeliveries = bus_.stats().redeliveries;
+  return stats_;
+}
+
+}  // namespace sim
+}  // namespace parley

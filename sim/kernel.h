@@ -1,0 +1,289 @@
+// Kernel: the one deterministic mechanism under sim::World and FakeCluster.
+// One thread, virtual time, one root seed.
+//
+//   - A scheduler ordered by (time, sequence number): items due at the same
+//     time run in the order they were scheduled. Every item run is folded
+//     into a running hash (its time and a digest chosen by whoever scheduled
+//     it): same seed, same hash.
+//   - Node slots with incarnations. A crash destroys the node (memory, timers,
+//     undelivered messages and events of that incarnation are gone); its
+//     store keeps the committed batches (and may lose the last one).
+//     Restart semantics, the same for World and FakeCluster:
+//       Crash(a)   of a down node does nothing;
+//       Restart(a) of a down node creates it again from its factory over the
+//                  same store and starts it;
+//       Restart(a) of a live node crashes it first, then does the above.
+//     A caller that means "bring it back if it is down" checks IsUp().
+//   - NodeEnv, the one implementation of core's Env over the kernel,
+//     including FailStop: the node is crashed once the current callback
+//     returns, and restarted a second later unless it is up by then.
+//   - Outside endpoints: addresses that are not nodes (a test, the final
+//     state reader). Replies sent to them are kept by correlation id; other
+//     envelopes go to the endpoint's inbox. Call() sends a request from one
+//     and runs the scheduler until the reply arrives or time runs out.
+//   - The network: one link model for every link (latency, jitter, loss,
+//     duplication, reorder) and a set of delivery filters, each with an id:
+//     Block(from, to) and Isolate(a) drop at send time, HoldNext(match)
+//     parks the next matching envelope on arrival until ReleaseHeld().
+//     RemoveFilter(id) heals only that filter.
+//   - The event bus (EventBus) hosted on the network: publishes, acks and
+//     deliveries travel with the link model's delay; the pseudo-address "bus"
+//     can be blocked or isolated like a node.
+#ifndef PARLEY_SIM_KERNEL_H_
+#define PARLEY_SIM_KERNEL_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "core/env.h"
+#include "core/rng.h"
+#include "fakes/mem_store.h"
+#include "sim/event_bus.h"
+
+namespace parley {
+namespace sim {
+
+// The link model every message, publish, ack and bus delivery goes through.
+// The probabilities are given as doubles for the scenario files' sake; the
+// kernel turns them into integer parts per million once (see Ppm) and draws
+// against those, so no floating-point comparison decides a run.
+struct NetworkConfig {
+  absl::Duration latency = absl::Milliseconds(1);
+  absl::Duration jitter = absl::Milliseconds(1);
+  double loss = 0;
+  double duplicate = 0;
+  // Extra random delay on some messages, which reorders them.
+  absl::Duration reorder_jitter = absl::ZeroDuration();
+};
+
+struct WorldStats {
+  uint64_t events = 0;
+  uint64_t messages_sent = 0;
+  uint64_t messages_lost = 0;         // loss, partitions, dead receivers
+  uint64_t messages_duplicated = 0;
+  uint64_t bus_published = 0;
+  uint64_t bus_duplicates_let_through = 0;
+  uint64_t bus_redeliveries = 0;
+  uint64_t fail_stops = 0;            // nodes that stopped themselves (Env::FailStop)
+};
+
+// What an item contributes to the hash and the trace. Exposed so layers
+// scheduling their own items digest them the same way.
+uint64_t HashMix(uint64_t h, uint64_t x);
+uint64_t HashString(absl::string_view s);
+
+// A probability in parts per million: `p` x 1e6 rounded to the nearest
+// integer (halves up), clamped to [0, 1e6].
+uint32_t Ppm(double p);
+constexpr uint32_t kMillion = 1000000;
+
+class Kernel {
+ public:
+  using Factory = std::function<std::unique_ptr<Node>(Env*)>;
+  using Matcher = std::function<bool(const std::string& to, const Envelope& envelope)>;
+  using FilterId = uint64_t;
+
+  // The pseudo-address of the event bus on the network, for filters.
+  static constexpr char kBusAddress[] = "bus";
+
+  struct Options {
+    uint64_t seed = 1;
+    absl::Time start = absl::FromUnixSeconds(1700000000);
+    NetworkConfig network;
+    EventBus::Options bus;
+  };
+
+  explicit Kernel(Options options);
+  // Nodes about to be destroyed while up are reported to OnNodeGone first.
+  ~Kernel();
+  Kernel(const Kernel&) = delete;
+  Kernel& operator=(const Kernel&) = delete;
+
+  uint64_t seed() const { return options_.seed; }
+  // The network's and the bus's randomness (nodes have their own).
+  SeededRng& rng() { return rng_; }
+  absl::Time Now() const { return now_; }
+  absl::Time Start() const { return options_.start; }
+
+  // ---- scheduler
+  // Runs `action` at `at` (not before now). `digest` and `what` go into the
+  // hash and the trace.
+  void Schedule(absl::Time at, std::function<void()> action, uint64_t digest, const char* what);
+  // Runs every item due by `until`, then leaves the clock at `until`.
+  void RunUntil(absl::Time until);
+  bool Idle() const { return heap_.empty(); }
+  // REQUIRES: !Idle().
+  absl::Time NextTime() const { return heap_.front().time; }
+
+  // ---- nodes
+  // Creates and starts the node at `address`. `store` may be shared by
+  // replicas (a service's database); null: the node gets its own.
+  void AddNode(const std::string& address, Factory factory, MemStore* store = nullptr);
+  void Crash(const std::string& address);
+  void Restart(const std::string& address);
+  bool IsUp(const std::string& address) const;
+  // Null while down or unknown.
+  Node* node(const std::string& address);
+  MemStore* store(const std::string& address);
+  std::vector<std::string> Addresses() const;
+  uint64_t incarnation(const std::string& address) const;
+  void OnNodeGone(std::function<void(const std::string&, Node*)> fn) { on_gone_ = std::move(fn); }
+  void OnSend(std::function<void(const std::string&, const std::string&, const Envelope&)> fn) {
+    on_send_ = std::move(fn);
+  }
+  void set_lose_unsynced_batch(bool lose) { lose_unsynced_batch_ = lose; }
+  // `address`'s clock reads `skew` off from now on, and drifts by
+  // `drift_ppm` microseconds per simulated second after that.
+  void SetSkew(const std::string& address, absl::Duration skew, double drift_ppm = 0);
+  void ClearSkews() { skew_.clear(); }
+
+  // ---- network
+  void set_network(const NetworkConfig& config);
+  const NetworkConfig& network() const { return options_.network; }
+  // Drops everything sent from `from` to `to` (one way).
+  FilterId Block(const std::string& from, const std::string& to);
+  // Drops everything sent from or to `address`.
+  FilterId Isolate(const std::string& address);
+  // Parks the next envelope arriving for which `match` holds (once).
+  FilterId HoldNext(Matcher match);
+  // Removes one filter; unknown ids (already healed, a used hold) are ignored.
+  void RemoveFilter(FilterId id) { filters_.erase(id); }
+  // Removes every Block and Isolate filter.
+  void RemovePartitions();
+  bool Partitioned() const;
+  bool Blocked(const std::string& from, const std::string& to) const;
+  size_t held() const { return held_.size(); }
+  // Sends the parked envelopes on, each after one link delay.
+  void ReleaseHeld();
+  // Sends `envelope` over the network as `from` (counted, filtered, lossy).
+  void Transmit(const std::string& from, const std::string& to, Envelope envelope);
+
+  // ---- outside endpoints
+  // `keep_inbox`: keep envelopes other than replies (else dropped).
+  void AddEndpoint(const std::string& address, bool keep_inbox);
+  // Sends a request from endpoint `from`; returns its correlation id. An
+  // empty `request_id` gets "<from>#<correlation id>".
+  uint64_t SendRequest(const std::string& from, const std::string& to, const Request& request,
+                       uint64_t auth_user_id, const std::string& request_id);
+  // Runs until the reply to `correlation_id` is in, `max_wait` passed or
+  // nothing is left to run.
+  std::optional<Reply> AwaitReply(uint64_t correlation_id, absl::Duration max_wait);
+  std::optional<Reply> TakeReply(uint64_t correlation_id);
+  const std::vector<Envelope>& inbox(const std::string& endpoint) const;
+
+  // ---- bus
+  EventBus& bus() { return bus_; }
+  const EventBus& bus() const { return bus_; }
+  // Delivers `event` straight to `address` after one link delay, outside any
+  // group; returns the delivery id.
+  uint64_t InjectEvent(const std::string& address, const Event& event);
+  // Tells the node at `address` its bus connection came back.
+  void BusReconnected(const std::string& address);
+
+  // ---- determinism
+  uint64_t hash() const { return hash_; }
+  void set_trace(bool on) { trace_on_ = on; }
+  const std::vector<std::pair<uint64_t, std::string>>& trace() const { return trace_; }
+  const WorldStats& stats() const;
+
+ private:
+  class NodeEnv;
+  class BusHost : public EventBus::Host {
+   public:
+    explicit BusHost(Kernel* kernel) : kernel_(kernel) {}
+    bool MemberUp(const std::string& member) override { return kernel_->IsUp(member); }
+    void PublishAcked(const std::string& publisher, const std::string& event_id) override;
+    void DeliverEvent(const std::string& member, const Event& event,
+                      uint64_t delivery_id) override;
+    void ArmAckTimer(uint64_t delivery_id, absl::Duration after) override;
+
+   private:
+    Kernel* kernel_;
+  };
+  struct Slot {
+    Factory factory;
+    std::unique_ptr<MemStore> own_store;
+    MemStore* store = nullptr;
+    std::unique_ptr<NodeEnv> env;
+    std::unique_ptr<Node> node;
+    uint64_t incarnation = 0;
+    bool up = false;
+  };
+  struct Item {
+    absl::Time time;
+    uint64_t seq;
+    std::function<void()> action;
+    uint64_t digest;
+    const char* what;
+  };
+  struct Filter {
+    enum Kind { kBlock, kIsolate, kHold } kind;
+    std::string from, to;  // kBlock: the link; kIsolate: `from` is the node
+    Matcher match;         // kHold
+  };
+  struct Endpoint {
+    bool keep_inbox = false;
+    std::vector<Envelope> inbox;
+  };
+  struct Skew {
+    absl::Duration offset;
+    double drift_ppm = 0;
+    absl::Time since;
+  };
+
+  void Fold(const Item& item);
+  absl::Duration Delay();
+  // True with probability ppm / 1e6; 0 and 1e6 draw nothing.
+  bool Draw(uint32_t ppm);
+  void Deliver(const std::string& to, const Envelope& envelope);
+  void OnNode(const std::string& address, uint64_t incarnation,
+              const std::function<void(Node*)>& fn);
+  absl::Duration SkewOf(const std::string& address) const;
+  FilterId AddFilter(Filter filter);
+
+  Options options_;
+  // options_.network's probabilities in parts per million.
+  uint32_t loss_ppm_ = 0;
+  uint32_t duplicate_ppm_ = 0;
+  SeededRng rng_;
+  absl::Time now_;
+  std::vector<Item> heap_;
+  uint64_t next_seq_ = 0;
+
+  std::map<std::string, Slot> slots_;
+  uint64_t next_timer_id_ = 1;
+  std::set<uint64_t> cancelled_timers_;
+  std::function<void(const std::string&, Node*)> on_gone_;
+  std::function<void(const std::string&, const std::string&, const Envelope&)> on_send_;
+  bool lose_unsynced_batch_ = false;
+  std::map<std::string, Skew> skew_;
+
+  std::map<FilterId, Filter> filters_;  // id order = the order holds are tried
+  FilterId next_filter_id_ = 1;
+  std::vector<std::pair<std::string, Envelope>> held_;
+
+  std::map<std::string, Endpoint> endpoints_;
+  uint64_t next_correlation_id_ = 1;
+  std::map<uint64_t, Reply> replies_;
+
+  BusHost bus_host_;
+  EventBus bus_;
+
+  uint64_t hash_ = 0;
+  bool trace_on_ = false;
+  std::vector<std::pair<uint64_t, std::string>> trace_;
+  mutable WorldStats stats_;  // the bus's counters are copied in by stats()
+};
+
+}  // namespace sim
+}  // namespace parley
+
+#endif  // PARLEY_SIM_KERNEL_H_
