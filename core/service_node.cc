@@ -40,7 +40,11 @@ ServiceNode::ServiceNode(Env* env, ServiceOptions options)
       options_(std::move(options)),
       timers_(env),
       rpc_(env, &timers_, &directory_),
-      outbox_(env, &timers_, WithRetention(env, options_.outbox)) {}
+      outbox_(env, &timers_, WithRetention(env, options_.outbox)) {
+  // The rpc client's and the outbox's probes are this node's.
+  rpc_.set_probes(&probes());
+  outbox_.set_probes(&probes());
+}
 
 void ServiceNode::Start() {
   absl::Status s = outbox_.Recover();

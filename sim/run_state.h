@@ -70,6 +70,7 @@ struct RunState {
   std::map<std::string, uint64_t> probes;
   std::vector<double> profile_apply_ms;
   std::vector<double> sync_sizes;
+  std::map<std::string, std::vector<double>> samples;  // other sample probes
   std::map<std::pair<std::string, uint64_t>, int64_t> body_served_us;
   int64_t quiet_since_us = INT64_MAX;
 };
