@@ -1,9 +1,12 @@
 // Nemesis: the fault mix, the fault schedule and the fault-kind table.
 #include "sim/nemesis.h"
 
+#include <algorithm>
 #include <cmath>
+#include <set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "core/client/client.h"
 #include "core/kv/kv_service.h"
 #include "core/service_node.h"
@@ -13,6 +16,34 @@ namespace parley {
 namespace sim {
 namespace {
 
+// ---- draws (schedule time) ---------------------------------------------------------------------
+
+void DrawServer(const FaultPlan& plan, SeededRng& rng, ScriptedFault* f) {
+  f->set_target(plan.servers[rng.Uniform(plan.servers.size())]);
+}
+
+void DrawSkew(const FaultPlan& plan, SeededRng& rng, ScriptedFault* f) {
+  DrawServer(plan, rng, f);
+  f->set_amount_ms((rng.UniformDouble() * 2 - 1) * plan.mix.skew_ms);
+  f->set_drift_ppm((rng.UniformDouble() * 2 - 1) * 1000);
+}
+
+void DrawEvictShare(const FaultPlan&, SeededRng&, ScriptedFault* f) { f->set_amount_ms(50); }
+
+void FixHalves(const FaultPlan& plan, SeededRng& rng, ScriptedFault* f) {
+  if (f->side_size() > 0) return;
+  for (const std::string& s : plan.servers) {
+    if (rng.Bernoulli(0.5)) f->add_side(s);
+  }
+}
+
+void FixVictims(const FaultPlan&, SeededRng& rng, ScriptedFault* f) {
+  // Never 0: 0 means "not drawn yet".
+  while (f->victims_seed() == 0) f->set_victims_seed(rng.Next());
+}
+
+// ---- apply and heal (play time: no randomness) -------------------------------------------------
+
 void HealPartitions(RunState& r, const ScriptedFault&) { r.world.HealPartitions(); }
 
 bool PartitionNode(RunState& r, const ScriptedFault& f) {
@@ -20,9 +51,12 @@ bool PartitionNode(RunState& r, const ScriptedFault& f) {
   return true;
 }
 
-bool PartitionHalves(RunState& r, const ScriptedFault&) {
+bool PartitionHalves(RunState& r, const ScriptedFault& f) {
+  const std::set<std::string> side(f.side().begin(), f.side().end());
   std::vector<std::string> a, b;
-  for (const std::string& s : ServerAddresses(r)) (r.nemesis_rng.Bernoulli(0.5) ? a : b).push_back(s);
+  for (const std::string& s : ServerAddresses(r.s.topology())) {
+    (side.count(s) > 0 ? a : b).push_back(s);
+  }
   for (const std::string& x : a) {
     for (const std::string& y : b) {
       r.world.Block(x, y);
@@ -33,7 +67,7 @@ bool PartitionHalves(RunState& r, const ScriptedFault&) {
 }
 
 bool PartitionOneWay(RunState& r, const ScriptedFault& f) {
-  for (const std::string& other : ServerAddresses(r)) {
+  for (const std::string& other : ServerAddresses(r.s.topology())) {
     if (other != f.target()) r.world.Block(f.target(), other);
   }
   for (const ClientInfo& c : r.clients) r.world.Block(f.target(), c.address);
@@ -72,7 +106,8 @@ bool ClockSkew(RunState& r, const ScriptedFault& f) {
 
 bool KvEvict(RunState& r, const ScriptedFault& f) {
   if (auto* kv = r.world.NodeAs<KvService>(kKvAddress)) {
-    kv->Evict("friends/", r.nemesis_rng, f.amount_ms() / 100.0);
+    SeededRng victims(f.victims_seed());
+    kv->Evict("friends/", victims, f.amount_ms() / 100.0);
   }
   return false;
 }
@@ -87,20 +122,45 @@ void ClientBack(RunState& r, const ScriptedFault& f) {
   if (Client* c = r.world.NodeAs<Client>(f.target())) c->Connect();
 }
 
+// ---- descriptions ------------------------------------------------------------------------------
+
+std::string DescribeHalves(const ScriptedFault& f) {
+  return absl::StrCat(" side=[", absl::StrJoin(f.side(), ","), "]");
+}
+std::string DescribeSkew(const ScriptedFault& f) {
+  return absl::StrCat(" by ", f.amount_ms(), "ms drift ", f.drift_ppm(), "ppm");
+}
+std::string DescribeEvict(const ScriptedFault& f) {
+  return absl::StrCat(" ", f.amount_ms(), "% victims_seed=", f.victims_seed());
+}
+
 }  // namespace
 
 const std::vector<FaultKind>& FaultKinds() {
+  // Rates: a partition is of one node half the time, halves 3 in 10, one-way
+  // 2 in 10; bus faults split four ways (kv eviction among them); a skew
+  // every 20 s when the mix skews clocks at all.
   static const auto* const kKinds = new std::vector<FaultKind>{
-      {ScriptedFault::PARTITION_NODE, PartitionNode, HealPartitions, "heal-partition", nullptr},
-      {ScriptedFault::PARTITION_HALVES, PartitionHalves, HealPartitions, "heal-partition", nullptr},
-      {ScriptedFault::CRASH, Crash, Restart, "restart", nullptr},
-      {ScriptedFault::BUS_DUPLICATES, BusDuplicates, BusDedupOn, "bus-dedup-on", nullptr},
-      {ScriptedFault::BUS_STORM, BusStorm, nullptr, nullptr, nullptr},
-      {ScriptedFault::BUS_OUTAGE, BusOutage, BusBack, "bus-back", nullptr},
-      {ScriptedFault::CLOCK_SKEW, ClockSkew, nullptr, nullptr, nullptr},
-      {ScriptedFault::CLIENT_OFFLINE, ClientOffline, ClientBack, "client-back", nullptr},
-      {ScriptedFault::PARTITION_ONE_WAY, PartitionOneWay, HealPartitions, "heal-partition", nullptr},
-      {ScriptedFault::KV_EVICT, KvEvict, nullptr, nullptr, nullptr},
+      {ScriptedFault::PARTITION_NODE, [](const FaultMix& m) { return m.partition_rate * 0.5; },
+       DrawServer, nullptr, PartitionNode, HealPartitions, "heal-partition", nullptr},
+      {ScriptedFault::PARTITION_HALVES, [](const FaultMix& m) { return m.partition_rate * 0.3; },
+       nullptr, FixHalves, PartitionHalves, HealPartitions, "heal-partition", DescribeHalves},
+      {ScriptedFault::PARTITION_ONE_WAY, [](const FaultMix& m) { return m.partition_rate * 0.2; },
+       DrawServer, nullptr, PartitionOneWay, HealPartitions, "heal-partition", nullptr},
+      {ScriptedFault::CRASH, [](const FaultMix& m) { return m.crash_rate; }, DrawServer, nullptr,
+       Crash, Restart, "restart", nullptr},
+      {ScriptedFault::BUS_DUPLICATES, [](const FaultMix& m) { return m.bus_rate * 0.25; }, nullptr,
+       nullptr, BusDuplicates, BusDedupOn, "bus-dedup-on", nullptr},
+      {ScriptedFault::BUS_STORM, [](const FaultMix& m) { return m.bus_rate * 0.25; }, nullptr,
+       nullptr, BusStorm, nullptr, nullptr, nullptr},
+      {ScriptedFault::BUS_OUTAGE, [](const FaultMix& m) { return m.bus_rate * 0.25; }, nullptr,
+       nullptr, BusOutage, BusBack, "bus-back", nullptr},
+      {ScriptedFault::KV_EVICT, [](const FaultMix& m) { return m.bus_rate * 0.25; },
+       DrawEvictShare, FixVictims, KvEvict, nullptr, nullptr, DescribeEvict},
+      {ScriptedFault::CLOCK_SKEW, [](const FaultMix& m) { return m.skew_ms > 0 ? 0.05 : 0.0; },
+       DrawSkew, nullptr, ClockSkew, nullptr, nullptr, DescribeSkew},
+      {ScriptedFault::CLIENT_OFFLINE, nullptr, nullptr, nullptr, ClientOffline, ClientBack,
+       "client-back", nullptr},
   };
   return *kKinds;
 }
@@ -144,66 +204,84 @@ void Nemesis::DrawMix() {
   mix_.skew_ms = maybe(f.clock_skew_max_ms());
 }
 
+void Nemesis::Plan() {
+  if (planned_) return;
+  planned_ = true;
+  DrawMix();
+  const FaultPlan plan{r_.s, mix_, ServerAddresses(r_.s.topology())};
+  const double duration_s = r_.s.workload().duration_s();
+  // Drawn faults: a Poisson process over the kinds' rates, from the start of
+  // chaos. The nemesis stream picks when and which; each fault's own stream
+  // ("fault#<index>") draws its duration, target and amounts, so cutting a
+  // fault from the schedule changes no other fault.
+  const std::vector<FaultKind>& kinds = FaultKinds();
+  std::vector<double> rates;
+  double total = 0;
+  for (const FaultKind& k : kinds) {
+    rates.push_back(k.rate != nullptr ? std::max(0.0, k.rate(mix_)) : 0);
+    total += rates.back();
+  }
+  // Rounding may carry a pick past the last kind with a rate: it goes there.
+  size_t last = 0;
+  for (size_t i = 0; i < rates.size(); ++i) {
+    if (rates[i] > 0) last = i;
+  }
+  SeededRng& rng = r_.nemesis_rng;
+  double t = 0;
+  for (int index = 0; total > 0 && std::isfinite(total) && t < duration_s &&
+                      index < kMaxDrawnFaults;
+       ++index) {
+    double pick = rng.UniformDouble() * total;
+    size_t which = 0;
+    while (which < last && (rates[which] == 0 || pick >= rates[which])) {
+      pick -= rates[which++];
+    }
+    const FaultKind& k = kinds[which];
+    SeededRng own(SeededRng::Derive(r_.seed, absl::StrCat("fault#", index)));
+    ScriptedFault f;
+    f.set_at_s(t);
+    f.set_kind(k.kind);
+    f.set_duration_s(0.5 + own.UniformDouble() * mix_.duration_max_s);
+    if (k.draw != nullptr) k.draw(plan, own, &f);
+    if (k.fix != nullptr) k.fix(plan, own, &f);
+    schedule_.push_back(f);
+    t += -std::log(1.0 - rng.UniformDouble()) / total;
+  }
+  // The script: as written, but whatever it leaves to chance is drawn now,
+  // from the script entry's own stream.
+  for (int i = 0; i < r_.s.faults().script_size(); ++i) {
+    ScriptedFault f = r_.s.faults().script(i);
+    if (!(f.at_s() < duration_s)) continue;  // would never happen
+    const FaultKind* k = FindFaultKind(f.kind());
+    if (k != nullptr && k->fix != nullptr) {
+      SeededRng own(SeededRng::Derive(r_.seed, absl::StrCat("script#", i)));
+      k->fix(plan, own, &f);
+    }
+    schedule_.push_back(f);
+  }
+  std::stable_sort(schedule_.begin(), schedule_.end(),
+                   [](const ScriptedFault& a, const ScriptedFault& b) { return a.at_s() < b.at_s(); });
+}
+
 void Nemesis::Schedule() {
+  Plan();
   r_.world.At(r_.chaos_start, [this] {
     NetworkConfig net = r_.world.network();
     net.loss = mix_.loss;
     net.duplicate = mix_.duplicate;
     net.reorder_jitter = absl::Microseconds(static_cast<int64_t>(mix_.reorder_ms * 1000));
     r_.world.set_network(net);
-    NextFault();
   }, "faults-on");
-  for (const ScriptedFault& f : r_.s.faults().script()) {
-    r_.world.At(r_.chaos_start + Seconds(f.at_s()), [this, f] { Apply(f); }, "scripted-fault");
+  for (const ScriptedFault& f : schedule_) {
+    r_.world.At(r_.chaos_start + Seconds(f.at_s()), [this, f] { Apply(f); }, "fault");
   }
-}
-
-void Nemesis::NextFault() {
-  const double total = mix_.partition_rate + mix_.crash_rate + mix_.bus_rate +
-                       (mix_.skew_ms > 0 ? 0.05 : 0);
-  if (total <= 0 || r_.world.Now() >= r_.chaos_end) return;
-  SeededRng& rng = r_.nemesis_rng;
-  const std::vector<std::string> servers = ServerAddresses(r_);
-  const double duration_s = 0.5 + rng.UniformDouble() * mix_.duration_max_s;
-  double pick = rng.UniformDouble() * total;
-  ScriptedFault f;
-  f.set_duration_s(duration_s);
-  if ((pick -= mix_.partition_rate) < 0) {
-    const uint64_t k = rng.Uniform(10);
-    f.set_kind(k < 5 ? ScriptedFault::PARTITION_NODE
-                     : k < 8 ? ScriptedFault::PARTITION_HALVES : ScriptedFault::PARTITION_ONE_WAY);
-    f.set_target(servers[rng.Uniform(servers.size())]);
-  } else if ((pick -= mix_.crash_rate) < 0) {
-    f.set_kind(ScriptedFault::CRASH);
-    f.set_target(servers[rng.Uniform(servers.size())]);
-  } else if ((pick -= mix_.bus_rate) < 0) {
-    const uint64_t k = rng.Uniform(4);
-    if (k == 3) {
-      f.set_kind(ScriptedFault::KV_EVICT);
-      f.set_amount_ms(50);
-      Apply(f);
-      const double gap_s = -std::log(1.0 - rng.UniformDouble()) / total;
-      r_.world.After(Seconds(gap_s), [this] { NextFault(); }, "nemesis");
-      return;
-    }
-    f.set_kind(k == 0 ? ScriptedFault::BUS_DUPLICATES
-                      : k == 1 ? ScriptedFault::BUS_STORM : ScriptedFault::BUS_OUTAGE);
-  } else {
-    f.set_kind(ScriptedFault::CLOCK_SKEW);
-    f.set_target(servers[rng.Uniform(servers.size())]);
-    f.set_amount_ms((rng.UniformDouble() * 2 - 1) * mix_.skew_ms);
-    f.set_drift_ppm((rng.UniformDouble() * 2 - 1) * 1000);
-  }
-  Apply(f);
-  const double gap_s = -std::log(1.0 - rng.UniformDouble()) / total;
-  r_.world.After(Seconds(gap_s), [this] { NextFault(); }, "nemesis");
 }
 
 void Nemesis::Apply(const ScriptedFault& f) {
   if (r_.world.Now() >= r_.chaos_end) return;
-  ScriptedFault applied = f;
-  applied.set_at_s(absl::ToDoubleSeconds(r_.world.Now() - r_.chaos_start));
-  r_.applied_faults.push_back(applied);
+  // Recorded as scheduled (at_s included), so the fixed schedule replays it
+  // at the very same microsecond.
+  r_.applied_faults.push_back(f);
   r_.recorder.Add(HistoryEntry::FAULT, "nemesis")->set_detail(DescribeFault(f));
   const FaultKind* k = FindFaultKind(f.kind());
   if (k == nullptr || !k->apply(r_, f) || k->heal == nullptr) return;

@@ -24,14 +24,26 @@ class ErrorCollector : public google::protobuf::io::ErrorCollector {
   std::string error;
 };
 
+constexpr uint32_t kMaxReplicas = 1000;
+
 }  // namespace
 
 absl::Status ValidateScenario(const Scenario& scenario, const std::string& name) {
   if (scenario.workload().users() == 0) {
     return absl::InvalidArgumentError(absl::StrCat(name, ": workload.users must be positive"));
   }
-  if (scenario.workload().duration_s() <= 0) {
+  if (!(scenario.workload().duration_s() > 0)) {
     return absl::InvalidArgumentError(absl::StrCat(name, ": workload.duration_s must be positive"));
+  }
+  // The fault schedule is drawn over every server before the run: a
+  // topology no simulation could run is refused here instead.
+  const Topology& t = scenario.topology();
+  for (uint32_t n : {t.gateways(), t.shards(), t.user_replicas(), t.friend_replicas(),
+                     t.group_replicas()}) {
+    if (n > kMaxReplicas) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          name, ": topology counts must be at most ", kMaxReplicas, " (not ", n, ")"));
+    }
   }
   return absl::OkStatus();
 }

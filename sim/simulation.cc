@@ -29,8 +29,8 @@ class Simulation {
       : r_(scenario, seed, options), workload_(r_), nemesis_(r_) {}
 
   std::string Config() {
-    nemesis_.DrawMix();
-    return DescribeRun(r_.s, r_.seed, nemesis_.mix());
+    nemesis_.Plan();
+    return DescribeRun(r_.s, r_.seed, nemesis_.mix(), nemesis_.schedule());
   }
   RunResult Run();
 

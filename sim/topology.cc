@@ -10,10 +10,20 @@
 namespace parley {
 namespace sim {
 
-std::vector<std::string> ServerAddresses(const RunState& r) {
-  std::vector<std::string> out = r.services;
-  out.insert(out.end(), r.shards.begin(), r.shards.end());
-  out.insert(out.end(), r.gateways.begin(), r.gateways.end());
+std::vector<std::string> ServerAddresses(const Topology& t) {
+  std::vector<std::string> out;
+  auto replicas = [&](NodeRole role, uint32_t n) {
+    for (uint32_t i = 0; i < std::max<uint32_t>(1, n); ++i) {
+      out.push_back(NodeAddress(role, absl::StrCat(i + 1)));
+    }
+  };
+  replicas(NodeRole::kUser, t.user_replicas());
+  replicas(NodeRole::kFriend, t.friend_replicas());
+  replicas(NodeRole::kGroup, t.group_replicas());
+  for (uint32_t k = 0; k < std::max<uint32_t>(1, t.shards()); ++k) {
+    out.push_back(NodeAddress(NodeRole::kMessageShard, absl::StrCat(k)));
+  }
+  replicas(NodeRole::kGateway, t.gateways());
   out.push_back(kKvAddress);
   out.push_back(kRegistryAddress);
   return out;

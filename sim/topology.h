@@ -15,8 +15,10 @@ namespace sim {
 // second devices are drawn from the workload's stream (as they always were).
 void BuildTopology(RunState& r);
 
-// Every server address of the built topology, in the order faults pick from.
-std::vector<std::string> ServerAddresses(const RunState& r);
+// Every server address of a topology, in the order faults pick from:
+// service replicas (user, friend, group), shards, gateways, kv, registry.
+// Known before the nodes are built, so faults can be drawn beforehand.
+std::vector<std::string> ServerAddresses(const Topology& t);
 
 }  // namespace sim
 }  // namespace parley
