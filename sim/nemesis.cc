@@ -10,6 +10,7 @@
 #include "core/client/client.h"
 #include "core/kv/kv_service.h"
 #include "core/service_node.h"
+#include "sim/ratio.h"
 #include "sim/topology.h"
 
 namespace parley {
@@ -24,8 +25,9 @@ void DrawServer(const FaultPlan& plan, SeededRng& rng, ScriptedFault* f) {
 
 void DrawSkew(const FaultPlan& plan, SeededRng& rng, ScriptedFault* f) {
   DrawServer(plan, rng, f);
-  f->set_amount_ms((rng.UniformDouble() * 2 - 1) * plan.mix.skew_ms);
-  f->set_drift_ppm((rng.UniformDouble() * 2 - 1) * 1000);
+  const int64_t skew_us = plan.mix.skew_us;
+  f->set_amount_ms((static_cast<int64_t>(rng.Uniform(2 * skew_us + 1)) - skew_us) / 1000.0);
+  f->set_drift_ppm(static_cast<int64_t>(rng.Uniform(2001)) - 1000);
 }
 
 void DrawEvictShare(const FaultPlan&, SeededRng&, ScriptedFault* f) { f->set_amount_ms(50); }
@@ -33,7 +35,7 @@ void DrawEvictShare(const FaultPlan&, SeededRng&, ScriptedFault* f) { f->set_amo
 void FixHalves(const FaultPlan& plan, SeededRng& rng, ScriptedFault* f) {
   if (f->side_size() > 0) return;
   for (const std::string& s : plan.servers) {
-    if (rng.Bernoulli(0.5)) f->add_side(s);
+    if (rng.Uniform(2) == 0) f->add_side(s);
   }
 }
 
@@ -141,23 +143,23 @@ const std::vector<FaultKind>& FaultKinds() {
   // 2 in 10; bus faults split four ways (kv eviction among them); a skew
   // every 20 s when the mix skews clocks at all.
   static const auto* const kKinds = new std::vector<FaultKind>{
-      {ScriptedFault::PARTITION_NODE, [](const FaultMix& m) { return m.partition_rate * 0.5; },
+      {ScriptedFault::PARTITION_NODE, [](const FaultMix& m) { return m.partition_uhz * 5 / 10; },
        DrawServer, nullptr, PartitionNode, HealPartitions, "heal-partition", nullptr},
-      {ScriptedFault::PARTITION_HALVES, [](const FaultMix& m) { return m.partition_rate * 0.3; },
+      {ScriptedFault::PARTITION_HALVES, [](const FaultMix& m) { return m.partition_uhz * 3 / 10; },
        nullptr, FixHalves, PartitionHalves, HealPartitions, "heal-partition", DescribeHalves},
-      {ScriptedFault::PARTITION_ONE_WAY, [](const FaultMix& m) { return m.partition_rate * 0.2; },
+      {ScriptedFault::PARTITION_ONE_WAY, [](const FaultMix& m) { return m.partition_uhz * 2 / 10; },
        DrawServer, nullptr, PartitionOneWay, HealPartitions, "heal-partition", nullptr},
-      {ScriptedFault::CRASH, [](const FaultMix& m) { return m.crash_rate; }, DrawServer, nullptr,
+      {ScriptedFault::CRASH, [](const FaultMix& m) { return m.crash_uhz; }, DrawServer, nullptr,
        Crash, Restart, "restart", nullptr},
-      {ScriptedFault::BUS_DUPLICATES, [](const FaultMix& m) { return m.bus_rate * 0.25; }, nullptr,
+      {ScriptedFault::BUS_DUPLICATES, [](const FaultMix& m) { return m.bus_uhz / 4; }, nullptr,
        nullptr, BusDuplicates, BusDedupOn, "bus-dedup-on", nullptr},
-      {ScriptedFault::BUS_STORM, [](const FaultMix& m) { return m.bus_rate * 0.25; }, nullptr,
+      {ScriptedFault::BUS_STORM, [](const FaultMix& m) { return m.bus_uhz / 4; }, nullptr,
        nullptr, BusStorm, nullptr, nullptr, nullptr},
-      {ScriptedFault::BUS_OUTAGE, [](const FaultMix& m) { return m.bus_rate * 0.25; }, nullptr,
+      {ScriptedFault::BUS_OUTAGE, [](const FaultMix& m) { return m.bus_uhz / 4; }, nullptr,
        nullptr, BusOutage, BusBack, "bus-back", nullptr},
-      {ScriptedFault::KV_EVICT, [](const FaultMix& m) { return m.bus_rate * 0.25; },
+      {ScriptedFault::KV_EVICT, [](const FaultMix& m) { return m.bus_uhz / 4; },
        DrawEvictShare, FixVictims, KvEvict, nullptr, nullptr, DescribeEvict},
-      {ScriptedFault::CLOCK_SKEW, [](const FaultMix& m) { return m.skew_ms > 0 ? 0.05 : 0.0; },
+      {ScriptedFault::CLOCK_SKEW, [](const FaultMix& m) -> uint64_t { return m.skew_us > 0 ? 50000 : 0; },
        DrawSkew, nullptr, ClockSkew, nullptr, nullptr, DescribeSkew},
       {ScriptedFault::CLIENT_OFFLINE, nullptr, nullptr, nullptr, ClientOffline, ClientBack,
        "client-back", nullptr},
@@ -182,26 +184,34 @@ std::string DescribeFault(const ScriptedFault& f) {
 
 void Nemesis::DrawMix() {
   const Faults& f = r_.s.faults();
-  mix_.duration_max_s = f.fault_duration_max_s() > 0 ? f.fault_duration_max_s() : 5;
+  mix_.duration_max_us = f.fault_duration_max_s() > 0 ? Micros(f.fault_duration_max_s()) : 5000000;
+  const uint64_t loss = Ppm(f.loss_max()), duplicate = Ppm(f.duplicate_max());
+  const int64_t reorder = Micros(f.reorder_jitter_ms() / 1000);
+  const uint64_t partition = MicroHz(f.partition_rate_per_s()), crash = MicroHz(f.crash_rate_per_s()),
+                 bus = MicroHz(f.bus_fault_rate_per_s());
+  const int64_t skew = Micros(f.clock_skew_max_ms() / 1000);
   if (!f.random()) {
-    mix_.loss = f.loss_max();
-    mix_.duplicate = f.duplicate_max();
-    mix_.reorder_ms = f.reorder_jitter_ms();
-    mix_.partition_rate = f.partition_rate_per_s();
-    mix_.crash_rate = f.crash_rate_per_s();
-    mix_.bus_rate = f.bus_fault_rate_per_s();
-    mix_.skew_ms = f.clock_skew_max_ms();
+    mix_.loss_ppm = loss;
+    mix_.duplicate_ppm = duplicate;
+    mix_.reorder_us = reorder;
+    mix_.partition_uhz = partition;
+    mix_.crash_uhz = crash;
+    mix_.bus_uhz = bus;
+    mix_.skew_us = skew;
     return;
   }
+  // Swarm testing: each kind on or off, and when on, up to its maximum.
   SeededRng& rng = r_.nemesis_rng;
-  auto maybe = [&](double max) { return rng.Bernoulli(0.5) ? rng.UniformDouble() * max : 0.0; };
-  mix_.loss = maybe(f.loss_max());
-  mix_.duplicate = maybe(f.duplicate_max());
-  mix_.reorder_ms = maybe(f.reorder_jitter_ms());
-  mix_.partition_rate = maybe(f.partition_rate_per_s());
-  mix_.crash_rate = maybe(f.crash_rate_per_s());
-  mix_.bus_rate = maybe(f.bus_fault_rate_per_s());
-  mix_.skew_ms = maybe(f.clock_skew_max_ms());
+  auto maybe = [&](uint64_t max) -> uint64_t {
+    return rng.Uniform(2) == 0 ? rng.Uniform(max + 1) : 0;
+  };
+  mix_.loss_ppm = maybe(loss);
+  mix_.duplicate_ppm = maybe(duplicate);
+  mix_.reorder_us = maybe(reorder);
+  mix_.partition_uhz = maybe(partition);
+  mix_.crash_uhz = maybe(crash);
+  mix_.bus_uhz = maybe(bus);
+  mix_.skew_us = maybe(skew);
 }
 
 void Nemesis::Plan() {
@@ -215,37 +225,31 @@ void Nemesis::Plan() {
   // ("fault#<index>") draws its duration, target and amounts, so cutting a
   // fault from the schedule changes no other fault.
   const std::vector<FaultKind>& kinds = FaultKinds();
-  std::vector<double> rates;
-  double total = 0;
+  std::vector<uint64_t> rates;
+  uint64_t total = 0;
   for (const FaultKind& k : kinds) {
-    rates.push_back(k.rate != nullptr ? std::max(0.0, k.rate(mix_)) : 0);
+    rates.push_back(k.rate != nullptr ? k.rate(mix_) : 0);
     total += rates.back();
   }
-  // Rounding may carry a pick past the last kind with a rate: it goes there.
-  size_t last = 0;
-  for (size_t i = 0; i < rates.size(); ++i) {
-    if (rates[i] > 0) last = i;
-  }
   SeededRng& rng = r_.nemesis_rng;
-  double t = 0;
-  for (int index = 0; total > 0 && std::isfinite(total) && t < duration_s &&
-                      index < kMaxDrawnFaults;
-       ++index) {
-    double pick = rng.UniformDouble() * total;
+  const int64_t mean_gap_us = MeanIntervalMicros(total);
+  const int64_t duration_us = Micros(duration_s);
+  int64_t t_us = 0;
+  for (int index = 0; total > 0 && t_us < duration_us && index < kMaxDrawnFaults; ++index) {
+    uint64_t pick = rng.Uniform(total);
     size_t which = 0;
-    while (which < last && (rates[which] == 0 || pick >= rates[which])) {
-      pick -= rates[which++];
-    }
+    while (pick >= rates[which]) pick -= rates[which++];
     const FaultKind& k = kinds[which];
     SeededRng own(SeededRng::Derive(r_.seed, absl::StrCat("fault#", index)));
     ScriptedFault f;
-    f.set_at_s(t);
+    // Whole microseconds, written as seconds: Seconds() gives them back exactly.
+    f.set_at_s(t_us / 1e6);
     f.set_kind(k.kind);
-    f.set_duration_s(0.5 + own.UniformDouble() * mix_.duration_max_s);
+    f.set_duration_s((500000 + static_cast<int64_t>(own.Uniform(mix_.duration_max_us + 1))) / 1e6);
     if (k.draw != nullptr) k.draw(plan, own, &f);
     if (k.fix != nullptr) k.fix(plan, own, &f);
     schedule_.push_back(f);
-    t += -std::log(1.0 - rng.UniformDouble()) / total;
+    t_us += ExponentialMicros(rng, mean_gap_us);
   }
   // The script: as written, but whatever it leaves to chance is drawn now,
   // from the script entry's own stream.
@@ -267,9 +271,10 @@ void Nemesis::Schedule() {
   Plan();
   r_.world.At(r_.chaos_start, [this] {
     NetworkConfig net = r_.world.network();
-    net.loss = mix_.loss;
-    net.duplicate = mix_.duplicate;
-    net.reorder_jitter = absl::Microseconds(static_cast<int64_t>(mix_.reorder_ms * 1000));
+    // The world takes probabilities as doubles: converted here, at its door.
+    net.loss = mix_.loss_ppm / 1e6;
+    net.duplicate = mix_.duplicate_ppm / 1e6;
+    net.reorder_jitter = absl::Microseconds(mix_.reorder_us);
     r_.world.set_network(net);
   }, "faults-on");
   for (const ScriptedFault& f : schedule_) {
@@ -311,9 +316,9 @@ void Nemesis::Heal() {
 Faults Nemesis::FixedFaults() const {
   Faults fixed = r_.s.faults();
   fixed.set_random(false);
-  fixed.set_loss_max(mix_.loss);
-  fixed.set_duplicate_max(mix_.duplicate);
-  fixed.set_reorder_jitter_ms(mix_.reorder_ms);
+  fixed.set_loss_max(mix_.loss_ppm / 1e6);
+  fixed.set_duplicate_max(mix_.duplicate_ppm / 1e6);
+  fixed.set_reorder_jitter_ms(mix_.reorder_us / 1000.0);
   fixed.set_partition_rate_per_s(0);
   fixed.set_crash_rate_per_s(0);
   fixed.set_bus_fault_rate_per_s(0);

@@ -11,6 +11,7 @@
 #ifndef PARLEY_SIM_NEMESIS_H_
 #define PARLEY_SIM_NEMESIS_H_
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -20,16 +21,17 @@
 namespace parley {
 namespace sim {
 
-// The fault mix one seed runs with.
+// The fault mix one seed runs with, in integers (sim/ratio.h): shares in
+// parts per million, rates in micro-hertz, times in microseconds.
 struct FaultMix {
-  double loss = 0;
-  double duplicate = 0;
-  double reorder_ms = 0;
-  double partition_rate = 0;
-  double crash_rate = 0;
-  double bus_rate = 0;
-  double skew_ms = 0;
-  double duration_max_s = 5;
+  uint64_t loss_ppm = 0;
+  uint64_t duplicate_ppm = 0;
+  int64_t reorder_us = 0;
+  uint64_t partition_uhz = 0;
+  uint64_t crash_uhz = 0;
+  uint64_t bus_uhz = 0;
+  int64_t skew_us = 0;
+  int64_t duration_max_us = 5000000;
 };
 
 // What a fault kind may draw from when it is scheduled.
@@ -42,8 +44,9 @@ struct FaultPlan {
 // One row of the fault-kind table.
 struct FaultKind {
   ScriptedFault::Kind kind;
-  // Faults of this kind per second in a seed's mix (nullptr: scripted only).
-  double (*rate)(const FaultMix& m);
+  // Faults of this kind per million seconds in a seed's mix (nullptr:
+  // scripted only).
+  uint64_t (*rate)(const FaultMix& m);
   // A drawn fault's target and amounts, from the fault's own stream (its
   // duration is drawn before). nullptr: nothing to draw.
   void (*draw)(const FaultPlan& plan, SeededRng& rng, ScriptedFault* f);

@@ -15,12 +15,13 @@ std::string DescribeRun(const Scenario& s, uint64_t seed, const FaultMix& m,
   const Workload& w = s.workload();
   std::string out = absl::StrFormat(
       "scenario=%s seed=%u gateways=%u shards=%u replicas=%u/%u/%u users=%u groups=%u "
-      "duration=%.0fs settle=%.0fs send_rate=%.1f/s | faults: loss=%.3f dup=%.3f "
-      "reorder=%.0fms partitions=%.3f/s crashes=%.3f/s bus=%.3f/s skew=%.0fms scripted=%d "
+      "duration=%.0fs settle=%.0fs send_rate=%.1f/s | faults: loss=%.6f dup=%.6f "
+      "reorder=%.3fms partitions=%.6f/s crashes=%.6f/s bus=%.6f/s skew=%.3fms scripted=%d "
       "lose_unsynced=%d%s",
       s.name(), seed, t.gateways(), t.shards(), t.user_replicas(), t.friend_replicas(),
       t.group_replicas(), w.users(), w.groups(), w.duration_s(), s.settle_s(), w.send_rate_per_s(),
-      m.loss, m.duplicate, m.reorder_ms, m.partition_rate, m.crash_rate, m.bus_rate, m.skew_ms,
+      m.loss_ppm / 1e6, m.duplicate_ppm / 1e6, m.reorder_us / 1e3, m.partition_uhz / 1e6,
+      m.crash_uhz / 1e6, m.bus_uhz / 1e6, m.skew_us / 1e3,
       s.faults().script_size(), s.faults().lose_unsynced_batch(),
       s.bug().empty() ? "" : " bug=" + s.bug());
   absl::StrAppendFormat(
@@ -42,7 +43,11 @@ std::string DescribeRun(const Scenario& s, uint64_t seed, const FaultMix& m,
   }
   absl::StrAppendFormat(&out, "\n  network: latency=%gms jitter=%gms", s.network().latency_ms(),
                         s.network().jitter_ms());
-  absl::StrAppendFormat(&out, "\n  fault mix: fault_duration_max=%gs", m.duration_max_s);
+  absl::StrAppendFormat(&out,
+                        "\n  fault mix (integers): loss=%uppm dup=%uppm reorder=%dus "
+                        "partitions=%uuHz crashes=%uuHz bus=%uuHz skew=%dus fault_duration_max=%dus",
+                        m.loss_ppm, m.duplicate_ppm, m.reorder_us, m.partition_uhz, m.crash_uhz,
+                        m.bus_uhz, m.skew_us, m.duration_max_us);
   absl::StrAppendFormat(&out, "\n  schedule: %d faults", schedule.size());
   for (size_t i = 0; i < schedule.size(); ++i) {
     absl::StrAppendFormat(&out, "\n    #%d at %.6fs %s", i, schedule[i].at_s(),

@@ -11,6 +11,7 @@
 #include "sim/final_state.h"
 #include "sim/nemesis.h"
 #include "sim/probes.h"
+#include "sim/ratio.h"
 #include "sim/run_config.h"
 #include "sim/run_state.h"
 #include "sim/topology.h"
@@ -19,7 +20,9 @@
 namespace parley {
 namespace sim {
 
-absl::Duration Seconds(double s) { return absl::Microseconds(static_cast<int64_t>(s * 1e6)); }
+// Rounded to the microsecond, so a time written as seconds in a schedule
+// comes back as the microsecond it was drawn at.
+absl::Duration Seconds(double s) { return absl::Microseconds(Micros(s)); }
 
 namespace {
 

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/nodes.h"
+#include "sim/ratio.h"
 
 namespace parley {
 namespace sim {
@@ -67,7 +68,7 @@ void BuildTopology(RunState& r) {
   const Workload& w = r.s.workload();
   for (uint32_t u = 0; u < w.users(); ++u) {
     r.user_names.push_back(absl::StrCat("user", u));
-    const int devices = r.rng.Bernoulli(w.second_device_fraction()) ? 2 : 1;
+    const int devices = Chance(r.rng, Ppm(w.second_device_fraction())) ? 2 : 1;
     for (int d = 1; d <= devices; ++d) {
       NodeOptions o;
       o.client.name = r.user_names.back();

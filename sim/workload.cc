@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/message/conversation.h"
 #include "core/status.h"
+#include "sim/ratio.h"
 
 namespace parley {
 namespace sim {
@@ -102,7 +103,7 @@ void WorkloadDriver::ScheduleSetup() {
       std::vector<uint64_t> pool(mine.begin(), mine.end());
       Request r;
       r.mutable_create_group()->set_name(absl::StrCat("group", g));
-      const bool open = r_.rng.Bernoulli(w.open_group_fraction());
+      const bool open = Chance(r_.rng, Ppm(w.open_group_fraction()));
       r.mutable_create_group()->set_open(open);
       std::vector<uint64_t> members = {owner->user_id()};
       for (uint32_t k = 0; k + 1 < w.group_size() && !pool.empty(); ++k) {
@@ -130,20 +131,21 @@ void WorkloadDriver::ScheduleChaos() {
 void WorkloadDriver::NextAction() {
   const Workload& w = r_.s.workload();
   const std::vector<WorkloadAction>& actions = WorkloadActions();
-  std::vector<double> rates;
-  double total = 0;
+  // Rates as integers (micro-hertz): the pick is an integer draw.
+  std::vector<uint64_t> rates;
+  uint64_t total = 0;
   for (const WorkloadAction& a : actions) {
-    rates.push_back(a.rate(w));
+    rates.push_back(MicroHz(a.rate(w)));
     total += rates.back();
   }
-  if (total <= 0 || r_.world.Now() >= r_.chaos_end) return;
-  double pick = r_.rng.UniformDouble() * total;
+  if (total == 0 || r_.world.Now() >= r_.chaos_end) return;
+  uint64_t pick = r_.rng.Uniform(total);
   size_t kind = 0;
-  while (kind + 1 < rates.size() && pick >= rates[kind]) pick -= rates[kind++];
+  while (pick >= rates[kind]) pick -= rates[kind++];
   (this->*actions[kind].run)();
   // Exponential gaps: a Poisson process of actions.
-  const double gap_s = -std::log(1.0 - r_.rng.UniformDouble()) / total;
-  r_.world.After(Seconds(gap_s), [this] { NextAction(); }, "workload");
+  r_.world.After(absl::Microseconds(ExponentialMicros(r_.rng, MeanIntervalMicros(total))),
+                 [this] { NextAction(); }, "workload");
 }
 
 void WorkloadDriver::DoSend() {
@@ -158,14 +160,16 @@ void WorkloadDriver::DoSend() {
   for (const auto& [g, members] : r_.groups) {
     if (members.count(me) > 0) my_groups.push_back(g);
   }
-  if (!r_.groups.empty() && r_.rng.Bernoulli(r_.s.workload().non_member_send_fraction() *
-                                         (1 - r_.s.workload().private_fraction()))) {
+  const uint64_t private_ppm = Ppm(r_.s.workload().private_fraction());
+  if (!r_.groups.empty() &&
+      Chance(r_.rng, Ppm(r_.s.workload().non_member_send_fraction()) * (kMillion - private_ppm) /
+                         kMillion)) {
     // A user error: posting to some group, member or not.
     auto it = r_.groups.begin();
     std::advance(it, r_.rng.Uniform(r_.groups.size()));
     my_groups = {it->first};
   }
-  const bool private_send = my_groups.empty() || r_.rng.Bernoulli(r_.s.workload().private_fraction());
+  const bool private_send = my_groups.empty() || Chance(r_.rng, private_ppm);
   std::string conv, id;
   if (private_send) {
     const std::set<uint64_t>& mine = r_.friends[me];
@@ -192,7 +196,7 @@ void WorkloadDriver::DoProfile() {
   if (c == nullptr) return;
   Request r;
   r.mutable_update_profile()->set_nickname(absl::StrCat("nick", r_.rng.Uniform(1000000)));
-  if (r_.rng.Bernoulli(0.3)) r.mutable_update_profile()->set_avatar(absl::StrCat("a", r_.rng.Uniform(100), ".png"));
+  if (Chance(r_.rng, 300000)) r.mutable_update_profile()->set_avatar(absl::StrCat("a", r_.rng.Uniform(100), ".png"));
   const std::string address = r_.clients[i].address;
   Issue(i, r, [this, address](const Reply& reply) {
     if (reply.status().code() != CODE_OK) return;
@@ -284,9 +288,9 @@ void WorkloadDriver::DoChurn() {
   const std::string address = r_.clients[i].address;
   c->Disconnect();
   r_.recorder.Add(HistoryEntry::CLIENT_OFFLINE, address);
-  const double offline_s = -std::log(1.0 - r_.rng.UniformDouble()) *
-                           std::max(0.1, r_.s.workload().offline_s());
-  r_.world.After(Seconds(offline_s), [this, address] {
+  const int64_t offline_us =
+      ExponentialMicros(r_.rng, std::max<int64_t>(100000, Micros(r_.s.workload().offline_s())));
+  r_.world.After(absl::Microseconds(offline_us), [this, address] {
     Client* c = r_.world.NodeAs<Client>(address);
     if (c == nullptr) return;
     c->Connect();
@@ -329,7 +333,7 @@ void WorkloadDriver::DoFriendChange() {
   Client* b = OnlineClient(nullptr);
   if (a == nullptr || b == nullptr || a->user_id() == b->user_id()) return;
   const uint64_t x = a->user_id(), y = b->user_id();
-  const bool remove = r_.friends[x].count(y) > 0 && r_.rng.Bernoulli(0.3);
+  const bool remove = r_.friends[x].count(y) > 0 && Chance(r_.rng, 300000);
   Request r;
   if (remove) {
     r.mutable_remove_friend()->set_friend_id(y);

@@ -8,20 +8,30 @@
 #include "absl/strings/str_cat.h"
 #include "core/message/conversation.h"
 #include "core/status.h"
+#include "sim/ratio.h"
 #include "sim/workload.h"
 
 namespace parley {
 namespace sim {
+namespace {
+
+// The last ceil(adversary_fraction * users) users are attackers.
+size_t Attackers(const Workload& w) {
+  const uint64_t ppm = Ppm(w.adversary_fraction());
+  return static_cast<size_t>((ppm * w.users() + kMillion - 1) / kMillion);
+}
+
+}  // namespace
 
 bool WorkloadDriver::IsAdversary(size_t client_index) const {
   const Workload& w = r_.s.workload();
-  const size_t attackers = static_cast<size_t>(std::ceil(w.adversary_fraction() * w.users()));
+  const size_t attackers = Attackers(w);
   return r_.clients[client_index].user_index + attackers >= w.users();
 }
 
 Client* WorkloadDriver::OnlineAdversary(size_t* index) {
   const Workload& w = r_.s.workload();
-  const size_t attackers = static_cast<size_t>(std::ceil(w.adversary_fraction() * w.users()));
+  const size_t attackers = Attackers(w);
   if (attackers == 0) return nullptr;
   // Attackers are the last users; their clients are at the end of r_.clients.
   size_t first = r_.clients.size();
@@ -69,14 +79,14 @@ void WorkloadDriver::DoAttack() {
   bool was_kicked = false;
   for (const auto& [g, u] : r_.kicked) was_kicked = was_kicked || u == me;
   // A kicked attacker tries to get back in more often than anything else.
-  const uint64_t kind = was_kicked && r_.rng.Bernoulli(0.3) ? 1 : r_.rng.Uniform(16);
+  const uint64_t kind = was_kicked && Chance(r_.rng, 300000) ? 1 : r_.rng.Uniform(16);
   switch (kind) {
     case 0: {  // join a group uninvited: a closed one (refused) or an open one (allowed)
       std::vector<uint64_t> open;
       for (uint64_t g : r_.open_groups) {
         if (r_.groups.count(g) > 0 && r_.groups[g].count(me) == 0) open.push_back(g);
       }
-      const uint64_t g = !open.empty() && r_.rng.Bernoulli(0.5) ? open[r_.rng.Uniform(open.size())]
+      const uint64_t g = !open.empty() && Chance(r_.rng, 500000) ? open[r_.rng.Uniform(open.size())]
                                                               : foreign_group;
       r.mutable_join_group()->set_group_id(g);
       Issue(i, r, [this, g, me](const Reply& reply) {
@@ -113,13 +123,13 @@ void WorkloadDriver::DoAttack() {
       Cursor* p = sync->add_cursors();
       const uint64_t other = some_user();
       p->set_conversation(PrivateConversationId(victim, other == victim ? victim + 1 : other));
-      sync->set_only_listed(r_.rng.Bernoulli(0.5));
+      sync->set_only_listed(Chance(r_.rng, 500000));
       sync->set_max_messages(50);
       break;
     }
     case 7: {  // read or ack of a foreign conversation
       const uint64_t other = some_user();
-      const std::string conv = r_.rng.Bernoulli(0.5) ? GroupConversationId(foreign_group)
+      const std::string conv = Chance(r_.rng, 500000) ? GroupConversationId(foreign_group)
                                                    : PrivateConversationId(victim, other == victim ? victim + 1 : other);
       const uint64_t how = r_.rng.Uniform(3);
       if (how == 2) {
@@ -214,7 +224,7 @@ void WorkloadDriver::DoAttack() {
       return;
     }
     case 12: {  // forged envelope fields: act as the victim
-      forged = r_.rng.Bernoulli(0.5) ? "auth_user_id" : "auth_user_id,from";
+      forged = Chance(r_.rng, 500000) ? "auth_user_id" : "auth_user_id,from";
       forged_auth = victim;
       if (forged != "auth_user_id") {
         for (const ClientInfo& other : r_.clients) {
@@ -250,7 +260,7 @@ void WorkloadDriver::DoAttack() {
     }
     case 14: {  // befriend somebody who blocked it; or recall its own message past the window
       const std::set<uint64_t>& blockers = r_.blocked_by[me];
-      if (!blockers.empty() && r_.rng.Bernoulli(0.5)) {
+      if (!blockers.empty() && Chance(r_.rng, 500000)) {
         r.mutable_add_friend()->set_friend_id(
             *std::next(blockers.begin(), r_.rng.Uniform(blockers.size())));
         break;
@@ -294,10 +304,10 @@ void WorkloadDriver::DoModerate() {
   Request r;
   if (k < 2 || owned.empty()) {  // block (attackers first) or unblock
     size_t j = 0;
-    Client* other = r_.rng.Bernoulli(0.7) ? OnlineAdversary(&j) : OnlineClient(&j);
+    Client* other = Chance(r_.rng, 700000) ? OnlineAdversary(&j) : OnlineClient(&j);
     if (other == nullptr || other->user_id() == me) return;
     const uint64_t target = other->user_id();
-    const bool block = r_.blocked_by[target].count(me) == 0 || r_.rng.Bernoulli(0.2);
+    const bool block = r_.blocked_by[target].count(me) == 0 || Chance(r_.rng, 200000);
     r.mutable_block()->set_target_id(target);
     r.mutable_block()->set_blocked(block);
     Issue(i, r, [this, me, target, block](const Reply& reply) {
@@ -358,12 +368,12 @@ void WorkloadDriver::DoModerate() {
       r_.groups[g].insert(who);
       r_.kicked.erase({g, who});
     });
-  } else if (r_.rng.Bernoulli(0.3)) {  // hand the group to a member, or rename it
+  } else if (Chance(r_.rng, 300000)) {  // hand the group to a member, or rename it
     std::vector<uint64_t> members;
     for (uint64_t u : r_.groups[g]) {
       if (u != me) members.push_back(u);
     }
-    if (members.empty() || r_.rng.Bernoulli(0.5)) {
+    if (members.empty() || Chance(r_.rng, 500000)) {
       r.mutable_rename_group()->set_group_id(g);
       r.mutable_rename_group()->set_name(absl::StrCat("group", g, "-", r_.rng.Uniform(1000)));
       Issue(i, r, nullptr);
@@ -375,10 +385,10 @@ void WorkloadDriver::DoModerate() {
     Issue(i, r, [this, g, heir](const Reply& reply) {
       if (reply.status().code() == CODE_OK) r_.group_owner[g] = heir;
     });
-  } else if (r_.rng.Bernoulli(0.5)) {  // the owner tries to leave (refused: dissolve instead)
+  } else if (Chance(r_.rng, 500000)) {  // the owner tries to leave (refused: dissolve instead)
     r.mutable_leave_group()->set_group_id(g);
     Issue(i, r, nullptr);
-  } else if (r_.rng.Bernoulli(0.5)) {  // dissolve, rarely
+  } else if (Chance(r_.rng, 500000)) {  // dissolve, rarely
     r.mutable_dissolve()->set_group_id(g);
     Issue(i, r, [this, g](const Reply& reply) {
       if (reply.status().code() != CODE_OK) return;
