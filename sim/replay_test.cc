@@ -3,6 +3,7 @@
 #include <string>
 
 #include "gtest/gtest.h"
+#include "sim/nemesis.h"
 #include "sim/simulation.h"
 
 namespace parley {
@@ -37,8 +38,12 @@ TEST(ReplayTest, TheFixedScheduleReplaysTheRunExactly) {
     for (const ScriptedFault& f : first.faults) {
       halves |= f.kind() == ScriptedFault::PARTITION_HALVES;
       evict |= f.kind() == ScriptedFault::KV_EVICT;
-      if (f.kind() == ScriptedFault::PARTITION_HALVES) EXPECT_GT(f.side_size(), 0);
-      if (f.kind() == ScriptedFault::KV_EVICT) EXPECT_NE(f.victims_seed(), 0u);
+      if (f.kind() == ScriptedFault::PARTITION_HALVES) {
+        EXPECT_GT(f.side_size(), 0);
+      }
+      if (f.kind() == ScriptedFault::KV_EVICT) {
+        EXPECT_NE(f.victims_seed(), 0u);
+      }
     }
     Scenario fixed = scenario;
     *fixed.mutable_faults() = first.fixed_faults.faults();
@@ -69,6 +74,21 @@ TEST(ReplayTest, CuttingAFaultLeavesTheOthersAsTheyWere) {
   ASSERT_EQ(replay.faults.size(), first.faults.size() - 1);
   EXPECT_EQ(replay.faults[0].SerializeAsString(), first.faults[0].SerializeAsString());
   EXPECT_EQ(replay.faults[1].SerializeAsString(), first.faults[2].SerializeAsString());
+}
+
+TEST(NemesisTest, EveryFaultKindHasOneRow) {
+  const google::protobuf::EnumDescriptor* kinds = ScriptedFault::Kind_descriptor();
+  for (int i = 0; i < kinds->value_count(); ++i) {
+    const auto kind = static_cast<ScriptedFault::Kind>(kinds->value(i)->number());
+    if (kind == ScriptedFault::KIND_UNSPECIFIED) continue;
+    int rows = 0;
+    for (const FaultKind& k : FaultKinds()) rows += k.kind == kind;
+    EXPECT_EQ(rows, 1) << kinds->value(i)->name();
+    const FaultKind* row = FindFaultKind(kind);
+    ASSERT_NE(row, nullptr);
+    EXPECT_NE(row->apply, nullptr);
+    EXPECT_EQ(row->heal == nullptr, row->heal_label == nullptr) << kinds->value(i)->name();
+  }
 }
 
 }  // namespace
