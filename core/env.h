@@ -11,6 +11,7 @@
 #include "absl/time/time.h"
 #include "core/proto/events.pb.h"
 #include "core/proto/rpc.pb.h"
+#include "core/probe.h"
 #include "core/rng.h"
 #include "core/store.h"
 
@@ -77,6 +78,14 @@ class Node {
   virtual void OnBusReconnected() {}
   // A graceful stop (a crash does not call it).
   virtual void Stop() {}
+
+  // This node's probe counters (core/probe.h): one set per node, so nodes of
+  // runs in parallel threads never share a counter.
+  ProbeCounters& probes() { return probes_; }
+  const ProbeCounters& probes() const { return probes_; }
+
+ private:
+  ProbeCounters probes_;
 };
 
 // The topic an event is published under: "user", "friend" or "group".

@@ -11,6 +11,10 @@
 
 namespace parley {
 
+// Probes counted here (core/probe.h).
+const DeclaredProbe kOutboxReplay("outbox_replay",
+                         "an unacked event published again after the node restarted");
+
 Outbox::Outbox(Env* env, Timers* timers, Options options)
     : env_(env), timers_(timers), options_(options) {}
 
@@ -90,6 +94,7 @@ absl::Status Outbox::Recover() {
       ++stats_.replayed_retained;
     } else {
       ++stats_.replayed_after_restart;
+      if (probes_ != nullptr) probes_->Count(kOutboxReplay);
     }
   }
   for (const auto& [seq, at] : acked_at) {

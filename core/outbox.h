@@ -25,6 +25,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "core/env.h"
+#include "core/probe.h"
 #include "core/proto/events.pb.h"
 #include "core/store.h"
 #include "core/timers.h"
@@ -81,6 +82,8 @@ class Outbox {
   size_t unacked() const { return pending_.size(); }
   size_t retained() const { return retained_.size(); }
   const OutboxStats& stats() const { return stats_; }
+  // Where the outbox counts its probes: its node's (nullptr: nowhere).
+  void set_probes(ProbeCounters* probes) { probes_ = probes; }
 
   // Key layout (here so tests can inspect the store).
   static std::string RecordPrefix(const std::string& producer);
@@ -108,6 +111,7 @@ class Outbox {
   std::set<std::pair<absl::Time, uint64_t>> expiry_;  // (acked_at, seq)
   TimerId sweep_timer_ = 0;
   OutboxStats stats_;
+  ProbeCounters* probes_ = nullptr;
 };
 
 }  // namespace parley

@@ -41,7 +41,11 @@ ServiceNode::ServiceNode(Env* env, ServiceOptions options)
       options_(std::move(options)),
       timers_(env),
       rpc_(env, &timers_, &directory_),
-      outbox_(env, &timers_, WithRetention(env, options_.outbox)) {}
+      outbox_(env, &timers_, WithRetention(env, options_.outbox)) {
+  // The rpc client's and the outbox's probes are this node's.
+  rpc_.set_probes(&probes());
+  outbox_.set_probes(&probes());
+}
 
 absl::Status ServiceNode::GuardedStore::Get(absl::string_view key, std::string* value) const {
   absl::Status s = env_->Store().Get(key, value);

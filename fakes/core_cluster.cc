@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "core/nodes.h"
 #include "core/services.h"
 #include "core/status.h"
 
@@ -14,48 +15,32 @@ std::string CoreCluster::Address(const std::string& service, int replica) {
 
 CoreCluster::CoreCluster(CoreClusterOptions options)
     : options_(std::move(options)), net_(options_.cluster) {
-  net_.Add(kRegistryAddress, [this](Env* env) {
-    return std::make_unique<RegistryService>(env, options_.registry);
-  });
-  net_.Add(kKvAddress,
-           [this](Env* env) { return std::make_unique<KvService>(env, options_.kv); });
-  for (int i = 0; i < options_.user_replicas; ++i) {
-    net_.Add(Address(kUserService, i), [this, i](Env* env) {
-      UserOptions o = options_.user;
-      o.instance_id = absl::StrCat(i + 1);
-      return std::make_unique<UserService>(env, o);
-    }, &user_store_);
-  }
+  // Every node through the one factory; the options are copied into each
+  // factory, so a restart builds the node as the first start did.
+  NodeOptions o;
+  o.registry = options_.registry;
+  o.kv = options_.kv;
+  o.user = options_.user;
+  o.friends = options_.friends;
+  o.group = options_.group;
+  o.message = options_.message;
+  o.message.num_shards = options_.shards;
+  o.gateway = options_.gateway;
+  o.gateway.num_shards = options_.shards;
+  auto add = [&](NodeRole role, const std::string& id, MemStore* store = nullptr) {
+    net_.Add(NodeAddress(role, id), NodeFactoryFor(role, id, o), store);
+  };
+  add(NodeRole::kRegistry, "");
+  add(NodeRole::kKv, "");
+  for (int i = 0; i < options_.user_replicas; ++i) add(NodeRole::kUser, absl::StrCat(i + 1), &user_store_);
   for (int i = 0; i < options_.friend_replicas; ++i) {
-    net_.Add(Address(kFriendService, i), [this, i](Env* env) {
-      FriendOptions o = options_.friends;
-      o.instance_id = absl::StrCat(i + 1);
-      return std::make_unique<FriendService>(env, o);
-    }, &friend_store_);
+    add(NodeRole::kFriend, absl::StrCat(i + 1), &friend_store_);
   }
   for (int i = 0; i < options_.group_replicas; ++i) {
-    net_.Add(Address(kGroupService, i), [this, i](Env* env) {
-      GroupOptions o = options_.group;
-      o.instance_id = absl::StrCat(i + 1);
-      return std::make_unique<GroupService>(env, o);
-    }, &group_store_);
+    add(NodeRole::kGroup, absl::StrCat(i + 1), &group_store_);
   }
-  for (uint32_t k = 0; k < options_.shards; ++k) {
-    net_.Add(ShardAddress(k), [this, k](Env* env) {
-      MessageOptions o = options_.message;
-      o.shard = k;
-      o.num_shards = options_.shards;
-      return std::make_unique<MessageShard>(env, o);
-    });
-  }
-  for (int i = 0; i < options_.gateways; ++i) {
-    net_.Add(GatewayAt(i), [this, i](Env* env) {
-      GatewayOptions o = options_.gateway;
-      o.gateway_id = absl::StrCat(i + 1);
-      o.num_shards = options_.shards;
-      return std::make_unique<Gateway>(env, o);
-    });
-  }
+  for (uint32_t k = 0; k < options_.shards; ++k) add(NodeRole::kMessageShard, absl::StrCat(k));
+  for (int i = 0; i < options_.gateways; ++i) add(NodeRole::kGateway, absl::StrCat(i + 1));
   // Heartbeats reach the registry and every caller discovers its callees.
   net_.Advance(absl::Seconds(1));
 }
@@ -66,7 +51,9 @@ std::string CoreCluster::AddClient(const std::string& name, const std::string& d
   options.name = name;
   options.device_id = device;
   if (options.password.empty()) options.password = "password-" + name;
-  net_.Add(address, [options](Env* env) { return std::make_unique<Client>(env, options); });
+  NodeOptions o;
+  o.client = std::move(options);
+  net_.Add(address, NodeFactoryFor(NodeRole::kClient, "", std::move(o)));
   return address;
 }
 

@@ -23,14 +23,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
-#include "core/friend/friend_service.h"
-#include "core/gateway/gateway.h"
-#include "core/group/group_service.h"
-#include "core/kv/kv_service.h"
-#include "core/message/message_shard.h"
-#include "core/registry/registry_service.h"
+#include "core/nodes.h"
 #include "core/services.h"
-#include "core/user/user_service.h"
 #include "server/leveldb_store.h"
 
 namespace parley {
@@ -397,37 +391,28 @@ absl::Status Parleyd::Run() {
   auto add = [&](const std::string& address, NodeHost::Factory f) {
     if (s.ok()) s = AddHost(address, std::move(f));
   };
-  if (roles.count("registry")) add(kRegistryAddress, [](Env* e) { return std::make_unique<RegistryService>(e); });
-  if (roles.count("kv")) add(kKvAddress, [](Env* e) { return std::make_unique<KvService>(e); });
-  if (roles.count("user")) {
-    add(InstanceAddress(kUserService, "1"), [key, cost](Env* e) {
-      UserOptions o;
-      o.token_key = key;
-      o.password_cost = cost;
-      return std::make_unique<UserService>(e, o);
-    });
-  }
-  if (roles.count("friend")) add(InstanceAddress(kFriendService, "1"), [](Env* e) { return std::make_unique<FriendService>(e); });
-  if (roles.count("group")) add(InstanceAddress(kGroupService, "1"), [](Env* e) { return std::make_unique<GroupService>(e); });
+  // The nodes through the one factory (core/nodes.h); the token key and the
+  // password cost are the only options a deployment sets here.
+  NodeOptions node_options;
+  node_options.user.token_key = key;
+  node_options.user.password_cost = cost;
+  node_options.message.num_shards = shards;
+  node_options.gateway.num_shards = shards;
+  node_options.gateway.token_key = key;
+  auto add_node = [&](NodeRole role, const std::string& id) {
+    add(NodeAddress(role, id), NodeFactoryFor(role, id, node_options));
+  };
+  if (roles.count("registry")) add_node(NodeRole::kRegistry, "");
+  if (roles.count("kv")) add_node(NodeRole::kKv, "");
+  if (roles.count("user")) add_node(NodeRole::kUser, "1");
+  if (roles.count("friend")) add_node(NodeRole::kFriend, "1");
+  if (roles.count("group")) add_node(NodeRole::kGroup, "1");
   if (roles.count("message")) {
-    for (uint32_t k = 0; k < shards; ++k) {
-      add(ShardAddress(k), [k, shards](Env* e) {
-        MessageOptions o;
-        o.shard = k;
-        o.num_shards = shards;
-        return std::make_unique<MessageShard>(e, o);
-      });
-    }
+    for (uint32_t k = 0; k < shards; ++k) add_node(NodeRole::kMessageShard, absl::StrCat(k));
   }
   if (roles.count("gateway")) {
     const std::string id = options_.gateway_id;
-    add(GatewayAddress(id), [id, shards, key](Env* e) {
-      GatewayOptions o;
-      o.gateway_id = id;
-      o.num_shards = shards;
-      o.token_key = key;
-      return std::make_unique<Gateway>(e, o);
-    });
+    add_node(NodeRole::kGateway, id);
     if (!s.ok()) return s;
     ListenerOptions lo = options_.client_limits;
     lo.log = log_;

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "sim/simulation.h"
+#include "sim/workload.h"
 
 namespace parley {
 namespace sim {
@@ -17,11 +18,8 @@ uint64_t ScenarioSize(const Scenario& s) {
   size += w.users() + 2 * w.groups() + w.group_size() + w.friends_per_user();
   size += static_cast<uint64_t>(std::ceil(w.duration_s()));
   size += t.gateways() + t.shards() + t.user_replicas() + t.friend_replicas() + t.group_replicas();
-  for (double rate : {w.send_rate_per_s(), w.profile_change_rate_per_s(), w.read_rate_per_s(),
-                      w.recall_rate_per_s(), w.join_leave_rate_per_s(), w.churn_rate_per_s(),
-                      w.list_friends_rate_per_s(), w.friend_change_rate_per_s(),
-                      w.retire_rate_per_s()}) {
-    size += static_cast<uint64_t>(std::ceil(rate));
+  for (const WorkloadAction& a : WorkloadActions()) {
+    size += static_cast<uint64_t>(std::ceil(std::max(0.0, a.rate(w))));
   }
   for (double p : {s.faults().loss_max(), s.faults().duplicate_max()}) size += p > 0 ? 5 : 0;
   size += s.faults().reorder_jitter_ms() > 0 ? 5 : 0;
@@ -61,19 +59,23 @@ std::vector<Edit> Edits(const Scenario& s) {
        [](Scenario* c) { c->mutable_faults()->set_duplicate_max(0); });
   zero([](const Scenario& c) { return c.faults().reorder_jitter_ms(); },
        [](Scenario* c) { c->mutable_faults()->set_reorder_jitter_ms(0); });
-#define PARLEY_ZERO_RATE(field)                                              \
-  zero([](const Scenario& c) { return c.workload().field(); },               \
-       [](Scenario* c) { c->mutable_workload()->set_##field(0); });
-  PARLEY_ZERO_RATE(profile_change_rate_per_s)
-  PARLEY_ZERO_RATE(read_rate_per_s)
-  PARLEY_ZERO_RATE(recall_rate_per_s)
-  PARLEY_ZERO_RATE(join_leave_rate_per_s)
-  PARLEY_ZERO_RATE(churn_rate_per_s)
-  PARLEY_ZERO_RATE(list_friends_rate_per_s)
-  PARLEY_ZERO_RATE(friend_change_rate_per_s)
-  PARLEY_ZERO_RATE(retire_rate_per_s)
-  PARLEY_ZERO_RATE(second_device_fraction)
-#undef PARLEY_ZERO_RATE
+  // Every workload action but sends (halved below) may go: its knob in the
+  // action table set to 0.
+  for (const WorkloadAction& a : WorkloadActions()) {
+    const google::protobuf::FieldDescriptor* field = Workload::descriptor()->FindFieldByName(a.knob);
+    if (field == nullptr || field->cpp_type() != google::protobuf::FieldDescriptor::CPPTYPE_DOUBLE ||
+        field->name() == "send_rate_per_s") {
+      continue;
+    }
+    edits.push_back([field](Scenario* c) {
+      const google::protobuf::Reflection* r = c->workload().GetReflection();
+      if (r->GetDouble(c->workload(), field) == 0) return false;
+      r->SetDouble(c->mutable_workload(), field, 0);
+      return true;
+    });
+  }
+  zero([](const Scenario& c) { return c.workload().second_device_fraction(); },
+       [](Scenario* c) { c->mutable_workload()->set_second_device_fraction(0); });
   // Halve the workload and the topology.
   auto halve = [&](auto getter, auto setter, double floor) {
     edits.push_back([getter, setter, floor](Scenario* c) {

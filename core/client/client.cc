@@ -14,6 +14,19 @@
 #include "core/testing/bugs.h"
 
 namespace parley {
+
+// Probes counted here (core/probe.h).
+const DeclaredProbe kClientReconnect("client_reconnect",
+                         "the client connected again after losing its gateway");
+const DeclaredProbe kClientDuplicateDropped("client_duplicate_dropped",
+                         "the client dropped a message it already had");
+const DeclaredProbe kGapSync("gap_sync",
+                         "the client saw a gap in a conversation and synced it");
+const DeclaredProbe kSendRetry("send_retry",
+                         "the client sent a message again after no ack");
+const DeclaredProbe kSyncSize("sync_size",
+                         "messages one sync reply delivered to the client", DeclaredProbe::Kind::kSamples);
+
 namespace {
 
 // The client's own store (the device's local database).
@@ -158,6 +171,7 @@ void Client::Disconnect() {
 void Client::ConnectionLost(const absl::Status& why) {
   if (!want_online_) return;
   ++stats_.reconnects;
+  probes().Count(kClientReconnect);
   ++generation_;
   state_ = State::kConnecting;
   sync_in_flight_ = false;
@@ -345,6 +359,7 @@ void Client::Offer(const Message& message, bool own) {
   const uint64_t current = cursor(message.conversation());
   if (message.seq() <= current && !BugPlanted(Bug::kNoClientDedup)) {
     ++stats_.duplicates_dropped;
+    probes().Count(kClientDuplicateDropped);
     return;
   }
   if (message.seq() > current + 1 && !BugPlanted(Bug::kIgnoreGap)) {
@@ -358,6 +373,7 @@ void Client::Offer(const Message& message, bool own) {
       return ArmGapTimer();
     }
     ++stats_.gap_syncs;
+    probes().Count(kGapSync);
     return Sync();
   }
   // The cursor is stored before the app sees the message: if the write
@@ -406,6 +422,7 @@ void Client::ArmGapTimer() {
     if (early_.empty()) return;  // every gap filled in time
     // Still missing: ask for just the gaps; what waits is delivered after them.
     ++stats_.gap_syncs;
+    probes().Count(kGapSync);
     Sync(/*gaps_only=*/true);
   });
 }
@@ -492,6 +509,7 @@ void Client::Sync(bool gaps_only) {
       DeliverEarly(page.conversation());
     }
     if (stats_.sync_sizes.size() < 4096) stats_.sync_sizes.push_back(size);
+    probes().Sample(kSyncSize, size);
     if (reply.sync().has_more() || sync_again_) return Sync();
     if (!early_.empty()) ArmGapTimer();
   });
@@ -600,6 +618,7 @@ void Client::PumpSends() {
     };
     if (code != CODE_OK && SendRetryable(code)) {
       ++stats_.send_retries;
+      probes().Count(kSendRetry);
       if (code == CODE_UNAUTHENTICATED) return ConnectionLost(ReplyStatus(reply));
       return retry_later();
     }

@@ -33,7 +33,8 @@ inline std::string Reverse(uint64_t friend_id, uint64_t owner) {
 inline std::string ListVersion(uint64_t owner) { return absl::StrCat("listver/", PadId(owner)); }
 inline std::string Profile(uint64_t user_id) { return absl::StrCat("profile/", PadId(user_id)); }
 
-inline std::string CacheKey(uint64_t owner) { return absl::StrCat("friends/", owner); }
+inline constexpr char kCachePrefix[] = "friends/";
+inline std::string CacheKey(uint64_t owner) { return absl::StrCat(kCachePrefix, owner); }
 inline std::string LockKey(uint64_t owner) { return absl::StrCat("friends/", owner); }
 inline std::string Aggregate(uint64_t owner) { return absl::StrCat("friends/", owner); }
 

@@ -14,6 +14,12 @@
 
 namespace parley {
 
+// Probes counted here (core/probe.h).
+const DeclaredProbe kStaleFillRefused("stale_fill_refused",
+                         "kv refused a friend-cache fill older than the cached list");
+const DeclaredProbe kRedeliveredEventIgnored("redelivered_event_ignored",
+                         "a profile event seen before (or older) ignored");
+
 FriendService::FriendService(Env* env, FriendOptions options)
     : ServiceNode(env, ServiceOptions{kFriendService, options.instance_id, {kUserService}}),
       options_(std::move(options)),
@@ -408,7 +414,10 @@ void FriendService::FillCache(const Envelope& envelope, uint64_t owner, int atte
              auto write = [this, envelope, owner, list, lock_owner, fill] {
                kv_.Set(fill, [this, envelope, owner, list, lock_owner](absl::StatusOr<bool> applied) {
                  if (applied.ok() && *applied) ++stats_.fills_applied;
-                 if (applied.ok() && !*applied) ++stats_.stale_fills_refused;
+                 if (applied.ok() && !*applied) {
+                   ++stats_.stale_fills_refused;
+                   probes().Count(kStaleFillRefused);
+                 }
                  kv_.Unlock(friend_keys::LockKey(owner), lock_owner, [](absl::StatusOr<bool>) {});
                  RespondList(envelope, list, false);
                });
@@ -443,6 +452,7 @@ void FriendService::OnProfileEvent(const UserProfileChanged& changed, uint64_t d
   ApplyProfile(&batch, &bumps, profile);
   if (batch.empty()) {
     ++stats_.profile_events_ignored;
+    probes().Count(kRedeliveredEventIgnored);
     AckEvent(delivery_id);
     return;
   }

@@ -11,6 +11,11 @@
 #include "core/status.h"
 
 namespace parley {
+
+// Probes counted here (core/probe.h).
+const DeclaredProbe kPushSkipped("push_skipped",
+                         "a push for a session no longer on this gateway (the client will sync)");
+
 namespace {
 
 constexpr size_t kMaxDeviceIdBytes = 64;
@@ -443,6 +448,7 @@ void Gateway::HandleOther(const Envelope& envelope) {
     auto device = by_device_.find(DeviceKey(target.user_id(), target.device_id()));
     if (device == by_device_.end() || sessions_.at(device->second).epoch != target.epoch()) {
       ++stats_.push_targets_skipped;  // gone: the client will sync
+      probes().Count(kPushSkipped);
       continue;
     }
     ++stats_.pushed_to_sessions;

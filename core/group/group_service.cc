@@ -15,6 +15,12 @@
 
 namespace parley {
 
+// Probes counted here (core/probe.h).
+const DeclaredProbe kRedeliveredEventIgnored("redelivered_event_ignored",
+                         "a profile event seen before (or older) ignored");
+const DeclaredProbe kProfileApplyMs("profile_apply_ms",
+                         "milliseconds from a profile change to its effect in the group service", DeclaredProbe::Kind::kSamples);
+
 GroupService::GroupService(Env* env, GroupOptions options)
     : ServiceNode(env, ServiceOptions{kGroupService, options.instance_id, {kFriendService}}),
       options_(std::move(options)),
@@ -599,6 +605,7 @@ void GroupService::OnProfileEvent(const UserProfileChanged& changed, int64_t tim
   if (!fresh.ok()) return;  // not acked: redelivered
   if (!*fresh) {
     ++stats_.profile_events_ignored;
+    probes().Count(kRedeliveredEventIgnored);
     AckEvent(delivery_id);
     return;
   }
@@ -634,6 +641,7 @@ void GroupService::OnProfileEvent(const UserProfileChanged& changed, int64_t tim
   stats_.member_entries_refreshed += refreshed;
   if (stats_.profile_apply_ms.size() < 4096 && time_us != 0) {
     stats_.profile_apply_ms.push_back((absl::ToUnixMicros(env().Now()) - time_us) / 1000.0);
+    probes().Sample(kProfileApplyMs, stats_.profile_apply_ms.back());
   }
   AckEvent(delivery_id);
 }

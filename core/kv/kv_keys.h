@@ -16,6 +16,8 @@ namespace parley {
 namespace kv_keys {
 
 inline std::string Entry(absl::string_view key) { return absl::StrCat("kv/", key); }
+// The kv key an Entry() store key holds.
+inline absl::string_view EntryKey(absl::string_view store_key) { return store_key.substr(3); }
 inline std::string Lock(absl::string_view key) { return absl::StrCat("lock/", key); }
 inline constexpr char kExpiryPrefix[] = "exp/";
 inline std::string Expiry(int64_t expires_us, absl::string_view store_key) {

@@ -11,6 +11,18 @@
 
 namespace parley {
 
+// Probes counted here (core/probe.h).
+const DeclaredProbe kLeaseExpiry("lease_expiry",
+                         "a read found an expired entry (a lease ran out)");
+const DeclaredProbe kStaleSetRefused("stale_set_refused",
+                         "an IF_NEWER write not newer than the entry was refused");
+const DeclaredProbe kOlderSetRefused("older_set_refused",
+                         "an IF_NEWER write strictly older than the entry was refused");
+const DeclaredProbe kOlderOverwrite("older_overwrite",
+                         "an ALWAYS write replaced a newer version");
+const DeclaredProbe kKvEvicted("kv_evicted",
+                         "entries kv evicted under (simulated) memory pressure");
+
 KvService::KvService(Env* env, KvOptions options)
     : ServiceNode(env, ServiceOptions()), options_(options) {}
 
@@ -62,6 +74,7 @@ bool KvService::ReadLive(const std::string& store_key, Record* record) {
   if (!record->ParseFromString(value)) return false;
   if (record->expires_us() != 0 && record->expires_us() <= absl::ToUnixMicros(env().Now())) {
     ++stats_.expired_seen;
+    probes().Count(kLeaseExpiry);
     return false;
   }
   return true;
@@ -114,6 +127,7 @@ Reply KvService::Get(const KvGetRequest& request) {
       if (!record.ParseFromString(row.second)) continue;
       if (record.expires_us() != 0 && record.expires_us() <= now_us) {
         ++stats_.expired_seen;
+        probes().Count(kLeaseExpiry);
         continue;
       }
       if (record.evicted()) continue;
@@ -169,12 +183,19 @@ Reply KvService::Set(const KvSetRequest& request) {
                                      current.version() == write.version()));
     if (!apply) {
       ++stats_.stale_sets_refused;
-      if (write.version() < current.version()) ++stats_.older_sets_refused;
+      probes().Count(kStaleSetRefused);
+      if (write.version() < current.version()) {
+        ++stats_.older_sets_refused;
+        probes().Count(kOlderSetRefused);
+      }
       out->add_applied(false);
       out->add_current_versions(current.version());
       continue;
     }
-    if (exists && write.version() < current.version()) ++stats_.older_overwrites;
+    if (exists && write.version() < current.version()) {
+      ++stats_.older_overwrites;
+      probes().Count(kOlderOverwrite);
+    }
     KvRecord record;
     record.set_value(write.value());
     record.set_version(write.version());
@@ -283,7 +304,10 @@ size_t KvService::Evict(absl::string_view prefix, SeededRng& rng, double fractio
     batch.Put(row.first, record.SerializeAsString());
     ++n;
   }
-  if (!batch.empty() && Commit(batch).ok()) stats_.evicted += n;
+  if (!batch.empty() && Commit(batch).ok()) {
+    stats_.evicted += n;
+    probes().Count(kKvEvicted, n);
+  }
   return n;
 }
 

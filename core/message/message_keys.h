@@ -13,6 +13,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/string_view.h"
 #include "core/keys.h"
 
@@ -40,11 +41,23 @@ inline std::string UserConversation(uint64_t user, absl::string_view conv) {
 inline std::string Cursor(absl::string_view conv, uint64_t user, absl::string_view device) {
   return absl::StrCat("cursor/", conv, "/", PadId(user), "/", device);
 }
+inline constexpr char kReadPrefix[] = "read/";
 inline std::string Read(absl::string_view conv, uint64_t user) {
-  return absl::StrCat("read/", conv, "/", PadId(user));
+  return absl::StrCat(kReadPrefix, conv, "/", PadId(user));
 }
+// The conversation and user a Read() key names; false if it is not one.
+inline bool ParseRead(absl::string_view key, std::string* conv, uint64_t* user) {
+  if (!absl::ConsumePrefix(&key, kReadPrefix)) return false;
+  const size_t slash = key.rfind('/');
+  if (slash == absl::string_view::npos) return false;
+  *conv = std::string(key.substr(0, slash));
+  *user = LastIdOf(key);
+  return true;
+}
+inline constexpr char kAllMessagesPrefix[] = "msg/";
 // kv: where a device of a user is connected.
-inline std::string PresencePrefix(uint64_t user) { return absl::StrCat("presence/", user, "/"); }
+inline constexpr char kAllPresencePrefix[] = "presence/";
+inline std::string PresencePrefix(uint64_t user) { return absl::StrCat(kAllPresencePrefix, user, "/"); }
 inline std::string Presence(uint64_t user, absl::string_view device) {
   return absl::StrCat(PresencePrefix(user), device);
 }

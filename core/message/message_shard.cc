@@ -15,6 +15,12 @@
 
 namespace parley {
 
+// Probes counted here (core/probe.h).
+const DeclaredProbe kDispatchReplay("dispatch_replay",
+                         "a message's pushes dispatched again from the outbox after a restart");
+const DeclaredProbe kDedupHit("dedup_hit",
+                         "a retried send answered from its idempotency record");
+
 MessageShard::MessageShard(Env* env, MessageOptions options)
     : ServiceNode(env, ServiceOptions{kMessageService, absl::StrCat(options.shard),
                                       {kFriendService, kGroupService}}),
@@ -34,6 +40,7 @@ absl::Status MessageShard::OnStart() {
     dispatch_queue_.insert(key);
     dispatch_records_[key] = std::move(record);
     ++stats_.dispatch_replayed;
+    probes().Count(kDispatchReplay);
   }
   PumpDispatches();
   return absl::OkStatus();
@@ -93,6 +100,7 @@ bool MessageShard::ReplayIdempotent(const Envelope& envelope, uint64_t sender,
   Reply reply;
   if (!reply.mutable_send()->ParseFromString(value)) return false;
   ++stats_.idempotent_replays;
+  probes().Count(kDedupHit);
   Respond(envelope, reply);
   return true;
 }

@@ -7,6 +7,12 @@
 
 namespace parley {
 
+// Probes counted here (core/probe.h).
+const DeclaredProbe kRetryOnOtherInstance("retry_on_other_instance",
+                         "a call retried on another instance of the service");
+const DeclaredProbe kRpcTimeout("rpc_timeout",
+                         "a call attempt timed out waiting for its reply");
+
 void RpcClient::Call(const std::string& service, const Request& request,
                      const CallOptions& options, Callback done) {
   PendingCall call;
@@ -57,7 +63,10 @@ void RpcClient::Attempt(uint64_t call_id) {
       WaitForInstance(call_id, env_->Now() + call.options.timeout);
       return;
     }
-    if (call.attempts > 0 && call.tried.count(target) == 0) ++stats_.retried_on_other_instance;
+    if (call.attempts > 0 && call.tried.count(target) == 0) {
+      ++stats_.retried_on_other_instance;
+      if (probes_ != nullptr) probes_->Count(kRetryOnOtherInstance);
+    }
     call.address = target;
   }
   call.tried.insert(target);
@@ -76,6 +85,7 @@ void RpcClient::Attempt(uint64_t call_id) {
   call.timer = timers_->After(call.options.timeout, [this, call_id, correlation_id, target] {
     correlation_to_call_.erase(correlation_id);
     ++stats_.timeouts;
+    if (probes_ != nullptr) probes_->Count(kRpcTimeout);
     OnAttemptFailed(call_id, absl::StrCat("timed out waiting for ", target));
   });
   env_->Send(target, envelope);

@@ -14,6 +14,7 @@
 
 #include "absl/time/time.h"
 #include "core/env.h"
+#include "core/probe.h"
 #include "core/proto/rpc.pb.h"
 #include "core/rpc/directory.h"
 #include "core/timers.h"
@@ -65,6 +66,8 @@ class RpcClient {
   bool OnReply(const Envelope& envelope);
 
   const RpcStats& stats() const { return stats_; }
+  // Where the client counts its probes: its node's (nullptr: nowhere).
+  void set_probes(ProbeCounters* probes) { probes_ = probes; }
   size_t pending_calls() const { return calls_.size(); }
 
  private:
@@ -96,6 +99,7 @@ class RpcClient {
   std::map<uint64_t, PendingCall> calls_;
   std::map<uint64_t, uint64_t> correlation_to_call_;
   RpcStats stats_;
+  ProbeCounters* probes_ = nullptr;
 };
 
 }  // namespace parley

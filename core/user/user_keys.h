@@ -21,7 +21,8 @@
 namespace parley {
 namespace user_keys {
 
-inline std::string User(uint64_t user_id) { return absl::StrCat("user/", PadId(user_id)); }
+inline constexpr char kAllUsersPrefix[] = "user/";
+inline std::string User(uint64_t user_id) { return absl::StrCat(kAllUsersPrefix, PadId(user_id)); }
 inline std::string Name(absl::string_view name) { return absl::StrCat("name/", name); }
 inline std::string TokenDevice(uint64_t user_id, absl::string_view device_id) {
   return absl::StrCat("tokdev/", PadId(user_id), "/", device_id);
