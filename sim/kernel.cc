@@ -24,12 +24,6 @@ uint64_t HashString(absl::string_view s) {
   return h;
 }
 
-uint32_t Ppm(double p) {
-  if (!(p > 0)) return 0;  // also NaN
-  if (p >= 1) return kMillion;
-  return static_cast<uint32_t>(std::floor(p * kMillion + 0.5));
-}
-
 namespace {
 
 // One message in ten gets the reorder jitter.

@@ -47,6 +47,7 @@
 #include "core/rng.h"
 #include "fakes/mem_store.h"
 #include "sim/event_bus.h"
+#include "sim/ratio.h"
 
 namespace parley {
 namespace sim {
@@ -80,10 +81,6 @@ struct WorldStats {
 uint64_t HashMix(uint64_t h, uint64_t x);
 uint64_t HashString(absl::string_view s);
 
-// A probability in parts per million: `p` x 1e6 rounded to the nearest
-// integer (halves up), clamped to [0, 1e6].
-uint32_t Ppm(double p);
-constexpr uint32_t kMillion = 1000000;
 
 class Kernel {
  public:
