@@ -48,27 +48,27 @@ uint64_t Digest(const std::string& to, const Envelope& e) {
 
 class Kernel::NodeEnv : public Env {
  public:
-  NodeEnv(Kernel* kernel, std::string address, MemStore* store, uint64_t seed,
+  NodeEnv(Kernel* kernel, std::string address, FaultyStore* disk, uint64_t seed,
           uint64_t incarnation)
-      : k_(kernel), address_(std::move(address)), store_(store), rng_(seed),
+      : k_(kernel), address_(std::move(address)), disk_(disk), rng_(seed),
         incarnation_(incarnation) {}
 
   const std::string& Self() const override { return address_; }
   absl::Time Now() override { return k_->now_ + k_->SkewOf(address_); }
   SeededRng& Rng() override { return rng_; }
-  OrderedStore& Store() override { return *store_; }
+  OrderedStore& Store() override { return *disk_; }
 
   void Send(const std::string& to, Envelope envelope) override {
     // The transport knows who sends: a node cannot claim another's address
     // (a TCP connection or a NATS inbox is the same in server mode).
     envelope.set_from(address_);
     if (k_->on_send_) k_->on_send_(address_, to, envelope);
-    k_->Transmit(address_, to, std::move(envelope));
+    k_->Transmit(address_, to, std::move(envelope), Stalled());
   }
 
   void Publish(const Event& event) override {
     if (k_->Blocked(address_, kBusAddress)) return;
-    k_->Schedule(k_->now_ + k_->Delay(),
+    k_->Schedule(k_->now_ + Stalled() + k_->Delay(),
                  [k = k_, from = address_, event] { k->bus_.Publish(from, event, k->now_); },
                  HashString(event.event_id()), "publish");
   }
@@ -79,7 +79,8 @@ class Kernel::NodeEnv : public Env {
 
   void AckEvent(uint64_t delivery_id) override {
     if (k_->Blocked(address_, kBusAddress)) return;
-    k_->Schedule(k_->now_ + k_->Delay(), [k = k_, delivery_id] { k->bus_.Ack(delivery_id); },
+    k_->Schedule(k_->now_ + Stalled() + k_->Delay(),
+                 [k = k_, delivery_id] { k->bus_.Ack(delivery_id); },
                  delivery_id, "event-ack");
   }
 
@@ -119,11 +120,21 @@ class Kernel::NodeEnv : public Env {
   }
 
  private:
+  // A slow disk: the writes of this callback stalled the node, so whatever
+  // it sends leaves once the disk is done (in order: the node is busy until
+  // then). Zero, and no change to the schedule, when the disk is healthy.
+  absl::Duration Stalled() {
+    const absl::Duration stall = disk_->TakeStall();
+    if (stall > absl::ZeroDuration()) busy_until_ = std::max(busy_until_, k_->now_) + stall;
+    return busy_until_ > k_->now_ ? busy_until_ - k_->now_ : absl::ZeroDuration();
+  }
+
   Kernel* k_;
   std::string address_;
-  MemStore* store_;
+  FaultyStore* disk_;
   SeededRng rng_;
   uint64_t incarnation_;
+  absl::Time busy_until_ = absl::InfinitePast();
 };
 
 // ---- the bus's host --------------------------------------------------------------------------
@@ -223,6 +234,8 @@ void Kernel::AddNode(const std::string& address, Factory factory, MemStore* stor
     store = slot.own_store.get();
   }
   slot.store = store;
+  slot.disk = std::make_unique<FaultyStore>(
+      store, SeededRng::Derive(options_.seed, absl::StrCat("disk:", address)));
   Restart(address);
 }
 
@@ -243,7 +256,7 @@ void Kernel::Restart(const std::string& address) {
   if (slot.up) Crash(address);
   const uint64_t seed =
       SeededRng::Derive(options_.seed, absl::StrCat(address, "#", slot.incarnation));
-  slot.env = std::make_unique<NodeEnv>(this, address, slot.store, seed, slot.incarnation);
+  slot.env = std::make_unique<NodeEnv>(this, address, slot.disk.get(), seed, slot.incarnation);
   slot.node = slot.factory(slot.env.get());
   slot.up = true;
   hash_ = HashMix(hash_, HashString(address) ^ slot.incarnation);
@@ -258,6 +271,11 @@ bool Kernel::IsUp(const std::string& address) const {
 Node* Kernel::node(const std::string& address) {
   auto it = slots_.find(address);
   return it == slots_.end() || !it->second.up ? nullptr : it->second.node.get();
+}
+
+FaultyStore* Kernel::disk(const std::string& address) {
+  auto it = slots_.find(address);
+  return it == slots_.end() ? nullptr : it->second.disk.get();
 }
 
 MemStore* Kernel::store(const std::string& address) {
@@ -361,7 +379,8 @@ absl::Duration Kernel::Delay() {
   return d;
 }
 
-void Kernel::Transmit(const std::string& from, const std::string& to, Envelope envelope) {
+void Kernel::Transmit(const std::string& from, const std::string& to, Envelope envelope,
+                      absl::Duration after) {
   ++stats_.messages_sent;
   if (Blocked(from, to) || Draw(loss_ppm_)) {
     ++stats_.messages_lost;
@@ -370,10 +389,12 @@ void Kernel::Transmit(const std::string& from, const std::string& to, Envelope e
   const uint64_t digest = Digest(to, envelope);
   if (Draw(duplicate_ppm_)) {
     ++stats_.messages_duplicated;
-    Schedule(now_ + Delay(), [this, to, envelope] { Deliver(to, envelope); }, digest, "message");
+    Schedule(now_ + after + Delay(), [this, to, envelope] { Deliver(to, envelope); }, digest,
+             "message");
   }
-  Schedule(now_ + Delay(), [this, to, envelope = std::move(envelope)] { Deliver(to, envelope); },
-           digest, "message");
+  Schedule(now_ + after + Delay(),
+           [this, to, envelope = std::move(envelope)] { Deliver(to, envelope); }, digest,
+           "message");
 }
 
 void Kernel::Deliver(const std::string& to, const Envelope& envelope) {

@@ -45,6 +45,7 @@
 #include "absl/time/time.h"
 #include "core/env.h"
 #include "core/rng.h"
+#include "fakes/faulty_store.h"
 #include "fakes/mem_store.h"
 #include "sim/event_bus.h"
 #include "sim/ratio.h"
@@ -130,6 +131,10 @@ class Kernel {
   // Null while down or unknown.
   Node* node(const std::string& address);
   MemStore* store(const std::string& address);
+  // The node's disk: a FaultyStore over its store, healthy until a nemesis
+  // says otherwise. Replicas sharing one store each have their own disk
+  // (their own path to the database). Null for an unknown address.
+  FaultyStore* disk(const std::string& address);
   std::vector<std::string> Addresses() const;
   uint64_t incarnation(const std::string& address) const;
   void OnNodeGone(std::function<void(const std::string&, Node*)> fn) { on_gone_ = std::move(fn); }
@@ -160,8 +165,10 @@ class Kernel {
   size_t held() const { return held_.size(); }
   // Sends the parked envelopes on, each after one link delay.
   void ReleaseHeld();
-  // Sends `envelope` over the network as `from` (counted, filtered, lossy).
-  void Transmit(const std::string& from, const std::string& to, Envelope envelope);
+  // Sends `envelope` over the network as `from` (counted, filtered, lossy),
+  // leaving `after` from now (a sender busy with a slow disk).
+  void Transmit(const std::string& from, const std::string& to, Envelope envelope,
+                absl::Duration after = absl::ZeroDuration());
 
   // ---- outside endpoints
   // `keep_inbox`: keep envelopes other than replies (else dropped).
@@ -209,6 +216,7 @@ class Kernel {
     Factory factory;
     std::unique_ptr<MemStore> own_store;
     MemStore* store = nullptr;
+    std::unique_ptr<FaultyStore> disk;  // over `store`; what the node's Env hands out
     std::unique_ptr<NodeEnv> env;
     std::unique_ptr<Node> node;
     uint64_t incarnation = 0;

@@ -32,6 +32,18 @@ void DrawSkew(const FaultPlan& plan, SeededRng& rng, ScriptedFault* f) {
 
 void DrawEvictShare(const FaultPlan&, SeededRng&, ScriptedFault* f) { f->set_amount_ms(50); }
 
+// A disk fault: a server, and how often its reads or writes fail (10% to 100%).
+void DrawDiskFailures(const FaultPlan& plan, SeededRng& rng, ScriptedFault* f) {
+  DrawServer(plan, rng, f);
+  f->set_amount_ms(10 + static_cast<int64_t>(rng.Uniform(91)));
+}
+
+// A slow disk: a server, and 1 to 50 ms per write.
+void DrawDiskStall(const FaultPlan& plan, SeededRng& rng, ScriptedFault* f) {
+  DrawServer(plan, rng, f);
+  f->set_amount_ms(1 + static_cast<int64_t>(rng.Uniform(50)));
+}
+
 void FixHalves(const FaultPlan& plan, SeededRng& rng, ScriptedFault* f) {
   if (f->side_size() > 0) return;
   for (const std::string& s : plan.servers) {
@@ -46,10 +58,13 @@ void FixVictims(const FaultPlan&, SeededRng& rng, ScriptedFault* f) {
 
 // ---- apply and heal (play time: no randomness) -------------------------------------------------
 
-void HealPartitions(RunState& r, const ScriptedFault&) { r.world.HealPartitions(); }
+// A partition's filters are kept in r.fault_filters by its apply; the
+// nemesis removes exactly those when the fault heals (Nemesis::Apply), so the
+// end of one partition heals no other.
+void HealOwnFilters(RunState&, const ScriptedFault&) {}
 
 bool PartitionNode(RunState& r, const ScriptedFault& f) {
-  r.world.Isolate(f.target());
+  r.fault_filters.push_back(r.world.Isolate(f.target()));
   return true;
 }
 
@@ -61,8 +76,8 @@ bool PartitionHalves(RunState& r, const ScriptedFault& f) {
   }
   for (const std::string& x : a) {
     for (const std::string& y : b) {
-      r.world.Block(x, y);
-      r.world.Block(y, x);
+      r.fault_filters.push_back(r.world.Block(x, y));
+      r.fault_filters.push_back(r.world.Block(y, x));
     }
   }
   return true;
@@ -70,9 +85,11 @@ bool PartitionHalves(RunState& r, const ScriptedFault& f) {
 
 bool PartitionOneWay(RunState& r, const ScriptedFault& f) {
   for (const std::string& other : ServerAddresses(r.s.topology())) {
-    if (other != f.target()) r.world.Block(f.target(), other);
+    if (other != f.target()) r.fault_filters.push_back(r.world.Block(f.target(), other));
   }
-  for (const ClientInfo& c : r.clients) r.world.Block(f.target(), c.address);
+  for (const ClientInfo& c : r.clients) {
+    r.fault_filters.push_back(r.world.Block(f.target(), c.address));
+  }
   return true;
 }
 
@@ -118,6 +135,39 @@ bool KvEvict(RunState& r, const ScriptedFault& f) {
   return false;
 }
 
+// Percent -> parts per million.
+uint32_t PercentPpm(double percent) { return static_cast<uint32_t>(Ppm(percent / 100)); }
+
+bool DiskWriteFail(RunState& r, const ScriptedFault& f) {
+  FaultyStore* disk = r.world.disk(f.target());
+  if (disk == nullptr) return false;
+  disk->FailWrites(PercentPpm(f.amount_ms()));
+  return true;
+}
+void DiskWritesBack(RunState& r, const ScriptedFault& f) {
+  if (FaultyStore* disk = r.world.disk(f.target())) disk->FailWrites(0);
+}
+
+bool DiskReadFail(RunState& r, const ScriptedFault& f) {
+  FaultyStore* disk = r.world.disk(f.target());
+  if (disk == nullptr) return false;
+  disk->FailReads(PercentPpm(f.amount_ms()));
+  return true;
+}
+void DiskReadsBack(RunState& r, const ScriptedFault& f) {
+  if (FaultyStore* disk = r.world.disk(f.target())) disk->FailReads(0);
+}
+
+bool DiskSlow(RunState& r, const ScriptedFault& f) {
+  FaultyStore* disk = r.world.disk(f.target());
+  if (disk == nullptr) return false;
+  disk->SlowWrites(absl::Microseconds(Micros(f.amount_ms() / 1000)));
+  return true;
+}
+void DiskFast(RunState& r, const ScriptedFault& f) {
+  if (FaultyStore* disk = r.world.disk(f.target())) disk->SlowWrites(absl::ZeroDuration());
+}
+
 bool ClientOffline(RunState& r, const ScriptedFault& f) {
   Client* c = r.world.NodeAs<Client>(f.target());
   if (c == nullptr) return false;
@@ -139,6 +189,12 @@ std::string DescribeSkew(const ScriptedFault& f) {
 std::string DescribeEvict(const ScriptedFault& f) {
   return absl::StrCat(" ", f.amount_ms(), "% victims_seed=", f.victims_seed());
 }
+std::string DescribePercent(const ScriptedFault& f) {
+  return absl::StrCat(" at ", f.amount_ms(), "%");
+}
+std::string DescribeStall(const ScriptedFault& f) {
+  return absl::StrCat(" at ", f.amount_ms(), "ms per write");
+}
 
 }  // namespace
 
@@ -148,11 +204,11 @@ const std::vector<FaultKind>& FaultKinds() {
   // every 20 s when the mix skews clocks at all.
   static const auto* const kKinds = new std::vector<FaultKind>{
       {ScriptedFault::PARTITION_NODE, [](const FaultMix& m) { return m.partition_uhz * 5 / 10; },
-       DrawServer, nullptr, PartitionNode, HealPartitions, "heal-partition", nullptr},
+       DrawServer, nullptr, PartitionNode, HealOwnFilters, "heal-partition", nullptr},
       {ScriptedFault::PARTITION_HALVES, [](const FaultMix& m) { return m.partition_uhz * 3 / 10; },
-       nullptr, FixHalves, PartitionHalves, HealPartitions, "heal-partition", DescribeHalves},
+       nullptr, FixHalves, PartitionHalves, HealOwnFilters, "heal-partition", DescribeHalves},
       {ScriptedFault::PARTITION_ONE_WAY, [](const FaultMix& m) { return m.partition_uhz * 2 / 10; },
-       DrawServer, nullptr, PartitionOneWay, HealPartitions, "heal-partition", nullptr},
+       DrawServer, nullptr, PartitionOneWay, HealOwnFilters, "heal-partition", nullptr},
       {ScriptedFault::CRASH, [](const FaultMix& m) { return m.crash_uhz; }, DrawServer, nullptr,
        Crash, Restart, "restart", nullptr},
       {ScriptedFault::BUS_DUPLICATES, [](const FaultMix& m) { return m.bus_uhz / 4; }, nullptr,
@@ -167,6 +223,15 @@ const std::vector<FaultKind>& FaultKinds() {
        DrawSkew, nullptr, ClockSkew, nullptr, nullptr, DescribeSkew},
       {ScriptedFault::CLIENT_OFFLINE, nullptr, nullptr, nullptr, ClientOffline, ClientBack,
        "client-back", nullptr},
+      // Storage faults: failed writes and failed reads 4 in 10 each, slow disks 2 in 10.
+      {ScriptedFault::DISK_WRITE_FAIL, [](const FaultMix& m) { return m.storage_uhz * 4 / 10; },
+       DrawDiskFailures, nullptr, DiskWriteFail, DiskWritesBack, "disk-writes-back",
+       DescribePercent},
+      {ScriptedFault::DISK_READ_FAIL, [](const FaultMix& m) { return m.storage_uhz * 4 / 10; },
+       DrawDiskFailures, nullptr, DiskReadFail, DiskReadsBack, "disk-reads-back",
+       DescribePercent},
+      {ScriptedFault::DISK_SLOW, [](const FaultMix& m) { return m.storage_uhz * 2 / 10; },
+       DrawDiskStall, nullptr, DiskSlow, DiskFast, "disk-fast", DescribeStall},
   };
   return *kKinds;
 }
@@ -194,7 +259,9 @@ void Nemesis::DrawMix() {
   const uint64_t partition = MicroHz(f.partition_rate_per_s()), crash = MicroHz(f.crash_rate_per_s()),
                  bus = MicroHz(f.bus_fault_rate_per_s());
   const int64_t skew = Micros(f.clock_skew_max_ms() / 1000);
+  const uint64_t storage = MicroHz(f.storage_fault_rate_per_s());
   if (!f.random()) {
+    mix_.storage_uhz = storage;
     mix_.loss_ppm = loss;
     mix_.duplicate_ppm = duplicate;
     mix_.reorder_us = reorder;
@@ -216,6 +283,9 @@ void Nemesis::DrawMix() {
   mix_.crash_uhz = maybe(crash);
   mix_.bus_uhz = maybe(bus);
   mix_.skew_us = maybe(skew);
+  // Drawn only where the scenario asks for storage faults, so that scenarios
+  // without them keep the stream (and the runs) they had.
+  if (storage > 0) mix_.storage_uhz = maybe(storage);
 }
 
 void Nemesis::Plan() {
@@ -293,9 +363,16 @@ void Nemesis::Apply(const ScriptedFault& f) {
   r_.applied_faults.push_back(f);
   r_.recorder.Add(HistoryEntry::FAULT, "nemesis")->set_detail(DescribeFault(f));
   const FaultKind* k = FindFaultKind(f.kind());
-  if (k == nullptr || !k->apply(r_, f) || k->heal == nullptr) return;
+  r_.fault_filters.clear();
+  const bool to_heal = k != nullptr && k->apply(r_, f) && k->heal != nullptr;
+  std::vector<uint64_t> filters = std::move(r_.fault_filters);
+  r_.fault_filters.clear();
+  if (!to_heal) return;
   auto heal = k->heal;
-  r_.world.After(Seconds(f.duration_s()), [this, heal, f] { heal(r_, f); }, k->heal_label);
+  r_.world.After(Seconds(f.duration_s()), [this, heal, f, filters] {
+    for (uint64_t id : filters) r_.world.Heal(id);
+    heal(r_, f);
+  }, k->heal_label);
 }
 
 void Nemesis::Heal() {
@@ -304,6 +381,9 @@ void Nemesis::Heal() {
   r_.world.ClearSkews();
   r_.world.SetBusDedup(true);
   r_.world.SetBusOutage(false);
+  for (const std::string& address : r_.world.Addresses()) {
+    if (FaultyStore* disk = r_.world.disk(address)) disk->Heal();
+  }
   NetworkConfig net = r_.world.network();
   net.loss = 0;
   net.duplicate = 0;
@@ -327,6 +407,7 @@ Faults Nemesis::FixedFaults() const {
   fixed.set_crash_rate_per_s(0);
   fixed.set_bus_fault_rate_per_s(0);
   fixed.set_clock_skew_max_ms(0);
+  fixed.set_storage_fault_rate_per_s(0);
   fixed.clear_script();
   for (const ScriptedFault& f : r_.applied_faults) *fixed.add_script() = f;
   return fixed;

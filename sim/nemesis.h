@@ -31,6 +31,7 @@ struct FaultMix {
   uint64_t crash_uhz = 0;
   uint64_t bus_uhz = 0;
   int64_t skew_us = 0;
+  uint64_t storage_uhz = 0;
   int64_t duration_max_us = 5000000;
 };
 

@@ -41,7 +41,7 @@ ABSL_FLAG(std::string, bug, "",
           "no_client_dedup, no_sync_on_reconnect, lease_never_expires, unversioned_cache_fill, "
           "seq_in_memory, skip_membership_check, ignore_gap, apply_events_unversioned, "
           "dispatch_without_outbox, join_ignores_policy, kick_without_ban, info_for_anyone, "
-          "cursor_for_anyone, recall_keeps_body, unread_counts_own, canary");
+          "cursor_for_anyone, recall_keeps_body, unread_counts_own, ignore_read_error, canary");
 ABSL_FLAG(std::string, report_dir, "parley-reports",
           "where reports go (relative paths are taken from where you ran the command)");
 ABSL_FLAG(int, max_runs, 150, "shrink: most simulation runs to spend");

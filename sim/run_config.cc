@@ -45,9 +45,10 @@ std::string DescribeRun(const Scenario& s, uint64_t seed, const FaultMix& m,
                         s.network().jitter_ms());
   absl::StrAppendFormat(&out,
                         "\n  fault mix (integers): loss=%uppm dup=%uppm reorder=%dus "
-                        "partitions=%uuHz crashes=%uuHz bus=%uuHz skew=%dus fault_duration_max=%dus",
+                        "partitions=%uuHz crashes=%uuHz bus=%uuHz skew=%dus storage=%uuHz "
+                        "fault_duration_max=%dus",
                         m.loss_ppm, m.duplicate_ppm, m.reorder_us, m.partition_uhz, m.crash_uhz,
-                        m.bus_uhz, m.skew_us, m.duration_max_us);
+                        m.bus_uhz, m.skew_us, m.storage_uhz, m.duration_max_us);
   absl::StrAppendFormat(&out, "\n  schedule: %d faults", schedule.size());
   for (size_t i = 0; i < schedule.size(); ++i) {
     absl::StrAppendFormat(&out, "\n    #%d at %.6fs %s", i, schedule[i].at_s(),

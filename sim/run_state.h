@@ -67,6 +67,9 @@ struct RunState {
 
   // What the run observed for the report and the checkers.
   std::vector<ScriptedFault> applied_faults;
+  // The network filters the fault being applied added (partitions): removed,
+  // these and no others, when that fault heals.
+  std::vector<uint64_t> fault_filters;
   std::map<std::string, uint64_t> probes;
   std::vector<double> profile_apply_ms;
   std::vector<double> sync_sizes;

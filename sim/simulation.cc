@@ -6,6 +6,10 @@
 #include "sim/simulation.h"
 
 #include <algorithm>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "core/check.h"
 
 #include "core/testing/bugs.h"
 #include "sim/final_state.h"
@@ -26,6 +30,20 @@ absl::Duration Seconds(double s) { return absl::Microseconds(Micros(s)); }
 
 namespace {
 
+// A broken invariant (PARLEY_CHECK in the core or the simulator): thrown by
+// the run's check handler out of whatever callback broke it, caught by Run,
+// which ends the run there with a failure named "invariant". Nothing after a
+// broken invariant is trusted, so the checkers do not run.
+struct InvariantBroken {
+  std::string what;
+};
+
+void ThrowInvariantBroken(const char* file, int line, const char* condition,
+                          const std::string& message) {
+  throw InvariantBroken{absl::StrCat(file, ":", line, ": PARLEY_CHECK(", condition, ") failed",
+                                     message.empty() ? "" : ": ", message)};
+}
+
 class Simulation {
  public:
   Simulation(const Scenario& scenario, uint64_t seed, const RunOptions& options)
@@ -38,25 +56,16 @@ class Simulation {
   RunResult Run();
 
  private:
+  // From the topology to the final state: the part a broken invariant cuts short.
+  FinalState Play();
+
   RunState r_;
   WorkloadDriver workload_;
   Nemesis nemesis_;
 };
 
-RunResult Simulation::Run() {
-  RunResult result;
-  result.seed = r_.seed;
-  absl::StatusOr<Bug> bug = r_.s.bug().empty() ? Bug::kNone : ParseBug(r_.s.bug());
-  if (!bug.ok()) {
-    result.error = std::string(bug.status().message());
-    return result;
-  }
-  ScopedBug planted(*bug);
+FinalState Simulation::Play() {
   World& world = r_.world;
-  world.set_trace(r_.options.trace);
-  result.config = Config();
-  world.set_lose_unsynced_batch(r_.s.faults().lose_unsynced_batch());
-  world.OnNodeGone([this](const std::string&, Node* n) { CollectProbes(r_, n); });
   BuildTopology(r_);
   world.OnSend([this](const std::string& from, const std::string&, const Envelope& envelope) {
     workload_.OnServed(from, envelope);
@@ -74,10 +83,38 @@ RunResult Simulation::Run() {
   workload_.ListEverything();
   world.RunUntil(world.Now() + absl::Seconds(5));
   workload_.FinishUnanswered();
+  return ReadFinalState(r_);
+}
 
-  FinalState final_state = ReadFinalState(r_);
-  std::vector<std::string> names(r_.s.checkers().begin(), r_.s.checkers().end());
-  result.violations = RunCheckers(names, r_.recorder.history(), final_state, &result.error);
+RunResult Simulation::Run() {
+  RunResult result;
+  result.seed = r_.seed;
+  absl::StatusOr<Bug> bug = r_.s.bug().empty() ? Bug::kNone : ParseBug(r_.s.bug());
+  if (!bug.ok()) {
+    result.error = std::string(bug.status().message());
+    return result;
+  }
+  ScopedBug planted(*bug);
+  World& world = r_.world;
+  world.set_trace(r_.options.trace);
+  result.config = Config();
+  world.set_lose_unsynced_batch(r_.s.faults().lose_unsynced_batch());
+  world.OnNodeGone([this](const std::string&, Node* n) { CollectProbes(r_, n); });
+  {
+    ScopedCheckFailureHandler on_broken_invariant(ThrowInvariantBroken);
+    try {
+      FinalState final_state = Play();
+      std::vector<std::string> names(r_.s.checkers().begin(), r_.s.checkers().end());
+      result.violations = RunCheckers(names, r_.recorder.history(), final_state, &result.error);
+    } catch (const InvariantBroken& broken) {
+      const int entries = r_.recorder.history().entries_size();
+      result.violations.push_back(
+          {"invariant", entries - 1,
+           absl::StrCat("seed ", r_.seed, " broke an invariant at t=",
+                        absl::ToInt64Milliseconds(world.Now() - world.Start()), "ms, after history entry #",
+                        entries - 1, ": ", broken.what)});
+    }
+  }
   if (*bug == Bug::kCanary && r_.seed % 100 == 0) {
     result.violations.push_back({"canary", -1, "the planted canary fails every 100th seed"});
   }

@@ -60,6 +60,8 @@ class World {
     return dynamic_cast<T*>(node(address));
   }
   MemStore* store(const std::string& address) { return kernel_.store(address); }
+  // The node's disk (see Kernel::disk): where storage faults are injected.
+  FaultyStore* disk(const std::string& address) { return kernel_.disk(address); }
   std::vector<std::string> Addresses() const { return kernel_.Addresses(); }
   // Called with every node about to be destroyed (crash, end of run), so its
   // counters can be collected.
