@@ -1,7 +1,8 @@
 // Network: how a server-mode node reaches others. The local implementation
 // connects the nodes of one process and hosts an in-process event bus (the
-// `--event_bus=local` choice); the NATS implementation (next) maps addresses
-// to subjects under `parley.` and the bus to JetStream.
+// `--event_bus=local` choice: the simulator's EventBus state machine under a
+// mutex); the NATS implementation (server/nats_network.h) maps addresses to
+// subjects under `parley.` and the bus to JetStream.
 #ifndef PARLEY_SERVER_NETWORK_H_
 #define PARLEY_SERVER_NETWORK_H_
 

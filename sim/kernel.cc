@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/check.h"
 
 namespace parley {
 namespace sim {
@@ -217,7 +218,15 @@ void Kernel::RunUntil(absl::Time until) {
     std::pop_heap(heap_.begin(), heap_.end(), later);
     Item item = std::move(heap_.back());
     heap_.pop_back();
-    now_ = std::max(now_, item.time);
+    // Paired with Schedule's clamp and the heap's order: items run in
+    // (time, sequence) order and time never goes back.
+    PARLEY_CHECK(item.time >= now_) << "item '" << item.what << "' due before now";
+    PARLEY_CHECK(item.time > last_run_time_ || (item.time == last_run_time_ && item.seq > last_run_seq_) ||
+                 last_run_seq_ == kNoneRun)
+        << "item '" << item.what << "' runs out of (time, sequence) order";
+    last_run_time_ = item.time;
+    last_run_seq_ = item.seq;
+    now_ = item.time;
     Fold(item);
     item.action();
   }

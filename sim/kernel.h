@@ -262,6 +262,10 @@ class Kernel {
   absl::Time now_;
   std::vector<Item> heap_;
   uint64_t next_seq_ = 0;
+  // The last item run, for the order check in RunUntil.
+  static constexpr uint64_t kNoneRun = ~uint64_t{0};
+  absl::Time last_run_time_ = absl::InfinitePast();
+  uint64_t last_run_seq_ = kNoneRun;
 
   std::map<std::string, Slot> slots_;
   uint64_t next_timer_id_ = 1;

@@ -29,7 +29,8 @@ struct RunResult {
   uint64_t hash = 0;
   // The derived configuration (fault mix included), printed before a run.
   std::string config;
-  // Named counters of interesting paths (the README lists them).
+  // Named counters of interesting paths, declared where they are counted
+  // (core/probe.h; ProbeNames() lists them all).
   std::map<std::string, uint64_t> probes;
   // What the history holds: sends acked and failed, deliveries to apps.
   uint64_t sends_acked = 0;

@@ -1,4 +1,4 @@
-// KvService: the shared cache node at "svc.kv" (Redis in the classic design):
+// KvService: the shared cache node at "svc.kv" (the role Redis plays in many IM backends):
 // get, set with version compare, delete, TTL, and locks with a lease. Entries
 // live in the node's store, so a restart keeps them (like Redis with an
 // append-only file), and an expired entry or lock is never returned.

@@ -1,4 +1,4 @@
-// RegistryService: the service registry (the classic design's Nacos) at
+// RegistryService: the service registry at
 // "svc.registry". Instances register and heartbeat with the same request; an
 // instance that misses heartbeats for `ttl` is no longer healthy and is
 // dropped; callers discover healthy instances or watch a service for changes.
