@@ -45,8 +45,7 @@ const Case kCases[] = {
     {"cursor_for_anyone", "default", {"access_control", "privacy"}, 10},
     {"recall_keeps_body", "default", {"recall"}, 10},
     {"unread_counts_own", "default", {"unread"}, 10},
-    // Needs the storage-fault nemesis (failed reads) in storage_faults: until
-    // it is wired in, this case fails.
+    // Only a storage fault (a failed read on a friend service's disk) exposes it.
     {"ignore_read_error", "storage_faults", {"friend_cache"}, 30},
 };
 
