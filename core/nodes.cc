@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/numbers.h"
+#include "core/check.h"
 #include "core/message/conversation.h"
 #include "core/services.h"
 
@@ -18,13 +19,14 @@ std::string NodeAddress(NodeRole role, const std::string& id) {
     case NodeRole::kGroup: return InstanceAddress(kGroupService, id);
     case NodeRole::kMessageShard: {
       uint32_t k = 0;
-      if (!absl::SimpleAtoi(id, &k)) std::abort();
+      PARLEY_CHECK(absl::SimpleAtoi(id, &k)) << "a message shard's id is its number, not '" << id << "'";
       return ShardAddress(k);
     }
     case NodeRole::kGateway: return GatewayAddress(id);
     case NodeRole::kClient: break;
   }
-  std::abort();
+  PARLEY_CHECK(false) << "no address for a client role: clients are named by their host";
+  return "";
 }
 
 std::unique_ptr<Node> MakeNode(NodeRole role, const std::string& id, const NodeOptions& options,
@@ -49,7 +51,8 @@ std::unique_ptr<Node> MakeNode(NodeRole role, const std::string& id, const NodeO
     }
     case NodeRole::kMessageShard: {
       MessageOptions o = options.message;
-      if (!absl::SimpleAtoi(id, &o.shard)) std::abort();
+      PARLEY_CHECK(absl::SimpleAtoi(id, &o.shard))
+          << "a message shard's id is its number, not '" << id << "'";
       return std::make_unique<MessageShard>(env, o);
     }
     case NodeRole::kGateway: {
@@ -59,7 +62,8 @@ std::unique_ptr<Node> MakeNode(NodeRole role, const std::string& id, const NodeO
     }
     case NodeRole::kClient: return std::make_unique<Client>(env, options.client);
   }
-  std::abort();
+  PARLEY_CHECK(false) << "unknown node role " << static_cast<int>(role);
+  return nullptr;
 }
 
 NodeFactory NodeFactoryFor(NodeRole role, const std::string& id, NodeOptions options) {
