@@ -26,6 +26,7 @@
 #include "core/testing/bugs.h"
 #include "sim/history.h"
 #include "reports/report.h"
+#include "sim/scenario_io.h"
 #include "sim/shrink.h"
 #include "sim/simulation.h"
 #include "google/protobuf/text_format.h"
@@ -251,6 +252,13 @@ int ShrinkCmd(const Scenario& scenario) {
   std::cout << absl::StrFormat("SHRINK checker=%s size=%u->%u runs=%d\n", s.checker,
                                s.original_size, s.shrunk_size, s.runs);
   std::cout << "wrote " << path << "\n";
+  // The shrinker halves the topology and the users under a fixed fault
+  // script; a fault left naming a node that is gone would make the file
+  // refused when it is loaded again. Said here rather than found later.
+  if (absl::Status valid = ValidateScenario(s.shrunk, path); !valid.ok()) {
+    std::cerr << "parley_sim: warning: the shrunk scenario will be refused when loaded: "
+              << valid.message() << "\n";
+  }
   const std::string replay = absl::StrCat("bazel run //sim:parley_sim -- replay --seed=", seed,
                                           " --scenario=", path);
   std::cout << "replay: " << replay << "\n";

@@ -124,4 +124,13 @@ done
 [[ "${reports[2]}" == "$work/reports/run-small-1-no_client_dedup/report.html" ]] || fail "bug report: ${reports[*]}"
 [[ "${reports[3]}" == "$work/reports/run-small-1-ignore_gap/report.html" ]] || fail "bug report: ${reports[*]}"
 for r in "${reports[@]}"; do [[ -s "$r" ]] || fail "no report at $r"; done
+# Two shrinks of the same failure: two folders.
+for n in 1 2; do
+  out=$(cd / && BUILD_WORKING_DIRECTORY="$work" "$sim" shrink --seed=1 --bug=no_client_dedup \
+        --max_runs=2 --scenario=scenarios/mine.textproto --report_dir=reports 2>/dev/null)
+  [[ $? -eq 1 ]] || fail "shrink $n did not reproduce: $out"
+done
+[[ -s "$work/reports/shrink-smoke-1-no_client_dedup/shrunk.textproto" &&
+   -s "$work/reports/shrink-smoke-1-no_client_dedup-2/shrunk.textproto" ]] ||
+  fail "two shrinks, not two folders: $(ls "$work/reports")"
 echo "PASS"
