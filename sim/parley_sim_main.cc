@@ -19,12 +19,14 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "core/testing/bugs.h"
 #include "sim/history.h"
 #include "reports/report.h"
+#include "sim/scenario_io.h"
 #include "sim/shrink.h"
 #include "sim/simulation.h"
 #include "google/protobuf/text_format.h"
@@ -61,7 +63,25 @@ constexpr const char* kUsage =
     "  replay --seed=N [--scenario=FILE]                          same as run, verbose\n"
     "  shrink --seed=N [--scenario=FILE] [--bug=B] [--max_runs=R] [--out=FILE]\n"
     "         reduce a failing run to the smallest scenario that still fails the same way\n"
-    "common: --bug=NAME plants a bug; --report_dir=DIR (default parley-reports)\n";
+    "common: --bug=NAME plants a bug; --report_dir=DIR (default parley-reports)\n"
+    "exit status: 0 passed, 1 a seed failed, 2 usage or scenario error\n";
+
+// absl's flag parsing ends the process with status 1 on a bad flag and on
+// --help. While it parses, this turns that into ours: 2 for a usage error,
+// 0 for help.
+int exit_status_while_parsing = -1;
+
+void ExitStatusWhileParsing() {
+  if (exit_status_while_parsing < 0) return;
+  std::cout.flush();
+  std::fflush(nullptr);
+  std::_Exit(exit_status_while_parsing);
+}
+
+int UsageError(const std::string& message) {
+  std::cerr << "parley_sim: " << message << "\n" << kUsage;
+  return 2;
+}
 
 // A path given on the command line: relative paths are taken from the
 // directory `bazel run` was started from (BUILD_WORKING_DIRECTORY; read only
@@ -74,11 +94,20 @@ std::filesystem::path FromWorkingDirectory(const std::string& path) {
   return p;
 }
 
-// The report directory of one command, created.
-std::string ReportDir(const std::string& name) {
-  std::filesystem::path dir = FromWorkingDirectory(absl::GetFlag(FLAGS_report_dir)) / name;
+// The report directory of one command, created new: `<name>` with the
+// planted bug's name appended, and -2, -3, ... when that exists already, so
+// no report overwrites another.
+std::string ReportDir(std::string name, const std::string& bug) {
+  if (!bug.empty()) absl::StrAppend(&name, "-", bug);
+  std::replace(name.begin(), name.end(), '/', '_');  // a scenario named by its path
+  const std::filesystem::path parent = FromWorkingDirectory(absl::GetFlag(FLAGS_report_dir));
   std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
+  std::filesystem::create_directories(parent, ec);
+  std::filesystem::path dir = parent / name;
+  for (int n = 2; !std::filesystem::create_directory(dir, ec) && n < 10000; ++n) {
+    if (ec) break;  // not "exists": WriteReport says what is wrong
+    dir = parent / absl::StrCat(name, "-", n);
+  }
   return dir.string();
 }
 
@@ -91,8 +120,7 @@ std::string ReplayCommand(uint64_t seed) {
   return cmd;
 }
 
-void PrintReportPath(const Report& report, const std::string& name) {
-  const std::string dir = ReportDir(name);
+void PrintReportPath(const Report& report, const std::string& dir) {
   absl::Status s = WriteReport(report, dir);
   if (!s.ok()) {
     std::cerr << "parley_sim: " << s.message() << "\n";
@@ -194,7 +222,7 @@ int Run(const Scenario& scenario, bool verbose) {
   ReportBuilder report("run", scenario);
   report.AddRun(r, ReplayCommand(seed), ShrinkCommand(seed));
   report.SetWall(wall);
-  PrintReportPath(report.Finish(), absl::StrCat("run-", scenario.name(), "-", seed));
+  PrintReportPath(report.Finish(), ReportDir(absl::StrCat("run-", scenario.name(), "-", seed), scenario.bug()));
   return r.passed ? 0 : 1;
 }
 
@@ -209,9 +237,10 @@ int ShrinkCmd(const Scenario& scenario) {
   }
   std::string text;
   google::protobuf::TextFormat::PrintToString(s.shrunk, &text);
+  const std::string dir = ReportDir(absl::StrCat("shrink-", scenario.name(), "-", seed), scenario.bug());
   std::string path = absl::GetFlag(FLAGS_out);
   if (!path.empty()) path = FromWorkingDirectory(path).string();
-  if (path.empty()) path = ReportDir(absl::StrCat("shrink-", scenario.name(), "-", seed)) + "/shrunk.textproto";
+  if (path.empty()) path = dir + "/shrunk.textproto";
   std::ofstream out(path);
   out << "# Shrunk by parley_sim shrink from " << scenario.name() << " seed " << seed
       << ": fails " << s.checker << "\n" << text;
@@ -223,6 +252,13 @@ int ShrinkCmd(const Scenario& scenario) {
   std::cout << absl::StrFormat("SHRINK checker=%s size=%u->%u runs=%d\n", s.checker,
                                s.original_size, s.shrunk_size, s.runs);
   std::cout << "wrote " << path << "\n";
+  // The shrinker halves the topology and the users under a fixed fault
+  // script; a fault left naming a node that is gone would make the file
+  // refused when it is loaded again. Said here rather than found later.
+  if (absl::Status valid = ValidateScenario(s.shrunk, path); !valid.ok()) {
+    std::cerr << "parley_sim: warning: the shrunk scenario will be refused when loaded: "
+              << valid.message() << "\n";
+  }
   const std::string replay = absl::StrCat("bazel run //sim:parley_sim -- replay --seed=", seed,
                                           " --scenario=", path);
   std::cout << "replay: " << replay << "\n";
@@ -237,7 +273,7 @@ int ShrinkCmd(const Scenario& scenario) {
   summary.set_scenario_path(path);
   summary.set_replay_command(replay);
   report.SetShrink(summary);
-  PrintReportPath(report.Finish(), absl::StrCat("shrink-", scenario.name(), "-", seed));
+  PrintReportPath(report.Finish(), dir);
   return 1;
 }
 
@@ -351,7 +387,7 @@ int Swarm(const Scenario& scenario) {
   for (const RunResult& r : totals.failures) std::cout << ReplayCommand(r.seed) << "\n";
   report.SetWall(wall);
   PrintReportPath(report.Finish(),
-                  absl::StrCat("swarm-", scenario.name(), "-", first, "-", count));
+                  ReportDir(absl::StrCat("swarm-", scenario.name(), "-", first, "-", count), scenario.bug()));
   return failed == 0 ? 0 : 1;
 }
 
@@ -361,12 +397,36 @@ int Swarm(const Scenario& scenario) {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(parley::sim::kUsage);
+  bool help = false, seed_given = false;  // IsSpecifiedOnCommandLine is private here
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--") break;
+    help = help || absl::StartsWith(a, "--help") || absl::StartsWith(a, "-help") ||
+           a == "--version" || a == "-version";
+    seed_given = seed_given || a == "--seed" || a == "-seed" || absl::StartsWith(a, "--seed=") ||
+                 absl::StartsWith(a, "-seed=");
+  }
+  parley::sim::exit_status_while_parsing = help ? 0 : 2;
+  std::atexit(parley::sim::ExitStatusWhileParsing);
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  parley::sim::exit_status_while_parsing = -1;
+  if (args.size() == 2 && std::string(args[1]) == "help") {
+    std::cout << parley::sim::kUsage;
+    return 0;
+  }
   if (args.size() != 2) {
-    std::cerr << parley::sim::kUsage;
-    return 2;
+    return parley::sim::UsageError(args.size() < 2 ? "no command" : "one command only");
   }
   const std::string command = args[1];
+  if (command != "run" && command != "replay" && command != "swarm" && command != "shrink") {
+    return parley::sim::UsageError(absl::StrCat("unknown command '", command, "'"));
+  }
+  if (command == "swarm" && absl::GetFlag(FLAGS_seeds) == 0) {
+    return parley::sim::UsageError("--seeds is 0, must be at least 1");
+  }
+  if (command == "shrink" && !seed_given) {
+    return parley::sim::UsageError("shrink needs --seed=N: the seed of the failure to shrink");
+  }
   parley::sim::Scenario scenario = parley::sim::DefaultScenario();
   const std::string path = absl::GetFlag(FLAGS_scenario);
   if (!path.empty()) {
@@ -389,7 +449,5 @@ int main(int argc, char** argv) {
   if (command == "run") return parley::sim::Run(scenario, absl::GetFlag(FLAGS_verbose));
   if (command == "replay") return parley::sim::Run(scenario, true);
   if (command == "swarm") return parley::sim::Swarm(scenario);
-  if (command == "shrink") return parley::sim::ShrinkCmd(scenario);
-  std::cerr << "parley_sim: unknown command '" << command << "'\n" << parley::sim::kUsage;
-  return 2;
+  return parley::sim::ShrinkCmd(scenario);
 }

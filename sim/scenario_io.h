@@ -12,7 +12,13 @@
 namespace parley {
 namespace sim {
 
-// What a scenario must satisfy to run; `name` prefixes the error.
+// What a scenario must satisfy to run, checked before anything runs; `name`
+// prefixes the error, which names the field, its value and the allowed range.
+// Every field is range-checked; scripted faults must name a node of the
+// topology where their kind needs one (and none where it takes none) and
+// start before workload.duration_s; checkers and the bug must exist. A
+// scenario's `base` is resolved by ParseScenario and LoadScenario (see
+// sim/simulation.h) before this runs.
 absl::Status ValidateScenario(const Scenario& scenario, const std::string& name);
 
 // The text of scenarios/default.textproto, embedded at build time

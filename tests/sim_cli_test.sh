@@ -32,4 +32,105 @@ out=$(cd / && BUILD_WORKING_DIRECTORY="$work" "$sim" swarm --seeds=3 --jobs=2 --
 seeds=$(sed -n 's/^FAIL checker=[a-z_]* seed=\([0-9]*\).*/\1/p' <<<"$out" | uniq | tr '\n' ' ')
 [[ "$seeds" == "1 2 3 " ]] || fail "swarm failures not in seed order (got: $seeds): $out"
 grep -q "^determinism: 3 seeds run twice, hashes equal$" <<<"$out" || fail "no determinism line: $out"
+
+# Strict scenarios: every bad input is refused before anything runs, exit 2,
+# with the field (and what is allowed) in the message.
+refused() {  # refused <label> <file> <words...>
+  local label=$1 file=$2; shift 2
+  local out code
+  out=$(cd / && BUILD_WORKING_DIRECTORY="$work" "$sim" run --seed=1 --scenario="$file" \
+        --report_dir=reports 2>&1)
+  code=$?
+  [[ $code -eq 2 ]] || fail "$label: exited $code, not 2: $out"
+  for w in "$@"; do grep -qF -- "$w" <<<"$out" || fail "$label: no '$w' in: $out"; done
+  ! grep -q "^config:" <<<"$out" || fail "$label: it ran: $out"
+}
+variant() {  # variant <name> <sed expression>: a copy of the smoke scenario, changed
+  sed "$2" "$work/scenarios/mine.textproto" > "$work/scenarios/$1.textproto"
+  grep -q . <(diff "$work/scenarios/mine.textproto" "$work/scenarios/$1.textproto") ||
+    fail "variant $1 changed nothing"
+}
+script() {  # script <name> <ScriptedFault text>: the smoke scenario with that fault
+  variant "$1" "s/random: true/random: true script { $2 }/"
+}
+script no_gw7 'at_s: 1 kind: CRASH target: "gw.7" duration_s: 2'
+refused "gw.7 with 2 gateways" scenarios/no_gw7.textproto 'faults.script[0].target "gw.7"' gw.2
+script no_svc 'at_s: 1 kind: PARTITION_NODE target: "svc.nosuch.9" duration_s: 2'
+refused "svc.nosuch.9" scenarios/no_svc.textproto 'faults.script[0].target "svc.nosuch.9"'
+script no_target 'at_s: 1 kind: CRASH duration_s: 2'
+refused "CRASH without a target" scenarios/no_target.textproto 'faults.script[0]: CRASH needs a target'
+script no_client 'at_s: 1 kind: CLIENT_OFFLINE target: "client.user30.d1" duration_s: 2'
+refused "a client past the users" scenarios/no_client.textproto 'client.user30.d1' 'N < 30'
+script too_late 'at_s: 500 kind: BUS_STORM'
+refused "a fault after the end" scenarios/too_late.textproto 'faults.script[0].at_s is 500, must be in [0, 20)'
+variant gateways0 's/gateways: 2/gateways: 0/'
+refused "gateways: 0" scenarios/gateways0.textproto 'topology.gateways is 0, must be in [1, 1000]'
+variant shards0 's/ shards: 2/ shards: 0/'
+refused "shards: 0" scenarios/shards0.textproto 'topology.shards is 0, must be in [1, 1000]'
+variant replicas0 's/user_replicas: 2/user_replicas: 0/'
+refused "user_replicas: 0" scenarios/replicas0.textproto 'topology.user_replicas is 0'
+variant latency 's/latency_ms: 1/latency_ms: -50/'
+refused "latency_ms: -50" scenarios/latency.textproto 'network.latency_ms is -50, must be in [0, 60000]'
+variant settle 's/settle_s: 30/settle_s: -10/'
+refused "settle_s: -10" scenarios/settle.textproto 'settle_s is -10, must be in [0, 86400]'
+variant loss 's/loss_max: 0.05/loss_max: 1.5/'
+refused "loss_max: 1.5" scenarios/loss.textproto 'faults.loss_max is 1.5, must be in [0, 1]'
+variant private 's/private_fraction: 0.5/private_fraction: 3/'
+refused "private_fraction: 3" scenarios/private.textproto 'workload.private_fraction is 3, must be in [0, 1]'
+variant checker '$a checkers: "no_such_checker"'
+refused "an unknown checker" scenarios/checker.textproto 'checkers[0] "no_such_checker" is no checker' no_lost_ack
+variant bug '$a bug: "no_such_bug"'
+refused "an unknown bug" scenarios/bug.textproto 'no_such_bug'
+echo 'workload { duration_s: 5 }' > "$work/scenarios/partial.textproto"
+refused "a partial scenario" scenarios/partial.textproto 'workload.users is 0' 'base: "default"'
+echo 'base: "nosuch" workload { users: 3 }' > "$work/scenarios/orphan.textproto"
+refused "an unknown base" scenarios/orphan.textproto 'base "nosuch"'
+
+# Usage errors exit 2, help exits 0.
+usage() {  # usage <label> <expected exit> <words> <args...>
+  local label=$1 want=$2 words=$3; shift 3
+  local out code
+  out=$(cd "$work" && "$sim" "$@" 2>&1)
+  code=$?
+  [[ $code -eq $want ]] || fail "$label: exited $code, not $want: $out"
+  grep -qF -- "$words" <<<"$out" || fail "$label: no '$words' in: $out"
+}
+usage "--help" 0 "parley_sim <command>" --help
+usage "help" 0 "exit status: 0 passed, 1 a seed failed, 2 usage or scenario error" help
+usage "an unknown flag" 2 "nosuchflag" run --nosuchflag
+usage "a bad flag value" 2 "seed" run --seed=x
+usage "no command" 2 "no command"
+usage "an unknown command" 2 "unknown command 'walk'" walk
+usage "swarm --seeds=0" 2 "--seeds is 0" swarm --seeds=0
+usage "shrink without --seed" 2 "shrink needs --seed" shrink --bug=no_client_dedup
+[[ ! -e "$work/parley-reports" ]] || fail "a usage error wrote a report"
+
+# A scenario built on another (base: a file beside it) runs; reports never
+# overwrite each other: the planted bug is in the folder's name, and a folder
+# that exists gets -2, -3, ...
+echo 'base: "mine" name: "small" workload { users: 6 duration_s: 2 } settle_s: 5' \
+  > "$work/scenarios/small.textproto"
+reports=()
+for bug in "" "" no_client_dedup ignore_gap; do
+  out=$(cd / && BUILD_WORKING_DIRECTORY="$work" "$sim" run --seed=1 ${bug:+--bug=$bug} \
+        --scenario=scenarios/small.textproto --report_dir=reports 2>&1)
+  code=$?
+  [[ $code -eq 0 || $code -eq 1 ]] || fail "small run exited $code: $out"
+  grep -q "scenario=small seed=1" <<<"$out" || fail "small: not the based scenario: $out"
+  reports+=("$(sed -n 's/^report: //p' <<<"$out")")
+done
+[[ "${reports[0]}" == "$work/reports/run-small-1/report.html" ]] || fail "first report: ${reports[*]}"
+[[ "${reports[1]}" == "$work/reports/run-small-1-2/report.html" ]] || fail "second report: ${reports[*]}"
+[[ "${reports[2]}" == "$work/reports/run-small-1-no_client_dedup/report.html" ]] || fail "bug report: ${reports[*]}"
+[[ "${reports[3]}" == "$work/reports/run-small-1-ignore_gap/report.html" ]] || fail "bug report: ${reports[*]}"
+for r in "${reports[@]}"; do [[ -s "$r" ]] || fail "no report at $r"; done
+# Two shrinks of the same failure: two folders.
+for n in 1 2; do
+  out=$(cd / && BUILD_WORKING_DIRECTORY="$work" "$sim" shrink --seed=1 --bug=no_client_dedup \
+        --max_runs=2 --scenario=scenarios/mine.textproto --report_dir=reports 2>/dev/null)
+  [[ $? -eq 1 ]] || fail "shrink $n did not reproduce: $out"
+done
+[[ -s "$work/reports/shrink-smoke-1-no_client_dedup/shrunk.textproto" &&
+   -s "$work/reports/shrink-smoke-1-no_client_dedup-2/shrunk.textproto" ]] ||
+  fail "two shrinks, not two folders: $(ls "$work/reports")"
 echo "PASS"
