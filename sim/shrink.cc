@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "sim/scenario_io.h"
 #include "sim/simulation.h"
 #include "sim/workload.h"
 
@@ -135,6 +136,10 @@ ShrinkResult Shrink(const Scenario& scenario, uint64_t seed, int max_runs,
   *current.mutable_faults() = first.fixed_faults.faults();
   current.set_name(scenario.name() + "_shrunk");
   auto fails = [&](const Scenario& candidate) {
+    // A cut that leaves a fault naming a node the smaller topology no longer
+    // has (or any value out of range) is not a scenario: not tried, so what
+    // the shrinker writes always loads again.
+    if (!ValidateScenario(candidate, candidate.name()).ok()) return false;
     ++result.runs;
     RunResult r = RunScenario(candidate, seed, options);
     for (const Violation& v : r.violations) {
