@@ -127,7 +127,7 @@ TEST_F(CheckersTest, NoLostAckCatchesAMissingDeviceAndAMissingMessage) {
   history_ = h;
   std::optional<Violation> v = Check("no_lost_ack");
   ASSERT_TRUE(v.has_value());
-  EXPECT_NE(v->explanation.find("bob.d2"), std::string::npos) << v->explanation;
+  EXPECT_NE(v->explanation.find("bob.d2 (user 2)"), std::string::npos) << v->explanation;
   // An ack for a message the shard does not have.
   GoodHistory();
   Ack("alice.d1", 1, "p:1:2", 9, "a-9");
@@ -168,13 +168,48 @@ TEST_F(CheckersTest, OrderCatchesReorderingAndGaps) {
   std::optional<Violation> v = Check("order");
   ASSERT_TRUE(v.has_value());
   EXPECT_NE(v->explanation.find("never #1"), std::string::npos) << v->explanation;
+  EXPECT_NE(v->explanation.find("bob.d1 (user 2) got p:1:2#2"), std::string::npos)
+      << v->explanation;
+  // A first delivery below the last one (#1 was not in the shard when #2
+  // came, so skipping it was no gap).
   history_.Clear();
-  Deliver("alice.d1", 1, "p:1:2", 1);
   Deliver("alice.d1", 1, "p:1:2", 2);
-  Deliver("alice.d1", 1, "p:1:2", 1);
+  state_.messages["p:1:2"].erase(1);
+  HistoryEntry* e = Add(HistoryEntry::DELIVERED, "alice.d1", 1);
+  e->set_conversation("p:1:2");
+  e->set_seq(1);
   v = Check("order");
   ASSERT_TRUE(v.has_value());
-  EXPECT_NE(v->explanation.find("after #2"), std::string::npos) << v->explanation;
+  EXPECT_NE(v->explanation.find("alice.d1 (user 1) got p:1:2#1 after #2"), std::string::npos)
+      << v->explanation;
+}
+
+// One failure per cause: a seq delivered again is a duplicate, not also an
+// order failure.
+TEST_F(CheckersTest, ADuplicateIsNoDuplicatesOnlyNotOrder) {
+  GoodHistory();
+  Deliver("bob.d1", 2, "p:1:2", 1);
+  std::string error;
+  std::vector<Violation> v = RunCheckers({}, history_, state_, &error);
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].checker, "no_duplicates");
+  EXPECT_EQ(v[0].entry, history_.entries_size() - 1);
+  EXPECT_NE(v[0].explanation.find("bob.d1 (user 2) was given p:1:2#1 twice"), std::string::npos)
+      << v[0].explanation;
+}
+
+// An ack naming the wrong seq of a stored message is idempotent_send's, not
+// also a lost ack.
+TEST_F(CheckersTest, AnAckNamingAnotherSeqIsIdempotentSendOnly) {
+  GoodHistory();
+  Ack("alice.d1", 1, "p:1:2", 2, "a-1");  // a-1 is #1; #2 holds b-1
+  std::string error;
+  std::vector<Violation> v = RunCheckers({}, history_, state_, &error);
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].checker, "idempotent_send");
+  EXPECT_NE(v[0].explanation.find("alice.d1 (user 1) was acked a-1 as p:1:2#2"),
+            std::string::npos)
+      << v[0].explanation;
 }
 
 TEST_F(CheckersTest, OrderAllowsSkippingMessagesTheUserMayNotSee) {
@@ -191,13 +226,32 @@ TEST_F(CheckersTest, SenderFifoCatchesSeqsOutOfSendOrder) {
   Invoke("alice.d1", 1, "p:1:2", "a-y");
   Ack("alice.d1", 1, "p:1:2", 4, "a-x");
   Ack("alice.d1", 1, "p:1:2", 3, "a-y");
-  ASSERT_TRUE(Check("sender_fifo").has_value());
+  std::optional<Violation> v = Check("sender_fifo");
+  ASSERT_TRUE(v.has_value());
+  EXPECT_EQ(v->explanation,
+            "alice.d1 (user 1) sent a-y after a-x in p:1:2 but it got seq 3 below a-x's seq 4");
   history_.Clear();
   Invoke("alice.d1", 1, "p:1:2", "a-x");
   Invoke("alice.d1", 1, "p:1:2", "a-y");
   Ack("alice.d1", 1, "p:1:2", 3, "a-x");
   Ack("alice.d1", 1, "p:1:2", 4, "a-y");
   EXPECT_FALSE(Check("sender_fifo").has_value());
+}
+
+// The same seq acked for two messages is said so, never "seq 3 before seq 3".
+TEST_F(CheckersTest, SenderFifoSaysASeqWasAckedForTwoMessages) {
+  AddMessage("p:1:2", 3, 1, "a-x");
+  Invoke("alice.d1", 1, "p:1:2", "a-x");
+  Invoke("alice.d1", 1, "p:1:2", "a-y");
+  Ack("alice.d1", 1, "p:1:2", 3, "a-x");
+  Ack("alice.d1", 1, "p:1:2", 3, "a-y");
+  std::optional<Violation> v = Check("sender_fifo");
+  ASSERT_TRUE(v.has_value());
+  EXPECT_EQ(v->entry, history_.entries_size() - 1);
+  EXPECT_EQ(v->explanation,
+            "alice.d1 (user 1) was acked a-y as p:1:2#3, the seq already acked to it for a-x: "
+            "one seq acked for two messages");
+  EXPECT_EQ(v->explanation.find("before seq"), std::string::npos);
 }
 
 TEST_F(CheckersTest, MembershipSafetyCatchesAMessageOutsideTheInterval) {
@@ -207,6 +261,7 @@ TEST_F(CheckersTest, MembershipSafetyCatchesAMessageOutsideTheInterval) {
   std::optional<Violation> v = Check("membership_safety");
   ASSERT_TRUE(v.has_value());
   EXPECT_NE(v->explanation.find("outside its membership"), std::string::npos);
+  EXPECT_NE(v->explanation.find("bob.d2 (user 2) got g:5#2"), std::string::npos) << v->explanation;
 }
 
 TEST_F(CheckersTest, ProfileConvergenceCatchesStaleMemberEntriesAndFriendLists) {
@@ -268,7 +323,9 @@ TEST_F(CheckersTest, PresenceLiveCatchesAnEntryWithoutASession) {
   EXPECT_FALSE(Check("presence_live").has_value());
   state_.sessions.clear();
   state_.sessions.insert({2, "d1", "2", 4});  // the device moved on
-  ASSERT_TRUE(Check("presence_live").has_value());
+  std::optional<Violation> v = Check("presence_live");
+  ASSERT_TRUE(v.has_value());
+  EXPECT_NE(v->explanation.find("bob.d1 (user 2)"), std::string::npos) << v->explanation;
 }
 
 TEST_F(CheckersTest, UnreadCatchesACursorThatWentBackOrFellBehind) {
