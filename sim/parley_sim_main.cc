@@ -277,11 +277,58 @@ int ShrinkCmd(const Scenario& scenario) {
   return 1;
 }
 
+// One checker's failures across a swarm: the seeds, in seed order, and the
+// first one's explanation and offending entry.
+struct FailureGroup {
+  std::string checker;
+  std::vector<uint64_t> seeds;
+  std::string explanation;
+  std::string entry;  // Describe() of the offending entry, or empty
+};
+
+// Adds `r`'s violations to `groups` (kept in the order checkers first fail),
+// one seed per checker however often it failed there.
+void AddToGroups(const RunResult& r, std::vector<FailureGroup>* groups) {
+  for (const Violation& v : r.violations) {
+    auto g = std::find_if(groups->begin(), groups->end(),
+                          [&](const FailureGroup& x) { return x.checker == v.checker; });
+    if (g == groups->end()) {
+      FailureGroup fresh;
+      fresh.checker = v.checker;
+      fresh.explanation = v.explanation;
+      if (v.entry >= 0 && v.entry < r.history.entries_size()) {
+        fresh.entry = Describe(r.history.entries(v.entry));
+      }
+      groups->push_back(std::move(fresh));
+      g = groups->end() - 1;
+    }
+    if (g->seeds.empty() || g->seeds.back() != r.seed) g->seeds.push_back(r.seed);
+  }
+}
+
+// Per checker: how many seeds failed it, which (the first 10), the first
+// failure's explanation and entry, and one replay and one shrink command.
+void PrintGroups(const std::vector<FailureGroup>& groups, uint64_t count) {
+  for (const FailureGroup& g : groups) {
+    std::vector<uint64_t> shown(g.seeds.begin(),
+                                g.seeds.begin() + std::min<size_t>(g.seeds.size(), 10));
+    std::cout << "\n" << g.checker << ": " << g.seeds.size() << " of " << count << " seed"
+              << (count == 1 ? "" : "s") << " failed (seed" << (g.seeds.size() == 1 ? " " : "s ")
+              << absl::StrJoin(shown, " ") << (g.seeds.size() > 10 ? " …" : "") << ")\n";
+    std::cout << "  first, seed " << g.seeds.front() << ": " << g.explanation << "\n";
+    if (!g.entry.empty()) std::cout << "  entry: " << g.entry << "\n";
+    std::cout << "  replay: " << ReplayCommand(g.seeds.front()) << "\n";
+    std::cout << "  shrink: " << ShrinkCommand(g.seeds.front()) << "\n";
+  }
+  if (!groups.empty()) std::cout << "\n";
+}
+
 // The swarm's running totals, folded in seed order.
 struct SwarmTotals {
   uint64_t failed = 0, events = 0, rechecked = 0;
   double sim_s = 0;
   std::vector<RunResult> failures;  // in seed order, without history
+  std::vector<FailureGroup> groups;
   std::vector<uint64_t> not_deterministic;
   std::map<std::string, uint64_t> probes;
 };
@@ -319,6 +366,7 @@ int Swarm(const Scenario& scenario) {
     report.AddRun(r, ReplayCommand(r.seed), ShrinkCommand(r.seed));
     if (!r.passed) {
       ++totals.failed;
+      AddToGroups(r, &totals.groups);
       r.history.Clear();
       totals.failures.push_back(std::move(r));
     }
@@ -366,7 +414,18 @@ int Swarm(const Scenario& scenario) {
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   const uint64_t failed = totals.failed;
-  for (const RunResult& r : totals.failures) PrintVerdict(r, false);
+  // One machine-readable line per (checker, seed), in seed order, then the
+  // failures grouped by checker.
+  for (const RunResult& r : totals.failures) {
+    if (!r.error.empty()) std::cout << "error: seed " << r.seed << ": " << r.error << "\n";
+    std::vector<std::string> printed;
+    for (const Violation& v : r.violations) {
+      if (std::find(printed.begin(), printed.end(), v.checker) != printed.end()) continue;
+      printed.push_back(v.checker);
+      std::cout << "FAIL checker=" << v.checker << " seed=" << r.seed << "\n";
+    }
+  }
+  PrintGroups(totals.groups, count);
   if (totals.rechecked > 0) {
     std::cout << DeterminismLine(totals.rechecked, totals.not_deterministic) << "\n";
   }
@@ -384,7 +443,6 @@ int Swarm(const Scenario& scenario) {
             << "\n";
   std::cout << absl::StrFormat("SWARM seeds=%u passed=%u failed=%u events=%u sim_s=%.0f wall_s=%.1f\n",
                                count, count - failed, failed, totals.events, totals.sim_s, wall);
-  for (const RunResult& r : totals.failures) std::cout << ReplayCommand(r.seed) << "\n";
   report.SetWall(wall);
   PrintReportPath(report.Finish(),
                   ReportDir(absl::StrCat("swarm-", scenario.name(), "-", first, "-", count), scenario.bug()));

@@ -33,6 +33,33 @@ seeds=$(sed -n 's/^FAIL checker=[a-z_]* seed=\([0-9]*\).*/\1/p' <<<"$out" | uniq
 [[ "$seeds" == "1 2 3 " ]] || fail "swarm failures not in seed order (got: $seeds): $out"
 grep -q "^determinism: 3 seeds run twice, hashes equal$" <<<"$out" || fail "no determinism line: $out"
 
+# A failing swarm groups its failures by checker: per checker one line with
+# how many seeds failed it and which, the first failure's explanation and
+# entry, and one replay and one shrink command (the first seed's); the
+# machine-readable FAIL lines stay, one per (checker, seed).
+out=$(cd / && BUILD_WORKING_DIRECTORY="$work" "$sim" swarm --seeds=4 --jobs=2 \
+      --bug=ack_before_commit --scenario=scenarios/mine.textproto --report_dir=reports 2>/dev/null)
+[[ $? -eq 1 ]] || fail "a failing swarm should exit 1: $out"
+checkers=$(sed -n 's/^FAIL checker=\([a-z_]*\) seed=[0-9]*$/\1/p' <<<"$out" | sort -u)
+[[ -n "$checkers" ]] || fail "no FAIL lines: $out"
+[[ $(grep -c "^FAIL checker=" <<<"$out") -eq \
+   $(sed -n 's/^FAIL checker=\([a-z_]*\) seed=\([0-9]*\)$/\1 \2/p' <<<"$out" | sort -u | wc -l) ]] ||
+  fail "a (checker, seed) printed twice: $out"
+for c in $checkers; do
+  first=$(sed -n "s/^FAIL checker=$c seed=\([0-9]*\)$/\1/p" <<<"$out" | head -1)
+  n=$(grep -c "^FAIL checker=$c seed=" <<<"$out")
+  [[ $(grep -c "^$c: " <<<"$out") -eq 1 ]] || fail "$c: not one group: $out"
+  grep -q "^$c: $n of 4 seeds failed (seeds\? [0-9 ]*)$" <<<"$out" || fail "$c: no count of $n: $out"
+  grep -A4 "^$c: " <<<"$out" | grep -q "^  first, seed $first: ." || fail "$c: no explanation: $out"
+  grep -A4 "^$c: " <<<"$out" | grep -q "^  shrink: .* shrink --seed=$first " ||
+    fail "$c: no shrink command for seed $first: $out"
+done
+[[ $(grep -c "^  shrink: " <<<"$out") -eq $(wc -w <<<"$checkers") ]] ||
+  fail "not one shrink command per checker: $out"
+[[ $(grep -c "^  replay: " <<<"$out") -eq $(wc -w <<<"$checkers") ]] ||
+  fail "not one replay command per checker: $out"
+grep -q "^  entry: #[0-9]" <<<"$out" || fail "no offending entry: $out"
+
 # Strict scenarios: every bad input is refused before anything runs, exit 2,
 # with the field (and what is allowed) in the message.
 refused() {  # refused <label> <file> <words...>
