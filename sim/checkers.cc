@@ -80,8 +80,8 @@ Result NoLostAck(const History& h, const FinalState& s) {
       if (!Visible(s, user, *m)) continue;
       if (delivered.count({client, e.conversation(), e.seq()}) == 0) {
         return Fail("no_lost_ack", e.index(),
-                    absl::StrCat("acked ", e.conversation(), "#", e.seq(), " never reached ",
-                                 Who(client, user)));
+                    absl::StrCat(e.conversation(), "#", e.seq(), ", acked to ", Who(e),
+                                 ", never reached ", Who(client, user)));
       }
     }
   }
