@@ -46,7 +46,7 @@ void HistoryRecorder::OnSendFailed(const std::string& client, const std::string&
 std::string Describe(const HistoryEntry& e) {
   std::string out = absl::StrCat("#", e.index(), " t=", (e.time_us() - 1700000000000000LL) / 1000,
                                  "ms ", HistoryEntry::Kind_Name(e.kind()), " ", e.client());
-  if (e.user_id() != 0) absl::StrAppend(&out, " user=", e.user_id());
+  if (e.user_id() != 0) absl::StrAppend(&out, " (user ", e.user_id(), ")");  // as checkers name it
   if (!e.conversation().empty()) absl::StrAppend(&out, " ", e.conversation(), "#", e.seq());
   if (!e.client_msg_id().empty()) absl::StrAppend(&out, " id=", e.client_msg_id());
   if (e.sender_id() != 0) absl::StrAppend(&out, " sender=", e.sender_id());

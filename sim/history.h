@@ -34,7 +34,8 @@ class HistoryRecorder : public ClientObserver {
   History history_;
 };
 
-// One line a person can read, e.g. "#12 t=3.2s DELIVERED client.u3.d1 p:1:3#4".
+// One line a person can read, e.g.
+// "#12 t=3200ms DELIVERED client.user3.d1 (user 168) p:1:3#4 id=d1-... sender=1".
 std::string Describe(const HistoryEntry& entry);
 
 }  // namespace sim

@@ -58,7 +58,8 @@ done
   fail "not one shrink command per checker: $out"
 [[ $(grep -c "^  replay: " <<<"$out") -eq $(wc -w <<<"$checkers") ]] ||
   fail "not one replay command per checker: $out"
-grep -q "^  entry: #[0-9]" <<<"$out" || fail "no offending entry: $out"
+grep -q "^  entry: #[0-9]* t=[0-9]*ms [A-Z_]* client\.user[0-9]*\.d[0-9] (user [0-9]*) " <<<"$out" ||
+  fail "no offending entry naming its client as the checkers do: $out"
 
 # Strict scenarios: every bad input is refused before anything runs, exit 2,
 # with the field (and what is allowed) in the message.
