@@ -1,6 +1,7 @@
 #include "reports/report.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -9,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "google/protobuf/util/json_util.h"
 #include "sim/history.h"
 
@@ -18,7 +20,13 @@ namespace {
 
 constexpr int64_t kEpochUs = 1700000000000000LL;  // the world's start
 
-double Seconds(int64_t time_us) { return (time_us - kEpochUs) / 1e6; }
+// Entries in a report keep their time from the run's start.
+double Seconds(int64_t time_us) { return time_us / 1e6; }
+
+HistoryEntry FromRunStart(HistoryEntry e) {
+  e.set_time_us(e.time_us() - kEpochUs);
+  return e;
+}
 
 std::string Escape(const std::string& s) {
   std::string out;
@@ -127,7 +135,7 @@ void ReportBuilder::AddRun(const RunResult& r, const std::string& replay,
     int center = entries.size() - 1;
     std::string conversation;
     if (v.entry >= 0 && v.entry < entries.size()) {
-      *f->mutable_entry() = entries[v.entry];
+      *f->mutable_entry() = FromRunStart(entries[v.entry]);
       center = v.entry;
       conversation = entries[v.entry].conversation();
     }
@@ -154,7 +162,7 @@ void ReportBuilder::AddRun(const RunResult& r, const std::string& replay,
         }
       }
       for (int i = lo; i <= hi; ++i) {
-        if (i == center || related(entries[i])) *f->add_window() = entries[i];
+        if (i == center || related(entries[i])) *f->add_window() = FromRunStart(entries[i]);
       }
     }
   }
@@ -193,13 +201,149 @@ Report ReportBuilder::Finish() {
   return out;
 }
 
+void ReportBuilder::SetDeterminism(uint64_t run_twice, const std::vector<uint64_t>& differing) {
+  DeterminismCheck* d = report_.mutable_determinism();
+  d->set_seeds_run_twice(run_twice);
+  d->set_differing(differing.size());
+  d->clear_differing_seeds();
+  for (uint64_t seed : differing) d->add_differing_seeds(seed);
+  d->set_result(run_twice == 0 ? "not checked" : differing.empty() ? "hashes equal" : "hashes differ");
+}
+
+SeedRecord MakeSeedRecord(const RunResult& r, bool run_twice, double started_s,
+                          double wall_seconds) {
+  SeedRecord s;
+  s.set_seed(r.seed);
+  for (const auto& [name, value] : r.fault_mix) {
+    FaultMixValue* v = s.add_fault_mix();
+    v->set_name(name);
+    v->set_value(value);
+  }
+  s.set_events(r.events);
+  s.set_hash(absl::StrFormat("%016x", r.hash));
+  s.set_verdict(r.passed ? "passed" : "failed");
+  if (!r.error.empty()) s.add_checkers("scenario");
+  for (const Violation& v : r.violations) {
+    if (std::find(s.checkers().begin(), s.checkers().end(), v.checker) == s.checkers().end()) {
+      s.add_checkers(v.checker);
+    }
+  }
+  s.set_started_s(started_s);
+  s.set_wall_seconds(wall_seconds);
+  s.set_run_twice(run_twice);
+  return s;
+}
+
+namespace {
+
+// The JSON names of the 64-bit integer fields of `d` and the messages it
+// holds, and the names of its other fields (a name in both is left alone).
+void CollectFieldNames(const google::protobuf::Descriptor* d, std::set<std::string>* seen,
+                       std::set<std::string>* int64s, std::set<std::string>* others) {
+  if (!seen->insert(d->full_name()).second) return;
+  for (int i = 0; i < d->field_count(); ++i) {
+    const google::protobuf::FieldDescriptor* f = d->field(i);
+    switch (f->cpp_type()) {
+      case google::protobuf::FieldDescriptor::CPPTYPE_INT64:
+      case google::protobuf::FieldDescriptor::CPPTYPE_UINT64:
+        int64s->insert(f->json_name());
+        break;
+      case google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE:
+        others->insert(f->json_name());
+        CollectFieldNames(f->message_type(), seen, int64s, others);
+        break;
+      default:
+        others->insert(f->json_name());
+    }
+  }
+}
+
+// The index just past the JSON string starting at `json[i]` (a quote).
+size_t StringEnd(const std::string& json, size_t i) {
+  for (++i; i < json.size(); ++i) {
+    if (json[i] == '\\') {
+      ++i;
+    } else if (json[i] == '"') {
+      return i + 1;
+    }
+  }
+  return json.size();
+}
+
+bool IsInteger(const std::string& s) {
+  size_t i = s.size() > 1 && s[0] == '-' ? 1 : 0;
+  if (i == s.size()) return false;
+  for (; i < s.size(); ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+  }
+  return true;
+}
+
+// Rewrites `"name": "123"` (and arrays of such) as `"name": 123` for the
+// 64-bit integer fields of a Report.
+std::string UnquoteIntegers(const std::string& json) {
+  static const std::set<std::string>* const names = [] {
+    std::set<std::string> seen, int64s, others;
+    CollectFieldNames(Report::descriptor(), &seen, &int64s, &others);
+    auto* out = new std::set<std::string>;
+    for (const std::string& n : int64s) {
+      if (others.count(n) == 0) out->insert(n);
+    }
+    return out;
+  }();
+  auto skip_space = [&](size_t i) {
+    while (i < json.size() && std::isspace(static_cast<unsigned char>(json[i]))) ++i;
+    return i;
+  };
+  // Appends the value at `i` unquoted if it is a quoted integer; returns its end.
+  std::string out;
+  auto value = [&](size_t i) {
+    if (i < json.size() && json[i] == '"') {
+      const size_t end = StringEnd(json, i);
+      const std::string inner = json.substr(i + 1, end - i - 2);
+      out += IsInteger(inner) ? inner : json.substr(i, end - i);
+      return end;
+    }
+    return i;
+  };
+  size_t i = 0;
+  while (i < json.size()) {
+    if (json[i] != '"') {
+      out += json[i++];
+      continue;
+    }
+    const size_t end = StringEnd(json, i);
+    const std::string key = json.substr(i + 1, end - i - 2);
+    out.append(json, i, end - i);
+    i = end;
+    const size_t colon = skip_space(i);
+    if (colon >= json.size() || json[colon] != ':' || names->count(key) == 0) continue;
+    size_t v = skip_space(colon + 1);
+    out.append(json, i, v - i);
+    i = v;
+    if (i < json.size() && json[i] == '[') {
+      out += json[i++];
+      while (i < json.size() && json[i] != ']') {
+        const size_t next = value(i);
+        if (next == i) out += json[i++];
+        else i = next;
+      }
+    } else {
+      i = value(i);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string ReportJson(const Report& report) {
   std::string json;
   google::protobuf::util::JsonPrintOptions options;
   options.add_whitespace = true;
   options.always_print_primitive_fields = true;
   google::protobuf::util::MessageToJsonString(report, &json, options);
-  return json;
+  return UnquoteIntegers(json);
 }
 
 absl::Status ParseReportJson(const std::string& json, Report* report) {
@@ -426,6 +570,64 @@ absl::Status WriteReport(const Report& report, const std::string& dir) {
     if (!out) return absl::InternalError(absl::StrCat("cannot write ", dir, "/", name));
   }
   return absl::OkStatus();
+}
+
+std::string XmlEscape(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&apos;"; break;
+      default: out += (u < 0x20 && c != '\n' && c != '\t' && c != '\r') ? '?' : c;
+    }
+  }
+  return out;
+}
+
+std::string JunitXml(const std::string& suite, const std::vector<JunitCase>& cases) {
+  int failures = 0, skipped = 0;
+  double seconds = 0;
+  for (const JunitCase& c : cases) {
+    failures += c.failures.empty() ? 0 : 1;
+    skipped += c.skipped ? 1 : 0;
+    seconds += c.seconds;
+  }
+  std::string xml = absl::StrFormat(
+      "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+      "<testsuite name=\"%s\" tests=\"%d\" failures=\"%d\" errors=\"0\" skipped=\"%d\" "
+      "time=\"%.3f\">\n",
+      XmlEscape(suite), cases.size(), failures, skipped, seconds);
+  for (const JunitCase& c : cases) {
+    absl::StrAppendFormat(&xml, "  <testcase classname=\"%s\" name=\"%s\" time=\"%.3f\"",
+                          XmlEscape(suite), XmlEscape(c.name), c.seconds);
+    if (c.failures.empty() && !c.skipped) {
+      xml += "/>\n";
+      continue;
+    }
+    xml += ">\n";
+    if (c.skipped) xml += "    <skipped message=\"not started: --fail_fast\"/>\n";
+    if (!c.failures.empty()) {
+      std::vector<std::string> checkers;
+      std::string body;
+      for (const auto& [checker, explanation] : c.failures) {
+        if (std::find(checkers.begin(), checkers.end(), checker) == checkers.end()) {
+          checkers.push_back(checker);
+        }
+        absl::StrAppend(&body, checker, ": ", explanation, "\n");
+      }
+      absl::StrAppend(&body, "replay: ", c.replay, "\n");
+      absl::StrAppendFormat(&xml, "    <failure message=\"%s\" type=\"%s\">%s</failure>\n",
+                            XmlEscape(absl::StrJoin(checkers, ", ")),
+                            XmlEscape(checkers.front()), XmlEscape(body));
+    }
+    xml += "  </testcase>\n";
+  }
+  xml += "</testsuite>\n";
+  return xml;
 }
 
 }  // namespace sim

@@ -3,7 +3,9 @@
 #ifndef PARLEY_REPORTS_REPORT_H_
 #define PARLEY_REPORTS_REPORT_H_
 
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -23,6 +25,10 @@ class ReportBuilder {
   void AddRun(const RunResult& result, const std::string& replay, const std::string& shrink);
   void SetWall(double wall_seconds);
   void SetShrink(const ShrinkSummary& shrink) { *report_.mutable_shrink() = shrink; }
+  void AddSeedRecord(const SeedRecord& record) { *report_.add_seed_records() = record; }
+  // `run_twice` seeds were re-checked; `differing` of them (in seed order) differed.
+  void SetDeterminism(uint64_t run_twice, const std::vector<uint64_t>& differing);
+  void SetSkipped(uint64_t skipped) { report_.set_skipped(skipped); }
 
   // Finishes the distributions and per-checker counts.
   Report Finish();
@@ -37,9 +43,32 @@ class ReportBuilder {
 Distribution MakeDistribution(const std::string& name, const std::string& unit,
                               std::vector<double> samples);
 
+// One seed's record: `started_s` and `wall_seconds` are wall time from the
+// command's start (output only, never fed back into a run).
+SeedRecord MakeSeedRecord(const RunResult& result, bool run_twice, double started_s,
+                          double wall_seconds);
+
+// report.json: the proto's JSON with every integer a JSON number (protobuf
+// prints 64-bit integers as strings); it parses back with ParseReportJson.
 std::string ReportJson(const Report& report);
 absl::Status ParseReportJson(const std::string& json, Report* report);
 std::string ReportHtml(const Report& report);
+
+// One <testcase> of a JUnit file: a failing one carries its checkers'
+// explanations and the replay command.
+struct JunitCase {
+  std::string name;  // "seed N"
+  double seconds = 0;
+  bool skipped = false;
+  std::vector<std::pair<std::string, std::string>> failures;  // (checker, explanation)
+  std::string replay;
+};
+
+// A JUnit XML document with one testsuite.
+std::string JunitXml(const std::string& suite, const std::vector<JunitCase>& cases);
+// Text escaped for XML content and attributes (&, <, >, quotes; control
+// characters XML cannot hold become '?').
+std::string XmlEscape(const std::string& text);
 
 // Writes report.json and report.html into `dir` (created if missing).
 absl::Status WriteReport(const Report& report, const std::string& dir);

@@ -19,7 +19,10 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -50,6 +53,11 @@ ABSL_FLAG(int, max_runs, 150, "shrink: most simulation runs to spend");
 ABSL_FLAG(std::string, out, "", "shrink: where to write the smallest scenario (default: in the report directory)");
 ABSL_FLAG(uint32_t, recheck_every, 20,
           "swarm: also re-run every Nth seed to check determinism (0: never)");
+ABSL_FLAG(std::string, junit, "", "run/swarm: also write a JUnit XML file, one testcase per seed");
+ABSL_FLAG(std::string, seeds_file, "",
+          "swarm: run exactly the seeds listed in FILE, one per line, in that order "
+          "('#' comments and blank lines allowed)");
+ABSL_FLAG(bool, fail_fast, false, "swarm: start no new seed after the first failure");
 
 namespace parley {
 namespace sim {
@@ -59,11 +67,13 @@ constexpr const char* kUsage =
     "parley_sim <command> [flags]\n"
     "  run    --seed=N [--scenario=FILE] [--check_determinism]   one run, with its verdict\n"
     "  swarm  --seeds=N [--first_seed=S] [--jobs=J] [--scenario=FILE] [--check_determinism]\n"
+    "         [--seeds_file=FILE] [--fail_fast]\n"
     "         (every 20th seed is run twice to check determinism; --recheck_every=0 turns it off)\n"
     "  replay --seed=N [--scenario=FILE]                          same as run, verbose\n"
     "  shrink --seed=N [--scenario=FILE] [--bug=B] [--max_runs=R] [--out=FILE]\n"
     "         reduce a failing run to the smallest scenario that still fails the same way\n"
-    "common: --bug=NAME plants a bug; --report_dir=DIR (default parley-reports)\n"
+    "common: --bug=NAME plants a bug; --report_dir=DIR (default parley-reports);\n"
+    "        run/swarm: --junit=FILE writes JUnit XML (one testcase per seed)\n"
     "exit status: 0 passed, 1 a seed failed, 2 usage or scenario error\n";
 
 // absl's flag parsing ends the process with status 1 on a bad flag and on
@@ -193,6 +203,33 @@ void PrintVerdict(const RunResult& r, bool verbose) {
   }
 }
 
+// One seed as a JUnit testcase.
+JunitCase JunitFor(const RunResult& r, double wall_seconds) {
+  JunitCase c;
+  c.name = absl::StrCat("seed ", r.seed);
+  c.seconds = wall_seconds;
+  if (!r.error.empty()) c.failures.emplace_back("scenario", r.error);
+  for (const Violation& v : r.violations) c.failures.emplace_back(v.checker, v.explanation);
+  if (!c.failures.empty()) c.replay = ReplayCommand(r.seed);
+  return c;
+}
+
+// Writes --junit's file, if asked for; false (said on stderr) if it cannot.
+bool WriteJunit(const std::string& suite, const std::vector<JunitCase>& cases) {
+  const std::string flag = absl::GetFlag(FLAGS_junit);
+  if (flag.empty()) return true;
+  const std::string path = FromWorkingDirectory(flag).string();
+  std::ofstream out(path);
+  out << JunitXml(suite, cases);
+  out.close();
+  if (!out) {
+    std::cerr << "parley_sim: cannot write the JUnit file " << path << "\n";
+    return false;
+  }
+  std::cout << "junit: " << path << "\n";
+  return true;
+}
+
 int Run(const Scenario& scenario, bool verbose) {
   const uint64_t seed = absl::GetFlag(FLAGS_seed);
   const bool check = absl::GetFlag(FLAGS_check_determinism);
@@ -221,8 +258,12 @@ int Run(const Scenario& scenario, bool verbose) {
   }
   ReportBuilder report("run", scenario);
   report.AddRun(r, ReplayCommand(seed), ShrinkCommand(seed));
+  report.AddSeedRecord(MakeSeedRecord(r, check, 0, wall));
+  report.SetDeterminism(check ? 1 : 0,
+                        DiffersWhenRunTwice(r) ? std::vector<uint64_t>{seed} : std::vector<uint64_t>{});
   report.SetWall(wall);
   PrintReportPath(report.Finish(), ReportDir(absl::StrCat("run-", scenario.name(), "-", seed), scenario.bug()));
+  if (!WriteJunit(absl::StrCat("parley_sim run ", scenario.name()), {JunitFor(r, wall)})) return 2;
   return r.passed ? 0 : 1;
 }
 
@@ -333,37 +374,59 @@ struct SwarmTotals {
   std::map<std::string, uint64_t> probes;
 };
 
+// One seed's result with its wall times (seconds from the swarm's start).
+struct Finished {
+  RunResult result;
+  bool rechecked = false;
+  double started_s = 0, wall_s = 0;
+};
+
 // Seeds finish in whatever order the threads reach them; each result waits
-// until every lower seed is folded, so the text, report.json and report.html
-// are the same whatever the threads did. A thread starts a seed only within
-// `window` seeds of the next one to fold, which bounds the results waiting.
-int Swarm(const Scenario& scenario) {
-  const uint64_t first = absl::GetFlag(FLAGS_first_seed);
-  const uint64_t count = absl::GetFlag(FLAGS_seeds);
+// until every earlier seed (in `seeds`' order) is folded, so the text,
+// report.json and report.html are the same whatever the threads did. A thread
+// starts a seed only within `window` seeds of the next one to fold, which
+// bounds the results waiting. With --fail_fast no seed starts after a
+// failure is seen; those seeds are reported as skipped.
+int Swarm(const Scenario& scenario, const std::vector<uint64_t>& seeds) {
+  const uint64_t count = seeds.size();
   int jobs = absl::GetFlag(FLAGS_jobs);
   if (jobs <= 0) jobs = std::max(1u, std::thread::hardware_concurrency());
   const bool check = absl::GetFlag(FLAGS_check_determinism);
   const uint32_t every = absl::GetFlag(FLAGS_recheck_every);
+  const bool fail_fast = absl::GetFlag(FLAGS_fail_fast);
   const bool tty = isatty(STDERR_FILENO);
-  std::cout << "swarm: scenario=" << scenario.name() << " seeds=" << first << ".."
-            << first + count - 1 << " jobs=" << jobs << (check ? " check_determinism" : "") << "\n";
+  const std::string seeds_file = absl::GetFlag(FLAGS_seeds_file);
+  std::cout << "swarm: scenario=" << scenario.name();
+  if (seeds_file.empty()) {
+    std::cout << " seeds=" << seeds.front() << ".." << seeds.back();
+  } else {
+    std::cout << " seeds_file=" << seeds_file << " (" << count << " seed" << (count == 1 ? "" : "s")
+              << ")";
+  }
+  std::cout << " jobs=" << jobs << (check ? " check_determinism" : "")
+            << (fail_fast ? " fail_fast" : "") << "\n";
 
   const uint64_t window = 4 * static_cast<uint64_t>(jobs);
   std::atomic<uint64_t> next{0};
+  std::atomic<bool> stop{false};                     // --fail_fast saw a failure
   std::mutex mu;
   std::condition_variable folded;
   uint64_t next_to_fold = 0;                         // guarded by mu
-  std::map<uint64_t, std::pair<RunResult, bool>> finished;  // guarded by mu; seed index -> (result, rechecked)
+  std::map<uint64_t, Finished> finished;             // guarded by mu; by index in `seeds`
   uint64_t done = 0, done_failed = 0;                // guarded by mu; progress only
   SwarmTotals totals;                                // guarded by mu
   ReportBuilder report("swarm", scenario);           // guarded by mu
-  auto fold = [&](RunResult& r, bool rechecked) {
+  std::vector<JunitCase> junit(count);               // guarded by mu; by index
+  std::vector<bool> ran(count, false);               // guarded by mu
+  auto fold = [&](Finished& f) {
+    RunResult& r = f.result;
     totals.events += r.events;
     totals.sim_s += r.sim_seconds;
     for (const auto& [name, n] : r.probes) totals.probes[name] += n;
-    if (rechecked) ++totals.rechecked;
+    if (f.rechecked) ++totals.rechecked;
     if (DiffersWhenRunTwice(r)) totals.not_deterministic.push_back(r.seed);
     report.AddRun(r, ReplayCommand(r.seed), ShrinkCommand(r.seed));
+    report.AddSeedRecord(MakeSeedRecord(r, f.rechecked, f.started_s, f.wall_s));
     if (!r.passed) {
       ++totals.failed;
       AddToGroups(r, &totals.groups);
@@ -372,30 +435,42 @@ int Swarm(const Scenario& scenario) {
     }
   };
   const auto start = std::chrono::steady_clock::now();
+  auto since_start = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
   auto worker = [&] {
     for (;;) {
       const uint64_t i = next.fetch_add(1);
       if (i >= count) return;
       {
         std::unique_lock<std::mutex> lock(mu);
-        folded.wait(lock, [&] { return i < next_to_fold + window; });
+        folded.wait(lock, [&] { return i < next_to_fold + window || stop; });
       }
-      const uint64_t seed = first + i;
+      if (stop) return;
+      const uint64_t seed = seeds[i];
       const bool recheck = check || (every > 0 && seed % every == 0);
-      RunResult r = RunOne(scenario, seed, recheck);
+      Finished f;
+      f.started_s = since_start();
+      f.result = RunOne(scenario, seed, recheck);
+      f.wall_s = since_start() - f.started_s;
+      f.rechecked = recheck;
       std::lock_guard<std::mutex> lock(mu);
       ++done;
-      if (!r.passed) ++done_failed;
-      finished.emplace(i, std::make_pair(std::move(r), recheck));
+      if (!f.result.passed) {
+        ++done_failed;
+        if (fail_fast) stop = true;
+      }
+      junit[i] = JunitFor(f.result, f.wall_s);
+      ran[i] = true;
+      finished.emplace(i, std::move(f));
       while (!finished.empty() && finished.begin()->first == next_to_fold) {
-        fold(finished.begin()->second.first, finished.begin()->second.second);
+        fold(finished.begin()->second);
         finished.erase(finished.begin());
         ++next_to_fold;
       }
       folded.notify_all();
       // Wall time goes to the progress line only.
-      const double wall =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const double wall = since_start();
       if (tty) {
         std::fprintf(stderr, "\r%llu/%llu seeds, %llu failed, %.1f seeds/s   ",
                      static_cast<unsigned long long>(done), static_cast<unsigned long long>(count),
@@ -411,7 +486,17 @@ int Swarm(const Scenario& scenario) {
   for (int j = 0; j < jobs; ++j) threads.emplace_back(worker);
   for (std::thread& t : threads) t.join();
   if (tty) std::fprintf(stderr, "\n");
-  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  // Seeds --fail_fast skipped leave gaps: what ran after them, in order.
+  for (auto& [i, f] : finished) fold(f);
+  finished.clear();
+  const double wall = since_start();
+  const uint64_t ran_count = done;
+  const uint64_t skipped = count - ran_count;
+  for (uint64_t i = 0; i < count; ++i) {
+    if (ran[i]) continue;
+    junit[i].name = absl::StrCat("seed ", seeds[i]);
+    junit[i].skipped = true;
+  }
 
   const uint64_t failed = totals.failed;
   // One machine-readable line per (checker, seed), in seed order, then the
@@ -425,14 +510,19 @@ int Swarm(const Scenario& scenario) {
       std::cout << "FAIL checker=" << v.checker << " seed=" << r.seed << "\n";
     }
   }
-  PrintGroups(totals.groups, count);
+  PrintGroups(totals.groups, ran_count);
   if (totals.rechecked > 0) {
     std::cout << DeterminismLine(totals.rechecked, totals.not_deterministic) << "\n";
   }
+  if (skipped > 0) {
+    std::cout << "fail_fast: " << skipped << " of " << count << " seed" << (count == 1 ? "" : "s")
+              << " skipped after the first failure\n";
+  }
+  const double per_seed = std::max<uint64_t>(ran_count, 1);
   std::cout << "\n  seeds  passed  failed  events/seed  sim_s/seed  seeds/s\n";
-  std::cout << absl::StrFormat("  %5u  %6u  %6u  %11.0f  %10.1f  %7.2f\n", count, count - failed,
-                               failed, static_cast<double>(totals.events) / count,
-                               totals.sim_s / count, count / std::max(wall, 1e-9));
+  std::cout << absl::StrFormat("  %5u  %6u  %6u  %11.0f  %10.1f  %7.2f\n", ran_count,
+                               ran_count - failed, failed, totals.events / per_seed,
+                               totals.sim_s / per_seed, ran_count / std::max(wall, 1e-9));
   std::cout << "probes:";
   std::vector<std::string> never;
   for (const auto& [name, n] : totals.probes) {
@@ -441,12 +531,43 @@ int Swarm(const Scenario& scenario) {
   }
   std::cout << "\nprobes that never fired: " << (never.empty() ? "none" : absl::StrJoin(never, ", "))
             << "\n";
-  std::cout << absl::StrFormat("SWARM seeds=%u passed=%u failed=%u events=%u sim_s=%.0f wall_s=%.1f\n",
-                               count, count - failed, failed, totals.events, totals.sim_s, wall);
+  std::cout << absl::StrFormat("SWARM seeds=%u passed=%u failed=%u", ran_count, ran_count - failed,
+                               failed);
+  if (skipped > 0) std::cout << " skipped=" << skipped;
+  std::cout << absl::StrFormat(" events=%u sim_s=%.0f wall_s=%.1f\n", totals.events, totals.sim_s,
+                               wall);
+  report.SetDeterminism(totals.rechecked, totals.not_deterministic);
+  report.SetSkipped(skipped);
   report.SetWall(wall);
-  PrintReportPath(report.Finish(),
-                  ReportDir(absl::StrCat("swarm-", scenario.name(), "-", first, "-", count), scenario.bug()));
+  PrintReportPath(report.Finish(), ReportDir(absl::StrCat("swarm-", scenario.name(), "-",
+                                                          seeds.front(), "-", count),
+                                             scenario.bug()));
+  if (!WriteJunit(absl::StrCat("parley_sim swarm ", scenario.name()), junit)) return 2;
   return failed == 0 ? 0 : 1;
+}
+
+// The seeds of --seeds_file, in order: one per line, '#' starts a comment,
+// blank lines are skipped. A line that is not a seed is a usage error.
+absl::StatusOr<std::vector<uint64_t>> ReadSeedsFile(const std::string& flag) {
+  const std::string path = FromWorkingDirectory(flag).string();
+  std::ifstream in(path);
+  if (!in) return absl::InvalidArgumentError(absl::StrCat("cannot read --seeds_file ", path));
+  std::vector<uint64_t> seeds;
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    const std::string text(absl::StripAsciiWhitespace(line.substr(0, line.find('#'))));
+    if (text.empty()) continue;
+    uint64_t seed;
+    if (!absl::SimpleAtoi(text, &seed) || text[0] == '-' || text[0] == '+') {
+      return absl::InvalidArgumentError(absl::StrCat("--seeds_file ", path, " line ", n, ": '",
+                                                     text, "' is not a seed (one number per line)"));
+    }
+    seeds.push_back(seed);
+  }
+  if (seeds.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("--seeds_file ", path, " lists no seeds"));
+  }
+  return seeds;
 }
 
 }  // namespace
@@ -482,6 +603,28 @@ int main(int argc, char** argv) {
   if (command == "swarm" && absl::GetFlag(FLAGS_seeds) == 0) {
     return parley::sim::UsageError("--seeds is 0, must be at least 1");
   }
+  if (command != "swarm" && !absl::GetFlag(FLAGS_seeds_file).empty()) {
+    return parley::sim::UsageError("--seeds_file is for swarm");
+  }
+  if (command != "swarm" && absl::GetFlag(FLAGS_fail_fast)) {
+    return parley::sim::UsageError("--fail_fast is for swarm");
+  }
+  if (command == "shrink" && !absl::GetFlag(FLAGS_junit).empty()) {
+    return parley::sim::UsageError("--junit is for run and swarm");
+  }
+  std::vector<uint64_t> seeds;
+  if (command == "swarm") {
+    if (!absl::GetFlag(FLAGS_seeds_file).empty()) {
+      absl::StatusOr<std::vector<uint64_t>> listed =
+          parley::sim::ReadSeedsFile(absl::GetFlag(FLAGS_seeds_file));
+      if (!listed.ok()) return parley::sim::UsageError(std::string(listed.status().message()));
+      seeds = *std::move(listed);
+    } else {
+      for (uint64_t i = 0; i < absl::GetFlag(FLAGS_seeds); ++i) {
+        seeds.push_back(absl::GetFlag(FLAGS_first_seed) + i);
+      }
+    }
+  }
   if (command == "shrink" && !seed_given) {
     return parley::sim::UsageError("shrink needs --seed=N: the seed of the failure to shrink");
   }
@@ -506,6 +649,6 @@ int main(int argc, char** argv) {
   }
   if (command == "run") return parley::sim::Run(scenario, absl::GetFlag(FLAGS_verbose));
   if (command == "replay") return parley::sim::Run(scenario, true);
-  if (command == "swarm") return parley::sim::Swarm(scenario);
+  if (command == "swarm") return parley::sim::Swarm(scenario, seeds);
   return parley::sim::ShrinkCmd(scenario);
 }

@@ -29,6 +29,8 @@ struct RunResult {
   uint64_t hash = 0;
   // The derived configuration (fault mix included), printed before a run.
   std::string config;
+  // The integers the nemesis drew for this seed (FaultMix), by field name.
+  std::map<std::string, int64_t> fault_mix;
   // Named counters of interesting paths, declared where they are counted
   // (core/probe.h; ProbeNames() lists them all).
   std::map<std::string, uint64_t> probes;

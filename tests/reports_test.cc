@@ -68,6 +68,56 @@ TEST(ReportsTest, HtmlIsWellFormed) {
   EXPECT_NE(std::system(("xmllint --noout " + dir + "/broken.html 2>/dev/null").c_str()), 0);
 }
 
+TEST(ReportsTest, JsonIntegersAreNumbers) {
+  Report report = FailingReport();
+  SeedRecord record;
+  record.set_seed(7);
+  record.set_events(123456);
+  record.set_hash("00000000000000ff");
+  FaultMixValue* v = record.add_fault_mix();
+  v->set_name("skew_us");
+  v->set_value(-250);
+  *report.add_seed_records() = record;
+  report.mutable_determinism()->add_differing_seeds(7);
+  report.mutable_determinism()->add_differing_seeds(9);
+  report.set_description("a \"seeds\": \"12\" lookalike");
+  const std::string json = ReportJson(report);
+  EXPECT_NE(json.find("\"seed\": 7"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"events\": 123456"), std::string::npos);
+  EXPECT_NE(json.find("\"value\": -250"), std::string::npos);
+  EXPECT_NE(json.find("\"hash\": \"00000000000000ff\""), std::string::npos);  // a string stays
+  EXPECT_NE(json.find("\"seeds\": 1,"), std::string::npos);
+  EXPECT_NE(json.find("a \\\"seeds\\\": \\\"12\\\" lookalike"), std::string::npos);
+  EXPECT_EQ(json.find("\"differingSeeds\": [\n   \"7\""), std::string::npos);
+  EXPECT_EQ(json.find("\"7\""), std::string::npos);
+  Report back;
+  ASSERT_TRUE(ParseReportJson(json, &back).ok());
+  EXPECT_EQ(back.SerializeAsString(), report.SerializeAsString());
+}
+
+TEST(ReportsTest, JunitEscapesAndCounts) {
+  JunitCase pass;
+  pass.name = "seed 1";
+  pass.seconds = 0.5;
+  JunitCase fail;
+  fail.name = "seed 2";
+  fail.failures = {{"no_duplicates", "a <b> & \"c\" 'd'"}, {"order", "x\x01y"}};
+  fail.replay = "parley_sim replay --seed=2";
+  JunitCase skipped;
+  skipped.name = "seed 3";
+  skipped.skipped = true;
+  const std::string xml = JunitXml("suite & <more>", {pass, fail, skipped});
+  EXPECT_NE(xml.find("tests=\"3\" failures=\"1\" errors=\"0\" skipped=\"1\""), std::string::npos)
+      << xml;
+  EXPECT_NE(xml.find("a &lt;b&gt; &amp; &quot;c&quot; &apos;d&apos;"), std::string::npos);
+  EXPECT_NE(xml.find("message=\"no_duplicates, order\""), std::string::npos);
+  EXPECT_NE(xml.find("replay: parley_sim replay --seed=2"), std::string::npos);
+  EXPECT_EQ(xml.find('\x01'), std::string::npos);
+  const std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/junit.xml";
+  std::ofstream(path) << xml;
+  EXPECT_EQ(std::system(("xmllint --noout " + path).c_str()), 0);
+}
+
 class ShrinkTest : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(ShrinkTest, ResultIsSmallerAndFailsTheSameChecker) {

@@ -161,4 +161,89 @@ done
 [[ -s "$work/reports/shrink-smoke-1-no_client_dedup/shrunk.textproto" &&
    -s "$work/reports/shrink-smoke-1-no_client_dedup-2/shrunk.textproto" ]] ||
   fail "two shrinks, not two folders: $(ls "$work/reports")"
+# Outputs for CI: --junit writes valid JUnit XML, one testcase per seed and a
+# <failure> per failing seed with its checker and replay command; report.json
+# holds a record per seed with its numbers as JSON numbers, and the
+# determinism re-check.
+cat > "$work/seeds.txt" <<'SEEDS'
+# seeds to re-run
+5
+
+3   # a comment after a seed
+1
+SEEDS
+out=$(cd / && BUILD_WORKING_DIRECTORY="$work" "$sim" swarm --seeds_file=seeds.txt --jobs=2 \
+      --recheck_every=3 --bug=no_client_dedup --scenario=scenarios/mine.textproto \
+      --report_dir=ci --junit=ci.xml 2>/dev/null)
+code=$?
+[[ $code -eq 1 ]] || fail "failing seeds_file swarm exited $code: $out"
+seeds=$(sed -n 's/^FAIL checker=[a-z_]* seed=\([0-9]*\).*/\1/p' <<<"$out" | uniq | tr '\n' ' ')
+[[ "$seeds" == "5 3 1 " ]] || fail "seeds_file order not kept (got: $seeds): $out"
+grep -q "^junit: $work/ci.xml$" <<<"$out" || fail "no junit line: $out"
+python3 - "$work/ci.xml" "$work"/ci/swarm-*/report.json <<'PY' || fail "junit or report.json: $out"
+import json, sys, xml.etree.ElementTree as ET
+suite = ET.parse(sys.argv[1]).getroot()
+assert suite.tag == "testsuite", suite.tag
+cases = suite.findall("testcase")
+assert [c.get("name") for c in cases] == ["seed 5", "seed 3", "seed 1"], cases
+assert suite.get("tests") == "3" and suite.get("failures") == "3", suite.attrib
+for c in cases:
+    f = c.findall("failure")
+    assert len(f) == 1, c.get("name")
+    assert "no_duplicates" in f[0].get("message"), f[0].attrib
+    assert "replay --seed=" + c.get("name").split()[1] in f[0].text, f[0].text
+    float(c.get("time"))
+r = json.load(open(sys.argv[2]))
+recs = r["seedRecords"]
+assert [x["seed"] for x in recs] == [5, 3, 1], recs
+for x in recs:
+    assert isinstance(x["events"], int) and x["events"] > 0, x
+    assert x["verdict"] == "failed" and x["checkers"] == ["no_duplicates"], x
+    assert len(x["hash"]) == 16, x
+    mix = {m["name"]: m["value"] for m in x["faultMix"]}
+    assert isinstance(mix["loss_ppm"], int) and isinstance(mix["duration_max_us"], int), mix
+    assert 0 <= x["startedS"] < 3600 and x["wallSeconds"] > 0, x
+assert [x["runTwice"] for x in recs] == [False, True, False], recs
+assert isinstance(r["seeds"], int) and r["seeds"] == 3 and r["failed"] == 3, r["seeds"]
+assert isinstance(r["events"], int), r["events"]
+d = r["determinism"]
+assert d["seedsRunTwice"] == 1 and d["differing"] == 0 and d["result"] == "hashes equal", d
+t = r["failures"][0]["window"][0]["timeUs"]
+assert isinstance(t, int) and 0 <= t < 3600 * 10**6, t  # from the run's start
+PY
+# A passing run's JUnit file: one testcase, no failure.
+out=$(cd / && BUILD_WORKING_DIRECTORY="$work" "$sim" run --seed=1 --scenario=scenarios/mine.textproto \
+      --report_dir=ci --junit=run.xml 2>&1)
+code=$?
+python3 - "$work/run.xml" $code <<'PY' || fail "run junit: $out"
+import sys, xml.etree.ElementTree as ET
+suite = ET.parse(sys.argv[1]).getroot()
+cases = suite.findall("testcase")
+assert [c.get("name") for c in cases] == ["seed 1"], cases
+assert len(cases[0].findall("failure")) == (0 if sys.argv[2] == "0" else 1)
+PY
+# A bad line in a seeds file is a usage error naming the line.
+printf '1\n2\nthree\n' > "$work/bad_seeds.txt"
+usage "a bad seeds_file line" 2 "bad_seeds.txt line 3: 'three' is not a seed" \
+  swarm --seeds_file=bad_seeds.txt
+printf '# nothing\n\n' > "$work/no_seeds.txt"
+usage "an empty seeds_file" 2 "lists no seeds" swarm --seeds_file=no_seeds.txt
+usage "a missing seeds_file" 2 "cannot read --seeds_file" swarm --seeds_file=none.txt
+usage "fail_fast with run" 2 "--fail_fast is for swarm" run --fail_fast
+# --fail_fast: one job, every seed fails, so only the first runs; exit 1.
+out=$(cd / && BUILD_WORKING_DIRECTORY="$work" "$sim" swarm --seeds=4 --jobs=1 --fail_fast \
+      --bug=no_client_dedup --scenario=scenarios/mine.textproto --report_dir=ci \
+      --junit=ff.xml 2>/dev/null)
+code=$?
+[[ $code -eq 1 ]] || fail "fail_fast exited $code: $out"
+grep -q "^fail_fast: 3 of 4 seeds skipped after the first failure$" <<<"$out" ||
+  fail "fail_fast did not stop after one seed: $out"
+grep -q "^SWARM seeds=1 passed=0 failed=1 skipped=3 " <<<"$out" || fail "fail_fast summary: $out"
+python3 - "$work/ff.xml" <<'PY' || fail "fail_fast junit: $out"
+import sys, xml.etree.ElementTree as ET
+suite = ET.parse(sys.argv[1]).getroot()
+cases = suite.findall("testcase")
+assert len(cases) == 4 and suite.get("failures") == "1" and suite.get("skipped") == "3"
+assert [len(c.findall("skipped")) for c in cases] == [0, 1, 1, 1]
+PY
 echo "PASS"
