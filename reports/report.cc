@@ -325,8 +325,11 @@ std::string UnquoteIntegers(const std::string& json) {
       out += json[i++];
       while (i < json.size() && json[i] != ']') {
         const size_t next = value(i);
-        if (next == i) out += json[i++];
-        else i = next;
+        if (next == i) {
+          out += json[i++];
+        } else {
+          i = next;
+        }
       }
     } else {
       i = value(i);

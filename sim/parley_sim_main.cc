@@ -259,8 +259,9 @@ int Run(const Scenario& scenario, bool verbose) {
   ReportBuilder report("run", scenario);
   report.AddRun(r, ReplayCommand(seed), ShrinkCommand(seed));
   report.AddSeedRecord(MakeSeedRecord(r, check, 0, wall));
-  report.SetDeterminism(check ? 1 : 0,
-                        DiffersWhenRunTwice(r) ? std::vector<uint64_t>{seed} : std::vector<uint64_t>{});
+  std::vector<uint64_t> differing;
+  if (DiffersWhenRunTwice(r)) differing.push_back(seed);
+  report.SetDeterminism(check ? 1 : 0, differing);
   report.SetWall(wall);
   PrintReportPath(report.Finish(), ReportDir(absl::StrCat("run-", scenario.name(), "-", seed), scenario.bug()));
   if (!WriteJunit(absl::StrCat("parley_sim run ", scenario.name()), {JunitFor(r, wall)})) return 2;
@@ -559,8 +560,8 @@ absl::StatusOr<std::vector<uint64_t>> ReadSeedsFile(const std::string& flag) {
     if (text.empty()) continue;
     uint64_t seed;
     if (!absl::SimpleAtoi(text, &seed) || text[0] == '-' || text[0] == '+') {
-      return absl::InvalidArgumentError(absl::StrCat("--seeds_file ", path, " line ", n, ": '",
-                                                     text, "' is not a seed (one number per line)"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--seeds_file ", path, " line ", n, ": '", text, "' is not a seed (one number per line)"));
     }
     seeds.push_back(seed);
   }

@@ -99,7 +99,11 @@ RunResult Simulation::Run() {
   world.set_trace(r_.options.trace);
   result.config = Config();
   const FaultMix& m = nemesis_.mix();
-  result.fault_mix = {{"loss_ppm", m.loss_ppm}, {"duplicate_ppm", m.duplicate_ppm}, {"reorder_us", m.reorder_us}, {"partition_uhz", m.partition_uhz}, {"crash_uhz", m.crash_uhz}, {"bus_uhz", m.bus_uhz}, {"skew_us", m.skew_us}, {"storage_uhz", m.storage_uhz}, {"duration_max_us", m.duration_max_us}};
+  result.fault_mix = {{"loss_ppm", m.loss_ppm},           {"duplicate_ppm", m.duplicate_ppm},
+                      {"reorder_us", m.reorder_us},       {"partition_uhz", m.partition_uhz},
+                      {"crash_uhz", m.crash_uhz},         {"bus_uhz", m.bus_uhz},
+                      {"skew_us", m.skew_us},             {"storage_uhz", m.storage_uhz},
+                      {"duration_max_us", m.duration_max_us}};
   world.set_lose_unsynced_batch(r_.s.faults().lose_unsynced_batch());
   world.OnNodeGone([this](const std::string&, Node* n) { CollectProbes(r_, n); });
   {
