@@ -26,6 +26,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "core/testing/bugs.h"
 #include "sim/history.h"
 #include "reports/report.h"
@@ -58,6 +59,13 @@ ABSL_FLAG(std::string, seeds_file, "",
           "swarm: run exactly the seeds listed in FILE, one per line, in that order "
           "('#' comments and blank lines allowed)");
 ABSL_FLAG(bool, fail_fast, false, "swarm: start no new seed after the first failure");
+ABSL_FLAG(std::string, client, "",
+          "replay: only this client's entries: an address (client.user6.d1), a prefix "
+          "(client.user6) or a user id (168)");
+ABSL_FLAG(std::string, conversation, "", "replay: only this conversation's entries (p:2:3, g:4)");
+ABSL_FLAG(std::string, from_ms, "", "replay: only entries at or after t=MS (as the history prints t=)");
+ABSL_FLAG(std::string, to_ms, "", "replay: only entries at or before t=MS");
+ABSL_FLAG(std::string, around, "", "replay: N[:K], entry #N and K entries either side (K 20)");
 
 namespace parley {
 namespace sim {
@@ -70,6 +78,9 @@ constexpr const char* kUsage =
     "         [--seeds_file=FILE] [--fail_fast]\n"
     "         (every 20th seed is run twice to check determinism; --recheck_every=0 turns it off)\n"
     "  replay --seed=N [--scenario=FILE]                          same as run, verbose\n"
+    "         [--client=ADDR|PREFIX|USER] [--conversation=ID] [--from_ms=T] [--to_ms=T]\n"
+    "         [--around=N[:K]]  print only the entries passing all (FAULT: time only);\n"
+    "         entries a violation points to are marked '>>'\n"
     "  shrink --seed=N [--scenario=FILE] [--bug=B] [--max_runs=R] [--out=FILE]\n"
     "         reduce a failing run to the smallest scenario that still fails the same way\n"
     "common: --bug=NAME plants a bug; --report_dir=DIR (default parley-reports);\n"
@@ -189,7 +200,84 @@ std::string DeterminismLine(uint64_t rechecked, const std::vector<uint64_t>& dif
                       absl::StrJoin(differing, ", "), ")");
 }
 
-void PrintVerdict(const RunResult& r, bool verbose) {
+// replay's filters; an entry is printed when it passes all that are set.
+struct ReplayFilter {
+  std::string client;        // an address, a prefix of one, or a user id
+  std::string conversation;
+  int64_t from_ms = -1, to_ms = -1;  // -1: not set
+  int64_t around = -1, around_k = 20;
+
+  bool empty() const {
+    return client.empty() && conversation.empty() && from_ms < 0 && to_ms < 0 && around < 0;
+  }
+  std::string ToString() const {
+    std::vector<std::string> parts;
+    if (!client.empty()) parts.push_back(absl::StrCat("client=", client));
+    if (!conversation.empty()) parts.push_back(absl::StrCat("conversation=", conversation));
+    if (from_ms >= 0) parts.push_back(absl::StrCat("from_ms=", from_ms));
+    if (to_ms >= 0) parts.push_back(absl::StrCat("to_ms=", to_ms));
+    if (around >= 0) parts.push_back(absl::StrCat("around=", around, ":", around_k));
+    return parts.empty() ? "none" : absl::StrJoin(parts, " ");
+  }
+};
+
+// The entry's time as Describe prints it: ms since the run's start.
+int64_t EntryMs(const HistoryEntry& e) { return (e.time_us() - 1700000000000000LL) / 1000; }
+
+bool ClientMatches(const std::string& want, const HistoryEntry& e) {
+  uint64_t user = 0;
+  if (absl::SimpleAtoi(want, &user)) return e.user_id() == user;
+  return e.client() == want || absl::StartsWith(e.client(), absl::StrCat(want, "."));
+}
+
+bool Passes(const ReplayFilter& f, const HistoryEntry& e) {
+  const int64_t ms = EntryMs(e);
+  if (f.from_ms >= 0 && ms < f.from_ms) return false;
+  if (f.to_ms >= 0 && ms > f.to_ms) return false;
+  if (e.kind() == HistoryEntry::FAULT) return true;  // faults explain what happened
+  if (f.around >= 0 && (static_cast<int64_t>(e.index()) < f.around - f.around_k ||
+                        static_cast<int64_t>(e.index()) > f.around + f.around_k)) {
+    return false;
+  }
+  if (!f.client.empty() && !ClientMatches(f.client, e)) return false;
+  if (!f.conversation.empty() && e.conversation() != f.conversation) return false;
+  return true;
+}
+
+// Parses replay's filter flags; the error names the flag and what is allowed.
+absl::StatusOr<ReplayFilter> ParseReplayFilter() {
+  ReplayFilter f;
+  f.client = absl::GetFlag(FLAGS_client);
+  f.conversation = absl::GetFlag(FLAGS_conversation);
+  auto ms = [](const char* name, const std::string& v, int64_t* out) -> absl::Status {
+    if (v.empty()) return absl::OkStatus();
+    if (!absl::SimpleAtoi(v, out) || *out < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", name, "=", v, ": must be a whole number of ms, 0 or more"));
+    }
+    return absl::OkStatus();
+  };
+  absl::Status st = ms("from_ms", absl::GetFlag(FLAGS_from_ms), &f.from_ms);
+  if (st.ok()) st = ms("to_ms", absl::GetFlag(FLAGS_to_ms), &f.to_ms);
+  if (!st.ok()) return st;
+  if (f.from_ms >= 0 && f.to_ms >= 0 && f.from_ms > f.to_ms) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--from_ms=", f.from_ms, " is after --to_ms=", f.to_ms));
+  }
+  const std::string around = absl::GetFlag(FLAGS_around);
+  if (!around.empty()) {
+    const std::vector<std::string> parts = absl::StrSplit(around, ':');
+    bool ok = parts.size() <= 2 && absl::SimpleAtoi(parts[0], &f.around) && f.around >= 0;
+    if (ok && parts.size() == 2) ok = absl::SimpleAtoi(parts[1], &f.around_k) && f.around_k >= 0;
+    if (!ok) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--around=", around, ": must be N or N:K, entry #N and K entries either side"));
+    }
+  }
+  return f;
+}
+
+void PrintVerdict(const RunResult& r, bool verbose, const ReplayFilter& filter = {}) {
   if (!r.error.empty()) std::cout << "error: " << r.error << "\n";
   for (const Violation& v : r.violations) {
     std::cout << "FAIL checker=" << v.checker << " seed=" << r.seed;
@@ -198,8 +286,28 @@ void PrintVerdict(const RunResult& r, bool verbose) {
     }
     std::cout << "\n  " << v.explanation << "\n";
   }
-  if (verbose) {  // replay: the whole history, passing or not
-    for (const HistoryEntry& e : r.history.entries()) std::cout << "  " << Describe(e) << "\n";
+  if (!verbose) return;
+  // replay: the history, passing or not; the entries violations point to marked.
+  std::map<int64_t, std::vector<std::string>> marks;  // entry -> checkers
+  for (const Violation& v : r.violations) {
+    if (v.entry >= 0 && v.entry < r.history.entries_size()) marks[v.entry].push_back(v.checker);
+  }
+  int shown = 0;
+  for (const HistoryEntry& e : r.history.entries()) {
+    if (!Passes(filter, e)) continue;
+    ++shown;
+    auto it = marks.find(static_cast<int64_t>(e.index()));
+    if (it == marks.end()) {
+      std::cout << "  " << Describe(e) << "\n";
+    } else {
+      std::cout << ">> " << Describe(e) << "  <<< " << absl::StrJoin(it->second, ", ") << "\n";
+    }
+  }
+  std::cout << "shown: " << shown << " of " << r.history.entries_size()
+            << " entries (filters: " << filter.ToString() << ")\n";
+  for (const Violation& v : r.violations) {
+    std::cout << "violation: checker=" << v.checker << " entry="
+              << (v.entry >= 0 ? absl::StrCat("#", v.entry) : std::string("none")) << "\n";
   }
 }
 
@@ -230,14 +338,18 @@ bool WriteJunit(const std::string& suite, const std::vector<JunitCase>& cases) {
   return true;
 }
 
-int Run(const Scenario& scenario, bool verbose) {
+int Run(const Scenario& scenario, bool verbose, const ReplayFilter& filter = {}) {
   const uint64_t seed = absl::GetFlag(FLAGS_seed);
   const bool check = absl::GetFlag(FLAGS_check_determinism);
   const auto start = std::chrono::steady_clock::now();
   std::cout << "config: " << RunConfig(scenario, seed) << std::endl;
   RunResult r = RunOne(scenario, seed, check);
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  PrintVerdict(r, verbose);
+  if (filter.around >= r.history.entries_size()) {
+    return UsageError(absl::StrCat("--around=", filter.around, ": the history has entries #0 to #",
+                                   r.history.entries_size() - 1));
+  }
+  PrintVerdict(r, verbose, filter);
   if (check) {
     std::vector<uint64_t> differing;
     if (DiffersWhenRunTwice(r)) differing.push_back(seed);
@@ -613,6 +725,13 @@ int main(int argc, char** argv) {
   if (command == "shrink" && !absl::GetFlag(FLAGS_junit).empty()) {
     return parley::sim::UsageError("--junit is for run and swarm");
   }
+  absl::StatusOr<parley::sim::ReplayFilter> parsed = parley::sim::ParseReplayFilter();
+  if (!parsed.ok()) return parley::sim::UsageError(std::string(parsed.status().message()));
+  const parley::sim::ReplayFilter filter = *parsed;
+  if (command != "replay" && !filter.empty()) {
+    return parley::sim::UsageError(
+        "--client, --conversation, --from_ms, --to_ms and --around are for replay");
+  }
   std::vector<uint64_t> seeds;
   if (command == "swarm") {
     if (!absl::GetFlag(FLAGS_seeds_file).empty()) {
@@ -649,7 +768,7 @@ int main(int argc, char** argv) {
     scenario.set_bug(absl::GetFlag(FLAGS_bug));
   }
   if (command == "run") return parley::sim::Run(scenario, absl::GetFlag(FLAGS_verbose));
-  if (command == "replay") return parley::sim::Run(scenario, true);
+  if (command == "replay") return parley::sim::Run(scenario, true, filter);
   if (command == "swarm") return parley::sim::Swarm(scenario, seeds);
   return parley::sim::ShrinkCmd(scenario);
 }
