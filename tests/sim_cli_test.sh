@@ -246,4 +246,70 @@ cases = suite.findall("testcase")
 assert len(cases) == 4 and suite.get("failures") == "1" and suite.get("skipped") == "3"
 assert [len(c.findall("skipped")) for c in cases] == [0, 1, 1, 1]
 PY
+# replay: the entries a violation points to are marked '>>' with the checker
+# at the end, the summary lists each violation with its entry, and filters
+# (combinable; FAULT entries pass all but the time filter) print a few lines.
+replay() {  # replay <args...>: a failing replay of the smoke scenario
+  cd / && BUILD_WORKING_DIRECTORY="$work" "$sim" replay --seed=1 --bug=no_client_dedup \
+    --scenario=scenarios/mine.textproto --report_dir=replays "$@" 2>/dev/null
+}
+entries() { grep -E '^(  |>> )#[0-9]+ t=' <<<"$1"; }
+out=$(replay)
+[[ $? -eq 1 ]] || fail "a failing replay should exit 1: $out"
+fail_line=$(grep -m1 "^FAIL checker=" <<<"$out")
+checker=$(sed -n 's/^FAIL checker=\([a-z_]*\) .*/\1/p' <<<"$fail_line")
+n=$(sed -n 's/.* entry=#\([0-9]*\) .*/\1/p' <<<"$fail_line")
+client=$(sed -n 's/.* entry=#[0-9]* t=[0-9]*ms [A-Z_]* \(client\.user[0-9]*\.d[0-9]*\) .*/\1/p' <<<"$fail_line")
+user=$(sed -n 's/.* entry=#[0-9]* t=[0-9]*ms [A-Z_]* client[^ ]* (user \([0-9]*\)).*/\1/p' <<<"$fail_line")
+conv=$(sed -n 's/.* entry=#[0-9]* t=[0-9]*ms [A-Z_]* client[^ ]* (user [0-9]*) \([pg]:[0-9:]*\)#.*/\1/p' <<<"$fail_line")
+[[ -n "$checker" && -n "$n" && -n "$client" && -n "$user" && -n "$conv" ]] ||
+  fail "cannot read the FAIL line: $fail_line"
+total=$(entries "$out" | wc -l)
+grep -q "^shown: $total of $total entries (filters: none)$" <<<"$out" || fail "no shown line: $out"
+grep -q "^>> #$n t=.* <<< .*$checker" <<<"$out" || fail "entry #$n not marked: $out"
+grep -q "^violation: checker=$checker entry=#$n$" <<<"$out" || fail "no violation summary: $out"
+
+out=$(replay --around=$n:3)
+lines=$(entries "$out" | grep -vc " FAULT ")
+[[ $lines -le 7 && $lines -ge 4 ]] || fail "--around=$n:3 printed $lines entries: $out"
+grep -q "^>> #$n t=.* <<< .*$checker" <<<"$out" || fail "--around: entry #$n not marked: $out"
+grep -q "^shown: [0-9]* of $total entries (filters: around=$n:3)$" <<<"$out" || fail "--around: $out"
+out=$(replay --around=$n)
+lines=$(entries "$out" | grep -vc " FAULT ")
+[[ $lines -le 41 && $lines -ge 21 ]] || fail "--around=$n printed $lines entries: $out"
+
+out=$(replay --client=$client)
+[[ $(entries "$out" | grep -v " FAULT " | grep -Evc " $client( |$)") -eq 0 ]] || fail "--client=$client: $out"
+[[ $(entries "$out" | grep -Ec " $client( |$)") -ge 1 ]] || fail "--client=$client: none: $out"
+grep -q "^>> #$n " <<<"$out" || fail "--client: entry #$n not marked: $out"
+[[ $(entries "$out" | grep -c " FAULT ") -eq $(entries "$(replay)" | grep -c " FAULT ") ]] ||
+  fail "--client dropped FAULT entries: $out"
+prefix=${client%.d*}
+out=$(replay --client=$prefix)
+[[ $(entries "$out" | grep -v " FAULT " | grep -Evc " $prefix\.d[0-9]+( |$)") -eq 0 ]] ||
+  fail "--client=$prefix: $out"
+out=$(replay --client=$user)
+[[ $(entries "$out" | grep -v " FAULT " | grep -Evc " \(user $user\)( |$)") -eq 0 ]] || fail "--client=$user: $out"
+grep -q "^shown: [0-9]* of $total entries (filters: client=$user)$" <<<"$out" || fail "--client: $out"
+
+out=$(replay --conversation=$conv --client=$client)
+[[ $(entries "$out" | grep -v " FAULT " | grep -vc " $conv#") -eq 0 &&
+   $(entries "$out" | grep -v " FAULT " | grep -Evc " $client( |$)") -eq 0 ]] ||
+  fail "--conversation=$conv --client=$client: $out"
+grep -q "^>> #$n " <<<"$out" || fail "--conversation: entry #$n not marked: $out"
+grep -q "(filters: client=$client conversation=$conv)$" <<<"$out" || fail "--conversation: $out"
+
+out=$(replay --from_ms=9000 --to_ms=12000)
+times=$(entries "$out" | sed 's/^[ >]*#[0-9]* t=\([0-9]*\)ms.*/\1/')
+[[ -n "$times" ]] || fail "--from_ms/--to_ms: nothing shown: $out"
+for t in $times; do [[ $t -ge 9000 && $t -le 12000 ]] || fail "t=$t outside 9000..12000: $out"; done
+[[ $(entries "$out" | wc -l) -lt $total ]] || fail "--from_ms/--to_ms filtered nothing"
+
+usage "a bad --around" 2 "--around=x: must be N or N:K" replay --around=x
+usage "a bad --around K" 2 "--around=3:y" replay --around=3:y
+usage "a bad --from_ms" 2 "--from_ms=soon" replay --from_ms=soon
+usage "--from_ms after --to_ms" 2 "is after --to_ms" replay --from_ms=5 --to_ms=4
+usage "--around past the end" 2 "--around=99999999: the history has entries #0 to #" \
+  replay --around=99999999 --report_dir=replays
+usage "--client with run" 2 "are for replay" run --client=168
 echo "PASS"
