@@ -63,7 +63,8 @@ ABSL_FLAG(std::string, client, "",
           "replay: only this client's entries: an address (client.user6.d1), a prefix "
           "(client.user6) or a user id (168)");
 ABSL_FLAG(std::string, conversation, "", "replay: only this conversation's entries (p:2:3, g:4)");
-ABSL_FLAG(std::string, from_ms, "", "replay: only entries at or after t=MS (as the history prints t=)");
+ABSL_FLAG(std::string, from_ms, "",
+          "replay: only entries at or after t=MS (as the history prints t=)");
 ABSL_FLAG(std::string, to_ms, "", "replay: only entries at or before t=MS");
 ABSL_FLAG(std::string, around, "", "replay: N[:K], entry #N and K entries either side (K 20)");
 
@@ -269,6 +270,7 @@ absl::StatusOr<ReplayFilter> ParseReplayFilter() {
     const std::vector<std::string> parts = absl::StrSplit(around, ':');
     bool ok = parts.size() <= 2 && absl::SimpleAtoi(parts[0], &f.around) && f.around >= 0;
     if (ok && parts.size() == 2) ok = absl::SimpleAtoi(parts[1], &f.around_k) && f.around_k >= 0;
+    ok = ok && f.around <= (int64_t{1} << 40) && f.around_k <= (int64_t{1} << 40);
     if (!ok) {
       return absl::InvalidArgumentError(absl::StrCat(
           "--around=", around, ": must be N or N:K, entry #N and K entries either side"));

@@ -259,9 +259,10 @@ out=$(replay)
 fail_line=$(grep -m1 "^FAIL checker=" <<<"$out")
 checker=$(sed -n 's/^FAIL checker=\([a-z_]*\) .*/\1/p' <<<"$fail_line")
 n=$(sed -n 's/.* entry=#\([0-9]*\) .*/\1/p' <<<"$fail_line")
-client=$(sed -n 's/.* entry=#[0-9]* t=[0-9]*ms [A-Z_]* \(client\.user[0-9]*\.d[0-9]*\) .*/\1/p' <<<"$fail_line")
-user=$(sed -n 's/.* entry=#[0-9]* t=[0-9]*ms [A-Z_]* client[^ ]* (user \([0-9]*\)).*/\1/p' <<<"$fail_line")
-conv=$(sed -n 's/.* entry=#[0-9]* t=[0-9]*ms [A-Z_]* client[^ ]* (user [0-9]*) \([pg]:[0-9:]*\)#.*/\1/p' <<<"$fail_line")
+at=' entry=#[0-9]* t=[0-9]*ms [A-Z_]* '
+client=$(sed -n "s/.*$at\\(client\\.user[0-9]*\\.d[0-9]*\\) .*/\\1/p" <<<"$fail_line")
+user=$(sed -n "s/.*${at}client[^ ]* (user \\([0-9]*\\)).*/\\1/p" <<<"$fail_line")
+conv=$(sed -n "s/.*${at}client[^ ]* (user [0-9]*) \\([pg]:[0-9:]*\\)#.*/\\1/p" <<<"$fail_line")
 [[ -n "$checker" && -n "$n" && -n "$client" && -n "$user" && -n "$conv" ]] ||
   fail "cannot read the FAIL line: $fail_line"
 total=$(entries "$out" | wc -l)
@@ -279,7 +280,8 @@ lines=$(entries "$out" | grep -vc " FAULT ")
 [[ $lines -le 41 && $lines -ge 21 ]] || fail "--around=$n printed $lines entries: $out"
 
 out=$(replay --client=$client)
-[[ $(entries "$out" | grep -v " FAULT " | grep -Evc " $client( |$)") -eq 0 ]] || fail "--client=$client: $out"
+[[ $(entries "$out" | grep -v " FAULT " | grep -Evc " $client( |$)") -eq 0 ]] ||
+  fail "--client=$client: $out"
 [[ $(entries "$out" | grep -Ec " $client( |$)") -ge 1 ]] || fail "--client=$client: none: $out"
 grep -q "^>> #$n " <<<"$out" || fail "--client: entry #$n not marked: $out"
 [[ $(entries "$out" | grep -c " FAULT ") -eq $(entries "$(replay)" | grep -c " FAULT ") ]] ||
@@ -289,7 +291,8 @@ out=$(replay --client=$prefix)
 [[ $(entries "$out" | grep -v " FAULT " | grep -Evc " $prefix\.d[0-9]+( |$)") -eq 0 ]] ||
   fail "--client=$prefix: $out"
 out=$(replay --client=$user)
-[[ $(entries "$out" | grep -v " FAULT " | grep -Evc " \(user $user\)( |$)") -eq 0 ]] || fail "--client=$user: $out"
+[[ $(entries "$out" | grep -v " FAULT " | grep -Evc " \(user $user\)( |$)") -eq 0 ]] ||
+  fail "--client=$user: $out"
 grep -q "^shown: [0-9]* of $total entries (filters: client=$user)$" <<<"$out" || fail "--client: $out"
 
 out=$(replay --conversation=$conv --client=$client)
