@@ -26,9 +26,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
 #include "core/testing/bugs.h"
 #include "sim/history.h"
+#include "sim/history_filter.h"
 #include "reports/report.h"
 #include "sim/scenario_io.h"
 #include "sim/shrink.h"
@@ -201,85 +201,7 @@ std::string DeterminismLine(uint64_t rechecked, const std::vector<uint64_t>& dif
                       absl::StrJoin(differing, ", "), ")");
 }
 
-// replay's filters; an entry is printed when it passes all that are set.
-struct ReplayFilter {
-  std::string client;        // an address, a prefix of one, or a user id
-  std::string conversation;
-  int64_t from_ms = -1, to_ms = -1;  // -1: not set
-  int64_t around = -1, around_k = 20;
-
-  bool empty() const {
-    return client.empty() && conversation.empty() && from_ms < 0 && to_ms < 0 && around < 0;
-  }
-  std::string ToString() const {
-    std::vector<std::string> parts;
-    if (!client.empty()) parts.push_back(absl::StrCat("client=", client));
-    if (!conversation.empty()) parts.push_back(absl::StrCat("conversation=", conversation));
-    if (from_ms >= 0) parts.push_back(absl::StrCat("from_ms=", from_ms));
-    if (to_ms >= 0) parts.push_back(absl::StrCat("to_ms=", to_ms));
-    if (around >= 0) parts.push_back(absl::StrCat("around=", around, ":", around_k));
-    return parts.empty() ? "none" : absl::StrJoin(parts, " ");
-  }
-};
-
-// The entry's time as Describe prints it: ms since the run's start.
-int64_t EntryMs(const HistoryEntry& e) { return (e.time_us() - 1700000000000000LL) / 1000; }
-
-bool ClientMatches(const std::string& want, const HistoryEntry& e) {
-  uint64_t user = 0;
-  if (absl::SimpleAtoi(want, &user)) return e.user_id() == user;
-  return e.client() == want || absl::StartsWith(e.client(), absl::StrCat(want, "."));
-}
-
-bool Passes(const ReplayFilter& f, const HistoryEntry& e) {
-  const int64_t ms = EntryMs(e);
-  if (f.from_ms >= 0 && ms < f.from_ms) return false;
-  if (f.to_ms >= 0 && ms > f.to_ms) return false;
-  if (e.kind() == HistoryEntry::FAULT) return true;  // faults explain what happened
-  if (f.around >= 0 && (static_cast<int64_t>(e.index()) < f.around - f.around_k ||
-                        static_cast<int64_t>(e.index()) > f.around + f.around_k)) {
-    return false;
-  }
-  if (!f.client.empty() && !ClientMatches(f.client, e)) return false;
-  if (!f.conversation.empty() && e.conversation() != f.conversation) return false;
-  return true;
-}
-
-// Parses replay's filter flags; the error names the flag and what is allowed.
-absl::StatusOr<ReplayFilter> ParseReplayFilter() {
-  ReplayFilter f;
-  f.client = absl::GetFlag(FLAGS_client);
-  f.conversation = absl::GetFlag(FLAGS_conversation);
-  auto ms = [](const char* name, const std::string& v, int64_t* out) -> absl::Status {
-    if (v.empty()) return absl::OkStatus();
-    if (!absl::SimpleAtoi(v, out) || *out < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--", name, "=", v, ": must be a whole number of ms, 0 or more"));
-    }
-    return absl::OkStatus();
-  };
-  absl::Status st = ms("from_ms", absl::GetFlag(FLAGS_from_ms), &f.from_ms);
-  if (st.ok()) st = ms("to_ms", absl::GetFlag(FLAGS_to_ms), &f.to_ms);
-  if (!st.ok()) return st;
-  if (f.from_ms >= 0 && f.to_ms >= 0 && f.from_ms > f.to_ms) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--from_ms=", f.from_ms, " is after --to_ms=", f.to_ms));
-  }
-  const std::string around = absl::GetFlag(FLAGS_around);
-  if (!around.empty()) {
-    const std::vector<std::string> parts = absl::StrSplit(around, ':');
-    bool ok = parts.size() <= 2 && absl::SimpleAtoi(parts[0], &f.around) && f.around >= 0;
-    if (ok && parts.size() == 2) ok = absl::SimpleAtoi(parts[1], &f.around_k) && f.around_k >= 0;
-    ok = ok && f.around <= (int64_t{1} << 40) && f.around_k <= (int64_t{1} << 40);
-    if (!ok) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--around=", around, ": must be N or N:K, entry #N and K entries either side"));
-    }
-  }
-  return f;
-}
-
-void PrintVerdict(const RunResult& r, bool verbose, const ReplayFilter& filter = {}) {
+void PrintVerdict(const RunResult& r, bool verbose, const HistoryFilter& filter = {}) {
   if (!r.error.empty()) std::cout << "error: " << r.error << "\n";
   for (const Violation& v : r.violations) {
     std::cout << "FAIL checker=" << v.checker << " seed=" << r.seed;
@@ -340,7 +262,7 @@ bool WriteJunit(const std::string& suite, const std::vector<JunitCase>& cases) {
   return true;
 }
 
-int Run(const Scenario& scenario, bool verbose, const ReplayFilter& filter = {}) {
+int Run(const Scenario& scenario, bool verbose, const HistoryFilter& filter = {}) {
   const uint64_t seed = absl::GetFlag(FLAGS_seed);
   const bool check = absl::GetFlag(FLAGS_check_determinism);
   const auto start = std::chrono::steady_clock::now();
@@ -727,9 +649,11 @@ int main(int argc, char** argv) {
   if (command == "shrink" && !absl::GetFlag(FLAGS_junit).empty()) {
     return parley::sim::UsageError("--junit is for run and swarm");
   }
-  absl::StatusOr<parley::sim::ReplayFilter> parsed = parley::sim::ParseReplayFilter();
+  absl::StatusOr<parley::sim::HistoryFilter> parsed = parley::sim::ParseHistoryFilter(
+      absl::GetFlag(FLAGS_client), absl::GetFlag(FLAGS_conversation), absl::GetFlag(FLAGS_from_ms),
+      absl::GetFlag(FLAGS_to_ms), absl::GetFlag(FLAGS_around));
   if (!parsed.ok()) return parley::sim::UsageError(std::string(parsed.status().message()));
-  const parley::sim::ReplayFilter filter = *parsed;
+  const parley::sim::HistoryFilter filter = *parsed;
   if (command != "replay" && !filter.empty()) {
     return parley::sim::UsageError(
         "--client, --conversation, --from_ms, --to_ms and --around are for replay");
