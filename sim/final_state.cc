@@ -136,9 +136,9 @@ FinalState ReadFinalState(RunState& r) {
   for (const ScriptedFault& sf : r.s.faults().script()) {
     if (sf.kind() == ScriptedFault::CLOCK_SKEW) skew_max_ms = std::max(skew_max_ms, std::abs(sf.amount_ms()));
   }
+  // 1000 ppm of the run's length is a thousandth of its microseconds.
   f.clock_slack_us = static_cast<int64_t>(2 * skew_max_ms * 1000) +
-                     static_cast<int64_t>(1e-3 * 1e6 * absl::ToDoubleSeconds(world.Now() - world.Start())) +
-                     1000000;
+                     absl::ToInt64Microseconds(world.Now() - world.Start()) / 1000 + 1000000;
   // Every server store's values (not the clients': a device keeps its own
   // unsent messages), for "no recalled body anywhere".
   std::set<const MemStore*> stores = {&r.user_store, &r.friend_store, &r.group_store};
