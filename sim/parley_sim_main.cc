@@ -50,7 +50,7 @@ ABSL_FLAG(std::string, bug, "",
           "cursor_for_anyone, recall_keeps_body, unread_counts_own, ignore_read_error, canary");
 ABSL_FLAG(std::string, report_dir, "parley-reports",
           "where reports go (relative paths are taken from where you ran the command)");
-ABSL_FLAG(int, max_runs, 150, "shrink: most simulation runs to spend");
+ABSL_FLAG(int, max_runs, 200, "shrink: most simulation runs to spend");
 ABSL_FLAG(std::string, out, "", "shrink: where to write the smallest scenario (default: in the report directory)");
 ABSL_FLAG(uint32_t, recheck_every, 20,
           "swarm: also re-run every Nth seed to check determinism (0: never)");

@@ -130,6 +130,11 @@ struct Knob {
   // run anew, so the first tries go straight for small values.
   bool redraws;
   int level = 0;  // 0: small values first, 1: halve, 2: cut a quarter, 3: cut one, 4: done
+  int done_at = -1;  // the steps taken when it was done (after more, it tries ones again)
+  // The last value that did not fail, and the steps taken then: the same
+  // try on the same scenario is not run twice.
+  uint32_t failed_value = 0;
+  int failed_at = -1;
 };
 
 std::vector<Knob> Knobs() {
@@ -199,6 +204,8 @@ class Shrinker {
         FaultsPass();
         faults_clean = steps();
       }
+      // Users, groups and friends draw the workload anew: cut while it is
+      // still rich enough to fail again.
       for (Knob& k : knobs) KnobPass(k);
       DurationPass();
       if (dirty(mix_clean)) {
@@ -318,10 +325,11 @@ class Shrinker {
   }
 
   void DurationPass() {
+    if (duration_level_ == 3 && duration_done_at_ != steps()) duration_level_ = 2;
     while (duration_level_ < 3 && Budget()) {
       const double d = current_.workload().duration_s();
       std::vector<double> to;
-      if (duration_level_ == 0 && fail_at_s_ >= 0 && std::ceil(fail_at_s_) + 1 < d) {
+      if (fail_at_s_ >= 0 && std::ceil(fail_at_s_) + 1 < d) {
         to.push_back(std::max(1.0, std::ceil(fail_at_s_) + 1));
       }
       const double cut = duration_level_ == 0 ? std::floor(d / 2)
@@ -335,7 +343,7 @@ class Shrinker {
           break;
         }
       }
-      if (!taken) ++duration_level_;
+      if (!taken && ++duration_level_ == 3) duration_done_at_ = steps();
       if (!taken || duration_level_ > 0) return;  // one success per round below halves
     }
   }
@@ -387,10 +395,12 @@ class Shrinker {
   // the floor), then halves while they keep failing, then a quarter, then
   // one at a time.
   void KnobPass(Knob& k) {
+    if (k.level == 4 && k.done_at != steps()) k.level = 3;  // other cuts since: one at a time again
     while (k.level < 4 && Budget()) {
       const uint32_t v = k.get(current_);
       if (v <= k.floor) {
         k.level = 4;
+        k.done_at = steps();
         return;
       }
       std::vector<uint32_t> to;
@@ -407,6 +417,7 @@ class Shrinker {
       }
       bool taken = false;
       for (uint32_t t : to) {
+        if (t == k.failed_value && k.failed_at == steps()) continue;
         Scenario c = current_;
         k.set(&c, t);
         const int dropped = DropFaultsOnMissingNodes(&c);
@@ -417,8 +428,11 @@ class Shrinker {
           taken = true;
           break;
         }
+        k.failed_value = t;
+        k.failed_at = steps();
       }
       if (!taken || k.level == 0) ++k.level;
+      if (k.level == 4) k.done_at = steps();
       if (taken && k.level > 1) return;  // below halves, one cut per round: the other passes go first
     }
   }
@@ -513,7 +527,8 @@ class Shrinker {
   ShrinkResult* result_;
   Scenario current_;
   int runs_at_last_step_ = 0;
-  int duration_level_ = 0;
+  int duration_level_ = 0;     // as Knob::level: 0 halves, 1 quarters, 2 ones, 3 done
+  int duration_done_at_ = -1;  // as Knob::done_at
   std::vector<uint32_t> sends_;  // the last failing run's sends, by number
   double fail_at_s_ = -1;        // its offending entry, from the start of chaos
 };
