@@ -35,6 +35,7 @@ class ReportBuilder {
 
  private:
   Report report_;
+  Topology topology_;
   std::vector<double> latency_ms_, profile_ms_, sync_sizes_;
   std::map<std::string, uint64_t> probes_;
   std::map<std::string, uint64_t> checker_failures_;
@@ -42,6 +43,9 @@ class ReportBuilder {
 
 Distribution MakeDistribution(const std::string& name, const std::string& unit,
                               std::vector<double> samples);
+
+// Fills `report`'s fault_kinds from its seed records (Finish does this).
+void AddFaultKindStats(Report* report);
 
 // One seed's record: `started_s` and `wall_seconds` are wall time from the
 // command's start (output only, never fed back into a run).
