@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -103,13 +104,18 @@ bool Shared(const ScriptedFault& f) {
   return t.empty() || absl::StartsWith(t, "gw.") || t == kKvAddress || t == kRegistryAddress;
 }
 
-FaultRelevance Relevance(const ScriptedFault& f, double chaos_start_s, const std::string& conversation,
+FaultRelevance Relevance(const ScriptedFault& f, double chaos_start_s, bool has_entry,
+                         const std::string& conversation,
                          const std::set<std::string>& involved, double from_s, double to_s,
                          double window_from_s, double window_to_s) {
   const double a = chaos_start_s + f.at_s();
   const double b = a + std::max(0.05, f.duration_s());
   FaultRelevance out;
   const std::string what = f.target().empty() ? ScriptedFault::Kind_Name(f.kind()) : f.target();
+  if (!has_entry) {
+    out.set_reason("the failure names no history entry (a check of the final state or the run)");
+    return out;
+  }
   if (conversation.empty()) {
     out.set_banded(b >= window_from_s && a <= window_to_s);
     out.set_reason(out.banded() ? "no offending conversation: every fault in the window is banded"
@@ -292,7 +298,7 @@ void ReportBuilder::AddRun(const RunResult& r, const std::string& replay,
     const double w1 = Seconds(entries[*shown.rbegin()].time_us() - kEpochUs);
     const std::set<std::string> involved(f->involved().begin(), f->involved().end());
     for (const ScriptedFault& fault : r.faults) {
-      *f->add_fault_relevance() = Relevance(fault, r.chaos_start_s, conversation, involved,
+      *f->add_fault_relevance() = Relevance(fault, r.chaos_start_s, f->has_entry(), conversation, involved,
                                             f->violation_from_s(), f->violation_to_s(), w0, w1);
     }
   }
@@ -573,12 +579,67 @@ std::string Short(double v) {
   return absl::StrFormat("%g", v);
 }
 
+// A percentile as the page prints it: 3 significant digits, no exponent.
+std::string Number(double v) {
+  if (v >= 100) return absl::StrFormat("%.0f", v);
+  if (v >= 10) return absl::StrFormat("%.1f", v);
+  return absl::StrFormat("%.2f", v);
+}
+
 // Bars per log-spaced bucket on a log count axis (1, 10, 100, ...), so a
 // bucket of one sample in the tail stays visible beside one of thousands;
 // dashed lines mark p50, p90, p99 and max.
 std::string Histogram(const Distribution& d) {
-  const int width = 1000, height = 270, left = 70, right = 20, top = 20, bottom = 62;
-  const int plot_h = height - top - bottom;
+  const int width = 1000, left = 70, right = 20, bottom = 62, plot_h = 190;
+  const int n = std::max(1, d.counts_size());
+  const double bar = static_cast<double>(width - left - right) / n;
+  // Where a value falls: its bucket, and its place in it on a log scale.
+  auto x_of = [&](double v) {
+    for (int i = 0; i < d.bounds_size(); ++i) {
+      if (v <= d.bounds(i)) {
+        const double lo = i == 0 ? d.bounds(0) / 10 : d.bounds(i - 1);
+        const double f = v <= lo ? 0 : std::log(v / lo) / std::log(d.bounds(i) / lo);
+        return left + bar * (i + std::clamp(f, 0.0, 1.0));
+      }
+    }
+    return static_cast<double>(width - right);
+  };
+  // The percentile marks' labels go in rows above the plot, each in the first
+  // row where it clears the labels already there.
+  struct Mark {
+    const char* label;
+    double v, x, x0, x1;  // the line, and the label's extent
+    bool flip;            // the label on the line's left (near the right edge)
+    int row;
+  };
+  std::vector<Mark> marks;
+  if (d.count() > 0) {
+    for (const auto& [label, v] :
+         std::vector<std::pair<const char*, double>>{{"p50", d.p50()}, {"p90", d.p90()}, {"p99", d.p99()}, {"max", d.max()}}) {
+      Mark m{label, v, x_of(v), 0, 0, false, 0};
+      const double w = 7.0 * (std::strlen(label) + 1 + Number(v).size());
+      m.flip = m.x + 3 + w > width - right;
+      m.x0 = m.flip ? m.x - 3 - w : m.x + 3;
+      m.x1 = m.x0 + w;
+      marks.push_back(m);
+    }
+  }
+  int rows = 0;
+  for (size_t i = 0; i < marks.size(); ++i) {
+    for (int row = 0;; ++row) {
+      bool clear = true;
+      for (size_t j = 0; j < i; ++j) {
+        clear = clear && !(marks[j].row == row && marks[j].x0 < marks[i].x1 + 6 && marks[i].x0 < marks[j].x1 + 6);
+      }
+      if (clear) {
+        marks[i].row = row;
+        rows = std::max(rows, row + 1);
+        break;
+      }
+    }
+  }
+  const int top = 14 + 13 * rows;
+  const int height = top + plot_h + bottom;
   uint64_t peak = 1;
   for (uint64_t c : d.counts()) peak = std::max(peak, c);
   int decades = 1;  // the axis runs from 1 to 10^decades
@@ -588,8 +649,6 @@ std::string Histogram(const Distribution& d) {
     const double f = (std::log10(c) + 0.2) / (decades + 0.2);
     return top + plot_h * (1 - f);
   };
-  const int n = std::max(1, d.counts_size());
-  const double bar = static_cast<double>(width - left - right) / n;
   std::string body;
   for (int k = 0; k <= decades; ++k) {
     const double y = y_of(std::pow(10.0, k));
@@ -615,31 +674,13 @@ std::string Histogram(const Distribution& d) {
   }
   absl::StrAppendFormat(&body, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">0</text>", left,
                         top + plot_h + 14);
-  // Where a value falls: its bucket, and its place in it on a log scale.
-  auto x_of = [&](double v) {
-    for (int i = 0; i < d.bounds_size(); ++i) {
-      if (v <= d.bounds(i)) {
-        const double lo = i == 0 ? d.bounds(0) / 10 : d.bounds(i - 1);
-        const double f = v <= lo ? 0 : std::log(v / lo) / std::log(d.bounds(i) / lo);
-        return left + bar * (i + std::clamp(f, 0.0, 1.0));
-      }
-    }
-    return static_cast<double>(width - right);
-  };
-  if (d.count() > 0) {
-    const std::pair<const char*, double> marks[] = {
-        {"p50", d.p50()}, {"p90", d.p90()}, {"p99", d.p99()}, {"max", d.max()}};
-    int k = 0;
-    for (const auto& [label, v] : marks) {
-      const double x = x_of(v);
-      const bool flip = x > width - right - 110;  // label on the line's left near the edge
-      absl::StrAppendFormat(&body,
-                            "<line class=\"mark\" x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" "
-                            "stroke=\"#c0392b\" stroke-dasharray=\"4 3\"/>"
-                            "<text x=\"%.1f\" y=\"%d\" fill=\"#c0392b\" text-anchor=\"%s\">%s %s</text>",
-                            x, top, x, top + plot_h, flip ? x - 3 : x + 3, top + 10 + 12 * (k++ % 4),
-                            flip ? "end" : "start", label, absl::StrFormat("%.4g", v));
-    }
+  for (const Mark& m : marks) {
+    absl::StrAppendFormat(&body,
+                          "<line class=\"mark\" x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" "
+                          "stroke=\"#c0392b\" stroke-dasharray=\"4 3\"/>"
+                          "<text x=\"%.1f\" y=\"%d\" fill=\"#c0392b\">%s %s</text>",
+                          m.x, 14 + 13 * m.row - 9, m.x, top + plot_h, m.x0, 14 + 13 * m.row, m.label,
+                          Number(m.v));
   }
   absl::StrAppendFormat(&body,
                         "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#333\"/>"
@@ -702,7 +743,7 @@ std::string TimelineSvg(const Failure& f, double t0, double t1, bool zoom, int* 
   const int label_rows = std::min<int>(4, bands.size());
   const int left = 150, width = 1040, lane_h = 24, top = 14 + 13 * label_rows;
   const int lanes_h = lane_h * static_cast<int>(lanes.size());
-  const int height = top + lanes_h + 62;
+  const int height = top + lanes_h + (zoom ? 30 : 62);  // the zoom has no legend
   auto x = [&](double t) { return left + (width - left - 20) * (t - t0) / span; };
   auto lane_y = [&](const std::string& c) -> int {
     auto it = std::find(lanes.begin(), lanes.end(), c);
@@ -785,7 +826,7 @@ std::string TimelineSvg(const Failure& f, double t0, double t1, bool zoom, int* 
                         left, axis_y, t0, width - 20, axis_y, t1);
   // The legend.
   const int ly = height - 18;
-  absl::StrAppendFormat(
+  if (!zoom) absl::StrAppendFormat(
       &body,
       "<circle cx=\"12\" cy=\"%d\" r=\"3.5\" fill=\"#4a7bd0\"/><text x=\"20\" y=\"%d\">delivered</text>"
       "<circle cx=\"92\" cy=\"%d\" r=\"3.5\" fill=\"#2e8b57\"/><text x=\"100\" y=\"%d\">acked</text>"
@@ -829,8 +870,10 @@ std::string FaultList(const Failure& f) {
   if (f.faults_size() == 0) return "<p class=\"muted\">The run had no faults.</p>";
   int banded = 0;
   for (int i = 0; i < f.faults_size(); ++i) banded += Banded(f, i) ? 1 : 0;
-  std::string h = absl::StrCat("<p>Faults of the run: ", f.faults_size(), ", ", banded,
-                               " touching this failure (banded above)");
+  const bool why = f.has_entry();  // without an entry no fault is banded, for one reason
+  std::string h = why ? absl::StrCat("<p>Faults of the run: ", f.faults_size(), ", ", banded,
+                                     " touching this failure (banded above)")
+                      : absl::StrCat("<p>Faults of the run: ", f.faults_size());
   if (f.involved_size() > 0) {
     std::vector<std::string> shown(f.involved().begin(),
                                    f.involved().begin() + std::min(f.involved_size(), 12));
@@ -838,7 +881,8 @@ std::string FaultList(const Failure& f) {
                     f.involved_size() > 12 ? ", …" : "", "</code>");
   }
   h += ".</p><table class=\"faults\"><tr><th class=\"num\">#</th><th>fault</th><th class=\"num\">"
-       "from (s)</th><th class=\"num\">to (s)</th><th>banded</th><th>why</th></tr>";
+       "from (s)</th><th class=\"num\">to (s)</th>";
+  h += why ? "<th>banded</th><th>why</th></tr>" : "</tr>";
   constexpr int kRows = 40;
   int rows = 0;
   for (int pass = 0; pass < 2; ++pass) {  // banded first
@@ -848,9 +892,13 @@ std::string FaultList(const Failure& f) {
       if (rows++ >= kRows) continue;
       const ScriptedFault& fault = f.faults(i);
       absl::StrAppendFormat(
-          &h, "<tr><td class=\"num\">%d</td><td>%s</td><td class=\"num\">%.3f</td><td class=\"num\">%.3f</td><td>%s</td><td>%s</td></tr>",
-          i, Escape(DescribeFault(fault)), FaultStart(f, fault), FaultEnd(f, fault), b ? "yes" : "no",
-          Escape(i < f.fault_relevance_size() ? f.fault_relevance(i).reason() : ""));
+          &h, "<tr><td class=\"num\">%d</td><td>%s</td><td class=\"num\">%.3f</td><td class=\"num\">%.3f</td>",
+          i, Escape(DescribeFault(fault)), FaultStart(f, fault), FaultEnd(f, fault));
+      if (why) {
+        absl::StrAppend(&h, "<td>", b ? "yes" : "no", "</td><td>",
+                        Escape(i < f.fault_relevance_size() ? f.fault_relevance(i).reason() : ""), "</td>");
+      }
+      h += "</tr>";
     }
   }
   h += "</table>";
@@ -989,7 +1037,12 @@ std::string ReportHtml(const Report& r) {
       if (!f.replay_command().empty()) absl::StrAppend(&h, "<p>Replay:</p><pre>", Escape(f.replay_command()), "</pre>");
       if (!f.shrink_command().empty()) absl::StrAppend(&h, "<p>Shrink:</p><pre>", Escape(f.shrink_command()), "</pre>");
       if (!f.config().empty()) absl::StrAppend(&h, "<details><summary>configuration</summary><p class=\"muted\">", Escape(f.config()), "</p></details>");
-      if (f.window_size() > 0) h += Timeline(f);
+      if (!f.has_entry()) {
+        h += "<p class=\"muted\">This failure names no history entry (a check of the final state "
+             "or of the whole run), so there is no timeline; report.json keeps the run's last steps.</p>";
+      } else if (f.window_size() > 0) {
+        h += Timeline(f);
+      }
       if (f.window_size() > 0 || !f.has_entry()) h += FaultList(f);
       h += "</div>";
     }
