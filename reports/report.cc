@@ -849,7 +849,14 @@ std::string TimelineSvg(const Failure& f, double t0, double t1, bool zoom, int* 
 // is a small part of it, a second one zoomed on the violation.
 std::string Timeline(const Failure& f) {
   if (f.window_size() == 0) return "<p class=\"muted\">No history around this failure.</p>";
-  const double t0 = Seconds(f.window(0).time_us()), t1 = Seconds(f.window(f.window_size() - 1).time_us());
+  double t0 = Seconds(f.window(0).time_us()), t1 = Seconds(f.window(f.window_size() - 1).time_us());
+  // A window of a moment (one entry, a burst) shows the second before it too,
+  // so a fault that ended just before the violation is in sight.
+  if (t1 - t0 < 1.0) {
+    const double e = Seconds(f.entry().time_us());
+    t0 = std::max(0.0, std::min(t0, e - 0.8));
+    t1 = std::max(t1, std::min(e + 0.2, t0 + 1.0));
+  }
   int duplicates = 0;
   std::string out = TimelineSvg(f, t0, t1, false, &duplicates);
   absl::StrAppend(&out, "<p class=\"muted\">Lanes are clients; lines join a send to its deliveries "
@@ -996,9 +1003,13 @@ std::string ReportHtml(const Report& r) {
   if (r.skipped() > 0) row("skipped (--fail_fast)", absl::StrCat(r.skipped()));
   row("events", absl::StrCat(r.events()));
   row("simulated time", absl::StrFormat("%.0f s", r.sim_seconds()));
-  row("wall time", absl::StrFormat("%.2f s", r.wall_seconds()));
-  row("time compression", absl::StrFormat("%.0fx", r.time_compression()));
-  row("events per second", absl::StrFormat("%.0f", r.events_per_second()));
+  if (r.wall_seconds() > 0) {
+    row("wall time", absl::StrFormat("%.2f s", r.wall_seconds()));
+    row("time compression", absl::StrFormat("%.0fx", r.time_compression()));
+    row("events per second", absl::StrFormat("%.0f", r.events_per_second()));
+  } else {
+    row("wall time", "not measured");  // rather than a speed of zero
+  }
   if (r.has_determinism()) {
     const DeterminismCheck& d = r.determinism();
     row("determinism", d.seeds_run_twice() == 0
