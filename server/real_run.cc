@@ -410,6 +410,7 @@ struct Proc {
   std::unique_ptr<FaultProxy> proxy;
   int down_by = -1;   // the fault that crashed it (-1: up)
   int cut_by = -1;    // the fault that holds its proxy
+  int paused_by = -1; // the fault that stopped it (crash_as_pause)
 };
 
 pid_t SpawnLogged(const std::vector<std::string>& args, const std::string& log) {
@@ -594,7 +595,19 @@ void Runner::Fault(const PlannedStep& st) {
         RecordFault(absl::StrCat(kind, " ", f.target(), ": skipped, its process is already down"));
         return;
       }
+      if (p->paused_by >= 0) {
+        RecordFault(absl::StrCat(kind, " ", f.target(), ": skipped, its process is paused"));
+        return;
+      }
       const pid_t pid = p->pid;
+      if (o_.crash_as_pause) {
+        kill(pid, SIGSTOP);
+        p->paused_by = st.fault_id;
+        RecordFault(absl::StrFormat("CRASH %s as a pause: SIGSTOP %s (pid %d), SIGCONT in %.2f s",
+                                    f.target(), p->info.name, pid, f.duration_s()));
+        ++result_.faults_applied["CRASH as SIGSTOP"];
+        return;
+      }
       Crash(*p);
       p->down_by = st.fault_id;
       RecordFault(absl::StrFormat("CRASH %s: kill -9 %s (pid %d), restart in %.2f s", f.target(),
@@ -658,6 +671,12 @@ void Runner::FaultEnd(const PlannedStep& st) {
   switch (f.kind()) {
     case ScriptedFault::CRASH: {
       Proc* p = ProcFor(f.target());
+      if (p != nullptr && p->paused_by == st.fault_id) {
+        kill(p->pid, SIGCONT);
+        p->paused_by = -1;
+        RecordFault(absl::StrCat("SIGCONT ", p->info.name, " (pid ", p->pid, ")"));
+        return;
+      }
       if (p == nullptr || p->down_by != st.fault_id) return;
       absl::Status s = StartProc(*p);
       RecordFault(absl::StrCat("restart ", p->info.name, " on its data dir (pid ", p->pid, ")",
@@ -705,6 +724,8 @@ void Runner::Heal() {
     Proc& p = *procs_[name];
     p.proxy->SetMode(FaultProxy::Mode::kPass);
     p.cut_by = -1;
+    if (p.paused_by >= 0 && p.pid > 0) kill(p.pid, SIGCONT);
+    p.paused_by = -1;
     if (p.pid <= 0) StartProc(p).IgnoreError();
   }
   for (Device& d : devices_) SetOffline(d, false, "heal");
@@ -791,6 +812,7 @@ absl::StatusOr<RealRunResult> Runner::Run() {
   auto stop_all = [&] {
     for (auto it = order_.rbegin(); it != order_.rend(); ++it) {
       Proc& p = *procs_[*it];
+      if (p.pid > 0) kill(p.pid, SIGCONT);  // a paused one must run to drain
       if (p.pid > 0) kill(p.pid, SIGINT);
     }
     for (auto it = order_.rbegin(); it != order_.rend(); ++it) {
@@ -1108,6 +1130,7 @@ absl::StatusOr<RealRunResult> Runner::Run() {
   absl::StrAppend(&j, "  \"scenario_path\": ", JsonString(o_.scenario_path), ",\n");
   absl::StrAppend(&j, "  \"seed\": ", o_.seed, ",\n");
   absl::StrAppend(&j, "  \"bug\": ", JsonString(s_.bug()), ",\n");
+  absl::StrAppend(&j, "  \"crash_as\": ", o_.crash_as_pause ? "\"pause\"" : "\"kill\"", ",\n");
   absl::StrAppend(&j, "  \"verdict\": ", result_.passed ? "\"PASS\"" : "\"FAIL\"", ",\n");
   absl::StrAppend(&j, "  \"summary\": ", JsonString(result_.Summary()), ",\n");
   absl::StrAppend(&j, "  \"checkers\": [");

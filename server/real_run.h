@@ -83,6 +83,10 @@ struct RealRunOptions {
   std::string nats_server = "/usr/sbin/nats-server";
   std::string work_dir;  // data dirs, logs and report.json go here (created)
   bool drop_unsupported = false;
+  // CRASH faults become pauses: SIGSTOP for the fault's duration, then
+  // SIGCONT (a frozen process: its sockets stay open, nothing answers). The
+  // scenario format has no pause kind of its own.
+  bool crash_as_pause = false;
   // Overrides (0: the scenario's): short runs for tests.
   double duration_s = 0;
   double settle_s = 0;

@@ -26,6 +26,8 @@ ABSL_FLAG(std::string, parleyd, "", "the parleyd binary (default: the one beside
 ABSL_FLAG(std::string, nats_server, "/usr/sbin/nats-server", "the nats-server binary");
 ABSL_FLAG(bool, drop_unsupported, false,
           "run without the parts a real run cannot honour (listed in report.json) instead of refusing");
+ABSL_FLAG(std::string, crash_as, "kill",
+          "kill: a CRASH is kill -9 and a restart on the same data dir; pause: SIGSTOP, then SIGCONT");
 ABSL_FLAG(double, duration_s, 0, "override workload.duration_s (0: the scenario's)");
 ABSL_FLAG(double, settle_s, 0, "override settle_s, the most time to settle (0: the scenario's)");
 ABSL_FLAG(uint32_t, users, 0, "override workload.users (0: the scenario's)");
@@ -74,6 +76,11 @@ int main(int argc, char** argv) {
   o.nats_server = absl::GetFlag(FLAGS_nats_server);
   o.work_dir = Under(absl::GetFlag(FLAGS_out));
   o.drop_unsupported = absl::GetFlag(FLAGS_drop_unsupported);
+  if (absl::GetFlag(FLAGS_crash_as) != "kill" && absl::GetFlag(FLAGS_crash_as) != "pause") {
+    std::cerr << "parley_real: --crash_as must be kill or pause\n";
+    return 2;
+  }
+  o.crash_as_pause = absl::GetFlag(FLAGS_crash_as) == "pause";
   o.duration_s = absl::GetFlag(FLAGS_duration_s);
   o.settle_s = absl::GetFlag(FLAGS_settle_s);
   o.users = absl::GetFlag(FLAGS_users);

@@ -156,6 +156,25 @@ TEST(RealRunTest, GatewayAndShardCrashesLoseNothing) {
   EXPECT_EQ(restarts, 5);
 }
 
+TEST(RealRunTest, CrashesAsPausesLoseNothing) {
+  RealRunOptions o = Options("real_crashes", "pauses");
+  o.crash_as_pause = true;  // SIGSTOP for the fault's duration, then SIGCONT
+  absl::StatusOr<RealRunResult> r = RunReal(o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  std::printf("%s\n", r->Summary().c_str());
+  for (const sim::Violation& v : r->violations) ADD_FAILURE() << v.checker << ": " << v.explanation;
+  EXPECT_TRUE(r->passed);
+  EXPECT_EQ(r->faults_applied["CRASH as SIGSTOP"], 5u);
+  EXPECT_EQ(r->faults_applied.count("CRASH"), 0u);
+  EXPECT_EQ(r->process_starts, 5u);  // nothing was killed
+  int conts = 0;
+  for (const auto& e : r->history.entries()) {
+    conts += e.kind() == sim::HistoryEntry::FAULT && absl::StartsWith(e.detail(), "SIGCONT ");
+  }
+  EXPECT_EQ(conts, 5);
+  EXPECT_TRUE(absl::StrContains(ReadAll(r->report_path), "\"crash_as\": \"pause\""));
+}
+
 TEST(RealRunTest, ShardsCutOffNatsAndABusOutageLoseNothing) {
   RealRunOptions o = Options("real_partitions", "partitions");
   absl::StatusOr<RealRunResult> r = RunReal(o);
