@@ -79,7 +79,7 @@ bool KindSupported(ScriptedFault::Kind k, const std::string& target, std::string
     case ScriptedFault::PARTITION_NODE:
     case ScriptedFault::PARTITION_ONE_WAY:
       if (IsClientTarget(target)) {
-        *why = "partitions cut a parleyd's link to NATS (the proxy); clients are not behind a proxy";
+        *why = "a client shares its gateway's proxy with the others: it cannot be cut off alone (use CLIENT_OFFLINE)";
         return false;
       }
       return true;
@@ -407,7 +407,8 @@ struct Proc {
   std::string data_dir;
   pid_t pid = -1;
   int listen_port = 0;  // gateways
-  std::unique_ptr<FaultProxy> proxy;
+  std::unique_ptr<FaultProxy> proxy;         // between it and nats-server
+  std::unique_ptr<FaultProxy> client_proxy;  // gateways: between its clients and it
   int down_by = -1;   // the fault that crashed it (-1: up)
   int cut_by = -1;    // the fault that holds its proxy
   int paused_by = -1; // the fault that stopped it (crash_as_pause)
@@ -491,6 +492,15 @@ class Runner {
  public:
   Runner(const RealRunOptions& o, Scenario s, std::vector<std::string> not_applied)
       : o_(o), s_(std::move(s)), not_applied_(std::move(not_applied)) {}
+  ~Runner() {  // whatever is still running when a run ends early
+    for (auto& [name, p] : procs_) {
+      if (p->pid > 0) {
+        kill(p->pid, SIGCONT);
+        kill(p->pid, SIGKILL);
+        waitpid(p->pid, nullptr, 0);
+      }
+    }
+  }
   absl::StatusOr<RealRunResult> Run();
 
  private:
@@ -621,14 +631,16 @@ void Runner::Fault(const PlannedStep& st) {
         RecordFault(absl::StrCat(kind, " ", f.target(), ": skipped, already partitioned"));
         return;
       }
-      p->proxy->SetMode(f.kind() == ScriptedFault::PARTITION_NODE ? FaultProxy::Mode::kDrop
-                                                                  : FaultProxy::Mode::kOneWay);
+      const bool full = f.kind() == ScriptedFault::PARTITION_NODE;
+      p->proxy->SetMode(full ? FaultProxy::Mode::kDrop : FaultProxy::Mode::kOneWay);
+      // A gateway cut off is cut off from its clients too (they fail over).
+      if (full && p->client_proxy) p->client_proxy->SetMode(FaultProxy::Mode::kDrop);
       p->cut_by = st.fault_id;
-      RecordFault(absl::StrFormat("%s %s: %s's NATS proxy %s for %.2f s", kind, f.target(),
+      RecordFault(absl::StrFormat("%s %s: %s's NATS proxy %s%s for %.2f s", kind, f.target(),
                                   p->info.name,
-                                  f.kind() == ScriptedFault::PARTITION_NODE
-                                      ? "drops every connection"
-                                      : "discards what the process sends",
+                                  full ? "drops every connection"
+                                       : "discards what the process sends",
+                                  full && p->client_proxy ? ", and so does its client proxy" : "",
                                   f.duration_s()));
       break;
     }
@@ -688,8 +700,9 @@ void Runner::FaultEnd(const PlannedStep& st) {
       Proc* p = ProcFor(f.target());
       if (p == nullptr || p->cut_by != st.fault_id) return;
       p->proxy->SetMode(FaultProxy::Mode::kPass);
+      if (p->client_proxy) p->client_proxy->SetMode(FaultProxy::Mode::kPass);
       p->cut_by = -1;
-      RecordFault(absl::StrCat("heal the NATS proxy of ", p->info.name));
+      RecordFault(absl::StrCat("heal the proxies of ", p->info.name));
       break;
     }
     case ScriptedFault::BUS_OUTAGE: {
@@ -723,6 +736,7 @@ void Runner::Heal() {
   for (const std::string& name : order_) {
     Proc& p = *procs_[name];
     p.proxy->SetMode(FaultProxy::Mode::kPass);
+    if (p.client_proxy) p.client_proxy->SetMode(FaultProxy::Mode::kPass);
     p.cut_by = -1;
     if (p.paused_by >= 0 && p.pid > 0) kill(p.pid, SIGCONT);
     p.paused_by = -1;
@@ -807,7 +821,11 @@ absl::StatusOr<RealRunResult> Runner::Run() {
       return s;
     }
     procs_[name]->listen_port = port;
-    servers.push_back(absl::StrCat("127.0.0.1:", port));
+    // The clients dial the gateway through its client proxy.
+    auto cp = FaultProxy::Start("127.0.0.1", port);
+    if (!cp.ok()) return cp.status();
+    procs_[name]->client_proxy = std::move(*cp);
+    servers.push_back(absl::StrCat("127.0.0.1:", procs_[name]->client_proxy->port()));
   }
   auto stop_all = [&] {
     for (auto it = order_.rbegin(); it != order_.rend(); ++it) {
@@ -820,6 +838,7 @@ absl::StatusOr<RealRunResult> Runner::Run() {
       if (p.pid > 0) Reap(p.pid, absl::Seconds(10));
       p.pid = -1;
       p.proxy->Stop();
+      if (p.client_proxy) p.client_proxy->Stop();
     }
     if (nats_) nats_->Stop().IgnoreError();
     nats_.reset();
@@ -1104,8 +1123,11 @@ absl::StatusOr<RealRunResult> Runner::Run() {
     if (e.kind() == HistoryEntry::DELIVERED) ++result_.delivered;
   }
   for (const std::string& name : order_) {
-    result_.proxy_cut += procs_[name]->proxy->cut();
-    result_.proxy_refused += procs_[name]->proxy->refused();
+    for (FaultProxy* fp : {procs_[name]->proxy.get(), procs_[name]->client_proxy.get()}) {
+      if (fp == nullptr) continue;
+      result_.proxy_cut += fp->cut();
+      result_.proxy_refused += fp->refused();
+    }
     result_.processes.push_back(procs_[name]->info);
   }
   {
