@@ -516,6 +516,16 @@ class Runner {
     }
     p.pid = -1;
   }
+  // A parleyd that exited without the runner killing it (an abort on a
+  // broken invariant, a crash): a violation of its own, "process_exit".
+  void CheckExits();
+  void SleepWatching(absl::Duration d) {
+    const absl::Time until = absl::Now() + d;
+    for (absl::Duration left = d; left > absl::ZeroDuration(); left = until - absl::Now()) {
+      absl::SleepFor(std::min(left, absl::Milliseconds(100)));
+      CheckExits();
+    }
+  }
   void Fault(const PlannedStep& st);
   void FaultEnd(const PlannedStep& st);
   void Heal();
@@ -543,7 +553,31 @@ class Runner {
   std::vector<std::string> order_;  // start order
   std::unique_ptr<Recorder> rec_;
   std::vector<Device> devices_;
+  std::vector<sim::Violation> exits_;
 };
+
+void Runner::CheckExits() {
+  for (const std::string& name : order_) {
+    Proc& p = *procs_[name];
+    if (p.pid <= 0) continue;
+    int status = 0;
+    if (waitpid(p.pid, &status, WNOHANG) != p.pid) continue;
+    const std::string how = WIFSIGNALED(status) ? absl::StrCat("was killed by signal ", WTERMSIG(status))
+                                                : absl::StrCat("exited with status ", WEXITSTATUS(status));
+    const std::string what = absl::StrCat(name, " (pid ", p.pid, ") ", how,
+                                          " without the runner killing it; its log: ", p.info.logs.back());
+    Note(what);
+    RecordFault(absl::StrCat("unexpected exit: ", what));
+    int64_t index = 0;
+    {
+      std::lock_guard<std::mutex> lock(rec_->mu);
+      index = rec_->history.entries_size() - 1;
+    }
+    exits_.push_back({"process_exit", index, what});
+    p.pid = -1;
+    p.down_by = -2;  // restarted at the heal
+  }
+}
 
 absl::Status Runner::StartNats() {
   const std::string dir = dir_ + "/nats";
@@ -572,6 +606,7 @@ absl::Status Runner::StartProc(Proc& p) {
   p.pid = SpawnLogged(p.args, log);
   if (p.pid <= 0) return absl::InternalError(absl::StrCat("cannot start ", p.info.name));
   p.info.logs.push_back(log);
+  if (o_.started) o_.started(p.info.name, p.pid);
   ++p.info.starts;
   ++result_.process_starts;
   p.down_by = -1;
@@ -975,7 +1010,7 @@ absl::StatusOr<RealRunResult> Runner::Run() {
     if (st.at_s >= duration) break;  // fault ends past the end: at the heal
     const absl::Time at = t0 + absl::Seconds(st.at_s);
     const absl::Duration wait = at - absl::Now();
-    if (wait > absl::ZeroDuration()) absl::SleepFor(wait);
+    if (wait > absl::ZeroDuration()) SleepWatching(wait);
     switch (st.kind) {
       case PlannedStep::kSend: {
         Device& d = devices_[st.client];
@@ -1022,7 +1057,7 @@ absl::StatusOr<RealRunResult> Runner::Run() {
   }
   {
     const absl::Duration rest = t0 + absl::Seconds(duration) - absl::Now();
-    if (rest > absl::ZeroDuration()) absl::SleepFor(rest);
+    if (rest > absl::ZeroDuration()) SleepWatching(rest);
   }
   phase_done("workload");
 
@@ -1036,7 +1071,7 @@ absl::StatusOr<RealRunResult> Runner::Run() {
     int last_size = -1;
     absl::Time quiet_from = absl::Now();
     while (absl::Now() < deadline) {
-      absl::SleepFor(absl::Milliseconds(200));
+      SleepWatching(absl::Milliseconds(200));
       int size = 0;
       {
         std::lock_guard<std::mutex> lock(rec_->mu);
@@ -1113,7 +1148,10 @@ absl::StatusOr<RealRunResult> Runner::Run() {
   result_.checkers = names;
   std::string error;
   result_.history = rec_->history;
-  result_.violations = sim::RunCheckers(names, result_.history, f, &error);
+  result_.violations = exits_;
+  for (sim::Violation& v : sim::RunCheckers(names, result_.history, f, &error)) {
+    result_.violations.push_back(std::move(v));
+  }
   if (!error.empty()) return absl::InternalError(error);
   result_.passed = result_.violations.empty();
   for (const HistoryEntry& e : result_.history.entries()) {

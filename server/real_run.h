@@ -92,6 +92,8 @@ struct RealRunOptions {
   double settle_s = 0;
   uint32_t users = 0;
   std::function<void(const std::string&)> progress;
+  // Told each parleyd start: its name ("services", "message", "gw.N") and pid.
+  std::function<void(const std::string& name, int pid)> started;
 };
 
 struct RealProcess {
@@ -103,6 +105,8 @@ struct RealProcess {
 
 struct RealRunResult {
   bool passed = false;
+  // The checkers' violations, after "process_exit" ones: a parleyd that
+  // exited during the run without the runner killing it.
   std::vector<sim::Violation> violations;
   std::vector<std::string> not_applied;  // what drop_unsupported left out
   std::vector<std::string> checkers;     // the checkers run

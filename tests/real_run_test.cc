@@ -3,7 +3,11 @@
 // faults (kill -9 and restart, a NATS proxy that drops or one-ways a
 // process's link, nats-server killed and restarted), judged by the
 // simulator's delivery checkers. Short runs: about 20 s each.
+#include <signal.h>
 #include <sys/stat.h>
+
+#include <atomic>
+#include <thread>
 
 #include <cstdlib>
 #include <fstream>
@@ -13,6 +17,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "server/real_run.h"
 #include "sim/simulation.h"
@@ -202,6 +207,40 @@ TEST(RealRunTest, ShardsCutOffNatsAndABusOutageLoseNothing) {
   EXPECT_TRUE(lost);
   EXPECT_GT(r->acked, 150u);
   ExpectLogsExist(*r);
+}
+
+TEST(RealRunTest, AParleydThatDiesOnItsOwnFailsTheRun) {
+  // Someone else kills the message process mid-run (as an abort on a broken
+  // invariant would): the run must fail with process_exit naming it, even
+  // though the heal restarts it and the delivery checkers may pass.
+  RealRunOptions o = Options("real_partitions", "exit");
+  o.duration_s = 8;  // the partitions at 1.5 s and 4.5 s, the device offline at 3 s
+  o.settle_s = 20;
+  std::atomic<int> message_pid{0};
+  o.started = [&](const std::string& name, int pid) {
+    if (name == "message") message_pid = pid;
+  };
+  std::atomic<bool> done{false};
+  std::thread killer([&] {
+    // About 4 s into the workload (start and setup take 2-3 s).
+    for (int i = 0; i < 70 && !done; ++i) absl::SleepFor(absl::Milliseconds(100));
+    if (!done && message_pid > 0) kill(message_pid, SIGKILL);
+  });
+  absl::StatusOr<RealRunResult> r = RunReal(o);
+  done = true;
+  killer.join();
+  ASSERT_TRUE(r.ok()) << r.status();
+  std::printf("%s\n", r->Summary().c_str());
+  EXPECT_FALSE(r->passed);
+  ASSERT_FALSE(r->violations.empty());
+  EXPECT_EQ(r->violations[0].checker, "process_exit");
+  EXPECT_TRUE(absl::StrContains(r->violations[0].explanation, "message (pid")) << r->violations[0].explanation;
+  EXPECT_TRUE(absl::StrContains(r->violations[0].explanation, "signal 9")) << r->violations[0].explanation;
+  for (const RealProcess& p : r->processes) {
+    if (p.name == "message") {
+      EXPECT_EQ(p.starts, 2);  // restarted at the heal
+    }
+  }
 }
 
 TEST(RealRunTest, APlantedClientBugIsCaughtInARealRun) {
