@@ -836,6 +836,9 @@ absl::StatusOr<RealRunResult> Runner::Run() {
                absl::StrCat("--shards=", shards),
                "--token_key_file=" + key_file,
                "--minimal_password_cost"};
+    // A planted bug is planted everywhere, as in the simulator: in every
+    // parleyd (its server-side switches) and in the runner's clients.
+    if (!s_.bug().empty()) p->args.push_back("--planted_bug=" + s_.bug());
     p->args.insert(p->args.end(), extra.begin(), extra.end());
     order_.push_back(name);
     Proc& ref = *p;
@@ -898,7 +901,7 @@ absl::StatusOr<RealRunResult> Runner::Run() {
   rec_ = std::make_unique<Recorder>(run_start);
   std::vector<std::unique_ptr<ClientRuntime>> runtimes;
   for (int t = 0; t < 2; ++t) runtimes.push_back(std::make_unique<ClientRuntime>(absl::StrCat("real-", t)));
-  // A planted client bug is planted on the clients' loop threads.
+  // The planted bug on the clients' loop threads too (its client-side switches).
   // (ScopedBug sets a thread_local: each loop thread gets its own guard,
   // made and deleted on that thread.)
   std::vector<ScopedBug*> planted(runtimes.size(), nullptr);
@@ -1245,13 +1248,15 @@ absl::StatusOr<RealRunResult> Runner::Run() {
 
 absl::StatusOr<RealRunResult> RunReal(const RealRunOptions& options) {
   Scenario s = options.scenario;
-  if (!s.bug().empty() &&
-      std::find(RealRunBugs().begin(), RealRunBugs().end(), s.bug()) == RealRunBugs().end()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "bug '", s.bug(), "' cannot be planted in a real run (only the client's own logic runs in the "
-        "runner's process): one of ", absl::StrJoin(RealRunBugs(), ", ")));
+  if (!s.bug().empty()) {
+    absl::StatusOr<Bug> bug = ParseBug(s.bug());
+    if (!bug.ok()) return bug.status();
+    if (*bug == Bug::kCanary) {
+      return absl::InvalidArgumentError(
+          "bug 'canary' is the simulator's own (it fails every 100th seed there): a real run "
+          "cannot plant it");
+    }
   }
-  if (!s.bug().empty() && !ParseBug(s.bug()).ok()) return absl::InvalidArgumentError("unknown bug");
   std::vector<std::string> refused = Unsupported(s);
   if (!refused.empty() && !options.drop_unsupported) {
     return absl::InvalidArgumentError(absl::StrCat(

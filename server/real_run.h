@@ -34,8 +34,10 @@ namespace parley {
 // runner does not drive.
 const std::vector<std::string>& RealRunCheckers();
 
-// The planted bugs a real run can plant: plain client logic (core/client),
-// planted on the runner's own client threads.
+// The planted bugs that are client logic (core/client): planted on the
+// runner's own client threads. Every other bug (but the simulator's canary)
+// is planted in every parleyd with --planted_bug; a scenario's bug is planted
+// in both places, as the simulator plants it everywhere.
 const std::vector<std::string>& RealRunBugs();
 
 // Every part of `scenario` the runner cannot honour, one line each, naming

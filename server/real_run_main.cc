@@ -31,7 +31,8 @@ ABSL_FLAG(std::string, crash_as, "kill",
 ABSL_FLAG(double, duration_s, 0, "override workload.duration_s (0: the scenario's)");
 ABSL_FLAG(double, settle_s, 0, "override settle_s, the most time to settle (0: the scenario's)");
 ABSL_FLAG(uint32_t, users, 0, "override workload.users (0: the scenario's)");
-ABSL_FLAG(std::string, bug, "", "plant a client-logic bug (no_client_dedup, no_sync_on_reconnect, ignore_gap)");
+ABSL_FLAG(std::string, bug, "",
+          "plant a bug (core/testing/bugs.h) in the runner's clients and every parleyd (--planted_bug)");
 
 namespace {
 std::string Under(const std::string& path) {

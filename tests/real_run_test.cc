@@ -89,12 +89,12 @@ TEST(RealRunTest, RefusesWhatItCannotHonourByName) {
   // The real-run scenarios need nothing dropped.
   EXPECT_TRUE(Unsupported(Load("real_crashes")).empty());
   EXPECT_TRUE(Unsupported(Load("real_partitions")).empty());
-  // A server-side planted bug cannot be planted from the runner.
+  // The simulator's own canary cannot be planted in a real run.
   RealRunOptions b = Options("real_crashes", "bug-refused");
-  b.scenario.set_bug("seq_in_memory");
+  b.scenario.set_bug("canary");
   r = RunReal(b);
   ASSERT_FALSE(r.ok());
-  EXPECT_TRUE(absl::StrContains(r.status().message(), "cannot be planted in a real run"));
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "a real run cannot plant it")) << r.status();
 }
 
 TEST(RealRunTest, ThePlanIsDrawnFromTheSeed) {
@@ -241,6 +241,37 @@ TEST(RealRunTest, AParleydThatDiesOnItsOwnFailsTheRun) {
       EXPECT_EQ(p.starts, 2);  // restarted at the heal
     }
   }
+}
+
+TEST(RealRunTest, APlantedServerBugIsCaughtInARealRun) {
+  // seq_in_memory in every parleyd (--planted_bug): a shard's seq counter is
+  // not persisted, so after the message process's kill -9 and restart it
+  // assigns a seq again; the shard's paired check aborts parleyd (the
+  // simulator's "invariant" checker catches the same) and the runner reports
+  // the process's own exit.
+  RealRunOptions o = Options("real_crashes", "server-bug");
+  o.scenario.set_bug("seq_in_memory");
+  o.settle_s = 15;
+  absl::StatusOr<RealRunResult> r = RunReal(o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  std::printf("%s\n", r->Summary().c_str());
+  EXPECT_FALSE(r->passed);
+  std::string caught;
+  for (const sim::Violation& v : r->violations) {
+    std::printf("  %s: %s\n", v.checker.c_str(), v.explanation.c_str());
+    if (v.checker == "process_exit" && absl::StrContains(v.explanation, "message (pid") &&
+        absl::StrContains(v.explanation, "signal 6")) {
+      caught = v.explanation;
+    }
+  }
+  EXPECT_FALSE(caught.empty()) << "no abort of the message process reported";
+  bool logged = false;
+  for (const RealProcess& p : r->processes) {
+    for (const std::string& log : p.logs) {
+      if (p.name == "message") logged = logged || absl::StrContains(ReadAll(log), "planted bug seq_in_memory");
+    }
+  }
+  EXPECT_TRUE(logged) << "parleyd did not say it runs with a planted bug";
 }
 
 TEST(RealRunTest, APlantedClientBugIsCaughtInARealRun) {
