@@ -5,7 +5,7 @@
 //   bazel run //server:parley_real -- --scenario=scenarios/real_crashes.textproto --seed=1
 //
 // Exit status: 0 the checkers passed, 1 a checker failed, 2 the scenario was
-// refused (or a usage error), 3 the processes could not be run.
+// refused (or a usage error, or --out not empty), 3 the processes could not be run.
 #include <unistd.h>
 
 #include <cstdlib>
@@ -89,7 +89,7 @@ int main(int argc, char** argv) {
   absl::StatusOr<parley::RealRunResult> r = parley::RunReal(o);
   if (!r.ok()) {
     std::cerr << "parley_real: " << r.status().message() << "\n";
-    return absl::IsInvalidArgument(r.status()) ? 2 : 3;
+    return absl::IsInvalidArgument(r.status()) || absl::IsFailedPrecondition(r.status()) ? 2 : 3;
   }
   for (const std::string& n : r->not_applied) std::cout << "not applied: " << n << "\n";
   for (const auto& v : r->violations) {
