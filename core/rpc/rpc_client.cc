@@ -88,7 +88,7 @@ void RpcClient::Attempt(uint64_t call_id) {
     if (probes_ != nullptr) probes_->Count(kRpcTimeout);
     OnAttemptFailed(call_id, absl::StrCat("timed out waiting for ", target));
   });
-  env_->Send(target, envelope);
+  env_->Send(target, std::move(envelope));
 }
 
 void RpcClient::WaitForInstance(uint64_t call_id, absl::Time deadline) {
