@@ -32,6 +32,7 @@
 #include "core/status.h"
 #include "core/testing/bugs.h"
 #include "fakes/mem_store.h"
+#include "reports/report.h"
 #include "server/client_driver.h"
 #include "server/fault_proxy.h"
 #include "server/leveldb_store.h"
@@ -539,6 +540,9 @@ class Runner {
   }
   Client* ClientOf(Device& d) { return dynamic_cast<Client*>(d.host->node()); }
   void SetOffline(Device& d, bool offline, const std::string& why);
+  // report.html: the simulator's page (reports/report.h) of this run, marked
+  // as a real one, with its processes' logs linked relative to dir_.
+  absl::Status WriteHtmlReport(const Plan& plan, double chaos_start_s, uint64_t skipped);
 
   const RealRunOptions& o_;
   Scenario s_;
@@ -778,6 +782,72 @@ void Runner::Heal() {
     if (p.pid <= 0) StartProc(p).IgnoreError();
   }
   for (Device& d : devices_) SetOffline(d, false, "heal");
+}
+
+absl::Status Runner::WriteHtmlReport(const Plan& plan, double chaos_start_s, uint64_t skipped) {
+  sim::RunResult rr;
+  rr.seed = o_.seed;
+  rr.passed = result_.passed;
+  rr.violations = result_.violations;
+  rr.sends_acked = result_.acked;
+  rr.sends_failed = result_.failed;
+  rr.deliveries = result_.delivered;
+  rr.chaos_start_s = chaos_start_s;
+  rr.history = result_.history;
+  for (const PlannedStep& st : plan.steps) {
+    if (st.kind == PlannedStep::kFault && st.at_s < s_.workload().duration_s()) rr.faults.push_back(st.fault);
+  }
+  rr.config = absl::StrCat("real run; ", o_.crash_as_pause ? "crash as pause (SIGSTOP)" : "crash as kill -9",
+                           "; plan: ", dir_, "/plan.txt");
+  std::string replay = absl::StrCat("bazel run //server:parley_real -- --scenario=", o_.scenario_path,
+                                    " --seed=", o_.seed, " --out=NEW_DIR");
+  if (!s_.bug().empty()) absl::StrAppend(&replay, " --bug=", s_.bug());
+  if (o_.crash_as_pause) absl::StrAppend(&replay, " --crash_as=pause");
+  if (o_.drop_unsupported) absl::StrAppend(&replay, " --drop_unsupported");
+  if (o_.duration_s > 0) absl::StrAppend(&replay, " --duration_s=", o_.duration_s);
+  if (o_.settle_s > 0) absl::StrAppend(&replay, " --settle_s=", o_.settle_s);
+  if (o_.users > 0) absl::StrAppend(&replay, " --users=", o_.users);
+  absl::StrAppend(&replay, "   # the same schedule; the threads' timing differs");
+  sim::ReportBuilder builder("real", s_);
+  builder.AddRun(rr, replay, "");
+  builder.SetWall(result_.wall_s);
+  sim::Report report = builder.Finish();
+  sim::RealRun* real = report.mutable_real_run();
+  real->set_summary(result_.Summary());
+  for (const std::string& c : result_.checkers) real->add_checkers_run(c);
+  for (const std::string& n : not_applied_) real->add_not_applied(n);
+  const std::string prefix = dir_ + "/";
+  for (const RealProcess& p : result_.processes) {
+    sim::RealProcessLogs* pl = real->add_processes();
+    pl->set_name(p.name);
+    pl->set_roles(p.roles);
+    pl->set_starts(p.starts);
+    for (const std::string& log : p.logs) {
+      pl->add_logs(absl::StartsWith(log, prefix) ? log.substr(prefix.size()) : log);
+    }
+  }
+  auto figure = [&](const std::string& name, const std::string& value) {
+    sim::RealFigure* f = real->add_figures();
+    f->set_name(name);
+    f->set_text(value);
+  };
+  std::vector<std::string> faults;
+  for (const auto& [kind, n] : result_.faults_applied) faults.push_back(absl::StrCat(n, " ", kind));
+  figure("target", "real processes");
+  figure("processes (starts)", absl::StrCat(result_.processes.size(), " (", result_.process_starts, ")"));
+  figure("history entries", absl::StrCat(result_.history.entries_size()));
+  figure("sent / acked / failed / delivered",
+         absl::StrCat(result_.sent, " / ", result_.acked, " / ", result_.failed, " / ", result_.delivered));
+  figure("sends skipped", absl::StrCat(skipped));
+  figure("messages stored in LevelDB", absl::StrCat(result_.stored_messages));
+  figure("faults applied", faults.empty() ? "none" : absl::StrJoin(faults, ", "));
+  figure("proxy connections cut / refused", absl::StrCat(result_.proxy_cut, " / ", result_.proxy_refused));
+  figure("crash as", o_.crash_as_pause ? "pause (SIGSTOP / SIGCONT)" : "kill -9 and restart");
+  std::ofstream out(dir_ + "/report.html");
+  out << sim::ReportHtml(report);
+  out.close();
+  if (!out) return absl::InternalError(absl::StrCat("cannot write ", dir_, "/report.html"));
+  return absl::OkStatus();
 }
 
 absl::StatusOr<RealRunResult> Runner::Run() {
@@ -1241,6 +1311,9 @@ absl::StatusOr<RealRunResult> Runner::Run() {
   absl::StrAppend(&j, "  \"history\": ", JsonString(dir_ + "/history.pb"), "\n}\n");
   result_.report_path = dir_ + "/report.json";
   std::ofstream(result_.report_path) << j;
+  if (absl::Status h = WriteHtmlReport(plan, absl::ToDoubleSeconds(t0 - run_start), skipped); !h.ok()) {
+    return h;
+  }
   return result_;
 }
 

@@ -56,6 +56,33 @@ void ExpectLogsExist(const RealRunResult& r) {
   }
 }
 
+// report.html: the simulator's page, marked as a real run, well-formed
+// (xmllint), and every log of every process start linked by a relative path
+// that resolves from the report's directory.
+void ExpectHtmlReport(const RealRunResult& r) {
+  const std::string dir = r.report_path.substr(0, r.report_path.rfind('/'));
+  const std::string path = dir + "/report.html";
+  const std::string html = ReadAll(path);
+  ASSERT_FALSE(html.empty()) << path;
+  EXPECT_EQ(std::system(("xmllint --noout " + path).c_str()), 0) << path << " is not well-formed";
+  EXPECT_TRUE(absl::StrContains(html, "<b>Real run</b>")) << "not marked as a real run";
+  EXPECT_TRUE(absl::StrContains(html, r.passed ? "PASSED" : "FAILED"));
+  EXPECT_TRUE(absl::StrContains(html, "not run")) << "a checker the run cannot feed shown as passed";
+  size_t logs = 0;
+  for (const RealProcess& p : r.processes) logs += p.logs.size();
+  size_t links = 0;
+  for (size_t at = html.find("href=\""); at != std::string::npos; at = html.find("href=\"", at + 1)) {
+    const size_t from = at + 6;
+    const std::string target = html.substr(from, html.find('"', from) - from);
+    EXPECT_NE(target[0], '/') << target << " is not relative";
+    struct stat st;
+    EXPECT_EQ(stat((dir + "/" + target).c_str(), &st), 0) << target << " does not resolve from " << dir;
+    ++links;
+  }
+  EXPECT_EQ(links, logs) << "not every process start's log is linked";
+  EXPECT_GE(logs, 5u);
+}
+
 TEST(RealRunTest, RefusesWhatItCannotHonourByName) {
   // smoke has clock skew, message loss and services with two replicas.
   RealRunOptions o = Options("smoke", "refused");
@@ -159,6 +186,7 @@ TEST(RealRunTest, GatewayAndShardCrashesLoseNothing) {
     restarts += e.kind() == sim::HistoryEntry::FAULT && absl::StartsWith(e.detail(), "restart ");
   }
   EXPECT_EQ(restarts, 5);
+  ExpectHtmlReport(*r);
 }
 
 TEST(RealRunTest, CrashesAsPausesLoseNothing) {
@@ -290,6 +318,14 @@ TEST(RealRunTest, APlantedClientBugIsCaughtInARealRun) {
       if (v.checker == "no_duplicates") caught = v.explanation;
     }
     EXPECT_TRUE(absl::StrContains(ReadAll(r->report_path), "\"bug\": \"no_client_dedup\""));
+    if (!caught.empty()) {
+      // The failure's page: its explanation, a timeline of the history around it, the replay.
+      ExpectHtmlReport(*r);
+      const std::string html = ReadAll(r->report_path.substr(0, r->report_path.rfind('/')) + "/report.html");
+      EXPECT_TRUE(absl::StrContains(html, "no_duplicates — seed")) << "no failure section";
+      EXPECT_TRUE(absl::StrContains(html, "Lanes are clients")) << "no timeline";
+      EXPECT_TRUE(absl::StrContains(html, "//server:parley_real -- --scenario=scenarios/real_crashes.textproto"));
+    }
   }
   EXPECT_FALSE(caught.empty()) << "no_client_dedup not caught in 3 real runs";
   std::printf("caught: %s\n", caught.c_str());
