@@ -172,8 +172,17 @@ std::vector<std::string> Unsupported(const Scenario& s) {
               ? "LevelDB's disk cannot be made to fail from outside the process"
           : name == "bus_fault_rate_per_s"
               ? "JetStream's dedup and redelivery cannot be switched from outside"
-              : "message loss, duplication and reordering inside a TCP stream would corrupt "
-                "the stream, not model a lost message"));
+          : name == "loss_max"
+              ? "TCP does not lose a message and carry on: the proxy could drop a frame, but a "
+                "live connection that loses one is no failure TCP has; TCP turns loss into delay "
+                "(network.latency_ms/jitter_ms, applied) or a cut connection (PARTITION_NODE)"
+          : name == "duplicate_max"
+              ? "TCP does not duplicate; an app-level retransmit is safe by docs/protocol.md only "
+                "for sends (client_msg_id) and changes that carry a request_id, not for register, "
+                "login, gateway_login or reads, and a second reply to one correlation id is not in "
+                "the protocol, so the proxy does not duplicate frames"
+              : "TCP delivers a connection's bytes in order; network.jitter_ms (applied) already "
+                "reorders messages on different connections"));
     }
   }
   if (f.lose_unsynced_batch()) {
@@ -540,6 +549,12 @@ class Runner {
   }
   Client* ClientOf(Device& d) { return dynamic_cast<Client*>(d.host->node()); }
   void SetOffline(Device& d, bool offline, const std::string& why);
+  // network.latency_ms and jitter_ms, applied by every proxy to both directions.
+  void Delay(FaultProxy& proxy, const std::string& which) {
+    const int latency = static_cast<int>(std::llround(s_.network().latency_ms()));
+    const int jitter = static_cast<int>(std::llround(s_.network().jitter_ms()));
+    if (latency > 0 || jitter > 0) proxy.SetDelay(latency, jitter, SeededRng::Derive(o_.seed, "delay/" + which));
+  }
   // report.html: the simulator's page (reports/report.h) of this run, marked
   // as a real one, with its processes' logs linked relative to dir_.
   absl::Status WriteHtmlReport(const Plan& plan, double chaos_start_s, uint64_t skipped);
@@ -842,6 +857,9 @@ absl::Status Runner::WriteHtmlReport(const Plan& plan, double chaos_start_s, uin
   figure("messages stored in LevelDB", absl::StrCat(result_.stored_messages));
   figure("faults applied", faults.empty() ? "none" : absl::StrJoin(faults, ", "));
   figure("proxy connections cut / refused", absl::StrCat(result_.proxy_cut, " / ", result_.proxy_refused));
+  figure("proxy delay", absl::StrCat(std::llround(s_.network().latency_ms()), " ms + [0, ",
+                                     std::llround(s_.network().jitter_ms()), "] ms per hop and direction; ",
+                                     result_.proxy_delayed, " chunks held"));
   figure("crash as", o_.crash_as_pause ? "pause (SIGSTOP / SIGCONT)" : "kill -9 and restart");
   std::ofstream out(dir_ + "/report.html");
   out << sim::ReportHtml(report);
@@ -899,6 +917,7 @@ absl::StatusOr<RealRunResult> Runner::Run() {
     auto proxy = FaultProxy::Start("127.0.0.1", nats_port_);
     if (!proxy.ok()) return proxy.status();
     p->proxy = std::move(*proxy);
+    Delay(*p->proxy, name + "/nats");
     p->args = {o_.parleyd,
                "--roles=" + roles,
                absl::StrCat("--nats=nats://127.0.0.1:", p->proxy->port()),
@@ -933,6 +952,7 @@ absl::StatusOr<RealRunResult> Runner::Run() {
     auto cp = FaultProxy::Start("127.0.0.1", port);
     if (!cp.ok()) return cp.status();
     procs_[name]->client_proxy = std::move(*cp);
+    Delay(*procs_[name]->client_proxy, name + "/clients");
     servers.push_back(absl::StrCat("127.0.0.1:", procs_[name]->client_proxy->port()));
   }
   auto stop_all = [&] {
@@ -1238,6 +1258,7 @@ absl::StatusOr<RealRunResult> Runner::Run() {
       if (fp == nullptr) continue;
       result_.proxy_cut += fp->cut();
       result_.proxy_refused += fp->refused();
+      result_.proxy_delayed += fp->delayed_chunks();
     }
     result_.processes.push_back(procs_[name]->info);
   }
@@ -1300,7 +1321,9 @@ absl::StatusOr<RealRunResult> Runner::Run() {
   absl::StrAppend(&j, "  \"sent\": ", result_.sent, ", \"acked\": ", result_.acked, ", \"failed\": ", result_.failed,
                   ", \"delivered\": ", result_.delivered, ", \"stored_messages\": ", result_.stored_messages, ",\n");
   absl::StrAppend(&j, "  \"proxy_connections_cut\": ", result_.proxy_cut, ", \"proxy_connections_refused\": ",
-                  result_.proxy_refused, ",\n");
+                  result_.proxy_refused, ", \"proxy_chunks_delayed\": ", result_.proxy_delayed, ",\n");
+  absl::StrAppend(&j, "  \"proxy_delay_ms\": ", std::llround(s_.network().latency_ms()),
+                  ", \"proxy_jitter_ms\": ", std::llround(s_.network().jitter_ms()), ",\n");
   absl::StrAppend(&j, "  \"phases\": {");
   for (size_t i = 0; i < result_.phases.size(); ++i) {
     absl::StrAppend(&j, i ? ", " : "", JsonString(result_.phases[i].first), ": ",

@@ -119,6 +119,7 @@ struct RealRunResult {
   uint64_t stored_messages = 0;  // read back from the shards' LevelDB
   std::map<std::string, uint64_t> faults_applied;  // kind -> count
   uint64_t proxy_cut = 0, proxy_refused = 0;
+  uint64_t proxy_delayed = 0;  // chunks the proxies held for network.latency_ms/jitter_ms
   double wall_s = 0;
   std::vector<std::pair<std::string, double>> phases;
   std::string report_path;

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <string>
 
 #include "absl/strings/match.h"
@@ -152,8 +153,27 @@ TEST(RealRunTest, SmokeShortRunPasses) {
   o.drop_unsupported = true;
   o.duration_s = 8;
   o.settle_s = 20;
+  // A slow network: every proxy holds each direction's bytes 10-15 ms. A
+  // send crosses at least six proxy hops before its ack is back (client ->
+  // gateway -> nats -> shard, and back), so no ack comes sooner than 60 ms.
+  o.scenario.mutable_network()->set_latency_ms(10);
+  o.scenario.mutable_network()->set_jitter_ms(5);
   absl::StatusOr<RealRunResult> r = RunReal(o);
   ASSERT_TRUE(r.ok()) << r.status();
+  std::map<std::string, int64_t> invoked;
+  int64_t fastest_ack_us = INT64_MAX;
+  for (const auto& e : r->history.entries()) {
+    if (e.kind() == sim::HistoryEntry::SEND_INVOKED) invoked.emplace(e.client() + "/" + e.client_msg_id(), e.time_us());
+    if (e.kind() == sim::HistoryEntry::SEND_ACKED) {
+      auto it = invoked.find(e.client() + "/" + e.client_msg_id());
+      if (it != invoked.end()) fastest_ack_us = std::min(fastest_ack_us, e.time_us() - it->second);
+    }
+  }
+  std::printf("fastest ack: %lld us, chunks delayed: %llu\n", static_cast<long long>(fastest_ack_us),
+              static_cast<unsigned long long>(r->proxy_delayed));
+  EXPECT_GE(fastest_ack_us, 60000) << "an ack came back faster than six 10 ms hops";
+  EXPECT_LT(fastest_ack_us, INT64_MAX) << "no ack matched its send";
+  EXPECT_GT(r->proxy_delayed, 1000u);
   std::printf("%s\n", r->Summary().c_str());
   for (const sim::Violation& v : r->violations) ADD_FAILURE() << v.checker << ": " << v.explanation;
   EXPECT_TRUE(r->passed);
@@ -167,6 +187,7 @@ TEST(RealRunTest, SmokeShortRunPasses) {
   EXPECT_TRUE(absl::StrContains(json, "\"real\": true")) << json;
   EXPECT_TRUE(absl::StrContains(json, "\"verdict\": \"PASS\"")) << json;
   EXPECT_TRUE(absl::StrContains(json, "faults.clock_skew_max_ms")) << json;  // listed as not applied
+  EXPECT_TRUE(absl::StrContains(json, "\"proxy_delay_ms\": 10, \"proxy_jitter_ms\": 5")) << json;
 }
 
 TEST(RealRunTest, GatewayAndShardCrashesLoseNothing) {
@@ -186,6 +207,7 @@ TEST(RealRunTest, GatewayAndShardCrashesLoseNothing) {
     restarts += e.kind() == sim::HistoryEntry::FAULT && absl::StartsWith(e.detail(), "restart ");
   }
   EXPECT_EQ(restarts, 5);
+  EXPECT_GT(r->proxy_delayed, 0u);  // the file's latency_ms: 1, jitter_ms: 2
   ExpectHtmlReport(*r);
 }
 
