@@ -517,7 +517,9 @@ class Runner {
   void Note(const std::string& line) {
     if (o_.progress) o_.progress(line);
   }
-  absl::Status StartNats();
+  absl::Status StartNats();   // the one node, or every node of the cluster
+  void KillNats();            // kill -9 of every node
+  std::string NatsDir(int node) const;
   absl::Status StartProc(Proc& p);
   void Crash(Proc& p) {
     if (p.pid > 0) {
@@ -568,6 +570,8 @@ class Runner {
   std::unique_ptr<NatsServerProcess> nats_;
   int nats_down_by_ = -1;
   int nats_starts_ = 0;
+  std::vector<int> nats_ports_, route_ports_;  // per node
+  std::vector<std::unique_ptr<NatsServerProcess>> peers_;  // cluster nodes 1..
   std::map<std::string, std::unique_ptr<Proc>> procs_;
   std::vector<std::string> order_;  // start order
   std::unique_ptr<Recorder> rec_;
@@ -598,26 +602,86 @@ void Runner::CheckExits() {
   }
 }
 
+std::string Runner::NatsDir(int node) const {
+  return o_.nats_nodes == 1 ? dir_ + "/nats" : absl::StrCat(dir_, "/nats/n", node);
+}
+
 absl::Status Runner::StartNats() {
-  const std::string dir = dir_ + "/nats";
-  const std::string log = dir + "/nats-server.log";
-  if (nats_starts_ > 0) {  // keep the previous start's log
+  if (o_.nats_nodes == 1) {
+    const std::string dir = NatsDir(0);
+    const std::string log = dir + "/nats-server.log";
+    if (nats_starts_ > 0) {  // keep the previous start's log
+      std::error_code ec;
+      std::filesystem::rename(log, absl::StrCat(log, ".", nats_starts_), ec);
+    }
+    absl::StatusOr<std::unique_ptr<NatsServerProcess>> n;
+    for (int attempt = 0; attempt < 20; ++attempt) {  // the killed one may hold the port a moment
+      n = NatsServerProcess::Start(dir, absl::Seconds(10), o_.nats_server, nats_port_ > 0 ? nats_port_ : -1);
+      if (n.ok() || nats_port_ == 0) break;
+      absl::SleepFor(absl::Milliseconds(250));
+    }
+    if (!n.ok()) return n.status();
+    nats_ = std::move(*n);
+    ++nats_starts_;
+    ++result_.process_starts;
+    const std::string url = nats_->url();
+    absl::SimpleAtoi(url.substr(url.rfind(':') + 1), &nats_port_);
+    nats_ports_ = {nats_port_};
+    return absl::OkStatus();
+  }
+  // A cluster: each node on its own client and route port (the same on every
+  // start), routes to the other two, its own JetStream store. JetStream's
+  // meta leader is elected once two of them see each other; parleyd retries
+  // creating the replicated stream until there is one.
+  if (nats_ports_.empty()) {
+    for (int i = 0; i < o_.nats_nodes; ++i) {
+      nats_ports_.push_back(FreePort());
+      route_ports_.push_back(FreePort());
+    }
+    nats_port_ = nats_ports_[0];
+  }
+  peers_.clear();
+  for (int i = 0; i < o_.nats_nodes; ++i) {
+    const std::string dir = NatsDir(i);
+    const std::string log = dir + "/nats-server.log";
     std::error_code ec;
-    std::filesystem::rename(log, absl::StrCat(log, ".", nats_starts_), ec);
+    std::filesystem::create_directories(dir, ec);
+    if (nats_starts_ > 0) std::filesystem::rename(log, absl::StrCat(log, ".", nats_starts_), ec);
+    std::vector<std::string> routes;
+    for (int j = 0; j < o_.nats_nodes; ++j) {
+      if (j != i) routes.push_back(absl::StrCat("nats://127.0.0.1:", route_ports_[j]));
+    }
+    const std::vector<std::string> extra = {
+        "--server_name", absl::StrCat("n", i), "--cluster_name", "parley", "--cluster",
+        absl::StrCat("nats://127.0.0.1:", route_ports_[i]), "--routes", absl::StrJoin(routes, ",")};
+    absl::StatusOr<std::unique_ptr<NatsServerProcess>> n;
+    for (int attempt = 0; attempt < 20; ++attempt) {  // a killed one may hold its port a moment
+      n = NatsServerProcess::Start(dir, absl::Seconds(10), o_.nats_server, nats_ports_[i], extra);
+      if (n.ok()) break;
+      absl::SleepFor(absl::Milliseconds(250));
+    }
+    if (!n.ok()) return n.status();
+    ++result_.process_starts;
+    if (i == 0) {
+      nats_ = std::move(*n);
+    } else {
+      peers_.push_back(std::move(*n));
+    }
   }
-  absl::StatusOr<std::unique_ptr<NatsServerProcess>> n;
-  for (int attempt = 0; attempt < 20; ++attempt) {  // the killed one may hold the port a moment
-    n = NatsServerProcess::Start(dir, absl::Seconds(10), o_.nats_server, nats_port_ > 0 ? nats_port_ : -1);
-    if (n.ok() || nats_port_ == 0) break;
-    absl::SleepFor(absl::Milliseconds(250));
-  }
-  if (!n.ok()) return n.status();
-  nats_ = std::move(*n);
   ++nats_starts_;
-  ++result_.process_starts;
-  const std::string url = nats_->url();
-  absl::SimpleAtoi(url.substr(url.rfind(':') + 1), &nats_port_);
   return absl::OkStatus();
+}
+
+void Runner::KillNats() {
+  std::vector<std::unique_ptr<NatsServerProcess>> all;
+  all.push_back(std::move(nats_));
+  for (auto& p : peers_) all.push_back(std::move(p));
+  peers_.clear();
+  for (auto& n : all) {
+    if (n == nullptr) continue;
+    kill(n->pid(), SIGKILL);
+    n->Stop(absl::Seconds(2)).IgnoreError();  // reaps it
+  }
 }
 
 absl::Status Runner::StartProc(Proc& p) {
@@ -704,12 +768,12 @@ void Runner::Fault(const PlannedStep& st) {
         return;
       }
       const pid_t pid = nats_->pid();
-      kill(pid, SIGKILL);
-      nats_->Stop(absl::Seconds(2)).IgnoreError();  // reaps it
-      nats_.reset();
+      KillNats();
       nats_down_by_ = st.fault_id;
-      RecordFault(absl::StrFormat("BUS_OUTAGE: kill -9 nats-server (pid %d), restart on its store in %.2f s",
-                                  pid, f.duration_s()));
+      RecordFault(absl::StrFormat("BUS_OUTAGE: kill -9 nats-server (%s), restart on its store in %.2f s",
+                                  o_.nats_nodes == 1 ? absl::StrCat("pid ", pid)
+                                                     : absl::StrCat("all ", o_.nats_nodes, " nodes"),
+                                  f.duration_s()));
       break;
     }
     case ScriptedFault::CLIENT_OFFLINE: {
@@ -849,6 +913,9 @@ absl::Status Runner::WriteHtmlReport(const Plan& plan, double chaos_start_s, uin
   std::vector<std::string> faults;
   for (const auto& [kind, n] : result_.faults_applied) faults.push_back(absl::StrCat(n, " ", kind));
   figure("target", "real processes");
+  figure("nats-server", o_.nats_nodes == 1 ? "one node"
+                                           : absl::StrCat("a ", o_.nats_nodes, "-node JetStream cluster, events stream R",
+                                                          o_.nats_nodes));
   figure("processes (starts)", absl::StrCat(result_.processes.size(), " (", result_.process_starts, ")"));
   figure("history entries", absl::StrCat(result_.history.entries_size()));
   figure("sent / acked / failed / delivered",
@@ -914,7 +981,8 @@ absl::StatusOr<RealRunResult> Runner::Run() {
     p->info.name = name;
     p->info.roles = roles;
     p->data_dir = dir_ + "/" + name;
-    auto proxy = FaultProxy::Start("127.0.0.1", nats_port_);
+    // On a cluster the processes spread over its nodes.
+    auto proxy = FaultProxy::Start("127.0.0.1", nats_ports_[procs_.size() % nats_ports_.size()]);
     if (!proxy.ok()) return proxy.status();
     p->proxy = std::move(*proxy);
     Delay(*p->proxy, name + "/nats");
@@ -928,6 +996,7 @@ absl::StatusOr<RealRunResult> Runner::Run() {
     // A planted bug is planted everywhere, as in the simulator: in every
     // parleyd (its server-side switches) and in the runner's clients.
     if (!s_.bug().empty()) p->args.push_back("--planted_bug=" + s_.bug());
+    if (o_.nats_nodes > 1) p->args.push_back(absl::StrCat("--stream_replicas=", o_.nats_nodes));
     p->args.insert(p->args.end(), extra.begin(), extra.end());
     order_.push_back(name);
     Proc& ref = *p;
@@ -968,6 +1037,8 @@ absl::StatusOr<RealRunResult> Runner::Run() {
       p.proxy->Stop();
       if (p.client_proxy) p.client_proxy->Stop();
     }
+    for (auto& n : peers_) n->Stop().IgnoreError();
+    peers_.clear();
     if (nats_) nats_->Stop().IgnoreError();
     nats_.reset();
   };
@@ -1262,13 +1333,14 @@ absl::StatusOr<RealRunResult> Runner::Run() {
     }
     result_.processes.push_back(procs_[name]->info);
   }
-  {
+  for (int node = o_.nats_nodes - 1; node >= 0; --node) {
     RealProcess n;
-    n.name = "nats";
-    n.roles = "nats-server -js";
+    n.name = o_.nats_nodes == 1 ? "nats" : absl::StrCat("nats.", node);
+    n.roles = o_.nats_nodes == 1 ? "nats-server -js"
+                                 : absl::StrCat("nats-server -js, cluster node n", node, " of ", o_.nats_nodes);
     n.starts = nats_starts_;
-    n.logs.push_back(dir_ + "/nats/nats-server.log");
-    for (int i = 1; i < nats_starts_; ++i) n.logs.push_back(absl::StrCat(dir_, "/nats/nats-server.log.", i));
+    n.logs.push_back(NatsDir(node) + "/nats-server.log");
+    for (int i = 1; i < nats_starts_; ++i) n.logs.push_back(absl::StrCat(NatsDir(node), "/nats-server.log.", i));
     result_.processes.insert(result_.processes.begin(), n);
   }
   result_.wall_s = absl::ToDoubleSeconds(absl::Now() - run_start);
@@ -1285,6 +1357,7 @@ absl::StatusOr<RealRunResult> Runner::Run() {
   absl::StrAppend(&j, "  \"seed\": ", o_.seed, ",\n");
   absl::StrAppend(&j, "  \"bug\": ", JsonString(s_.bug()), ",\n");
   absl::StrAppend(&j, "  \"crash_as\": ", o_.crash_as_pause ? "\"pause\"" : "\"kill\"", ",\n");
+  absl::StrAppend(&j, "  \"nats_nodes\": ", o_.nats_nodes, ", \"stream_replicas\": ", o_.nats_nodes, ",\n");
   absl::StrAppend(&j, "  \"verdict\": ", result_.passed ? "\"PASS\"" : "\"FAIL\"", ",\n");
   absl::StrAppend(&j, "  \"summary\": ", JsonString(result_.Summary()), ",\n");
   absl::StrAppend(&j, "  \"checkers\": [");
@@ -1352,6 +1425,9 @@ absl::StatusOr<RealRunResult> RunReal(const RealRunOptions& options) {
           "bug 'canary' is the simulator's own (it fails every 100th seed there): a real run "
           "cannot plant it");
     }
+  }
+  if (options.nats_nodes != 1 && options.nats_nodes != 3) {
+    return absl::InvalidArgumentError(absl::StrCat("nats_nodes must be 1 or 3, not ", options.nats_nodes));
   }
   std::vector<std::string> refused = Unsupported(s);
   if (!refused.empty() && !options.drop_unsupported) {

@@ -89,6 +89,11 @@ struct RealRunOptions {
   // SIGCONT (a frozen process: its sockets stay open, nothing answers). The
   // scenario format has no pause kind of its own.
   bool crash_as_pause = false;
+  // nats-server nodes: 1, or 3 for a JetStream cluster (routes on loopback)
+  // with the events stream replicated on all three (parleyd
+  // --stream_replicas=3). The scenario format has no field for it (the
+  // simulator's bus is not replicated), so the runner is told.
+  int nats_nodes = 1;
   // Overrides (0: the scenario's): short runs for tests.
   double duration_s = 0;
   double settle_s = 0;

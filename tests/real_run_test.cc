@@ -259,6 +259,36 @@ TEST(RealRunTest, ShardsCutOffNatsAndABusOutageLoseNothing) {
   ExpectLogsExist(*r);
 }
 
+TEST(RealRunTest, OnAThreeNodeClusterWithAnR3StreamNothingIsLost) {
+  // Three nats-servers with routes on loopback, the events stream on all
+  // three; the processes spread over the nodes; BUS_OUTAGE kills all three.
+  RealRunOptions o = Options("real_partitions", "cluster");
+  o.nats_nodes = 3;
+  absl::StatusOr<RealRunResult> r = RunReal(o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  std::printf("%s\n", r->Summary().c_str());
+  for (const sim::Violation& v : r->violations) ADD_FAILURE() << v.checker << ": " << v.explanation;
+  EXPECT_TRUE(r->passed);
+  EXPECT_EQ(r->processes.size(), 7u);  // nats.0-2, services, message, gw.1, gw.2
+  EXPECT_EQ(r->faults_applied["BUS_OUTAGE"], 1u);
+  EXPECT_EQ(r->stored_messages, r->acked);
+  ExpectLogsExist(*r);
+  const std::string dir = r->report_path.substr(0, r->report_path.rfind('/'));
+  bool leader = false;
+  for (int n = 0; n < 3; ++n) {
+    const std::string node = absl::StrCat(dir, "/nats/n", n);
+    // Each node holds the stream, replicated three ways.
+    const std::string meta = ReadAll(node + "/jetstream/$G/streams/PARLEY_EVENTS/meta.inf");
+    EXPECT_TRUE(absl::StrContains(meta, "\"num_replicas\":3")) << node << ": " << meta;
+    for (const std::string& log : {node + "/nats-server.log", node + "/nats-server.log.1"}) {
+      leader = leader || absl::StrContains(ReadAll(log), "Self is new JetStream cluster metadata leader");
+    }
+  }
+  EXPECT_TRUE(leader) << "no node became the JetStream meta leader";
+  EXPECT_TRUE(absl::StrContains(ReadAll(r->report_path), "\"nats_nodes\": 3")) << "report.json";
+  ExpectHtmlReport(*r);
+}
+
 TEST(RealRunTest, AParleydThatDiesOnItsOwnFailsTheRun) {
   // Someone else kills the message process mid-run (as an abort on a broken
   // invariant would): the run must fail with process_exit naming it, even
