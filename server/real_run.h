@@ -3,8 +3,12 @@
 // and per gateway, each on its own LevelDB data dir — driven over TCP by the
 // reference client, with real faults (kill -9 and restart, a fault-injecting
 // TCP proxy between each parleyd and nats-server, nats-server killed and
-// restarted on its store), judged by the simulator's delivery checkers on the
-// same history format and on the final state read from the LevelDB stores.
+// restarted on its store, the scenario's latency and jitter held by the
+// proxies), judged by the simulator's delivery checkers on the same history
+// format and on the final state read from the LevelDB stores, and reported in
+// the simulator's report.html (reports/report.h) marked as a real run. On
+// request (nats_nodes = 3) nats-server is a 3-node JetStream cluster with the
+// events stream replicated three ways.
 //
 // What the runner cannot do is refused up front, by name (Unsupported); with
 // `drop_unsupported` those parts are left out instead and listed in the
