@@ -361,6 +361,8 @@ std::string RealRunResult::Summary() const {
 
 namespace {
 
+constexpr int64_t kHistoryEpochUs = 1700000000000000LL;
+
 // A thread-safe history: the clients' loops report into it concurrently.
 class Recorder : public ClientObserver {
  public:
@@ -368,7 +370,10 @@ class Recorder : public ClientObserver {
   HistoryEntry* Add(HistoryEntry::Kind kind, const std::string& client) {  // REQUIRES: mu
     HistoryEntry* e = history.add_entries();
     e->set_index(history.entries_size() - 1);
-    e->set_time_us(absl::ToInt64Microseconds(absl::Now() - start_));
+    // The history format's clock: the simulator's world starts at Unix time
+    // 1,700,000,000 s (sim/kernel.h), and its readers (sim/history.cc,
+    // reports/) count from there; a real run's t=0 is its start.
+    e->set_time_us(kHistoryEpochUs + absl::ToInt64Microseconds(absl::Now() - start_));
     e->set_kind(kind);
     e->set_client(client);
     auto it = users.find(client);

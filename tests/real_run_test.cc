@@ -374,6 +374,9 @@ TEST(RealRunTest, APlantedClientBugIsCaughtInARealRun) {
       // The failure's page: its explanation, a timeline of the history around it, the replay.
       ExpectHtmlReport(*r);
       const std::string html = ReadAll(r->report_path.substr(0, r->report_path.rfind('/')) + "/report.html");
+      // The offending entry's time counts from the run's start, as in a simulated run's page.
+      EXPECT_FALSE(absl::StrContains(html, " t=-")) << "a time before the run's start";
+      EXPECT_TRUE(absl::StrContains(html, "First offending entry: <code>#")) << "no offending entry";
       EXPECT_TRUE(absl::StrContains(html, "no_duplicates — seed")) << "no failure section";
       EXPECT_TRUE(absl::StrContains(html, "Lanes are clients")) << "no timeline";
       EXPECT_TRUE(absl::StrContains(html, "//server:parley_real -- --scenario=scenarios/real_crashes.textproto"));
