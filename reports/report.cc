@@ -552,6 +552,7 @@ code, pre { background: #eef0f5; padding: 0.1em 0.4em; border-radius: 0.3em; fon
 pre { padding: 0.6em; overflow-x: auto; white-space: pre-wrap; }
 .failure { border-left: 4px solid #c0392b; padding-left: 1em; margin: 1.5em 0; }
 .muted { color: #778; } .never { color: #c0392b; font-weight: bold; }
+.real { border-left: 4px solid #2c6fbb; padding: 0.4em 1em; background: #e6eef9; }
 .scroll { max-height: 560px; overflow-y: auto; border: 1px solid #dde; }
 .scroll th { position: sticky; top: 0; }
 .mix { font-size: 0.8em; color: #445; }
@@ -992,6 +993,12 @@ std::string ReportHtml(const Report& r) {
   absl::StrAppend(&h, "<h1>Parley ", Escape(r.kind()), " — ", Escape(r.scenario()), "</h1>",
                   "<p><span class=\"verdict ", ok ? "pass\">PASSED" : "fail\">FAILED",
                   "</span> <span class=\"muted\">", Escape(r.description()), "</span></p>");
+  const bool real = r.has_real_run();
+  if (real) {
+    h += "<p class=\"real\"><b>Real run</b>: real processes (parleyd, nats-server) on loopback, "
+         "with real faults, not the simulator. The seed fixes the schedule, not the threads' timing: "
+         "a real run does not replay exactly.</p>";
+  }
   h += "<h2>Summary</h2><table>";
   auto row = [&](const std::string& k, const std::string& v) {
     absl::StrAppend(&h, "<tr><th>", Escape(k), "</th><td>", Escape(v), "</td></tr>");
@@ -1001,9 +1008,16 @@ std::string ReportHtml(const Report& r) {
   row("seeds", absl::StrCat(r.seeds(), " (from ", r.first_seed(), ")"));
   row("passed / failed", absl::StrCat(r.passed(), " / ", r.failed()));
   if (r.skipped() > 0) row("skipped (--fail_fast)", absl::StrCat(r.skipped()));
-  row("events", absl::StrCat(r.events()));
-  row("simulated time", absl::StrFormat("%.0f s", r.sim_seconds()));
-  if (r.wall_seconds() > 0) {
+  if (real) {
+    for (const RealFigure& fig : r.real_run().figures()) row(fig.name(), fig.text());
+    row("wall time", absl::StrFormat("%.2f s", r.wall_seconds()));
+  } else {
+    row("events", absl::StrCat(r.events()));
+    row("simulated time", absl::StrFormat("%.0f s", r.sim_seconds()));
+  }
+  if (real) {
+    // No simulated time, so no time compression or event rate.
+  } else if (r.wall_seconds() > 0) {
     row("wall time", absl::StrFormat("%.2f s", r.wall_seconds()));
     row("time compression", absl::StrFormat("%.0fx", r.time_compression()));
     row("events per second", absl::StrFormat("%.0f", r.events_per_second()));
@@ -1020,12 +1034,34 @@ std::string ReportHtml(const Report& r) {
   }
   h += "</table><h2>Checkers</h2><table><tr><th>checker</th><th>failures</th><th>verdict</th></tr>";
   for (const CheckerResult& c : r.checkers()) {
+    // A real run feeds only some checkers: the others did not pass, they did not run.
+    const auto& run = r.real_run().checkers_run();
+    const bool not_run = real && c.failures() == 0 && c.name() != "process_exit" &&
+                         std::find(run.begin(), run.end(), c.name()) == run.end();
     absl::StrAppend(&h, "<tr><td>", Escape(c.name()), "</td><td>", c.failures(), "</td><td>",
-                    c.failures() == 0 ? "<span class=\"verdict pass\">pass</span>"
-                                      : "<span class=\"verdict fail\">FAIL</span>",
+                    not_run              ? "<span class=\"muted\">not run</span>"
+                    : c.failures() == 0 ? "<span class=\"verdict pass\">pass</span>"
+                                        : "<span class=\"verdict fail\">FAIL</span>",
                     "</td></tr>");
   }
   h += "</table>";
+  if (real) {
+    h += "<h2>Processes</h2><table><tr><th>process</th><th>roles</th><th>starts</th><th>logs</th></tr>";
+    for (const RealProcessLogs& p : r.real_run().processes()) {
+      absl::StrAppend(&h, "<tr><td>", Escape(p.name()), "</td><td>", Escape(p.roles()), "</td><td>",
+                      p.starts(), "</td><td>");
+      for (int i = 0; i < p.logs_size(); ++i) {
+        absl::StrAppend(&h, i ? " " : "", "<a href=\"", Escape(p.logs(i)), "\">", Escape(p.logs(i)), "</a>");
+      }
+      h += "</td></tr>";
+    }
+    h += "</table>";
+    if (r.real_run().not_applied_size() > 0) {
+      h += "<h2>Not applied</h2><ul>";
+      for (const std::string& n : r.real_run().not_applied()) absl::StrAppend(&h, "<li>", Escape(n), "</li>");
+      h += "</ul>";
+    }
+  }
   if (r.kind() == "swarm" || r.seed_records_size() > 1) {
     h += FaultKindTable(r);
     h += SeedTable(r);
@@ -1060,9 +1096,15 @@ std::string ReportHtml(const Report& r) {
   }
   h += "<h2>Distributions</h2>";
   for (const Distribution& d : r.distributions()) {
+    if (real && d.count() == 0) continue;  // a sample only the simulator takes
     absl::StrAppendFormat(&h, "<h3>%s</h3><p>%u samples; p50 %.1f, p90 %.1f, p99 %.1f, max %.1f %s</p>",
                           Escape(d.name()), d.count(), d.p50(), d.p90(), d.p99(), d.max(), Escape(d.unit()));
     h += Histogram(d);
+  }
+  if (real) {
+    h += "<h2>Coverage probes</h2><p class=\"muted\">Not counted in a real run (the probes are "
+         "the simulator's).</p></body></html>\n";
+    return h;
   }
   h += "<h2>Coverage probes</h2><table><tr><th>probe</th><th>count</th></tr>";
   for (const Probe& p : r.probes()) {

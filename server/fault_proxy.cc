@@ -8,8 +8,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <deque>
+#include <random>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -75,6 +79,12 @@ void FaultProxy::SetMode(Mode mode) {
   mode_.store(static_cast<int>(mode));
 }
 
+void FaultProxy::SetDelay(int latency_ms, int jitter_ms, uint64_t seed) {
+  seed_.store(seed);
+  jitter_ms_.store(std::max(0, jitter_ms));
+  latency_ms_.store(std::max(0, latency_ms));
+}
+
 void FaultProxy::AcceptLoop() {
   while (!stopping_) {
     pollfd pfd{listen_fd_, POLLIN, 0};
@@ -104,14 +114,28 @@ void FaultProxy::AcceptLoop() {
     timeval tv{5, 0};
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     setsockopt(up, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    ++accepted_;
+    const uint64_t number = ++accepted_;
     std::lock_guard<std::mutex> lock(mu_);
-    pumps_.emplace_back([this, fd, up] { Pump(fd, up); });
+    pumps_.emplace_back([this, fd, up, number] { Pump(fd, up, number); });
   }
 }
 
-void FaultProxy::Pump(int client_fd, int upstream_fd) {
+void FaultProxy::Pump(int client_fd, int upstream_fd, uint64_t number) {
+  using Clock = std::chrono::steady_clock;
+  constexpr size_t kMaxHeldBytes = 4 << 20;  // per direction: past it, stop reading that side
   const uint64_t born = generation_.load();
+  std::mt19937_64 rng(seed_.load() ^ (number * 0x9E3779B97F4A7C15ull));
+  struct Held {
+    Clock::time_point due;
+    std::string bytes;
+  };
+  // [0] client -> upstream, [1] upstream -> client.
+  const int from[2] = {client_fd, upstream_fd};
+  const int to[2] = {upstream_fd, client_fd};
+  std::deque<Held> held[2];
+  size_t held_bytes[2] = {0, 0};
+  Clock::time_point last_due[2] = {Clock::time_point::min(), Clock::time_point::min()};
+  bool eof[2] = {false, false};
   char buf[16384];
   bool open = true;
   while (open && !stopping_) {
@@ -119,23 +143,60 @@ void FaultProxy::Pump(int client_fd, int upstream_fd) {
       ++cut_;
       break;
     }
-    pollfd pfds[2] = {{client_fd, POLLIN, 0}, {upstream_fd, POLLIN, 0}};
-    const int n = poll(pfds, 2, 100);
+    // Forward what is due; a side that has closed closes the connection once
+    // what it sent has been forwarded (as TCP delivers before the FIN).
+    const Clock::time_point now = Clock::now();
+    int timeout_ms = 100;
+    for (int i = 0; i < 2 && open; ++i) {
+      while (!held[i].empty() && held[i].front().due <= now) {
+        const std::string& b = held[i].front().bytes;
+        if (!WriteAll(to[i], b.data(), b.size())) open = false;
+        held_bytes[i] -= b.size();
+        held[i].pop_front();
+        if (!open) break;
+      }
+      if (!held[i].empty()) {
+        const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(held[i].front().due - now);
+        timeout_ms = std::min<int>(timeout_ms, std::max<int>(1, static_cast<int>(wait.count()) + 1));
+      }
+      if (eof[i] && held[i].empty()) open = false;
+    }
+    if (!open) break;
+    pollfd pfds[2];
+    for (int i = 0; i < 2; ++i) {
+      const bool reading = !eof[i] && held_bytes[i] < kMaxHeldBytes;
+      pfds[i] = {reading ? from[i] : -1, POLLIN, 0};  // a negative fd is skipped
+    }
+    const int n = poll(pfds, 2, timeout_ms);
     if (n <= 0) continue;
     for (int i = 0; i < 2 && open; ++i) {
-      if ((pfds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
-      const ssize_t r = recv(pfds[i].fd, buf, sizeof(buf), 0);
+      if (pfds[i].fd < 0 || (pfds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
+      const ssize_t r = recv(from[i], buf, sizeof(buf), 0);
       if (r < 0 && errno == EINTR) continue;
-      if (r <= 0) {
+      if (r < 0) {
         open = false;
         break;
+      }
+      if (r == 0) {
+        eof[i] = true;
+        continue;
       }
       if (generation_.load() != born) break;
       if (i == 0 && mode() == Mode::kOneWay) {
         discarded_ += static_cast<uint64_t>(r);
         continue;
       }
-      if (!WriteAll(i == 0 ? upstream_fd : client_fd, buf, static_cast<size_t>(r))) open = false;
+      const int latency = latency_ms_.load(), jitter = jitter_ms_.load();
+      if (latency == 0 && jitter == 0 && held[i].empty()) {
+        if (!WriteAll(to[i], buf, static_cast<size_t>(r))) open = false;
+        continue;
+      }
+      const int ms = latency + (jitter > 0 ? static_cast<int>(rng() % static_cast<uint64_t>(jitter + 1)) : 0);
+      const Clock::time_point due = std::max(Clock::now() + std::chrono::milliseconds(ms), last_due[i]);
+      last_due[i] = due;
+      held[i].push_back({due, std::string(buf, static_cast<size_t>(r))});
+      held_bytes[i] += static_cast<size_t>(r);
+      ++delayed_;
     }
   }
   close(client_fd);

@@ -10,6 +10,13 @@
 //   kOneWay   nothing from the client (the parleyd) reaches upstream: its
 //             bytes are read and discarded, upstream's bytes still flow to it.
 //
+// In any mode the proxy can also delay the bytes it forwards (SetDelay): each
+// chunk read is held `latency_ms` plus a draw in [0, jitter_ms] from a seeded
+// generator, but never released before the chunk read before it in the same
+// direction, so a connection's bytes stay in order, as TCP keeps them — a
+// slower link, not a broken stream. It never drops, duplicates or reorders
+// bytes inside a connection (TCP does none of these; see docs/real-runs.md).
+//
 // Loopback only: it listens on 127.0.0.1 and refuses a non-loopback upstream.
 // One thread accepts, one thread per connection pumps both directions with
 // poll(2) (at most 100 ms between looks at the mode and at Stop).
@@ -41,17 +48,22 @@ class FaultProxy {
   int port() const { return port_; }
   void SetMode(Mode mode);
   Mode mode() const { return static_cast<Mode>(mode_.load()); }
+  // Delay both directions (0, 0: none, the default). Takes effect for the
+  // bytes read from then on. `seed` draws the jitter (with the connection's
+  // number: which connection comes first is the threads' timing).
+  void SetDelay(int latency_ms, int jitter_ms, uint64_t seed);
 
   // Counters, for the report and the tests.
   uint64_t accepted() const { return accepted_.load(); }
   uint64_t cut() const { return cut_.load(); }            // connections closed by kDrop
   uint64_t refused() const { return refused_.load(); }    // accepted and closed while kDrop
   uint64_t discarded_bytes() const { return discarded_.load(); }  // kOneWay's
+  uint64_t delayed_chunks() const { return delayed_.load(); }  // held by SetDelay before forwarding
 
  private:
   FaultProxy(std::string host, int upstream_port) : host_(std::move(host)), upstream_port_(upstream_port) {}
   void AcceptLoop();
-  void Pump(int client_fd, int upstream_fd);
+  void Pump(int client_fd, int upstream_fd, uint64_t number);
 
   const std::string host_;
   const int upstream_port_;
@@ -60,7 +72,9 @@ class FaultProxy {
   std::atomic<int> mode_{0};
   std::atomic<uint64_t> generation_{0};  // bumped by each switch to kDrop
   std::atomic<bool> stopping_{false};
-  std::atomic<uint64_t> accepted_{0}, cut_{0}, refused_{0}, discarded_{0};
+  std::atomic<uint64_t> accepted_{0}, cut_{0}, refused_{0}, discarded_{0}, delayed_{0};
+  std::atomic<int> latency_ms_{0}, jitter_ms_{0};
+  std::atomic<uint64_t> seed_{0};
   std::thread acceptor_;
   std::mutex mu_;
   std::vector<std::thread> pumps_;  // guarded by mu_

@@ -32,6 +32,7 @@
 #include "core/status.h"
 #include "core/testing/bugs.h"
 #include "fakes/mem_store.h"
+#include "reports/report.h"
 #include "server/client_driver.h"
 #include "server/fault_proxy.h"
 #include "server/leveldb_store.h"
@@ -171,8 +172,17 @@ std::vector<std::string> Unsupported(const Scenario& s) {
               ? "LevelDB's disk cannot be made to fail from outside the process"
           : name == "bus_fault_rate_per_s"
               ? "JetStream's dedup and redelivery cannot be switched from outside"
-              : "message loss, duplication and reordering inside a TCP stream would corrupt "
-                "the stream, not model a lost message"));
+          : name == "loss_max"
+              ? "TCP does not lose a message and carry on: the proxy could drop a frame, but a "
+                "live connection that loses one is no failure TCP has; TCP turns loss into delay "
+                "(network.latency_ms/jitter_ms, applied) or a cut connection (PARTITION_NODE)"
+          : name == "duplicate_max"
+              ? "TCP does not duplicate; an app-level retransmit is safe by docs/protocol.md only "
+                "for sends (client_msg_id) and changes that carry a request_id, not for register, "
+                "login, gateway_login or reads, and a second reply to one correlation id is not in "
+                "the protocol, so the proxy does not duplicate frames"
+              : "TCP delivers a connection's bytes in order; network.jitter_ms (applied) already "
+                "reorders messages on different connections"));
     }
   }
   if (f.lose_unsynced_batch()) {
@@ -351,6 +361,8 @@ std::string RealRunResult::Summary() const {
 
 namespace {
 
+constexpr int64_t kHistoryEpochUs = 1700000000000000LL;
+
 // A thread-safe history: the clients' loops report into it concurrently.
 class Recorder : public ClientObserver {
  public:
@@ -358,7 +370,10 @@ class Recorder : public ClientObserver {
   HistoryEntry* Add(HistoryEntry::Kind kind, const std::string& client) {  // REQUIRES: mu
     HistoryEntry* e = history.add_entries();
     e->set_index(history.entries_size() - 1);
-    e->set_time_us(absl::ToInt64Microseconds(absl::Now() - start_));
+    // The history format's clock: the simulator's world starts at Unix time
+    // 1,700,000,000 s (sim/kernel.h), and its readers (sim/history.cc,
+    // reports/) count from there; a real run's t=0 is its start.
+    e->set_time_us(kHistoryEpochUs + absl::ToInt64Microseconds(absl::Now() - start_));
     e->set_kind(kind);
     e->set_client(client);
     auto it = users.find(client);
@@ -507,7 +522,9 @@ class Runner {
   void Note(const std::string& line) {
     if (o_.progress) o_.progress(line);
   }
-  absl::Status StartNats();
+  absl::Status StartNats();   // the one node, or every node of the cluster
+  void KillNats();            // kill -9 of every node
+  std::string NatsDir(int node) const;
   absl::Status StartProc(Proc& p);
   void Crash(Proc& p) {
     if (p.pid > 0) {
@@ -539,6 +556,15 @@ class Runner {
   }
   Client* ClientOf(Device& d) { return dynamic_cast<Client*>(d.host->node()); }
   void SetOffline(Device& d, bool offline, const std::string& why);
+  // network.latency_ms and jitter_ms, applied by every proxy to both directions.
+  void Delay(FaultProxy& proxy, const std::string& which) {
+    const int latency = static_cast<int>(std::llround(s_.network().latency_ms()));
+    const int jitter = static_cast<int>(std::llround(s_.network().jitter_ms()));
+    if (latency > 0 || jitter > 0) proxy.SetDelay(latency, jitter, SeededRng::Derive(o_.seed, "delay/" + which));
+  }
+  // report.html: the simulator's page (reports/report.h) of this run, marked
+  // as a real one, with its processes' logs linked relative to dir_.
+  absl::Status WriteHtmlReport(const Plan& plan, double chaos_start_s, uint64_t skipped);
 
   const RealRunOptions& o_;
   Scenario s_;
@@ -549,6 +575,8 @@ class Runner {
   std::unique_ptr<NatsServerProcess> nats_;
   int nats_down_by_ = -1;
   int nats_starts_ = 0;
+  std::vector<int> nats_ports_, route_ports_;  // per node
+  std::vector<std::unique_ptr<NatsServerProcess>> peers_;  // cluster nodes 1..
   std::map<std::string, std::unique_ptr<Proc>> procs_;
   std::vector<std::string> order_;  // start order
   std::unique_ptr<Recorder> rec_;
@@ -579,26 +607,86 @@ void Runner::CheckExits() {
   }
 }
 
+std::string Runner::NatsDir(int node) const {
+  return o_.nats_nodes == 1 ? dir_ + "/nats" : absl::StrCat(dir_, "/nats/n", node);
+}
+
 absl::Status Runner::StartNats() {
-  const std::string dir = dir_ + "/nats";
-  const std::string log = dir + "/nats-server.log";
-  if (nats_starts_ > 0) {  // keep the previous start's log
+  if (o_.nats_nodes == 1) {
+    const std::string dir = NatsDir(0);
+    const std::string log = dir + "/nats-server.log";
+    if (nats_starts_ > 0) {  // keep the previous start's log
+      std::error_code ec;
+      std::filesystem::rename(log, absl::StrCat(log, ".", nats_starts_), ec);
+    }
+    absl::StatusOr<std::unique_ptr<NatsServerProcess>> n;
+    for (int attempt = 0; attempt < 20; ++attempt) {  // the killed one may hold the port a moment
+      n = NatsServerProcess::Start(dir, absl::Seconds(10), o_.nats_server, nats_port_ > 0 ? nats_port_ : -1);
+      if (n.ok() || nats_port_ == 0) break;
+      absl::SleepFor(absl::Milliseconds(250));
+    }
+    if (!n.ok()) return n.status();
+    nats_ = std::move(*n);
+    ++nats_starts_;
+    ++result_.process_starts;
+    const std::string url = nats_->url();
+    absl::SimpleAtoi(url.substr(url.rfind(':') + 1), &nats_port_);
+    nats_ports_ = {nats_port_};
+    return absl::OkStatus();
+  }
+  // A cluster: each node on its own client and route port (the same on every
+  // start), routes to the other two, its own JetStream store. JetStream's
+  // meta leader is elected once two of them see each other; parleyd retries
+  // creating the replicated stream until there is one.
+  if (nats_ports_.empty()) {
+    for (int i = 0; i < o_.nats_nodes; ++i) {
+      nats_ports_.push_back(FreePort());
+      route_ports_.push_back(FreePort());
+    }
+    nats_port_ = nats_ports_[0];
+  }
+  peers_.clear();
+  for (int i = 0; i < o_.nats_nodes; ++i) {
+    const std::string dir = NatsDir(i);
+    const std::string log = dir + "/nats-server.log";
     std::error_code ec;
-    std::filesystem::rename(log, absl::StrCat(log, ".", nats_starts_), ec);
+    std::filesystem::create_directories(dir, ec);
+    if (nats_starts_ > 0) std::filesystem::rename(log, absl::StrCat(log, ".", nats_starts_), ec);
+    std::vector<std::string> routes;
+    for (int j = 0; j < o_.nats_nodes; ++j) {
+      if (j != i) routes.push_back(absl::StrCat("nats://127.0.0.1:", route_ports_[j]));
+    }
+    const std::vector<std::string> extra = {
+        "--server_name", absl::StrCat("n", i), "--cluster_name", "parley", "--cluster",
+        absl::StrCat("nats://127.0.0.1:", route_ports_[i]), "--routes", absl::StrJoin(routes, ",")};
+    absl::StatusOr<std::unique_ptr<NatsServerProcess>> n;
+    for (int attempt = 0; attempt < 20; ++attempt) {  // a killed one may hold its port a moment
+      n = NatsServerProcess::Start(dir, absl::Seconds(10), o_.nats_server, nats_ports_[i], extra);
+      if (n.ok()) break;
+      absl::SleepFor(absl::Milliseconds(250));
+    }
+    if (!n.ok()) return n.status();
+    ++result_.process_starts;
+    if (i == 0) {
+      nats_ = std::move(*n);
+    } else {
+      peers_.push_back(std::move(*n));
+    }
   }
-  absl::StatusOr<std::unique_ptr<NatsServerProcess>> n;
-  for (int attempt = 0; attempt < 20; ++attempt) {  // the killed one may hold the port a moment
-    n = NatsServerProcess::Start(dir, absl::Seconds(10), o_.nats_server, nats_port_ > 0 ? nats_port_ : -1);
-    if (n.ok() || nats_port_ == 0) break;
-    absl::SleepFor(absl::Milliseconds(250));
-  }
-  if (!n.ok()) return n.status();
-  nats_ = std::move(*n);
   ++nats_starts_;
-  ++result_.process_starts;
-  const std::string url = nats_->url();
-  absl::SimpleAtoi(url.substr(url.rfind(':') + 1), &nats_port_);
   return absl::OkStatus();
+}
+
+void Runner::KillNats() {
+  std::vector<std::unique_ptr<NatsServerProcess>> all;
+  all.push_back(std::move(nats_));
+  for (auto& p : peers_) all.push_back(std::move(p));
+  peers_.clear();
+  for (auto& n : all) {
+    if (n == nullptr) continue;
+    kill(n->pid(), SIGKILL);
+    n->Stop(absl::Seconds(2)).IgnoreError();  // reaps it
+  }
 }
 
 absl::Status Runner::StartProc(Proc& p) {
@@ -685,12 +773,12 @@ void Runner::Fault(const PlannedStep& st) {
         return;
       }
       const pid_t pid = nats_->pid();
-      kill(pid, SIGKILL);
-      nats_->Stop(absl::Seconds(2)).IgnoreError();  // reaps it
-      nats_.reset();
+      KillNats();
       nats_down_by_ = st.fault_id;
-      RecordFault(absl::StrFormat("BUS_OUTAGE: kill -9 nats-server (pid %d), restart on its store in %.2f s",
-                                  pid, f.duration_s()));
+      RecordFault(absl::StrFormat("BUS_OUTAGE: kill -9 nats-server (%s), restart on its store in %.2f s",
+                                  o_.nats_nodes == 1 ? absl::StrCat("pid ", pid)
+                                                     : absl::StrCat("all ", o_.nats_nodes, " nodes"),
+                                  f.duration_s()));
       break;
     }
     case ScriptedFault::CLIENT_OFFLINE: {
@@ -780,6 +868,78 @@ void Runner::Heal() {
   for (Device& d : devices_) SetOffline(d, false, "heal");
 }
 
+absl::Status Runner::WriteHtmlReport(const Plan& plan, double chaos_start_s, uint64_t skipped) {
+  sim::RunResult rr;
+  rr.seed = o_.seed;
+  rr.passed = result_.passed;
+  rr.violations = result_.violations;
+  rr.sends_acked = result_.acked;
+  rr.sends_failed = result_.failed;
+  rr.deliveries = result_.delivered;
+  rr.chaos_start_s = chaos_start_s;
+  rr.history = result_.history;
+  for (const PlannedStep& st : plan.steps) {
+    if (st.kind == PlannedStep::kFault && st.at_s < s_.workload().duration_s()) rr.faults.push_back(st.fault);
+  }
+  rr.config = absl::StrCat("real run; ", o_.crash_as_pause ? "crash as pause (SIGSTOP)" : "crash as kill -9",
+                           "; plan: ", dir_, "/plan.txt");
+  std::string replay = absl::StrCat("bazel run //server:parley_real -- --scenario=", o_.scenario_path,
+                                    " --seed=", o_.seed, " --out=NEW_DIR");
+  if (!s_.bug().empty()) absl::StrAppend(&replay, " --bug=", s_.bug());
+  if (o_.crash_as_pause) absl::StrAppend(&replay, " --crash_as=pause");
+  if (o_.drop_unsupported) absl::StrAppend(&replay, " --drop_unsupported");
+  if (o_.duration_s > 0) absl::StrAppend(&replay, " --duration_s=", o_.duration_s);
+  if (o_.settle_s > 0) absl::StrAppend(&replay, " --settle_s=", o_.settle_s);
+  if (o_.users > 0) absl::StrAppend(&replay, " --users=", o_.users);
+  absl::StrAppend(&replay, "   # the same schedule; the threads' timing differs");
+  sim::ReportBuilder builder("real", s_);
+  builder.AddRun(rr, replay, "");
+  builder.SetWall(result_.wall_s);
+  sim::Report report = builder.Finish();
+  sim::RealRun* real = report.mutable_real_run();
+  real->set_summary(result_.Summary());
+  for (const std::string& c : result_.checkers) real->add_checkers_run(c);
+  for (const std::string& n : not_applied_) real->add_not_applied(n);
+  const std::string prefix = dir_ + "/";
+  for (const RealProcess& p : result_.processes) {
+    sim::RealProcessLogs* pl = real->add_processes();
+    pl->set_name(p.name);
+    pl->set_roles(p.roles);
+    pl->set_starts(p.starts);
+    for (const std::string& log : p.logs) {
+      pl->add_logs(absl::StartsWith(log, prefix) ? log.substr(prefix.size()) : log);
+    }
+  }
+  auto figure = [&](const std::string& name, const std::string& value) {
+    sim::RealFigure* f = real->add_figures();
+    f->set_name(name);
+    f->set_text(value);
+  };
+  std::vector<std::string> faults;
+  for (const auto& [kind, n] : result_.faults_applied) faults.push_back(absl::StrCat(n, " ", kind));
+  figure("target", "real processes");
+  figure("nats-server", o_.nats_nodes == 1 ? "one node"
+                                           : absl::StrCat("a ", o_.nats_nodes, "-node JetStream cluster, events stream R",
+                                                          o_.nats_nodes));
+  figure("processes (starts)", absl::StrCat(result_.processes.size(), " (", result_.process_starts, ")"));
+  figure("history entries", absl::StrCat(result_.history.entries_size()));
+  figure("sent / acked / failed / delivered",
+         absl::StrCat(result_.sent, " / ", result_.acked, " / ", result_.failed, " / ", result_.delivered));
+  figure("sends skipped", absl::StrCat(skipped));
+  figure("messages stored in LevelDB", absl::StrCat(result_.stored_messages));
+  figure("faults applied", faults.empty() ? "none" : absl::StrJoin(faults, ", "));
+  figure("proxy connections cut / refused", absl::StrCat(result_.proxy_cut, " / ", result_.proxy_refused));
+  figure("proxy delay", absl::StrCat(std::llround(s_.network().latency_ms()), " ms + [0, ",
+                                     std::llround(s_.network().jitter_ms()), "] ms per hop and direction; ",
+                                     result_.proxy_delayed, " chunks held"));
+  figure("crash as", o_.crash_as_pause ? "pause (SIGSTOP / SIGCONT)" : "kill -9 and restart");
+  std::ofstream out(dir_ + "/report.html");
+  out << sim::ReportHtml(report);
+  out.close();
+  if (!out) return absl::InternalError(absl::StrCat("cannot write ", dir_, "/report.html"));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<RealRunResult> Runner::Run() {
   const absl::Time run_start = absl::Now();
   absl::Time phase_start = run_start;
@@ -826,9 +986,11 @@ absl::StatusOr<RealRunResult> Runner::Run() {
     p->info.name = name;
     p->info.roles = roles;
     p->data_dir = dir_ + "/" + name;
-    auto proxy = FaultProxy::Start("127.0.0.1", nats_port_);
+    // On a cluster the processes spread over its nodes.
+    auto proxy = FaultProxy::Start("127.0.0.1", nats_ports_[procs_.size() % nats_ports_.size()]);
     if (!proxy.ok()) return proxy.status();
     p->proxy = std::move(*proxy);
+    Delay(*p->proxy, name + "/nats");
     p->args = {o_.parleyd,
                "--roles=" + roles,
                absl::StrCat("--nats=nats://127.0.0.1:", p->proxy->port()),
@@ -839,6 +1001,7 @@ absl::StatusOr<RealRunResult> Runner::Run() {
     // A planted bug is planted everywhere, as in the simulator: in every
     // parleyd (its server-side switches) and in the runner's clients.
     if (!s_.bug().empty()) p->args.push_back("--planted_bug=" + s_.bug());
+    if (o_.nats_nodes > 1) p->args.push_back(absl::StrCat("--stream_replicas=", o_.nats_nodes));
     p->args.insert(p->args.end(), extra.begin(), extra.end());
     order_.push_back(name);
     Proc& ref = *p;
@@ -863,6 +1026,7 @@ absl::StatusOr<RealRunResult> Runner::Run() {
     auto cp = FaultProxy::Start("127.0.0.1", port);
     if (!cp.ok()) return cp.status();
     procs_[name]->client_proxy = std::move(*cp);
+    Delay(*procs_[name]->client_proxy, name + "/clients");
     servers.push_back(absl::StrCat("127.0.0.1:", procs_[name]->client_proxy->port()));
   }
   auto stop_all = [&] {
@@ -878,6 +1042,8 @@ absl::StatusOr<RealRunResult> Runner::Run() {
       p.proxy->Stop();
       if (p.client_proxy) p.client_proxy->Stop();
     }
+    for (auto& n : peers_) n->Stop().IgnoreError();
+    peers_.clear();
     if (nats_) nats_->Stop().IgnoreError();
     nats_.reset();
   };
@@ -1168,16 +1334,18 @@ absl::StatusOr<RealRunResult> Runner::Run() {
       if (fp == nullptr) continue;
       result_.proxy_cut += fp->cut();
       result_.proxy_refused += fp->refused();
+      result_.proxy_delayed += fp->delayed_chunks();
     }
     result_.processes.push_back(procs_[name]->info);
   }
-  {
+  for (int node = o_.nats_nodes - 1; node >= 0; --node) {
     RealProcess n;
-    n.name = "nats";
-    n.roles = "nats-server -js";
+    n.name = o_.nats_nodes == 1 ? "nats" : absl::StrCat("nats.", node);
+    n.roles = o_.nats_nodes == 1 ? "nats-server -js"
+                                 : absl::StrCat("nats-server -js, cluster node n", node, " of ", o_.nats_nodes);
     n.starts = nats_starts_;
-    n.logs.push_back(dir_ + "/nats/nats-server.log");
-    for (int i = 1; i < nats_starts_; ++i) n.logs.push_back(absl::StrCat(dir_, "/nats/nats-server.log.", i));
+    n.logs.push_back(NatsDir(node) + "/nats-server.log");
+    for (int i = 1; i < nats_starts_; ++i) n.logs.push_back(absl::StrCat(NatsDir(node), "/nats-server.log.", i));
     result_.processes.insert(result_.processes.begin(), n);
   }
   result_.wall_s = absl::ToDoubleSeconds(absl::Now() - run_start);
@@ -1194,6 +1362,7 @@ absl::StatusOr<RealRunResult> Runner::Run() {
   absl::StrAppend(&j, "  \"seed\": ", o_.seed, ",\n");
   absl::StrAppend(&j, "  \"bug\": ", JsonString(s_.bug()), ",\n");
   absl::StrAppend(&j, "  \"crash_as\": ", o_.crash_as_pause ? "\"pause\"" : "\"kill\"", ",\n");
+  absl::StrAppend(&j, "  \"nats_nodes\": ", o_.nats_nodes, ", \"stream_replicas\": ", o_.nats_nodes, ",\n");
   absl::StrAppend(&j, "  \"verdict\": ", result_.passed ? "\"PASS\"" : "\"FAIL\"", ",\n");
   absl::StrAppend(&j, "  \"summary\": ", JsonString(result_.Summary()), ",\n");
   absl::StrAppend(&j, "  \"checkers\": [");
@@ -1230,7 +1399,9 @@ absl::StatusOr<RealRunResult> Runner::Run() {
   absl::StrAppend(&j, "  \"sent\": ", result_.sent, ", \"acked\": ", result_.acked, ", \"failed\": ", result_.failed,
                   ", \"delivered\": ", result_.delivered, ", \"stored_messages\": ", result_.stored_messages, ",\n");
   absl::StrAppend(&j, "  \"proxy_connections_cut\": ", result_.proxy_cut, ", \"proxy_connections_refused\": ",
-                  result_.proxy_refused, ",\n");
+                  result_.proxy_refused, ", \"proxy_chunks_delayed\": ", result_.proxy_delayed, ",\n");
+  absl::StrAppend(&j, "  \"proxy_delay_ms\": ", std::llround(s_.network().latency_ms()),
+                  ", \"proxy_jitter_ms\": ", std::llround(s_.network().jitter_ms()), ",\n");
   absl::StrAppend(&j, "  \"phases\": {");
   for (size_t i = 0; i < result_.phases.size(); ++i) {
     absl::StrAppend(&j, i ? ", " : "", JsonString(result_.phases[i].first), ": ",
@@ -1241,6 +1412,9 @@ absl::StatusOr<RealRunResult> Runner::Run() {
   absl::StrAppend(&j, "  \"history\": ", JsonString(dir_ + "/history.pb"), "\n}\n");
   result_.report_path = dir_ + "/report.json";
   std::ofstream(result_.report_path) << j;
+  if (absl::Status h = WriteHtmlReport(plan, absl::ToDoubleSeconds(t0 - run_start), skipped); !h.ok()) {
+    return h;
+  }
   return result_;
 }
 
@@ -1256,6 +1430,9 @@ absl::StatusOr<RealRunResult> RunReal(const RealRunOptions& options) {
           "bug 'canary' is the simulator's own (it fails every 100th seed there): a real run "
           "cannot plant it");
     }
+  }
+  if (options.nats_nodes != 1 && options.nats_nodes != 3) {
+    return absl::InvalidArgumentError(absl::StrCat("nats_nodes must be 1 or 3, not ", options.nats_nodes));
   }
   std::vector<std::string> refused = Unsupported(s);
   if (!refused.empty() && !options.drop_unsupported) {

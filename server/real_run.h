@@ -3,8 +3,12 @@
 // and per gateway, each on its own LevelDB data dir — driven over TCP by the
 // reference client, with real faults (kill -9 and restart, a fault-injecting
 // TCP proxy between each parleyd and nats-server, nats-server killed and
-// restarted on its store), judged by the simulator's delivery checkers on the
-// same history format and on the final state read from the LevelDB stores.
+// restarted on its store, the scenario's latency and jitter held by the
+// proxies), judged by the simulator's delivery checkers on the same history
+// format and on the final state read from the LevelDB stores, and reported in
+// the simulator's report.html (reports/report.h) marked as a real run. On
+// request (nats_nodes = 3) nats-server is a 3-node JetStream cluster with the
+// events stream replicated three ways.
 //
 // What the runner cannot do is refused up front, by name (Unsupported); with
 // `drop_unsupported` those parts are left out instead and listed in the
@@ -89,6 +93,11 @@ struct RealRunOptions {
   // SIGCONT (a frozen process: its sockets stay open, nothing answers). The
   // scenario format has no pause kind of its own.
   bool crash_as_pause = false;
+  // nats-server nodes: 1, or 3 for a JetStream cluster (routes on loopback)
+  // with the events stream replicated on all three (parleyd
+  // --stream_replicas=3). The scenario format has no field for it (the
+  // simulator's bus is not replicated), so the runner is told.
+  int nats_nodes = 1;
   // Overrides (0: the scenario's): short runs for tests.
   double duration_s = 0;
   double settle_s = 0;
@@ -119,6 +128,7 @@ struct RealRunResult {
   uint64_t stored_messages = 0;  // read back from the shards' LevelDB
   std::map<std::string, uint64_t> faults_applied;  // kind -> count
   uint64_t proxy_cut = 0, proxy_refused = 0;
+  uint64_t proxy_delayed = 0;  // chunks the proxies held for network.latency_ms/jitter_ms
   double wall_s = 0;
   std::vector<std::pair<std::string, double>> phases;
   std::string report_path;

@@ -28,6 +28,9 @@ ABSL_FLAG(bool, drop_unsupported, false,
           "run without the parts a real run cannot honour (listed in report.json) instead of refusing");
 ABSL_FLAG(std::string, crash_as, "kill",
           "kill: a CRASH is kill -9 and a restart on the same data dir; pause: SIGSTOP, then SIGCONT");
+ABSL_FLAG(int, nats_nodes, 1,
+          "nats-server nodes: 1, or 3 for a JetStream cluster with the events stream replicated on all "
+          "three (parleyd --stream_replicas=3)");
 ABSL_FLAG(double, duration_s, 0, "override workload.duration_s (0: the scenario's)");
 ABSL_FLAG(double, settle_s, 0, "override settle_s, the most time to settle (0: the scenario's)");
 ABSL_FLAG(uint32_t, users, 0, "override workload.users (0: the scenario's)");
@@ -82,6 +85,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   o.crash_as_pause = absl::GetFlag(FLAGS_crash_as) == "pause";
+  o.nats_nodes = absl::GetFlag(FLAGS_nats_nodes);
   o.duration_s = absl::GetFlag(FLAGS_duration_s);
   o.settle_s = absl::GetFlag(FLAGS_settle_s);
   o.users = absl::GetFlag(FLAGS_users);

@@ -1,6 +1,7 @@
 // The real runner's fault proxy on loopback: it forwards both ways; kDrop
 // closes open connections and closes new ones at once; kOneWay discards what
-// the client sends while upstream's bytes still reach it; kPass heals.
+// the client sends while upstream's bytes still reach it; kPass heals; a
+// delay holds bytes both ways and keeps them in order.
 #include "server/fault_proxy.h"
 
 #include <netinet/in.h>
@@ -132,6 +133,46 @@ TEST(FaultProxyTest, PassDropOneWayAndHeal) {
 
 TEST(FaultProxyTest, LoopbackOnly) {
   EXPECT_FALSE(FaultProxy::Start("10.0.0.1", 4222).ok());
+}
+
+TEST(FaultProxyTest, DelayHoldsBytesBothWaysAndKeepsThemInOrder) {
+  EchoServer echo;
+  auto proxy = FaultProxy::Start("127.0.0.1", echo.port());
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+  FaultProxy& p = **proxy;
+
+  // 150 ms each way: the greeting takes 150 ms, an echo 300 ms.
+  p.SetDelay(150, 0, 1);
+  const int a = Dial(p.port());
+  EXPECT_EQ(ReadFor(a, 80), "");
+  EXPECT_EQ(ReadFor(a, 400), "hi\n");
+  send(a, "ping", 4, MSG_NOSIGNAL);
+  EXPECT_EQ(ReadFor(a, 200), "");  // still held
+  EXPECT_EQ(ReadFor(a, 500), "ping");
+  const uint64_t held = p.delayed_chunks();
+  EXPECT_GE(held, 3u);  // the greeting, the ping, its echo
+
+  // Jitter larger than the gaps between sends: a connection's bytes still
+  // arrive in the order they were sent (TCP's promise; only timing changes).
+  p.SetDelay(5, 40, 7);
+  std::string sent;
+  for (int i = 0; i < 40; ++i) {
+    const std::string m = std::string(1, static_cast<char>('A' + i % 26)) + std::to_string(i % 10);
+    sent += m;
+    send(a, m.data(), m.size(), MSG_NOSIGNAL);
+    usleep(2000);
+  }
+  std::string got;
+  for (int tries = 0; tries < 40 && got.size() < sent.size(); ++tries) got += ReadFor(a, 50);
+  EXPECT_EQ(got, sent);
+  EXPECT_GT(p.delayed_chunks(), held);
+
+  // No delay again: an echo is back well within 100 ms.
+  p.SetDelay(0, 0, 1);
+  usleep(100000);  // what is still held is released
+  send(a, "pong", 4, MSG_NOSIGNAL);
+  EXPECT_EQ(ReadFor(a, 100), "pong");
+  close(a);
 }
 
 }  // namespace

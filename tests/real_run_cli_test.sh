@@ -1,7 +1,7 @@
 #!/bin/bash
 # parley_real's command line: a scenario it cannot honour is refused up front
 # with exit status 2, naming each part; a missing --scenario is a usage error;
-# a work dir that is not empty is refused.
+# a work dir that is not empty is refused, and so is a cluster of other than 1 or 3 nodes.
 set -u
 REAL="$1"
 SMOKE="$2"
@@ -26,5 +26,11 @@ code=$?
 if [ "$code" != 2 ]; then echo "used --out: exit $code, want 2"; cat "$TEST_TMPDIR/stderr3"; fail=1; fi
 grep -q "is not empty" "$TEST_TMPDIR/stderr3" || { echo "used --out: no explanation"; fail=1; }
 [ -e "$TEST_TMPDIR/used/nats" ] && { echo "used --out: something was started"; fail=1; }
+# A cluster of 1 or 3 nodes only.
+"$REAL" --scenario="$CRASHES" --nats_nodes=2 --out="$TEST_TMPDIR/two" >/dev/null 2>"$TEST_TMPDIR/stderr4"
+code=$?
+if [ "$code" != 2 ]; then echo "--nats_nodes=2: exit $code, want 2"; cat "$TEST_TMPDIR/stderr4"; fail=1; fi
+grep -q "nats_nodes must be 1 or 3" "$TEST_TMPDIR/stderr4" || { echo "--nats_nodes=2: no explanation"; fail=1; }
+[ -e "$TEST_TMPDIR/two" ] && { echo "--nats_nodes=2: something was started"; fail=1; }
 [ "$fail" = 0 ] && echo PASS
 exit $fail

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <string>
 
 #include "absl/strings/match.h"
@@ -54,6 +55,33 @@ void ExpectLogsExist(const RealRunResult& r) {
       EXPECT_EQ(stat(log.c_str(), &st), 0) << log;
     }
   }
+}
+
+// report.html: the simulator's page, marked as a real run, well-formed
+// (xmllint), and every log of every process start linked by a relative path
+// that resolves from the report's directory.
+void ExpectHtmlReport(const RealRunResult& r) {
+  const std::string dir = r.report_path.substr(0, r.report_path.rfind('/'));
+  const std::string path = dir + "/report.html";
+  const std::string html = ReadAll(path);
+  ASSERT_FALSE(html.empty()) << path;
+  EXPECT_EQ(std::system(("xmllint --noout " + path).c_str()), 0) << path << " is not well-formed";
+  EXPECT_TRUE(absl::StrContains(html, "<b>Real run</b>")) << "not marked as a real run";
+  EXPECT_TRUE(absl::StrContains(html, r.passed ? "PASSED" : "FAILED"));
+  EXPECT_TRUE(absl::StrContains(html, "not run")) << "a checker the run cannot feed shown as passed";
+  size_t logs = 0;
+  for (const RealProcess& p : r.processes) logs += p.logs.size();
+  size_t links = 0;
+  for (size_t at = html.find("href=\""); at != std::string::npos; at = html.find("href=\"", at + 1)) {
+    const size_t from = at + 6;
+    const std::string target = html.substr(from, html.find('"', from) - from);
+    EXPECT_NE(target[0], '/') << target << " is not relative";
+    struct stat st;
+    EXPECT_EQ(stat((dir + "/" + target).c_str(), &st), 0) << target << " does not resolve from " << dir;
+    ++links;
+  }
+  EXPECT_EQ(links, logs) << "not every process start's log is linked";
+  EXPECT_GE(logs, 5u);
 }
 
 TEST(RealRunTest, RefusesWhatItCannotHonourByName) {
@@ -125,8 +153,27 @@ TEST(RealRunTest, SmokeShortRunPasses) {
   o.drop_unsupported = true;
   o.duration_s = 8;
   o.settle_s = 20;
+  // A slow network: every proxy holds each direction's bytes 10-15 ms. A
+  // send crosses at least six proxy hops before its ack is back (client ->
+  // gateway -> nats -> shard, and back), so no ack comes sooner than 60 ms.
+  o.scenario.mutable_network()->set_latency_ms(10);
+  o.scenario.mutable_network()->set_jitter_ms(5);
   absl::StatusOr<RealRunResult> r = RunReal(o);
   ASSERT_TRUE(r.ok()) << r.status();
+  std::map<std::string, int64_t> invoked;
+  int64_t fastest_ack_us = INT64_MAX;
+  for (const auto& e : r->history.entries()) {
+    if (e.kind() == sim::HistoryEntry::SEND_INVOKED) invoked.emplace(e.client() + "/" + e.client_msg_id(), e.time_us());
+    if (e.kind() == sim::HistoryEntry::SEND_ACKED) {
+      auto it = invoked.find(e.client() + "/" + e.client_msg_id());
+      if (it != invoked.end()) fastest_ack_us = std::min(fastest_ack_us, e.time_us() - it->second);
+    }
+  }
+  std::printf("fastest ack: %lld us, chunks delayed: %llu\n", static_cast<long long>(fastest_ack_us),
+              static_cast<unsigned long long>(r->proxy_delayed));
+  EXPECT_GE(fastest_ack_us, 60000) << "an ack came back faster than six 10 ms hops";
+  EXPECT_LT(fastest_ack_us, INT64_MAX) << "no ack matched its send";
+  EXPECT_GT(r->proxy_delayed, 1000u);
   std::printf("%s\n", r->Summary().c_str());
   for (const sim::Violation& v : r->violations) ADD_FAILURE() << v.checker << ": " << v.explanation;
   EXPECT_TRUE(r->passed);
@@ -140,6 +187,7 @@ TEST(RealRunTest, SmokeShortRunPasses) {
   EXPECT_TRUE(absl::StrContains(json, "\"real\": true")) << json;
   EXPECT_TRUE(absl::StrContains(json, "\"verdict\": \"PASS\"")) << json;
   EXPECT_TRUE(absl::StrContains(json, "faults.clock_skew_max_ms")) << json;  // listed as not applied
+  EXPECT_TRUE(absl::StrContains(json, "\"proxy_delay_ms\": 10, \"proxy_jitter_ms\": 5")) << json;
 }
 
 TEST(RealRunTest, GatewayAndShardCrashesLoseNothing) {
@@ -159,6 +207,8 @@ TEST(RealRunTest, GatewayAndShardCrashesLoseNothing) {
     restarts += e.kind() == sim::HistoryEntry::FAULT && absl::StartsWith(e.detail(), "restart ");
   }
   EXPECT_EQ(restarts, 5);
+  EXPECT_GT(r->proxy_delayed, 0u);  // the file's latency_ms: 1, jitter_ms: 2
+  ExpectHtmlReport(*r);
 }
 
 TEST(RealRunTest, CrashesAsPausesLoseNothing) {
@@ -207,6 +257,36 @@ TEST(RealRunTest, ShardsCutOffNatsAndABusOutageLoseNothing) {
   EXPECT_TRUE(lost);
   EXPECT_GT(r->acked, 150u);
   ExpectLogsExist(*r);
+}
+
+TEST(RealRunTest, OnAThreeNodeClusterWithAnR3StreamNothingIsLost) {
+  // Three nats-servers with routes on loopback, the events stream on all
+  // three; the processes spread over the nodes; BUS_OUTAGE kills all three.
+  RealRunOptions o = Options("real_partitions", "cluster");
+  o.nats_nodes = 3;
+  absl::StatusOr<RealRunResult> r = RunReal(o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  std::printf("%s\n", r->Summary().c_str());
+  for (const sim::Violation& v : r->violations) ADD_FAILURE() << v.checker << ": " << v.explanation;
+  EXPECT_TRUE(r->passed);
+  EXPECT_EQ(r->processes.size(), 7u);  // nats.0-2, services, message, gw.1, gw.2
+  EXPECT_EQ(r->faults_applied["BUS_OUTAGE"], 1u);
+  EXPECT_EQ(r->stored_messages, r->acked);
+  ExpectLogsExist(*r);
+  const std::string dir = r->report_path.substr(0, r->report_path.rfind('/'));
+  bool leader = false;
+  for (int n = 0; n < 3; ++n) {
+    const std::string node = absl::StrCat(dir, "/nats/n", n);
+    // Each node holds the stream, replicated three ways.
+    const std::string meta = ReadAll(node + "/jetstream/$G/streams/PARLEY_EVENTS/meta.inf");
+    EXPECT_TRUE(absl::StrContains(meta, "\"num_replicas\":3")) << node << ": " << meta;
+    for (const std::string& log : {node + "/nats-server.log", node + "/nats-server.log.1"}) {
+      leader = leader || absl::StrContains(ReadAll(log), "Self is new JetStream cluster metadata leader");
+    }
+  }
+  EXPECT_TRUE(leader) << "no node became the JetStream meta leader";
+  EXPECT_TRUE(absl::StrContains(ReadAll(r->report_path), "\"nats_nodes\": 3")) << "report.json";
+  ExpectHtmlReport(*r);
 }
 
 TEST(RealRunTest, AParleydThatDiesOnItsOwnFailsTheRun) {
@@ -290,6 +370,17 @@ TEST(RealRunTest, APlantedClientBugIsCaughtInARealRun) {
       if (v.checker == "no_duplicates") caught = v.explanation;
     }
     EXPECT_TRUE(absl::StrContains(ReadAll(r->report_path), "\"bug\": \"no_client_dedup\""));
+    if (!caught.empty()) {
+      // The failure's page: its explanation, a timeline of the history around it, the replay.
+      ExpectHtmlReport(*r);
+      const std::string html = ReadAll(r->report_path.substr(0, r->report_path.rfind('/')) + "/report.html");
+      // The offending entry's time counts from the run's start, as in a simulated run's page.
+      EXPECT_FALSE(absl::StrContains(html, " t=-")) << "a time before the run's start";
+      EXPECT_TRUE(absl::StrContains(html, "First offending entry: <code>#")) << "no offending entry";
+      EXPECT_TRUE(absl::StrContains(html, "no_duplicates — seed")) << "no failure section";
+      EXPECT_TRUE(absl::StrContains(html, "Lanes are clients")) << "no timeline";
+      EXPECT_TRUE(absl::StrContains(html, "//server:parley_real -- --scenario=scenarios/real_crashes.textproto"));
+    }
   }
   EXPECT_FALSE(caught.empty()) << "no_client_dedup not caught in 3 real runs";
   std::printf("caught: %s\n", caught.c_str());
