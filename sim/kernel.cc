@@ -393,15 +393,26 @@ void Kernel::Transmit(const std::string& from, const std::string& to, Envelope e
   ++stats_.messages_sent;
   if (Blocked(from, to) || Draw(loss_ppm_)) {
     ++stats_.messages_lost;
+    if (network_observer_ != nullptr) {
+      network_observer_->OnLost(from, to, envelope, Blocked(from, to));
+    }
     return;
   }
   const uint64_t digest = Digest(to, envelope);
   if (Draw(duplicate_ppm_)) {
     ++stats_.messages_duplicated;
-    Schedule(now_ + after + Delay(), [this, to, envelope] { Deliver(to, envelope); }, digest,
+    const absl::Duration copy_delay = Delay();
+    if (network_observer_ != nullptr) {
+      network_observer_->OnSent(from, to, envelope, copy_delay, /*duplicate=*/true);
+    }
+    Schedule(now_ + after + copy_delay, [this, to, envelope] { Deliver(to, envelope); }, digest,
              "message");
   }
-  Schedule(now_ + after + Delay(),
+  const absl::Duration delay = Delay();
+  if (network_observer_ != nullptr) {
+    network_observer_->OnSent(from, to, envelope, delay, /*duplicate=*/false);
+  }
+  Schedule(now_ + after + delay,
            [this, to, envelope = std::move(envelope)] { Deliver(to, envelope); }, digest,
            "message");
 }
@@ -424,7 +435,9 @@ void Kernel::Deliver(const std::string& to, const Envelope& envelope) {
     return;
   }
   auto it = slots_.find(to);
-  if (it == slots_.end() || !it->second.up) {
+  const bool up = it != slots_.end() && it->second.up;
+  if (network_observer_ != nullptr) network_observer_->OnArrival(to, envelope, up);
+  if (!up) {
     ++stats_.messages_lost;  // as on the wire: the sender's timeout handles it
     return;
   }

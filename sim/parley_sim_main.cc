@@ -160,9 +160,11 @@ std::string ShrinkCommand(uint64_t seed) {
 // Runs `seed`; with determinism checking, runs it again and compares. A
 // difference is a violation of the checker `determinism`, naming the first
 // event that differs.
-RunResult RunOne(const Scenario& scenario, uint64_t seed, bool check_determinism) {
+RunResult RunOne(const Scenario& scenario, uint64_t seed, bool check_determinism,
+                 bool explain = false) {
   RunOptions options;
   options.trace = check_determinism;
+  options.explain = explain;
   RunResult first = RunScenario(scenario, seed, options);
   if (!check_determinism) return first;
   RunResult second = RunScenario(scenario, seed, options);
@@ -216,8 +218,20 @@ void PrintVerdict(const RunResult& r, bool verbose, const HistoryFilter& filter 
   for (const Violation& v : r.violations) {
     if (v.entry >= 0 && v.entry < r.history.entries_size()) marks[v.entry].push_back(v.checker);
   }
-  int shown = 0;
+  int shown = 0, network_shown = 0;
+  int next_network = 0;  // network steps print before the entry that followed them
+  auto print_network_until = [&](uint64_t index) {
+    for (; next_network < r.history.network_size() &&
+           r.history.network(next_network).index() <= index;
+         ++next_network) {
+      const HistoryEntry& n = r.history.network(next_network);
+      if (!Passes(filter, n)) continue;
+      ++network_shown;
+      std::cout << "  " << Describe(n) << "\n";
+    }
+  };
   for (const HistoryEntry& e : r.history.entries()) {
+    print_network_until(e.index());
     if (!Passes(filter, e)) continue;
     ++shown;
     auto it = marks.find(static_cast<int64_t>(e.index()));
@@ -227,8 +241,10 @@ void PrintVerdict(const RunResult& r, bool verbose, const HistoryFilter& filter 
       std::cout << ">> " << Describe(e) << "  <<< " << absl::StrJoin(it->second, ", ") << "\n";
     }
   }
-  std::cout << "shown: " << shown << " of " << r.history.entries_size()
-            << " entries (filters: " << filter.ToString() << ")\n";
+  print_network_until(~uint64_t{0});
+  std::cout << "shown: " << shown << " of " << r.history.entries_size() << " entries and "
+            << network_shown << " of " << r.history.network_size()
+            << " network steps (filters: " << filter.ToString() << ")\n";
   for (const Violation& v : r.violations) {
     std::cout << "violation: checker=" << v.checker << " entry="
               << (v.entry >= 0 ? absl::StrCat("#", v.entry) : std::string("none")) << "\n";
@@ -267,7 +283,7 @@ int Run(const Scenario& scenario, bool verbose, const HistoryFilter& filter = {}
   const bool check = absl::GetFlag(FLAGS_check_determinism);
   const auto start = std::chrono::steady_clock::now();
   std::cout << "config: " << RunConfig(scenario, seed) << std::endl;
-  RunResult r = RunOne(scenario, seed, check);
+  RunResult r = RunOne(scenario, seed, check, /*explain=*/true);
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (filter.around >= r.history.entries_size()) {
     return UsageError(absl::StrCat("--around=", filter.around, ": the history has entries #0 to #",

@@ -54,6 +54,12 @@ struct RunResult {
 struct RunOptions {
   bool trace = false;
   bool keep_history = true;
+  // With keep_history: also record what explains the client-visible entries
+  // (History.network: lost, blocked, duplicated, delayed and undeliverable
+  // envelopes carrying a conversation's message; each DELIVERED entry's
+  // origin and gateway). Costs time and memory, so run and replay ask for
+  // it and swarm and shrink do not; the run itself is the same either way.
+  bool explain = false;
 };
 
 RunResult RunScenario(const Scenario& scenario, uint64_t seed, const RunOptions& options = {});

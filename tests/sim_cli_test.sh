@@ -266,7 +266,7 @@ conv=$(sed -n "s/.*${at}client[^ ]* (user [0-9]*) \\([pg]:[0-9:]*\\)#.*/\\1/p" <
 [[ -n "$checker" && -n "$n" && -n "$client" && -n "$user" && -n "$conv" ]] ||
   fail "cannot read the FAIL line: $fail_line"
 total=$(entries "$out" | wc -l)
-grep -q "^shown: $total of $total entries (filters: none)$" <<<"$out" || fail "no shown line: $out"
+grep -q "^shown: $total of $total entries and [0-9]* of [0-9]* network steps (filters: none)$" <<<"$out" || fail "no shown line: $out"
 grep -q "^>> #$n t=.* <<< .*$checker" <<<"$out" || fail "entry #$n not marked: $out"
 grep -q "^violation: checker=$checker entry=#$n$" <<<"$out" || fail "no violation summary: $out"
 
@@ -274,7 +274,7 @@ out=$(replay --around=$n:3)
 lines=$(entries "$out" | grep -vc " FAULT ")
 [[ $lines -le 7 && $lines -ge 4 ]] || fail "--around=$n:3 printed $lines entries: $out"
 grep -q "^>> #$n t=.* <<< .*$checker" <<<"$out" || fail "--around: entry #$n not marked: $out"
-grep -q "^shown: [0-9]* of $total entries (filters: around=$n:3)$" <<<"$out" || fail "--around: $out"
+grep -q "^shown: [0-9]* of $total entries and [0-9]* of [0-9]* network steps (filters: around=$n:3)$" <<<"$out" || fail "--around: $out"
 out=$(replay --around=$n)
 lines=$(entries "$out" | grep -vc " FAULT ")
 [[ $lines -le 41 && $lines -ge 21 ]] || fail "--around=$n printed $lines entries: $out"
@@ -293,7 +293,7 @@ out=$(replay --client=$prefix)
 out=$(replay --client=$user)
 [[ $(entries "$out" | grep -v " FAULT " | grep -Evc " \(user $user\)( |$)") -eq 0 ]] ||
   fail "--client=$user: $out"
-grep -q "^shown: [0-9]* of $total entries (filters: client=$user)$" <<<"$out" || fail "--client: $out"
+grep -q "^shown: [0-9]* of $total entries and [0-9]* of [0-9]* network steps (filters: client=$user)$" <<<"$out" || fail "--client: $out"
 
 out=$(replay --conversation=$conv --client=$client)
 [[ $(entries "$out" | grep -v " FAULT " | grep -vc " $conv#") -eq 0 &&
