@@ -270,6 +270,25 @@ grep -q "^shown: $total of $total entries and [0-9]* of [0-9]* network steps (fi
 grep -q "^>> #$n t=.* <<< .*$checker" <<<"$out" || fail "entry #$n not marked: $out"
 grep -q "^violation: checker=$checker entry=#$n$" <<<"$out" || fail "no violation summary: $out"
 
+# The history explains itself: every delivered copy names how it came (push,
+# sync or its send's ack) and from which gateway, and what the network did
+# to envelopes carrying a conversation's message prints between the entries.
+[[ $(entries "$out" | grep " DELIVERED " | grep -Evc " via (push|sync|ack) from gw\.[0-9]+( |$)") -eq 0 ]] ||
+  fail "a DELIVERED entry without its origin: $out"
+net() { grep -E '^  ~[0-9]+ t=[0-9]+ms NETWORK (LOST|BLOCKED|DUPLICATED|DELAYED|RECEIVER_DOWN) ' <<<"$1"; }
+[[ $(net "$out" | wc -l) -ge 1 ]] || fail "no network steps: $out"
+[[ $(net "$out" | wc -l) -eq $(grep -c ' NETWORK ' <<<"$out") ]] || fail "a malformed network step: $out"
+grep -q "^shown: $total of $total entries and $(net "$out" | wc -l) of $(net "$out" | wc -l) network steps" \
+  <<<"$out" || fail "network steps not counted: $out"
+if [[ $checker == no_duplicates ]]; then
+  # The duplicate: a second copy on the wire, or two copies by different ways.
+  one=$(replay --conversation=$conv --client=$client)
+  seq=$(sed -n 's/.* DELIVERED [^ ]* (user [0-9]*) [^#]*#\([0-9]*\) .*/\1/p' <<<"$fail_line")
+  origins=$(entries "$one" | grep " DELIVERED $client .* $conv#$seq " | sed 's/.* via //' | sort -u | wc -l)
+  net "$one" | grep -q "DUPLICATED .* -> $client (user $user) $conv#$seq:" || [[ $origins -ge 2 ]] ||
+    fail "nothing explains the duplicate of $conv#$seq at $client: $one"
+fi
+
 out=$(replay --around=$n:3)
 lines=$(entries "$out" | grep -vc " FAULT ")
 [[ $lines -le 7 && $lines -ge 4 ]] || fail "--around=$n:3 printed $lines entries: $out"
@@ -296,6 +315,8 @@ out=$(replay --client=$user)
 grep -q "^shown: [0-9]* of $total entries and [0-9]* of [0-9]* network steps (filters: client=$user)$" <<<"$out" || fail "--client: $out"
 
 out=$(replay --conversation=$conv --client=$client)
+[[ $(net "$out" | grep -vc " $client ") -eq 0 && $(net "$out" | grep -Evc " $conv(#| )") -eq 0 ]] ||
+  fail "--conversation=$conv --client=$client: another's network step: $out"
 [[ $(entries "$out" | grep -v " FAULT " | grep -vc " $conv#") -eq 0 &&
    $(entries "$out" | grep -v " FAULT " | grep -Evc " $client( |$)") -eq 0 ]] ||
   fail "--conversation=$conv --client=$client: $out"
@@ -306,7 +327,19 @@ out=$(replay --from_ms=9000 --to_ms=12000)
 times=$(entries "$out" | sed 's/^[ >]*#[0-9]* t=\([0-9]*\)ms.*/\1/')
 [[ -n "$times" ]] || fail "--from_ms/--to_ms: nothing shown: $out"
 for t in $times; do [[ $t -ge 9000 && $t -le 12000 ]] || fail "t=$t outside 9000..12000: $out"; done
+for t in $(net "$out" | sed 's/^  ~[0-9]* t=\([0-9]*\)ms.*/\1/'); do
+  [[ $t -ge 9000 && $t -le 12000 ]] || fail "network step t=$t outside 9000..12000: $out"
+done
 [[ $(entries "$out" | wc -l) -lt $total ]] || fail "--from_ms/--to_ms filtered nothing"
+
+# A passing seed's replay prints its whole history too.
+out=$(cd / && BUILD_WORKING_DIRECTORY="$work" "$sim" replay --seed=2 \
+      --scenario=scenarios/mine.textproto --report_dir=replays 2>/dev/null)
+[[ $? -eq 0 ]] || fail "seed 2 of the smoke scenario should pass: $out"
+all=$(sed -n 's/^history: .* entries=\([0-9]*\)$/\1/p' <<<"$out")
+[[ -n "$all" && $all -gt 100 && $(entries "$out" | wc -l) -eq $all ]] ||
+  fail "a passing replay did not print its $all entries: $out"
+grep -q "^RUN seed=2 passed " <<<"$out" || fail "no verdict: $out"
 
 usage "a bad --around" 2 "--around=x: must be N or N:K" replay --around=x
 usage "a bad --around K" 2 "--around=3:y" replay --around=3:y
