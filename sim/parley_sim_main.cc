@@ -217,6 +217,10 @@ void PrintVerdict(const RunResult& r, bool verbose, const HistoryFilter& filter 
   std::map<int64_t, std::vector<std::string>> marks;  // entry -> checkers
   for (const Violation& v : r.violations) {
     if (v.entry >= 0 && v.entry < r.history.entries_size()) marks[v.entry].push_back(v.checker);
+    for (int64_t further : v.further_entries) {  // the same cause's further findings
+      if (further < 0 || further >= r.history.entries_size()) continue;
+      marks[further].push_back(absl::StrCat(v.checker, " (same cause as #", v.entry, ")"));
+    }
   }
   int shown = 0, network_shown = 0;
   int next_network = 0;  // network steps print before the entry that followed them
