@@ -188,6 +188,35 @@ TEST(ExplainTest, RecordsOriginsAndFates) {
                                             "sync_reply"}));
 }
 
+TEST(ProgressTest, IsToldHowFarTheRunIsAndChangesNothing) {
+  std::vector<RunProgress> told;
+  RunOptions watched;
+  watched.progress = [&](const RunProgress& p) { told.push_back(p); };
+  const RunResult a = RunScenario(Small(), 2, RunOptions());
+  const RunResult b = RunScenario(Small(), 2, watched);
+  EXPECT_EQ(a.hash, b.hash);
+  EXPECT_EQ(a.events, b.events);
+  ASSERT_GT(told.size(), 100u);
+  for (size_t i = 1; i < told.size(); ++i) {
+    EXPECT_GT(told[i].sim_s, told[i - 1].sim_s);
+    EXPECT_GE(told[i].events, told[i - 1].events);
+    EXPECT_EQ(told[i].total_s, told[0].total_s);
+  }
+  EXPECT_DOUBLE_EQ(told.back().sim_s, told.back().total_s);
+  EXPECT_DOUBLE_EQ(told.back().sim_s, b.sim_seconds);
+  EXPECT_LE(told.back().events, b.events);
+}
+
+TEST(MemoryEstimateTest, GrowsWithTheUsersAndNamesThem) {
+  Scenario s = Small();
+  const MemoryEstimate small = EstimateMemory(s);
+  s.mutable_workload()->set_users(100000);
+  const MemoryEstimate huge = EstimateMemory(s);
+  EXPECT_LT(small.mb, 32u);
+  EXPECT_GT(huge.mb, 3000u);  // measured ~48 KB per user with 20% second devices
+  EXPECT_EQ(huge.driver, "workload.users=100000");
+}
+
 TEST(ExplainTest, DescribesANetworkStep) {
   HistoryEntry n;
   n.set_kind(HistoryEntry::NETWORK);

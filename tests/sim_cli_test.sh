@@ -348,4 +348,36 @@ usage "--from_ms after --to_ms" 2 "is after --to_ms" replay --from_ms=5 --to_ms=
 usage "--around past the end" 2 "--around=99999999: the history has entries #0 to #" \
   replay --around=99999999 --report_dir=replays
 usage "--client with run" 2 "are for replay" run --client=168
+# Progress: a run tells on stderr where it is in simulated time with an ETA,
+# a swarm how many seeds are done with an ETA; stdout is the same without it.
+run_smoke() {  # run_smoke <args...>: stdout, stderr to $work/err
+  cd / && BUILD_WORKING_DIRECTORY="$work" "$sim" --scenario=scenarios/mine.textproto \
+    --report_dir=progress "$@" 2>"$work/err"
+}
+quiet=$(run_smoke run --seed=2 --progress_every_s=0)
+[[ ! -s "$work/err" ]] || fail "progress printed with --progress_every_s=0: $(cat "$work/err")"
+loud=$(run_smoke run --seed=2 --progress_every_s=0.000001)
+err=$(cat "$work/err")
+grep -Eq "^progress: seed 2 at t=[0-9]+s of 63s simulated \([0-9]+%\), [0-9]+ events, [0-9]+s wall, ETA [0-9]+s$" \
+  <<<"$err" || fail "no run progress line: $err"
+[[ $(grep -c "^progress: " <<<"$err") -ge 10 ]] || fail "too few progress lines: $err"
+strip() { sed -e 's/ wall_s=[0-9.]*//' -e '/^report: /d' <<<"$1"; }
+[[ "$(strip "$quiet")" == "$(strip "$loud")" ]] || fail "progress changed stdout: $quiet VS $loud"
+out=$(run_smoke swarm --seeds=2 --jobs=1 --recheck_every=0 --progress_every_s=0.000001)
+grep -Eq "^progress: 1/2 seeds, 0 failed, [0-9.]+ seeds/s, ETA [0-9]+s$" "$work/err" ||
+  fail "no swarm progress with an ETA: $(cat "$work/err")"
+
+# A huge topology is estimated before it is built, and refused above
+# --max_memory_mb (exit 2, naming the field and the estimate); the flag raises it.
+printf 'base: "default"\nname: "huge"\nworkload { users: 100000 }\n' > "$work/scenarios/huge.textproto"
+out=$(cd / && BUILD_WORKING_DIRECTORY="$work" "$sim" run --seed=1 --scenario=scenarios/huge.textproto 2>&1)
+[[ $? -eq 2 ]] || fail "100,000 users should be refused by default: $out"
+grep -Eq "^parley_sim: scenario huge needs about [0-9]{4,} MB per run \(workload.users=100000\), above --max_memory_mb=4096: lower workload.users, or raise --max_memory_mb$" \
+  <<<"$out" || fail "unclear refusal: $out"
+out=$(run_smoke run --seed=1 --max_memory_mb=1)
+[[ $? -eq 2 ]] && grep -q "above --max_memory_mb=1:" "$work/err" || fail "--max_memory_mb=1 ran: $out"
+out=$(run_smoke swarm --seeds=4 --jobs=4 --max_memory_mb=40)
+[[ $? -eq 2 ]] && grep -q " MB for 4 jobs, above --max_memory_mb=40: lower workload.users or --jobs" \
+  "$work/err" || fail "a swarm's jobs not counted: $(cat "$work/err")"
+
 echo "PASS"
