@@ -149,7 +149,8 @@ Result NoDuplicates(const History& h, const FinalState& s) {
     if (!seen.insert({e.client(), e.conversation(), e.seq()}).second) {
       found.Add(absl::StrCat(Seq(e.conversation(), e.seq()), " delivered again"),
                 Fail("no_duplicates", e.index(),
-                     absl::StrCat(Who(e), " was given ", e.conversation(), "#", e.seq(), " twice")));
+                     absl::StrCat(Who(e), " was given ", Seq(e.conversation(), e.seq()),
+                                  " twice")));
       continue;
     }
     if (e.client_msg_id().empty()) continue;

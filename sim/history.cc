@@ -96,7 +96,9 @@ std::string DescribeNetwork(const HistoryEntry& e) {
       break;
     case HistoryEntry::BLOCKED: absl::StrAppend(&out, ": dropped by a partition"); break;
     case HistoryEntry::LOST: absl::StrAppend(&out, ": dropped by the link's loss"); break;
-    case HistoryEntry::RECEIVER_DOWN: absl::StrAppend(&out, ": dropped, ", e.to(), " is down"); break;
+    case HistoryEntry::RECEIVER_DOWN:
+      absl::StrAppend(&out, ": dropped, ", e.to(), " is down");
+      break;
     default: break;
   }
   return out;

@@ -72,7 +72,8 @@ ABSL_FLAG(uint64_t, max_memory_mb, 4096,
           "refuse a scenario whose runs (times the parallel jobs of a swarm) would need more "
           "memory than this, by the estimate printed");
 ABSL_FLAG(double, progress_every_s, 2,
-          "run/replay/swarm: a progress line on stderr at most this often, in wall seconds (0: none)");
+          "run/replay/swarm: a progress line on stderr at most this often, in wall seconds "
+          "(0: none)");
 ABSL_FLAG(std::string, around, "", "replay: N[:K], entry #N and K entries either side (K 20)");
 
 namespace parley {
@@ -88,11 +89,13 @@ constexpr const char* kUsage =
     "  replay --seed=N [--scenario=FILE]                          same as run, verbose\n"
     "         [--client=ADDR|PREFIX|USER] [--conversation=ID] [--from_ms=T] [--to_ms=T]\n"
     "         [--around=N[:K]]  print only the entries passing all (FAULT: time only);\n"
-    "         entries a violation points to are marked '>>'\n"
+    "         entries a violation points to are marked '>>'; '~' lines: the network's fates\n"
     "  shrink --seed=N [--scenario=FILE] [--bug=B] [--max_runs=R] [--out=FILE]\n"
     "         reduce a failing run to the smallest scenario that still fails the same way\n"
     "common: --bug=NAME plants a bug; --report_dir=DIR (default parley-reports);\n"
     "        run/swarm: --junit=FILE writes JUnit XML (one testcase per seed)\n"
+    "        --progress_every_s=S progress on stderr (0: none); --max_memory_mb=M refuses a\n"
+    "        scenario estimated above M (default 4096)\n"
     "exit status: 0 passed, 1 a seed failed, 2 usage or scenario error\n";
 
 // absl's flag parsing ends the process with status 1 on a bad flag and on
@@ -309,10 +312,12 @@ std::function<void(const RunProgress&)> RunProgressLine(uint64_t seed) {
   const auto start = std::chrono::steady_clock::now();
   auto last = std::make_shared<double>(0);
   return [=](const RunProgress& p) {
-    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double wall =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (wall - *last < every || p.sim_s >= p.total_s) return;
     *last = wall;
-    const double left = p.total_s > p.sim_s && p.sim_s > 0 ? wall * (p.total_s - p.sim_s) / p.sim_s : 0;
+    const double left =
+        p.total_s > p.sim_s && p.sim_s > 0 ? wall * (p.total_s - p.sim_s) / p.sim_s : 0;
     std::fprintf(stderr, "progress: seed %llu at t=%.0fs of %.0fs simulated (%.0f%%), %llu events, "
                  "%.0fs wall, ETA %s\n",
                  static_cast<unsigned long long>(seed), p.sim_s, p.total_s,
@@ -765,16 +770,20 @@ int main(int argc, char** argv) {
   uint64_t parallel = 1;
   if (command == "swarm") {
     const int jobs = absl::GetFlag(FLAGS_jobs);
-    parallel = std::min<uint64_t>(seeds.size(), jobs > 0 ? jobs : std::max(1u, std::thread::hardware_concurrency()));
+    parallel = std::min<uint64_t>(
+        seeds.size(), jobs > 0 ? jobs : std::max(1u, std::thread::hardware_concurrency()));
   }
   const uint64_t max_mb = absl::GetFlag(FLAGS_max_memory_mb);
   if (memory.mb * parallel > max_mb) {
     std::cerr << "parley_sim: scenario " << scenario.name() << " needs about " << memory.mb
               << " MB per run (" << memory.driver << ")"
-              << (parallel > 1 ? absl::StrCat(", ", memory.mb * parallel, " MB for ", parallel, " jobs")
-                               : std::string())
-              << ", above --max_memory_mb=" << max_mb << ": lower " << memory.driver.substr(0, memory.driver.find('='))
-              << (parallel > 1 ? " or --jobs" : "") << ", or raise --max_memory_mb\n";
+              << (parallel > 1
+                      ? absl::StrCat(", ", memory.mb * parallel, " MB for ", parallel, " jobs")
+                      : std::string())
+              << ", above --max_memory_mb=" << max_mb << ": lower "
+              << memory.driver.substr(0, memory.driver.find('='))
+              << (parallel > 1 ? " or --jobs" : "")
+              << ", or raise --max_memory_mb\n";
     return 2;
   }
   if (memory.mb >= 256) {
