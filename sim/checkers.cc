@@ -168,11 +168,28 @@ Result NoDuplicates(const History& h, const FinalState& s) {
 
 // ---- order: per client and conversation, increasing seqs and no visible
 // message skipped before the last one delivered. Only the first delivery of
-// each seq is judged: a second one is a duplicate, no_duplicates' to report.
+// each seq is judged: a second one is a duplicate, no_duplicates' to report;
+// a skipped message acked to its sender and never delivered to the client
+// is lost, no_lost_ack's to report.
 Result Order(const History& h, const FinalState& s) {
   Findings found;
   std::map<std::pair<std::string, std::string>, uint64_t> last;  // (client, conv) -> seq
   std::set<std::tuple<std::string, std::string, uint64_t>> seen;  // client, conv, seq
+  // A skipped message that was acked and never reached the client at all is
+  // lost, not late: no_lost_ack reports it (one failure per cause).
+  std::set<std::tuple<std::string, std::string, uint64_t>> delivered;  // client, conv, seq
+  std::set<std::pair<std::string, uint64_t>> acked;                    // conv, seq
+  for (const HistoryEntry& e : h.entries()) {
+    if (e.kind() == HistoryEntry::DELIVERED) {
+      delivered.insert({e.client(), e.conversation(), e.seq()});
+    }
+    if (e.kind() != HistoryEntry::SEND_ACKED) continue;
+    const Message* m = FindMessage(s, e.conversation(), e.seq());
+    if (m != nullptr && m->client_msg_id() == e.client_msg_id() &&
+        m->sender_id() == e.sender_id()) {
+      acked.insert({e.conversation(), e.seq()});
+    }
+  }
   for (const HistoryEntry& e : h.entries()) {
     if (e.kind() != HistoryEntry::DELIVERED) continue;
     if (!seen.insert({e.client(), e.conversation(), e.seq()}).second) continue;
@@ -190,7 +207,9 @@ Result Order(const History& h, const FinalState& s) {
     if (conv != s.messages.end()) {
       for (auto m = conv->second.upper_bound(prev); m != conv->second.end() && m->first < e.seq();
            ++m) {
-        if (Visible(s, e.user_id(), m->second)) {
+        const bool lost = acked.count({e.conversation(), m->first}) > 0 &&
+                          delivered.count({e.client(), e.conversation(), m->first}) == 0;
+        if (Visible(s, e.user_id(), m->second) && !lost) {
           found.Add(absl::StrCat(Seq(e.conversation(), m->first), " late"),
                     Fail("order", e.index(),
                          absl::StrCat(Who(e), " got ", e.conversation(), "#", e.seq(),

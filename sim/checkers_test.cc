@@ -244,6 +244,38 @@ TEST_F(CheckersTest, OneLateMessageIsOneOrderFailureCountingEveryClient) {
       << v->explanation;
 }
 
+// One failure per cause across checkers: a message acked and skipped for
+// good is lost (no_lost_ack), not also out of order.
+TEST_F(CheckersTest, AnAckedMessageSkippedForGoodIsNoLostAckOnlyNotOrder) {
+  GoodHistory();
+  History h;
+  for (const HistoryEntry& e : history_.entries()) {
+    if (e.client() == "bob.d2" && e.kind() == HistoryEntry::DELIVERED &&
+        e.conversation() == "p:1:2" && e.seq() == 1) {
+      continue;  // bob.d2 went from nothing to #2
+    }
+    *h.add_entries() = e;
+  }
+  history_ = h;
+  std::string error;
+  std::vector<Violation> v = RunCheckers({}, history_, state_, &error);
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].checker, "no_lost_ack");
+  EXPECT_EQ(v[0].cause, "p:1:2#1 lost");
+  // Skipped and delivered later is late: order's.
+  Deliver("bob.d2", 2, "p:1:2", 1);
+  std::optional<Violation> o = Check("order");
+  ASSERT_TRUE(o.has_value());
+  EXPECT_EQ(o->cause, "p:1:2#1 late");
+  // Skipped for good but never acked: no_lost_ack does not judge it, order does.
+  history_ = h;
+  history_.mutable_entries(1)->set_kind(HistoryEntry::SEND_FAILED);  // alice's ack of #1
+  ASSERT_EQ(history_.entries(1).client_msg_id(), "a-1");
+  o = Check("order");
+  ASSERT_TRUE(o.has_value());
+  EXPECT_NE(o->explanation.find("never #1 before it"), std::string::npos) << o->explanation;
+}
+
 TEST_F(CheckersTest, OneDuplicatedMessageIsOneNoDuplicatesFailure) {
   GoodHistory();
   Deliver("bob.d1", 2, "p:1:2", 1);

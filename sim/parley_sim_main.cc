@@ -318,7 +318,7 @@ std::function<void(const RunProgress&)> RunProgressLine(uint64_t seed) {
     *last = wall;
     const double left =
         p.total_s > p.sim_s && p.sim_s > 0 ? wall * (p.total_s - p.sim_s) / p.sim_s : 0;
-    std::fprintf(stderr, "progress: seed %llu at t=%.0fs of %.0fs simulated (%.0f%%), %llu events, "
+    std::fprintf(stderr, "progress: seed %llu at t=%.1fs of %.0fs simulated (%.0f%%), %llu events, "
                  "%.0fs wall, ETA %s\n",
                  static_cast<unsigned long long>(seed), p.sim_s, p.total_s,
                  100 * p.sim_s / std::max(p.total_s, 1e-9),

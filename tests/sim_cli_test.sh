@@ -358,7 +358,7 @@ quiet=$(run_smoke run --seed=2 --progress_every_s=0)
 [[ ! -s "$work/err" ]] || fail "progress printed with --progress_every_s=0: $(cat "$work/err")"
 loud=$(run_smoke run --seed=2 --progress_every_s=0.000001)
 err=$(cat "$work/err")
-grep -Eq "^progress: seed 2 at t=[0-9]+s of 63s simulated \([0-9]+%\), [0-9]+ events, [0-9]+s wall, ETA [0-9]+s$" \
+grep -Eq "^progress: seed 2 at t=[0-9]+\.[0-9]s of 63s simulated \([0-9]+%\), [0-9]+ events, [0-9]+s wall, ETA [0-9]+s$" \
   <<<"$err" || fail "no run progress line: $err"
 [[ $(grep -c "^progress: " <<<"$err") -ge 10 ]] || fail "too few progress lines: $err"
 strip() { sed -e 's/ wall_s=[0-9.]*//' -e '/^report: /d' <<<"$1"; }
