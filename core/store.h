@@ -33,6 +33,9 @@ class WriteBatch {
     ops_.insert(ops_.end(), other.ops_.begin(), other.ops_.end());
   }
 
+  // Room for `n` operations, so a batch built in a loop grows once.
+  void Reserve(size_t n) { ops_.reserve(n); }
+
   const std::vector<Op>& ops() const { return ops_; }
   bool empty() const { return ops_.empty(); }
   size_t size() const { return ops_.size(); }

@@ -4,8 +4,8 @@
 #define PARLEY_CORE_TIMERS_H_
 
 #include <functional>
-#include <map>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/time/time.h"
 #include "core/env.h"
 
@@ -27,7 +27,8 @@ class Timers {
 
  private:
   Env* env_;
-  std::map<TimerId, std::function<void()>> callbacks_;
+  // Looked up by id only, never iterated: a hash map's order cannot leak.
+  absl::flat_hash_map<TimerId, std::function<void()>> callbacks_;
 };
 
 }  // namespace parley

@@ -20,7 +20,9 @@ class ReportBuilder {
  public:
   ReportBuilder(const std::string& kind, const Scenario& scenario);
 
-  // Adds one seed's result; a failing one keeps its window of history.
+  // Adds one seed's result. A failure keeps its window of history (and which
+  // faults touch it) while the run has kept fewer than 20 and the report
+  // fewer than 50; the rest keep their explanation, entry and faults.
   // `replay` and `shrink` are the commands that reproduce and shrink it.
   void AddRun(const RunResult& result, const std::string& replay, const std::string& shrink);
   void SetWall(double wall_seconds);
@@ -35,6 +37,8 @@ class ReportBuilder {
 
  private:
   Report report_;
+  Topology topology_;
+  int windows_kept_ = 0;  // failures given a history window so far
   std::vector<double> latency_ms_, profile_ms_, sync_sizes_;
   std::map<std::string, uint64_t> probes_;
   std::map<std::string, uint64_t> checker_failures_;
@@ -42,6 +46,9 @@ class ReportBuilder {
 
 Distribution MakeDistribution(const std::string& name, const std::string& unit,
                               std::vector<double> samples);
+
+// Fills `report`'s fault_kinds from its seed records (Finish does this).
+void AddFaultKindStats(Report* report);
 
 // One seed's record: `started_s` and `wall_seconds` are wall time from the
 // command's start (output only, never fed back into a run).

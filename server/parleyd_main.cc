@@ -10,6 +10,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/time/clock.h"
+#include "core/testing/bugs.h"
 #include "server/parleyd.h"
 
 ABSL_FLAG(std::string, roles, "all", "registry,kv,user,friend,group,message,gateway or all");
@@ -50,6 +51,9 @@ ABSL_FLAG(double, user_requests_per_s, 300, "requests per second per user across
 ABSL_FLAG(double, user_burst, 600, "requests a user may send at once across its connections");
 ABSL_FLAG(double, address_registrations_per_s, 1, "registrations per second per source address");
 ABSL_FLAG(double, address_registration_burst, 250, "registrations an address may make at once");
+ABSL_FLAG(std::string, planted_bug, "",
+          "TESTS ONLY: plant this bug (core/testing/bugs.h) in every thread, so a real run "
+          "(parley_real) can show a checker catch it; this parleyd is then broken on purpose");
 ABSL_FLAG(absl::Duration, max_request_timeout, absl::Minutes(10), "a larger timeout_us is refused");
 
 namespace {
@@ -112,6 +116,15 @@ int main(int argc, char** argv) {
     std::lock_guard<std::mutex> lock(log_mu);
     std::cerr << "parleyd: " << line << std::endl;
   };
+  if (const std::string name = absl::GetFlag(FLAGS_planted_bug); !name.empty()) {
+    absl::StatusOr<parley::Bug> bug = parley::ParseBug(name);
+    if (!bug.ok()) {
+      std::cerr << "parleyd: --planted_bug: " << bug.status().message() << std::endl;
+      return 1;
+    }
+    parley::PlantBugInProcess(*bug);
+    log("WARNING: planted bug " + name + ": this parleyd is broken on purpose (tests only)");
+  }
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
   auto d = parley::Parleyd::Start(o, log);

@@ -49,9 +49,10 @@ uint64_t Digest(const std::string& to, const Envelope& e) {
 
 class Kernel::NodeEnv : public Env {
  public:
-  NodeEnv(Kernel* kernel, std::string address, FaultyStore* disk, uint64_t seed,
+  NodeEnv(Kernel* kernel, Slot* slot, std::string address, FaultyStore* disk, uint64_t seed,
           uint64_t incarnation)
-      : k_(kernel), address_(std::move(address)), disk_(disk), rng_(seed),
+      : k_(kernel), slot_(slot), address_(std::move(address)),
+        address_hash_(HashString(address_)), disk_(disk), rng_(seed),
         incarnation_(incarnation) {}
 
   const std::string& Self() const override { return address_; }
@@ -87,12 +88,12 @@ class Kernel::NodeEnv : public Env {
 
   TimerId SetTimer(absl::Duration after) override {
     const TimerId id = k_->next_timer_id_++;
-    k_->Schedule(k_->now_ + std::max(after, absl::ZeroDuration()),
-                 [k = k_, address = address_, inc = incarnation_, id] {
-                   if (k->cancelled_timers_.erase(id) > 0) return;
-                   k->OnNode(address, inc, [id](Node* n) { n->OnTimer(id); });
-                 },
-                 HashMix(HashString(address_), id), "timer");
+    uint32_t index;
+    Task& task = k_->NewTask(Task::kTimer, HashMix(address_hash_, id), "timer", &index);
+    task.slot = slot_;
+    task.incarnation = incarnation_;
+    task.id = id;
+    k_->Push(k_->now_ + std::max(after, absl::ZeroDuration()), index);
     return id;
   }
 
@@ -131,7 +132,9 @@ class Kernel::NodeEnv : public Env {
   }
 
   Kernel* k_;
+  Slot* slot_;  // this node's slot (slots_ never drops one)
   std::string address_;
+  uint64_t address_hash_;  // HashString(address_), for the timers' digests
   FaultyStore* disk_;
   SeededRng rng_;
   uint64_t incarnation_;
@@ -152,10 +155,9 @@ void Kernel::BusHost::DeliverEvent(const std::string& member, const Event& event
                                    uint64_t delivery_id) {
   Kernel* k = kernel_;
   if (k->Blocked(kBusAddress, member)) return;
-  const uint64_t incarnation = k->slots_.at(member).incarnation;
-  k->Schedule(k->now_ + k->Delay(), [k, member, incarnation, event, delivery_id] {
-    k->OnNode(member, incarnation, [&](Node* n) { n->OnEvent(event, delivery_id); });
-  }, HashMix(HashString(member), delivery_id), "event");
+  Slot* slot = &k->slots_.at(member);
+  k->ScheduleEvent(k->now_ + k->Delay(), slot, event, delivery_id,
+                   HashMix(HashString(member), delivery_id));
 }
 
 void Kernel::BusHost::ArmAckTimer(uint64_t delivery_id, absl::Duration after) {
@@ -191,44 +193,121 @@ Kernel::~Kernel() {
 
 // ---- scheduler
 
-void Kernel::Schedule(absl::Time at, std::function<void()> action, uint64_t digest,
-                      const char* what) {
-  heap_.push_back(Item{std::max(at, now_), next_seq_++, std::move(action), digest, what});
-  std::push_heap(heap_.begin(), heap_.end(), [](const Item& a, const Item& b) {
+namespace {
+
+struct Later {
+  template <typename I>
+  bool operator()(const I& a, const I& b) const {
     return a.time != b.time ? a.time > b.time : a.seq > b.seq;
-  });
+  }
+};
+
+}  // namespace
+
+Kernel::Task& Kernel::NewTask(Task::Kind kind, uint64_t digest, const char* what,
+                              uint32_t* index) {
+  if (free_tasks_.empty()) {
+    *index = static_cast<uint32_t>(tasks_.size());
+    tasks_.emplace_back();
+  } else {
+    *index = free_tasks_.back();
+    free_tasks_.pop_back();
+  }
+  Task& task = tasks_[*index];
+  task.kind = kind;
+  task.digest = digest;
+  task.what = what;
+  return task;
 }
 
-void Kernel::Fold(const Item& item) {
+void Kernel::Push(absl::Time at, uint32_t index) {
+  heap_.push_back(Item{std::max(at, now_), next_seq_++, index});
+  std::push_heap(heap_.begin(), heap_.end(), Later());
+}
+
+void Kernel::Schedule(absl::Time at, std::function<void()> action, uint64_t digest,
+                      const char* what) {
+  uint32_t index;
+  NewTask(Task::kAction, digest, what, &index).action = std::move(action);
+  Push(at, index);
+}
+
+void Kernel::ScheduleMessage(absl::Time at, const std::string& to, Envelope envelope,
+                             uint64_t digest) {
+  uint32_t index;
+  Task& task = NewTask(Task::kMessage, digest, "message", &index);
+  task.to = to;  // reuses the pooled string's buffer
+  task.route = RouteTo(to);
+  task.envelope = std::move(envelope);
+  Push(at, index);
+}
+
+void Kernel::ScheduleEvent(absl::Time at, Slot* slot, const Event& event, uint64_t delivery_id,
+                           uint64_t digest) {
+  uint32_t index;
+  Task& task = NewTask(Task::kEvent, digest, "event", &index);
+  task.slot = slot;
+  task.incarnation = slot->incarnation;
+  task.id = delivery_id;
+  task.event = event;  // a copy: the bus's log may lose it before delivery
+  Push(at, index);
+}
+
+void Kernel::Run(Task& task) {
+  switch (task.kind) {
+    case Task::kAction: {
+      task.action();
+      task.action = nullptr;  // what it captured goes now, as the item did
+      break;
+    }
+    case Task::kMessage:
+      Deliver(task.to, task.route, task.envelope);
+      break;
+    case Task::kTimer: {
+      if (cancelled_timers_.erase(task.id) > 0) break;
+      Slot* slot = task.slot;
+      if (slot->up && slot->incarnation == task.incarnation) slot->node->OnTimer(task.id);
+      break;
+    }
+    case Task::kEvent: {
+      Slot* slot = task.slot;
+      if (slot->up && slot->incarnation == task.incarnation) {
+        slot->node->OnEvent(task.event, task.id);
+      }
+      break;
+    }
+  }
+}
+
+void Kernel::Fold(const Item& item, const Task& task) {
   hash_ = HashMix(hash_, static_cast<uint64_t>(absl::ToUnixMicros(item.time)));
-  hash_ = HashMix(hash_, item.digest);
+  hash_ = HashMix(hash_, task.digest);
   ++stats_.events;
   if (trace_on_) {
     trace_.emplace_back(hash_, absl::StrCat("#", stats_.events, " t=",
                                             absl::FormatDuration(item.time - options_.start),
-                                            " ", item.what));
+                                            " ", task.what));
   }
 }
 
 void Kernel::RunUntil(absl::Time until) {
-  auto later = [](const Item& a, const Item& b) {
-    return a.time != b.time ? a.time > b.time : a.seq > b.seq;
-  };
   while (!heap_.empty() && heap_.front().time <= until) {
-    std::pop_heap(heap_.begin(), heap_.end(), later);
-    Item item = std::move(heap_.back());
+    std::pop_heap(heap_.begin(), heap_.end(), Later());
+    const Item item = heap_.back();
     heap_.pop_back();
+    Task& task = tasks_[item.task];
     // Paired with Schedule's clamp and the heap's order: items run in
     // (time, sequence) order and time never goes back.
-    PARLEY_CHECK(item.time >= now_) << "item '" << item.what << "' due before now";
+    PARLEY_CHECK(item.time >= now_) << "item '" << task.what << "' due before now";
     PARLEY_CHECK(item.time > last_run_time_ || (item.time == last_run_time_ && item.seq > last_run_seq_) ||
                  last_run_seq_ == kNoneRun)
-        << "item '" << item.what << "' runs out of (time, sequence) order";
+        << "item '" << task.what << "' runs out of (time, sequence) order";
     last_run_time_ = item.time;
     last_run_seq_ = item.seq;
     now_ = item.time;
-    Fold(item);
-    item.action();
+    Fold(item, task);
+    Run(task);
+    free_tasks_.push_back(item.task);
   }
   now_ = std::max(now_, until);
 }
@@ -236,6 +315,7 @@ void Kernel::RunUntil(absl::Time until) {
 // ---- nodes
 
 void Kernel::AddNode(const std::string& address, Factory factory, MemStore* store) {
+  ++address_version_;
   Slot& slot = slots_[address];
   slot.factory = std::move(factory);
   if (store == nullptr) {
@@ -265,7 +345,8 @@ void Kernel::Restart(const std::string& address) {
   if (slot.up) Crash(address);
   const uint64_t seed =
       SeededRng::Derive(options_.seed, absl::StrCat(address, "#", slot.incarnation));
-  slot.env = std::make_unique<NodeEnv>(this, address, slot.disk.get(), seed, slot.incarnation);
+  slot.env =
+      std::make_unique<NodeEnv>(this, &slot, address, slot.disk.get(), seed, slot.incarnation);
   slot.node = slot.factory(slot.env.get());
   slot.up = true;
   hash_ = HashMix(hash_, HashString(address) ^ slot.incarnation);
@@ -300,13 +381,6 @@ std::vector<std::string> Kernel::Addresses() const {
 
 uint64_t Kernel::incarnation(const std::string& address) const {
   return slots_.at(address).incarnation;
-}
-
-void Kernel::OnNode(const std::string& address, uint64_t incarnation,
-                    const std::function<void(Node*)>& fn) {
-  auto it = slots_.find(address);
-  if (it == slots_.end() || !it->second.up || it->second.incarnation != incarnation) return;
-  fn(it->second.node.get());
 }
 
 void Kernel::SetSkew(const std::string& address, absl::Duration skew, double drift_ppm) {
@@ -405,19 +479,29 @@ void Kernel::Transmit(const std::string& from, const std::string& to, Envelope e
     if (network_observer_ != nullptr) {
       network_observer_->OnSent(from, to, envelope, copy_delay, /*duplicate=*/true);
     }
-    Schedule(now_ + after + copy_delay, [this, to, envelope] { Deliver(to, envelope); }, digest,
-             "message");
+    ScheduleMessage(now_ + after + copy_delay, to, envelope, digest);
   }
   const absl::Duration delay = Delay();
   if (network_observer_ != nullptr) {
     network_observer_->OnSent(from, to, envelope, delay, /*duplicate=*/false);
   }
-  Schedule(now_ + after + delay,
-           [this, to, envelope = std::move(envelope)] { Deliver(to, envelope); }, digest,
-           "message");
+  ScheduleMessage(now_ + after + delay, to, std::move(envelope), digest);
 }
 
-void Kernel::Deliver(const std::string& to, const Envelope& envelope) {
+Kernel::Route Kernel::RouteTo(const std::string& to) {
+  Route route;
+  route.version = address_version_;
+  auto endpoint = endpoints_.find(to);
+  if (endpoint != endpoints_.end()) {
+    route.endpoint = &endpoint->second;
+    return route;
+  }
+  auto it = slots_.find(to);
+  if (it != slots_.end()) route.slot = &it->second;
+  return route;
+}
+
+void Kernel::Deliver(const std::string& to, const Route& sent_route, const Envelope& envelope) {
   for (auto it = filters_.begin(); it != filters_.end(); ++it) {
     if (it->second.kind == Filter::kHold && it->second.match(to, envelope)) {
       filters_.erase(it);  // a hold takes one envelope
@@ -425,23 +509,23 @@ void Kernel::Deliver(const std::string& to, const Envelope& envelope) {
       return;
     }
   }
-  auto endpoint = endpoints_.find(to);
-  if (endpoint != endpoints_.end()) {
+  // The route taken at send time holds unless an address was added since.
+  const Route route = sent_route.version == address_version_ ? sent_route : RouteTo(to);
+  if (route.endpoint != nullptr) {
     if (envelope.has_reply()) {
       replies_[envelope.correlation_id()] = envelope.reply();
-    } else if (endpoint->second.keep_inbox) {
-      endpoint->second.inbox.push_back(envelope);
+    } else if (route.endpoint->keep_inbox) {
+      route.endpoint->inbox.push_back(envelope);
     }
     return;
   }
-  auto it = slots_.find(to);
-  const bool up = it != slots_.end() && it->second.up;
+  const bool up = route.slot != nullptr && route.slot->up;
   if (network_observer_ != nullptr) network_observer_->OnArrival(to, envelope, up);
   if (!up) {
     ++stats_.messages_lost;  // as on the wire: the sender's timeout handles it
     return;
   }
-  it->second.node->OnEnvelope(envelope);
+  route.slot->node->OnEnvelope(envelope);
 }
 
 void Kernel::ReleaseHeld() {
@@ -449,15 +533,14 @@ void Kernel::ReleaseHeld() {
   held_.clear();
   for (auto& [to, envelope] : held) {
     const uint64_t digest = Digest(to, envelope);
-    Schedule(now_ + Delay(), [this, to = to, envelope = std::move(envelope)] {
-      Deliver(to, envelope);
-    }, digest, "message");
+    ScheduleMessage(now_ + Delay(), to, std::move(envelope), digest);
   }
 }
 
 // ---- outside endpoints
 
 void Kernel::AddEndpoint(const std::string& address, bool keep_inbox) {
+  ++address_version_;
   endpoints_[address].keep_inbox = keep_inbox;
 }
 
@@ -500,10 +583,8 @@ const std::vector<Envelope>& Kernel::inbox(const std::string& endpoint) const {
 
 uint64_t Kernel::InjectEvent(const std::string& address, const Event& event) {
   const uint64_t id = bus_.NewDeliveryId();
-  const uint64_t incarnation = slots_.at(address).incarnation;
-  Schedule(now_ + Delay(), [this, address, incarnation, event, id] {
-    OnNode(address, incarnation, [&](Node* n) { n->OnEvent(event, id); });
-  }, HashMix(HashString(address), id), "event");
+  Slot* slot = &slots_.at(address);
+  ScheduleEvent(now_ + Delay(), slot, event, id, HashMix(HashString(address), id));
   return id;
 }
 

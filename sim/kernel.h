@@ -33,6 +33,7 @@
 #define PARLEY_SIM_KERNEL_H_
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -42,6 +43,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/time/time.h"
 #include "core/env.h"
 #include "core/rng.h"
@@ -240,13 +242,6 @@ class Kernel {
     uint64_t incarnation = 0;
     bool up = false;
   };
-  struct Item {
-    absl::Time time;
-    uint64_t seq;
-    std::function<void()> action;
-    uint64_t digest;
-    const char* what;
-  };
   struct Filter {
     enum Kind { kBlock, kIsolate, kHold } kind;
     std::string from, to;  // kBlock: the link; kIsolate: `from` is the node
@@ -262,13 +257,48 @@ class Kernel {
     absl::Time since;
   };
 
-  void Fold(const Item& item);
+  // The scheduler's heap holds small plain entries; what an item does lives
+  // in a Task in a pool (tasks_, recycled through free_tasks_), so the heap
+  // moves 32 bytes per swap and the common items (messages, timers, bus
+  // deliveries) need no std::function and no per-item allocation.
+  struct Item {
+    absl::Time time;
+    uint64_t seq;
+    uint32_t task;  // index into tasks_
+  };
+  // Where a message goes, looked up when it is sent and trusted at delivery
+  // while no node or endpoint was added since (address_version_).
+  struct Route {
+    uint64_t version = 0;
+    Endpoint* endpoint = nullptr;
+    Slot* slot = nullptr;
+  };
+  struct Task {
+    enum Kind : uint8_t { kAction, kMessage, kTimer, kEvent } kind = kAction;
+    uint64_t digest = 0;
+    const char* what = "";
+    std::function<void()> action;  // kAction
+    std::string to;                // kMessage
+    Route route;                   // kMessage
+    Envelope envelope;             // kMessage
+    Slot* slot = nullptr;          // kTimer, kEvent
+    uint64_t incarnation = 0;      // kTimer, kEvent
+    uint64_t id = 0;               // kTimer: the timer id; kEvent: the delivery id
+    Event event;                   // kEvent
+  };
+  // A pooled task for an item due at `at`; Push() schedules it.
+  Task& NewTask(Task::Kind kind, uint64_t digest, const char* what, uint32_t* index);
+  void Push(absl::Time at, uint32_t index);
+  void Run(Task& task);
+  void ScheduleMessage(absl::Time at, const std::string& to, Envelope envelope, uint64_t digest);
+  void ScheduleEvent(absl::Time at, Slot* slot, const Event& event, uint64_t delivery_id,
+                     uint64_t digest);
+  Route RouteTo(const std::string& to);
+  void Fold(const Item& item, const Task& task);
   absl::Duration Delay();
   // True with probability ppm / 1e6; 0 and 1e6 draw nothing.
   bool Draw(uint32_t ppm);
-  void Deliver(const std::string& to, const Envelope& envelope);
-  void OnNode(const std::string& address, uint64_t incarnation,
-              const std::function<void(Node*)>& fn);
+  void Deliver(const std::string& to, const Route& route, const Envelope& envelope);
   absl::Duration SkewOf(const std::string& address) const;
   FilterId AddFilter(Filter filter);
 
@@ -279,6 +309,9 @@ class Kernel {
   SeededRng rng_;
   absl::Time now_;
   std::vector<Item> heap_;
+  // A deque: a running task's reference stays valid while it schedules more.
+  std::deque<Task> tasks_;
+  std::vector<uint32_t> free_tasks_;
   uint64_t next_seq_ = 0;
   // The last item run, for the order check in RunUntil.
   static constexpr uint64_t kNoneRun = ~uint64_t{0};
@@ -287,7 +320,10 @@ class Kernel {
 
   std::map<std::string, Slot> slots_;
   uint64_t next_timer_id_ = 1;
-  std::set<uint64_t> cancelled_timers_;
+  // Membership only (never iterated), so a hash set cannot reach output.
+  absl::flat_hash_set<uint64_t> cancelled_timers_;
+  // Bumped by AddNode and AddEndpoint: a Route taken before is looked up again.
+  uint64_t address_version_ = 1;
   std::function<void(const std::string&, Node*)> on_gone_;
   std::function<void(const std::string&, const std::string&, const Envelope&)> on_send_;
   bool lose_unsynced_batch_ = false;

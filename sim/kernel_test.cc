@@ -163,6 +163,46 @@ TEST_F(KernelTest, EndpointsKeepRepliesByCorrelationAndOtherEnvelopesInTheInbox)
   EXPECT_EQ(k_.inbox("out")[0].from(), "a");
 }
 
+// A message's route is looked up when it is sent and kept for delivery; an
+// address added in between must still get it, as a lookup at delivery would.
+TEST_F(KernelTest, AnAddressAddedWhileAMessageIsInFlightReceivesIt) {
+  Envelope note;
+  note.set_request_id("note");
+  k_.Transmit("a", "late", note);
+  k_.AddEndpoint("late", /*keep_inbox=*/true);
+  Request r;
+  r.mutable_ping();
+  const uint64_t id = k_.SendRequest("out", "c", r, 0, "");
+  k_.AddNode("c", [](Env* env) { return std::make_unique<Echo>(env); });
+  EXPECT_TRUE(k_.AwaitReply(id, absl::Seconds(1)).has_value());
+  EXPECT_EQ(echo("c")->requests, 1);
+  ASSERT_EQ(k_.inbox("late").size(), 1u);
+  EXPECT_EQ(k_.inbox("late")[0].request_id(), "note");
+}
+
+// Cancelled timers are skipped without disturbing the ones around them.
+TEST_F(KernelTest, ACancelledTimerDoesNotFireAndTheOthersDo) {
+  class Arm : public Node {
+   public:
+    explicit Arm(Env* env) : env_(env) {}
+    void Start() override {
+      for (int i = 0; i < 3; ++i) ids.push_back(env_->SetTimer(absl::Milliseconds(10 * (i + 1))));
+      env_->CancelTimer(ids[1]);
+    }
+    void OnEnvelope(const Envelope&) override {}
+    void OnEvent(const Event&, uint64_t) override {}
+    void OnPublishAck(const std::string&) override {}
+    void OnTimer(TimerId id) override { fired.push_back(id); }
+    Env* env_;
+    std::vector<TimerId> ids, fired;
+  };
+  k_.AddNode("t", [](Env* env) { return std::make_unique<Arm>(env); });
+  k_.RunUntil(k_.Now() + absl::Seconds(1));
+  Arm* arm = dynamic_cast<Arm*>(k_.node("t"));
+  ASSERT_NE(arm, nullptr);
+  EXPECT_EQ(arm->fired, (std::vector<TimerId>{arm->ids[0], arm->ids[2]}));
+}
+
 TEST(KernelPpmTest, ProbabilitiesRoundToTheNearestPartPerMillion) {
   EXPECT_EQ(Ppm(0), 0u);
   EXPECT_EQ(Ppm(-1), 0u);

@@ -52,7 +52,7 @@ ABSL_FLAG(std::string, bug, "",
           "cursor_for_anyone, recall_keeps_body, unread_counts_own, ignore_read_error, canary");
 ABSL_FLAG(std::string, report_dir, "parley-reports",
           "where reports go (relative paths are taken from where you ran the command)");
-ABSL_FLAG(int, max_runs, 150, "shrink: most simulation runs to spend");
+ABSL_FLAG(int, max_runs, 200, "shrink: most simulation runs to spend");
 ABSL_FLAG(std::string, out, "", "shrink: where to write the smallest scenario (default: in the report directory)");
 ABSL_FLAG(uint32_t, recheck_every, 20,
           "swarm: also re-run every Nth seed to check determinism (0: never)");
@@ -371,8 +371,19 @@ int Run(const Scenario& scenario, bool verbose, const HistoryFilter& filter = {}
 int ShrinkCmd(const Scenario& scenario) {
   const uint64_t seed = absl::GetFlag(FLAGS_seed);
   std::cout << "shrink: scenario=" << scenario.name() << " seed=" << seed << std::endl;
-  ShrinkResult s = Shrink(scenario, seed, absl::GetFlag(FLAGS_max_runs),
-                          [](const std::string& line) { std::cerr << line << "\n"; });
+  // The shrinker reads no clock: each step's wall time is taken here.
+  const auto start = std::chrono::steady_clock::now();
+  auto last = start;
+  ShrinkResult s = Shrink(scenario, seed, absl::GetFlag(FLAGS_max_runs), [&last](const ShrinkStep& step) {
+    const auto now = std::chrono::steady_clock::now();
+    std::cout << absl::StrFormat("step %d: removed %s: size %u -> %u (%d %s, %.2f s)\n", step.number,
+                                 step.removed, step.size_before, step.size_after, step.runs,
+                                 step.runs == 1 ? "run" : "runs",
+                                 std::chrono::duration<double>(now - last).count())
+              << std::flush;
+    last = now;
+  });
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!s.reproduced) {
     std::cout << "seed " << seed << " passes: nothing to shrink\n";
     return 2;
@@ -391,8 +402,20 @@ int ShrinkCmd(const Scenario& scenario) {
     std::cerr << "parley_sim: cannot write " << path << "\n";
     return 2;
   }
-  std::cout << absl::StrFormat("SHRINK checker=%s size=%u->%u runs=%d\n", s.checker,
-                               s.original_size, s.shrunk_size, s.runs);
+  const Workload& w = s.shrunk.workload();
+  std::cout << absl::StrFormat(
+      "left: users=%u groups=%u faults=%d sends=%s duration=%gs nodes=%u/%u/%u/%u/%u "
+      "(gateways/shards/user/friend/group replicas)\n",
+      w.users(), w.groups(), s.shrunk.faults().script_size(),
+      w.has_send_filter() ? absl::StrCat(w.send_filter().keep_size())
+                          : absl::StrFormat("all (%g/s)", w.send_rate_per_s()),
+      w.duration_s(), s.shrunk.topology().gateways(), s.shrunk.topology().shards(),
+      s.shrunk.topology().user_replicas(), s.shrunk.topology().friend_replicas(),
+      s.shrunk.topology().group_replicas());
+  std::cout << absl::StrFormat("SHRINK checker=%s size=%u->%u (%.1f%%) steps=%d runs=%d wall_s=%.1f\n",
+                               s.checker, s.original_size, s.shrunk_size,
+                               100.0 * s.shrunk_size / std::max<uint64_t>(1, s.original_size),
+                               static_cast<int>(s.steps.size()), s.runs, wall);
   std::cout << "wrote " << path << "\n";
   // The shrinker halves the topology and the users under a fixed fault
   // script; a fault left naming a node that is gone would make the file

@@ -40,6 +40,7 @@ constexpr double kMaxSeconds = 86400;     // a simulated day
 constexpr double kMaxRatePerS = 1e6;
 constexpr double kMaxMillis = 3600000;    // an hour
 constexpr int kMaxBaseDepth = 8;
+constexpr uint64_t kMaxSendNumber = 1000000000;
 
 // Collects the first error; each check names the field, its value and the
 // allowed range.
@@ -305,6 +306,15 @@ absl::Status ValidateScenario(const Scenario& s, const std::string& name) {
            {"faults.duplicate_max", s.faults().duplicate_max()},
        }) {
     c.Range(field, v, 0, 1);
+  }
+  // The sends a shrunk scenario keeps: numbers, strictly increasing.
+  for (int i = 0; i < w.send_filter().keep_size(); ++i) {
+    const uint64_t v = w.send_filter().keep(i);
+    const uint64_t lo = i == 0 ? 1 : uint64_t{w.send_filter().keep(i - 1)} + 1;
+    if (v < lo || v > kMaxSendNumber) {
+      c.Fail(absl::StrCat("workload.send_filter.keep[", i, "] is ", v, ", must be in [", lo, ", ",
+                          kMaxSendNumber, "] (send numbers, strictly increasing)"));
+    }
   }
   c.Range("network.latency_ms", s.network().latency_ms(), 0, 60000);
   c.Range("network.jitter_ms", s.network().jitter_ms(), 0, 60000);

@@ -154,7 +154,12 @@ void WorkloadDriver::DoSend() {
   if (c == nullptr) return;
   const uint64_t me = c->user_id();
   // Unique per message, so a recalled body can be looked for anywhere.
-  std::string body = absl::StrCat("<b", me, ".", next_body_++, ">");
+  const uint64_t number = next_body_++;
+  std::string body = absl::StrCat("<b", me, ".", number, ">");
+  // A send the scenario's send_filter cuts: drawn to here, then not made.
+  const Workload& w = r_.s.workload();
+  const bool cut = w.has_send_filter() && !std::binary_search(w.send_filter().keep().begin(),
+                                                               w.send_filter().keep().end(), number);
   if (body.size() < r_.s.workload().body_bytes()) body.resize(r_.s.workload().body_bytes(), 'x');
   std::vector<uint64_t> my_groups;
   for (const auto& [g, members] : r_.groups) {
@@ -176,10 +181,12 @@ void WorkloadDriver::DoSend() {
     if (mine.empty()) return;
     auto it = mine.begin();
     std::advance(it, r_.rng.Uniform(mine.size()));
+    if (cut) return;
     conv = PrivateConversationId(me, *it);
     id = c->SendPrivate(*it, body);
   } else {
     const uint64_t g = my_groups[r_.rng.Uniform(my_groups.size())];
+    if (cut) return;
     conv = GroupConversationId(g);
     id = c->SendGroup(g, body);
   }

@@ -161,6 +161,26 @@ done
 [[ -s "$work/reports/shrink-smoke-1-no_client_dedup/shrunk.textproto" &&
    -s "$work/reports/shrink-smoke-1-no_client_dedup-2/shrunk.textproto" ]] ||
   fail "two shrinks, not two folders: $(ls "$work/reports")"
+# A shrink says per accepted step what it removed, its runs and seconds, and
+# at the end what is left and the totals; within its budget; and what it
+# writes loads again and fails the same checker when replayed.
+out=$(cd / && BUILD_WORKING_DIRECTORY="$work" "$sim" shrink --seed=1 --bug=no_client_dedup \
+      --max_runs=6 --scenario=scenarios/mine.textproto --out=shrunk.textproto --report_dir=reports 2>&1)
+[[ $? -eq 1 ]] || fail "shrink did not reproduce: $out"
+grep -qE "^step 1: removed .+: size [0-9]+ -> [0-9]+ \([0-9]+ runs?, [0-9.]+ s\)$" <<<"$out" ||
+  fail "no step line saying what it removed: $out"
+grep -qE "^left: users=[0-9]+ groups=[0-9]+ faults=[0-9]+ sends=" <<<"$out" || fail "no left line: $out"
+grep -qE "^SHRINK checker=no_duplicates size=[0-9]+->[0-9]+ \([0-9.]+%\) steps=[1-9][0-9]* runs=6 wall_s=[0-9.]+$" \
+  <<<"$out" || fail "no SHRINK totals line (runs=6): $out"
+out=$(cd / && BUILD_WORKING_DIRECTORY="$work" "$sim" replay --seed=1 --scenario=shrunk.textproto \
+      --report_dir=reports 2>&1)
+[[ $? -eq 1 ]] || fail "the shrunk scenario does not fail: $out"
+grep -q "^FAIL checker=no_duplicates " <<<"$out" || fail "the shrunk scenario fails otherwise: $out"
+# A send filter out of order is refused, naming the field and the range.
+echo 'base: "mine" workload { send_filter { keep: [4, 2] } }' > "$work/scenarios/cut.textproto"
+usage "a send filter out of order" 2 \
+  "workload.send_filter.keep[1] is 2, must be in [5, 1000000000] (send numbers, strictly increasing)" \
+  shrink --seed=1 --scenario=scenarios/cut.textproto --report_dir=reports
 # Outputs for CI: --junit writes valid JUnit XML, one testcase per seed and a
 # <failure> per failing seed with its checker and replay command; report.json
 # holds a record per seed with its numbers as JSON numbers, and the

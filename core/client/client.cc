@@ -482,6 +482,7 @@ void Client::Sync(bool gaps_only) {
       return through.emplace(conv, cursor(conv)).first->second;
     };
     WriteBatch batch;
+    batch.Reserve(reply.sync().conversations_size());
     for (const ConversationPage& page : reply.sync().conversations()) {
       for (const Message& m : page.messages()) {
         uint64_t& c = planned(m.conversation());

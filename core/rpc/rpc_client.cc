@@ -15,26 +15,28 @@ const DeclaredProbe kRpcTimeout("rpc_timeout",
 
 void RpcClient::Call(const std::string& service, const Request& request,
                      const CallOptions& options, Callback done) {
-  PendingCall call;
+  // Built in place in calls_: a PendingCall is not moved around.
+  const uint64_t call_id = next_call_id_++;
+  PendingCall& call = calls_[call_id];
   call.service = service;
   call.request = request;
   call.options = options;
   call.done = std::move(done);
-  Start(std::move(call));
+  Start(call_id, call);
 }
 
 void RpcClient::CallAddress(const std::string& address, const Request& request,
                             const CallOptions& options, Callback done) {
-  PendingCall call;
+  const uint64_t call_id = next_call_id_++;
+  PendingCall& call = calls_[call_id];
   call.address = address;
   call.request = request;
   call.options = options;
   call.done = std::move(done);
-  Start(std::move(call));
+  Start(call_id, call);
 }
 
-void RpcClient::Start(PendingCall call) {
-  const uint64_t call_id = next_call_id_++;
+void RpcClient::Start(uint64_t call_id, PendingCall& call) {
   // Unique per node incarnation: the node's address plus a random nonce drawn
   // once per call keeps ids distinct across restarts.
   call.request_id = !call.options.request_id.empty()
@@ -42,7 +44,6 @@ void RpcClient::Start(PendingCall call) {
                         : absl::StrCat(env_->Self(), "#", call_id, ".",
                                        env_->Rng().Next() % 1000000007);
   ++stats_.calls;
-  calls_.emplace(call_id, std::move(call));
   Attempt(call_id);
 }
 
@@ -81,14 +82,19 @@ void RpcClient::Attempt(uint64_t call_id) {
   envelope.set_request_id(call.request_id);
   envelope.set_auth_user_id(call.options.auth_user_id);
   envelope.set_timeout_us(absl::ToInt64Microseconds(call.options.timeout));
-  *envelope.mutable_request() = call.request;
+  if (call.attempts >= call.options.max_attempts) {
+    // The last attempt: nothing sends the request again, so it moves.
+    envelope.mutable_request()->Swap(&call.request);
+  } else {
+    *envelope.mutable_request() = call.request;
+  }
   call.timer = timers_->After(call.options.timeout, [this, call_id, correlation_id, target] {
     correlation_to_call_.erase(correlation_id);
     ++stats_.timeouts;
     if (probes_ != nullptr) probes_->Count(kRpcTimeout);
     OnAttemptFailed(call_id, absl::StrCat("timed out waiting for ", target));
   });
-  env_->Send(target, envelope);
+  env_->Send(target, std::move(envelope));
 }
 
 void RpcClient::WaitForInstance(uint64_t call_id, absl::Time deadline) {
@@ -158,13 +164,14 @@ bool RpcClient::OnReply(const Envelope& envelope) {
 void RpcClient::Finish(uint64_t call_id, const Reply& reply) {
   auto it = calls_.find(call_id);
   if (it == calls_.end()) return;
-  PendingCall call = std::move(it->second);
+  Callback done = std::move(it->second.done);
+  const TimerId timer = it->second.timer;
   calls_.erase(it);
-  if (call.timer != 0) timers_->Cancel(call.timer);
+  if (timer != 0) timers_->Cancel(timer);
   // Each attempt's correlation id was already forgotten by its timeout or its
   // reply, so nothing of this call is left behind.
   if (reply.status().code() != CODE_OK) ++stats_.failed;
-  call.done(reply);
+  done(reply);
 }
 
 }  // namespace parley

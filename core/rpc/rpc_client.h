@@ -83,7 +83,7 @@ class RpcClient {
     TimerId timer = 0;
   };
 
-  void Start(PendingCall call);
+  void Start(uint64_t call_id, PendingCall& call);
   void Attempt(uint64_t call_id);
   // Polls the directory for an instance until `deadline` (the attempt's timeout).
   void WaitForInstance(uint64_t call_id, absl::Time deadline);

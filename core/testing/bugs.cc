@@ -1,5 +1,7 @@
 #include "core/testing/bugs.h"
 
+#include <atomic>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
@@ -7,6 +9,7 @@ namespace parley {
 namespace {
 
 thread_local Bug planted = Bug::kNone;
+std::atomic<int> process_planted{0};  // Bug::kNone
 
 const char* const kNames[] = {
     "none",
@@ -34,7 +37,12 @@ constexpr int kCount = sizeof(kNames) / sizeof(kNames[0]);
 
 }  // namespace
 
-bool BugPlanted(Bug bug) { return planted == bug && bug != Bug::kNone; }
+bool BugPlanted(Bug bug) {
+  return bug != Bug::kNone &&
+         (planted == bug || process_planted.load(std::memory_order_relaxed) == static_cast<int>(bug));
+}
+
+void PlantBugInProcess(Bug bug) { process_planted.store(static_cast<int>(bug)); }
 
 ScopedBug::ScopedBug(Bug bug) : previous_(planted) { planted = bug; }
 ScopedBug::~ScopedBug() { planted = previous_; }

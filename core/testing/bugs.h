@@ -1,7 +1,8 @@
 // Planted bugs: switches that re-create classic mistakes, so a test can prove
-// the simulator's checkers catch them. A bug is planted only for the current
-// thread, only by the simulator (`parley_sim --bug=NAME`, tests); nothing in
-// server mode plants one, so there every switch reads false.
+// the simulator's checkers catch them. The simulator (`parley_sim --bug=NAME`,
+// tests) plants a bug for the current thread only; in server mode only
+// `parleyd --planted_bug=NAME` plants one, in its whole process (real-run
+// tests); otherwise every switch reads false.
 #ifndef PARLEY_CORE_TESTING_BUGS_H_
 #define PARLEY_CORE_TESTING_BUGS_H_
 
@@ -36,8 +37,13 @@ enum class Bug {
   kCanary,                  // fails every 100th seed on purpose
 };
 
-// True while `bug` is planted on this thread.
+// True while `bug` is planted on this thread (or in the whole process).
 bool BugPlanted(Bug bug);
+
+// Plants `bug` on every thread of the process, for good: parleyd's
+// --planted_bug, so that a real run (server/real_run.h) can show a server-side
+// bug caught. The simulator never calls it.
+void PlantBugInProcess(Bug bug);
 
 // Plants `bug` on this thread for the guard's lifetime.
 class ScopedBug {
