@@ -1,6 +1,9 @@
 #include "sim/checkers.h"
 
 #include <algorithm>
+#include <set>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -37,6 +40,47 @@ std::string WhoDevice(const FinalState& s, uint64_t user, const std::string& dev
   return absl::StrCat("user ", user, " device ", device);
 }
 
+// A checker's findings, each with its cause: the first is reported, with the
+// others of the same cause counted in it (one failure per cause).
+class Findings {
+ public:
+  void Add(std::string cause, Violation v) { all_.emplace_back(std::move(cause), std::move(v)); }
+  Result First() const {
+    if (all_.empty()) return std::nullopt;
+    Violation v = all_[0].second;
+    v.cause = all_[0].first;
+    std::set<int64_t> entries;
+    for (size_t i = 1; i < all_.size(); ++i) {
+      if (all_[i].first != v.cause) continue;
+      ++v.further;
+      if (all_[i].second.entry >= 0 && all_[i].second.entry != v.entry) {
+        entries.insert(all_[i].second.entry);
+      }
+    }
+    v.further_entries.assign(entries.begin(), entries.end());
+    if (v.further == 0) return v;
+    absl::StrAppend(&v.explanation, "; the same cause (", v.cause, ") explains ", v.further,
+                    " further finding", v.further == 1 ? "" : "s");
+    if (!entries.empty()) {
+      std::vector<std::string> shown;
+      for (int64_t e : entries) {
+        if (shown.size() == 10) break;
+        shown.push_back(absl::StrCat("#", e));
+      }
+      absl::StrAppend(&v.explanation, ", at entr", entries.size() == 1 ? "y " : "ies ",
+                      absl::StrJoin(shown, ", "), entries.size() > shown.size() ? ", …" : "");
+    }
+    return v;
+  }
+
+ private:
+  std::vector<std::pair<std::string, Violation>> all_;
+};
+
+std::string Seq(const std::string& conversation, uint64_t seq) {
+  return absl::StrCat(conversation, "#", seq);
+}
+
 const Message* FindMessage(const FinalState& s, const std::string& conv, uint64_t seq) {
   auto c = s.messages.find(conv);
   if (c == s.messages.end()) return nullptr;
@@ -46,6 +90,7 @@ const Message* FindMessage(const FinalState& s, const std::string& conv, uint64_
 
 // ---- no_lost_ack: every acked message reaches every device of every recipient.
 Result NoLostAck(const History& h, const FinalState& s) {
+  Findings found;
   std::set<std::tuple<std::string, std::string, uint64_t>> delivered;  // client, conv, seq
   for (const HistoryEntry& e : h.entries()) {
     if (e.kind() == HistoryEntry::DELIVERED) delivered.insert({e.client(), e.conversation(), e.seq()});
@@ -65,81 +110,117 @@ Result NoLostAck(const History& h, const FinalState& s) {
         stored.count({e.sender_id(), e.client_msg_id()}) > 0) {
       continue;
     }
+    const std::string lost = absl::StrCat(Seq(e.conversation(), e.seq()), " lost");
     if (m == nullptr) {
-      return Fail("no_lost_ack", e.index(),
-                  absl::StrCat(Who(e), " was acked ", e.client_msg_id(), " as ", e.conversation(),
-                               "#", e.seq(), ", which is not in its shard"));
+      found.Add(lost, Fail("no_lost_ack", e.index(),
+                           absl::StrCat(Who(e), " was acked ", e.client_msg_id(), " as ",
+                                        Seq(e.conversation(), e.seq()),
+                                        ", which is not in its shard")));
+      continue;
     }
     if (m->client_msg_id() != e.client_msg_id() || m->sender_id() != e.sender_id()) {
-      return Fail("no_lost_ack", e.index(),
-                  absl::StrCat(Who(e), " was acked ", e.client_msg_id(), " as ", e.conversation(), "#", e.seq(),
-                               " but that seq holds ", m->client_msg_id(), " of user ",
-                               m->sender_id(), ": the acked message was overwritten"));
+      found.Add(lost, Fail("no_lost_ack", e.index(),
+                           absl::StrCat(Who(e), " was acked ", e.client_msg_id(), " as ",
+                                        Seq(e.conversation(), e.seq()), " but that seq holds ",
+                                        m->client_msg_id(), " of user ", m->sender_id(),
+                                        ": the acked message was overwritten")));
+      continue;
     }
     for (const auto& [client, user] : s.clients) {
       if (!Visible(s, user, *m)) continue;
       if (delivered.count({client, e.conversation(), e.seq()}) == 0) {
-        return Fail("no_lost_ack", e.index(),
-                    absl::StrCat(e.conversation(), "#", e.seq(), ", acked to ", Who(e),
-                                 ", never reached ", Who(client, user)));
+        found.Add(lost, Fail("no_lost_ack", e.index(),
+                             absl::StrCat(Seq(e.conversation(), e.seq()), ", acked to ", Who(e),
+                                          ", never reached ", Who(client, user))));
       }
     }
   }
-  return std::nullopt;
+  return found.First();
 }
 
 // ---- no_duplicates: an app sees each (conversation, seq) once, and one
 // (sender, client_msg_id) never stands under two seqs.
 Result NoDuplicates(const History& h, const FinalState& s) {
+  Findings found;
   std::set<std::tuple<std::string, std::string, uint64_t>> seen;
   std::map<std::tuple<std::string, uint64_t, std::string>, uint64_t> by_id;  // client,sender,id -> seq
   for (const HistoryEntry& e : h.entries()) {
     if (e.kind() != HistoryEntry::DELIVERED) continue;
     if (!seen.insert({e.client(), e.conversation(), e.seq()}).second) {
-      return Fail("no_duplicates", e.index(),
-                  absl::StrCat(Who(e), " was given ", e.conversation(), "#", e.seq(), " twice"));
+      found.Add(absl::StrCat(Seq(e.conversation(), e.seq()), " delivered again"),
+                Fail("no_duplicates", e.index(),
+                     absl::StrCat(Who(e), " was given ", Seq(e.conversation(), e.seq()),
+                                  " twice")));
+      continue;
     }
     if (e.client_msg_id().empty()) continue;
     auto key = std::make_tuple(e.client(), e.sender_id(), e.client_msg_id());
     auto [it, fresh] = by_id.emplace(key, e.seq());
     if (!fresh && it->second != e.seq()) {
-      return Fail("no_duplicates", e.index(),
-                  absl::StrCat(Who(e), " saw message ", e.client_msg_id(), " of user ",
-                               e.sender_id(), " as seq ", it->second, " and as seq ", e.seq()));
+      found.Add(absl::StrCat(e.client_msg_id(), " under two seqs"),
+                Fail("no_duplicates", e.index(),
+                     absl::StrCat(Who(e), " saw message ", e.client_msg_id(), " of user ",
+                                  e.sender_id(), " as seq ", it->second, " and as seq ", e.seq())));
     }
   }
-  return std::nullopt;
+  return found.First();
 }
 
 // ---- order: per client and conversation, increasing seqs and no visible
 // message skipped before the last one delivered. Only the first delivery of
-// each seq is judged: a second one is a duplicate, no_duplicates' to report.
+// each seq is judged: a second one is a duplicate, no_duplicates' to report;
+// a skipped message acked to its sender and never delivered to the client
+// is lost, no_lost_ack's to report.
 Result Order(const History& h, const FinalState& s) {
+  Findings found;
   std::map<std::pair<std::string, std::string>, uint64_t> last;  // (client, conv) -> seq
   std::set<std::tuple<std::string, std::string, uint64_t>> seen;  // client, conv, seq
+  // A skipped message that was acked and never reached the client at all is
+  // lost, not late: no_lost_ack reports it (one failure per cause).
+  std::set<std::tuple<std::string, std::string, uint64_t>> delivered;  // client, conv, seq
+  std::set<std::pair<std::string, uint64_t>> acked;                    // conv, seq
+  for (const HistoryEntry& e : h.entries()) {
+    if (e.kind() == HistoryEntry::DELIVERED) {
+      delivered.insert({e.client(), e.conversation(), e.seq()});
+    }
+    if (e.kind() != HistoryEntry::SEND_ACKED) continue;
+    const Message* m = FindMessage(s, e.conversation(), e.seq());
+    if (m != nullptr && m->client_msg_id() == e.client_msg_id() &&
+        m->sender_id() == e.sender_id()) {
+      acked.insert({e.conversation(), e.seq()});
+    }
+  }
   for (const HistoryEntry& e : h.entries()) {
     if (e.kind() != HistoryEntry::DELIVERED) continue;
     if (!seen.insert({e.client(), e.conversation(), e.seq()}).second) continue;
     uint64_t& prev = last[{e.client(), e.conversation()}];
+    // The cause: the message that came late (or never), whose lateness
+    // fails the clients it skipped and, later, those it reached late.
     if (e.seq() <= prev) {
-      return Fail("order", e.index(),
-                  absl::StrCat(Who(e), " got ", e.conversation(), "#", e.seq(), " after #",
-                               prev));
+      found.Add(absl::StrCat(Seq(e.conversation(), e.seq()), " late"),
+                Fail("order", e.index(),
+                     absl::StrCat(Who(e), " got ", e.conversation(), "#", e.seq(), " after #",
+                                  prev)));
+      continue;
     }
     auto conv = s.messages.find(e.conversation());
     if (conv != s.messages.end()) {
       for (auto m = conv->second.upper_bound(prev); m != conv->second.end() && m->first < e.seq();
            ++m) {
-        if (Visible(s, e.user_id(), m->second)) {
-          return Fail("order", e.index(),
-                      absl::StrCat(Who(e), " got ", e.conversation(), "#", e.seq(),
-                                   " but never #", m->first, " before it"));
+        const bool lost = acked.count({e.conversation(), m->first}) > 0 &&
+                          delivered.count({e.client(), e.conversation(), m->first}) == 0;
+        if (Visible(s, e.user_id(), m->second) && !lost) {
+          found.Add(absl::StrCat(Seq(e.conversation(), m->first), " late"),
+                    Fail("order", e.index(),
+                         absl::StrCat(Who(e), " got ", e.conversation(), "#", e.seq(),
+                                      " but never #", m->first, " before it")));
+          break;  // one finding per entry: its first skipped message
         }
       }
     }
     prev = e.seq();
   }
-  return std::nullopt;
+  return found.First();
 }
 
 // ---- sender_fifo: a device's acked sends to one conversation have seqs in

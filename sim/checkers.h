@@ -1,6 +1,8 @@
 // Checkers: the promises of the core, judged from the history and the final
 // state only — never from the core's own bookkeeping. Each returns the first
-// violation it finds, naming the offending history entry where there is one.
+// violation it finds, naming the offending history entry where there is one
+// (and, for no_lost_ack, no_duplicates and order, counting the further
+// findings of the same cause in it).
 #ifndef PARLEY_SIM_CHECKERS_H_
 #define PARLEY_SIM_CHECKERS_H_
 
@@ -61,6 +63,14 @@ struct Violation {
   std::string checker;
   int64_t entry = -1;  // index into the history, or -1
   std::string explanation;
+  // One failure per cause: a checker that finds several violations of one
+  // cause (one lost message missing at many devices, one message late at
+  // many clients, one message delivered twice to many) reports the first and
+  // counts the rest here: how many further findings, at which entries (other
+  // than `entry`), and the cause as the explanation names it.
+  int further = 0;
+  std::vector<int64_t> further_entries;
+  std::string cause;
 };
 
 using Checker = std::function<std::optional<Violation>(const History&, const FinalState&)>;

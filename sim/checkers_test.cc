@@ -200,6 +200,95 @@ TEST_F(CheckersTest, ADuplicateIsNoDuplicatesOnlyNotOrder) {
 
 // An ack naming the wrong seq of a stored message is idempotent_send's, not
 // also a lost ack.
+// One failure per cause across entries: the first finding is reported, the
+// further findings of its cause are counted in it, another cause's are not.
+TEST_F(CheckersTest, OneLostMessageIsOneNoLostAckFailureCountingEveryDevice) {
+  GoodHistory();
+  History h;
+  for (const HistoryEntry& e : history_.entries()) {
+    const bool lost = e.kind() == HistoryEntry::DELIVERED &&
+                      ((e.client() != "alice.d1" && e.conversation() == "p:1:2" && e.seq() == 1) ||
+                       (e.client() == "alice.d1" && e.conversation() == "g:5" && e.seq() == 2));
+    if (!lost) *h.add_entries() = e;
+  }
+  history_ = h;
+  std::optional<Violation> v = Check("no_lost_ack");
+  ASSERT_TRUE(v.has_value());
+  EXPECT_EQ(v->cause, "p:1:2#1 lost");
+  EXPECT_EQ(v->further, 1);                  // bob.d2; g:5#2 at alice is another cause
+  EXPECT_TRUE(v->further_entries.empty());  // the same ack entry
+  EXPECT_EQ(v->explanation,
+            "p:1:2#1, acked to alice.d1 (user 1), never reached bob.d1 (user 2); the same cause "
+            "(p:1:2#1 lost) explains 1 further finding");
+}
+
+TEST_F(CheckersTest, OneLateMessageIsOneOrderFailureCountingEveryClient) {
+  std::vector<int64_t> entries;
+  for (const char* client : {"bob.d1", "bob.d2"}) {
+    Deliver(client, 2, "p:1:2", 2);
+    entries.push_back(history_.entries_size() - 1);
+    Deliver(client, 2, "p:1:2", 1);
+    entries.push_back(history_.entries_size() - 1);
+  }
+  Deliver("alice.d1", 1, "g:5", 2);  // another cause: g:5#1 late
+  Deliver("alice.d1", 1, "g:5", 1);
+  std::optional<Violation> v = Check("order");
+  ASSERT_TRUE(v.has_value());
+  EXPECT_EQ(v->entry, entries[0]);
+  EXPECT_EQ(v->cause, "p:1:2#1 late");
+  EXPECT_EQ(v->further, 3);
+  EXPECT_EQ(v->further_entries, std::vector<int64_t>(entries.begin() + 1, entries.end()));
+  EXPECT_NE(v->explanation.find("; the same cause (p:1:2#1 late) explains 3 further findings, "
+                                "at entries #1, #2, #3"),
+            std::string::npos)
+      << v->explanation;
+}
+
+// One failure per cause across checkers: a message acked and skipped for
+// good is lost (no_lost_ack), not also out of order.
+TEST_F(CheckersTest, AnAckedMessageSkippedForGoodIsNoLostAckOnlyNotOrder) {
+  GoodHistory();
+  History h;
+  for (const HistoryEntry& e : history_.entries()) {
+    if (e.client() == "bob.d2" && e.kind() == HistoryEntry::DELIVERED &&
+        e.conversation() == "p:1:2" && e.seq() == 1) {
+      continue;  // bob.d2 went from nothing to #2
+    }
+    *h.add_entries() = e;
+  }
+  history_ = h;
+  std::string error;
+  std::vector<Violation> v = RunCheckers({}, history_, state_, &error);
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].checker, "no_lost_ack");
+  EXPECT_EQ(v[0].cause, "p:1:2#1 lost");
+  // Skipped and delivered later is late: order's.
+  Deliver("bob.d2", 2, "p:1:2", 1);
+  std::optional<Violation> o = Check("order");
+  ASSERT_TRUE(o.has_value());
+  EXPECT_EQ(o->cause, "p:1:2#1 late");
+  // Skipped for good but never acked: no_lost_ack does not judge it, order does.
+  history_ = h;
+  history_.mutable_entries(1)->set_kind(HistoryEntry::SEND_FAILED);  // alice's ack of #1
+  ASSERT_EQ(history_.entries(1).client_msg_id(), "a-1");
+  o = Check("order");
+  ASSERT_TRUE(o.has_value());
+  EXPECT_NE(o->explanation.find("never #1 before it"), std::string::npos) << o->explanation;
+}
+
+TEST_F(CheckersTest, OneDuplicatedMessageIsOneNoDuplicatesFailure) {
+  GoodHistory();
+  Deliver("bob.d1", 2, "p:1:2", 1);
+  Deliver("bob.d2", 2, "p:1:2", 1);
+  Deliver("bob.d2", 2, "g:5", 1);  // another message again: another cause
+  std::optional<Violation> v = Check("no_duplicates");
+  ASSERT_TRUE(v.has_value());
+  EXPECT_EQ(v->entry, history_.entries_size() - 3);
+  EXPECT_EQ(v->cause, "p:1:2#1 delivered again");
+  EXPECT_EQ(v->further, 1);
+  EXPECT_EQ(v->further_entries, std::vector<int64_t>{history_.entries_size() - 2});
+}
+
 TEST_F(CheckersTest, AnAckNamingAnotherSeqIsIdempotentSendOnly) {
   GoodHistory();
   Ack("alice.d1", 1, "p:1:2", 2, "a-1");  // a-1 is #1; #2 holds b-1

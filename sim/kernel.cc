@@ -467,14 +467,25 @@ void Kernel::Transmit(const std::string& from, const std::string& to, Envelope e
   ++stats_.messages_sent;
   if (Blocked(from, to) || Draw(loss_ppm_)) {
     ++stats_.messages_lost;
+    if (network_observer_ != nullptr) {
+      network_observer_->OnLost(from, to, envelope, Blocked(from, to));
+    }
     return;
   }
   const uint64_t digest = Digest(to, envelope);
   if (Draw(duplicate_ppm_)) {
     ++stats_.messages_duplicated;
-    ScheduleMessage(now_ + after + Delay(), to, envelope, digest);
+    const absl::Duration copy_delay = Delay();
+    if (network_observer_ != nullptr) {
+      network_observer_->OnSent(from, to, envelope, copy_delay, /*duplicate=*/true);
+    }
+    ScheduleMessage(now_ + after + copy_delay, to, envelope, digest);
   }
-  ScheduleMessage(now_ + after + Delay(), to, std::move(envelope), digest);
+  const absl::Duration delay = Delay();
+  if (network_observer_ != nullptr) {
+    network_observer_->OnSent(from, to, envelope, delay, /*duplicate=*/false);
+  }
+  ScheduleMessage(now_ + after + delay, to, std::move(envelope), digest);
 }
 
 Kernel::Route Kernel::RouteTo(const std::string& to) {
@@ -508,7 +519,9 @@ void Kernel::Deliver(const std::string& to, const Route& sent_route, const Envel
     }
     return;
   }
-  if (route.slot == nullptr || !route.slot->up) {
+  const bool up = route.slot != nullptr && route.slot->up;
+  if (network_observer_ != nullptr) network_observer_->OnArrival(to, envelope, up);
+  if (!up) {
     ++stats_.messages_lost;  // as on the wire: the sender's timeout handles it
     return;
   }

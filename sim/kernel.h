@@ -85,6 +85,23 @@ uint64_t HashMix(uint64_t h, uint64_t x);
 uint64_t HashString(absl::string_view s);
 
 
+// Watches the network's decisions; optional (Kernel::set_network_observer,
+// null by default: nothing is told and nothing is spent). It only watches: it
+// may not schedule, send or draw, so a run with one is the same run.
+class NetworkObserver {
+ public:
+  virtual ~NetworkObserver() = default;
+  // Transmit dropped `envelope`: a partition (`blocked`) or the link's loss.
+  virtual void OnLost(const std::string& from, const std::string& to, const Envelope& envelope,
+                      bool blocked) = 0;
+  // Transmit sent a copy that arrives after `delay` on the link (a second
+  // copy of a duplicated envelope has `duplicate` set).
+  virtual void OnSent(const std::string& from, const std::string& to, const Envelope& envelope,
+                      absl::Duration delay, bool duplicate) = 0;
+  // A copy arrived for the node at `to`; `up` false: it is down, and the copy is dropped.
+  virtual void OnArrival(const std::string& to, const Envelope& envelope, bool up) = 0;
+};
+
 class Kernel {
  public:
   using Factory = std::function<std::unique_ptr<Node>(Env*)>;
@@ -144,6 +161,7 @@ class Kernel {
     on_send_ = std::move(fn);
   }
   void set_lose_unsynced_batch(bool lose) { lose_unsynced_batch_ = lose; }
+  void set_network_observer(NetworkObserver* observer) { network_observer_ = observer; }
   // `address`'s clock reads `skew` off from now on, and drifts by
   // `drift_ppm` microseconds per simulated second after that.
   void SetSkew(const std::string& address, absl::Duration skew, double drift_ppm = 0);
@@ -309,6 +327,7 @@ class Kernel {
   std::function<void(const std::string&, Node*)> on_gone_;
   std::function<void(const std::string&, const std::string&, const Envelope&)> on_send_;
   bool lose_unsynced_batch_ = false;
+  NetworkObserver* network_observer_ = nullptr;
   std::map<std::string, Skew> skew_;
 
   std::map<FilterId, Filter> filters_;  // id order = the order holds are tried

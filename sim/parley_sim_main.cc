@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <atomic>
 #include <map>
+#include <memory>
 #include <chrono>
+#include <functional>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
@@ -66,6 +68,12 @@ ABSL_FLAG(std::string, conversation, "", "replay: only this conversation's entri
 ABSL_FLAG(std::string, from_ms, "",
           "replay: only entries at or after t=MS (as the history prints t=)");
 ABSL_FLAG(std::string, to_ms, "", "replay: only entries at or before t=MS");
+ABSL_FLAG(uint64_t, max_memory_mb, 4096,
+          "refuse a scenario whose runs (times the parallel jobs of a swarm) would need more "
+          "memory than this, by the estimate printed");
+ABSL_FLAG(double, progress_every_s, 2,
+          "run/replay/swarm: a progress line on stderr at most this often, in wall seconds "
+          "(0: none)");
 ABSL_FLAG(std::string, around, "", "replay: N[:K], entry #N and K entries either side (K 20)");
 
 namespace parley {
@@ -81,11 +89,13 @@ constexpr const char* kUsage =
     "  replay --seed=N [--scenario=FILE]                          same as run, verbose\n"
     "         [--client=ADDR|PREFIX|USER] [--conversation=ID] [--from_ms=T] [--to_ms=T]\n"
     "         [--around=N[:K]]  print only the entries passing all (FAULT: time only);\n"
-    "         entries a violation points to are marked '>>'\n"
+    "         entries a violation points to are marked '>>'; '~' lines: the network's fates\n"
     "  shrink --seed=N [--scenario=FILE] [--bug=B] [--max_runs=R] [--out=FILE]\n"
     "         reduce a failing run to the smallest scenario that still fails the same way\n"
     "common: --bug=NAME plants a bug; --report_dir=DIR (default parley-reports);\n"
     "        run/swarm: --junit=FILE writes JUnit XML (one testcase per seed)\n"
+    "        --progress_every_s=S progress on stderr (0: none); --max_memory_mb=M refuses a\n"
+    "        scenario estimated above M (default 4096)\n"
     "exit status: 0 passed, 1 a seed failed, 2 usage or scenario error\n";
 
 // absl's flag parsing ends the process with status 1 on a bad flag and on
@@ -160,9 +170,13 @@ std::string ShrinkCommand(uint64_t seed) {
 // Runs `seed`; with determinism checking, runs it again and compares. A
 // difference is a violation of the checker `determinism`, naming the first
 // event that differs.
-RunResult RunOne(const Scenario& scenario, uint64_t seed, bool check_determinism) {
+RunResult RunOne(const Scenario& scenario, uint64_t seed, bool check_determinism,
+                 bool explain = false,
+                 std::function<void(const RunProgress&)> progress = nullptr) {
   RunOptions options;
   options.trace = check_determinism;
+  options.explain = explain;
+  options.progress = std::move(progress);
   RunResult first = RunScenario(scenario, seed, options);
   if (!check_determinism) return first;
   RunResult second = RunScenario(scenario, seed, options);
@@ -215,9 +229,25 @@ void PrintVerdict(const RunResult& r, bool verbose, const HistoryFilter& filter 
   std::map<int64_t, std::vector<std::string>> marks;  // entry -> checkers
   for (const Violation& v : r.violations) {
     if (v.entry >= 0 && v.entry < r.history.entries_size()) marks[v.entry].push_back(v.checker);
+    for (int64_t further : v.further_entries) {  // the same cause's further findings
+      if (further < 0 || further >= r.history.entries_size()) continue;
+      marks[further].push_back(absl::StrCat(v.checker, " (same cause as #", v.entry, ")"));
+    }
   }
-  int shown = 0;
+  int shown = 0, network_shown = 0;
+  int next_network = 0;  // network steps print before the entry that followed them
+  auto print_network_until = [&](uint64_t index) {
+    for (; next_network < r.history.network_size() &&
+           r.history.network(next_network).index() <= index;
+         ++next_network) {
+      const HistoryEntry& n = r.history.network(next_network);
+      if (!Passes(filter, n)) continue;
+      ++network_shown;
+      std::cout << "  " << Describe(n) << "\n";
+    }
+  };
   for (const HistoryEntry& e : r.history.entries()) {
+    print_network_until(e.index());
     if (!Passes(filter, e)) continue;
     ++shown;
     auto it = marks.find(static_cast<int64_t>(e.index()));
@@ -227,8 +257,10 @@ void PrintVerdict(const RunResult& r, bool verbose, const HistoryFilter& filter 
       std::cout << ">> " << Describe(e) << "  <<< " << absl::StrJoin(it->second, ", ") << "\n";
     }
   }
-  std::cout << "shown: " << shown << " of " << r.history.entries_size()
-            << " entries (filters: " << filter.ToString() << ")\n";
+  print_network_until(~uint64_t{0});
+  std::cout << "shown: " << shown << " of " << r.history.entries_size() << " entries and "
+            << network_shown << " of " << r.history.network_size()
+            << " network steps (filters: " << filter.ToString() << ")\n";
   for (const Violation& v : r.violations) {
     std::cout << "violation: checker=" << v.checker << " entry="
               << (v.entry >= 0 ? absl::StrCat("#", v.entry) : std::string("none")) << "\n";
@@ -262,12 +294,44 @@ bool WriteJunit(const std::string& suite, const std::vector<JunitCase>& cases) {
   return true;
 }
 
+// "1m 05s", "12s", "1h 02m": an ETA as a person reads it.
+std::string Eta(double seconds) {
+  const int64_t s = static_cast<int64_t>(seconds + 0.5);
+  if (s >= 3600) return absl::StrFormat("%dh %02dm", s / 3600, s / 60 % 60);
+  if (s >= 60) return absl::StrFormat("%dm %02ds", s / 60, s % 60);
+  return absl::StrCat(s, "s");
+}
+
+// A run's progress on stderr (stdout stays what it is): where it is in
+// simulated time, its events and an ETA from the wall time so far, at most
+// every --progress_every_s wall seconds. The wall clock is read here only;
+// the run is told nothing back.
+std::function<void(const RunProgress&)> RunProgressLine(uint64_t seed) {
+  const double every = absl::GetFlag(FLAGS_progress_every_s);
+  if (every <= 0) return nullptr;
+  const auto start = std::chrono::steady_clock::now();
+  auto last = std::make_shared<double>(0);
+  return [=](const RunProgress& p) {
+    const double wall =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (wall - *last < every || p.sim_s >= p.total_s) return;
+    *last = wall;
+    const double left =
+        p.total_s > p.sim_s && p.sim_s > 0 ? wall * (p.total_s - p.sim_s) / p.sim_s : 0;
+    std::fprintf(stderr, "progress: seed %llu at t=%.1fs of %.0fs simulated (%.0f%%), %llu events, "
+                 "%.0fs wall, ETA %s\n",
+                 static_cast<unsigned long long>(seed), p.sim_s, p.total_s,
+                 100 * p.sim_s / std::max(p.total_s, 1e-9),
+                 static_cast<unsigned long long>(p.events), wall, Eta(left).c_str());
+  };
+}
+
 int Run(const Scenario& scenario, bool verbose, const HistoryFilter& filter = {}) {
   const uint64_t seed = absl::GetFlag(FLAGS_seed);
   const bool check = absl::GetFlag(FLAGS_check_determinism);
   const auto start = std::chrono::steady_clock::now();
   std::cout << "config: " << RunConfig(scenario, seed) << std::endl;
-  RunResult r = RunOne(scenario, seed, check);
+  RunResult r = RunOne(scenario, seed, check, /*explain=*/true, RunProgressLine(seed));
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (filter.around >= r.history.entries_size()) {
     return UsageError(absl::StrCat("--around=", filter.around, ": the history has entries #0 to #",
@@ -474,6 +538,8 @@ int Swarm(const Scenario& scenario, const std::vector<uint64_t>& seeds) {
   uint64_t next_to_fold = 0;                         // guarded by mu
   std::map<uint64_t, Finished> finished;             // guarded by mu; by index in `seeds`
   uint64_t done = 0, done_failed = 0;                // guarded by mu; progress only
+  const double progress_every = absl::GetFlag(FLAGS_progress_every_s);
+  double last_progress = 0;                          // guarded by mu; progress only
   SwarmTotals totals;                                // guarded by mu
   ReportBuilder report("swarm", scenario);           // guarded by mu
   std::vector<JunitCase> junit(count);               // guarded by mu; by index
@@ -529,16 +595,21 @@ int Swarm(const Scenario& scenario, const std::vector<uint64_t>& seeds) {
         ++next_to_fold;
       }
       folded.notify_all();
-      // Wall time goes to the progress line only.
+      // Wall time goes to the progress line only: seeds done of all, the
+      // rate, and an ETA for the seeds left at that rate.
       const double wall = since_start();
+      const double rate = done / std::max(wall, 1e-9);
+      const std::string eta = Eta((count - done) / std::max(rate, 1e-9));
       if (tty) {
-        std::fprintf(stderr, "\r%llu/%llu seeds, %llu failed, %.1f seeds/s   ",
+        std::fprintf(stderr, "\r%llu/%llu seeds, %llu failed, %.1f seeds/s, ETA %s   ",
                      static_cast<unsigned long long>(done), static_cast<unsigned long long>(count),
-                     static_cast<unsigned long long>(done_failed), done / std::max(wall, 1e-9));
-      } else if (done % 10 == 0 || done == count) {
-        std::fprintf(stderr, "progress: %llu/%llu seeds, %llu failed, %.2f seeds/s\n",
+                     static_cast<unsigned long long>(done_failed), rate, eta.c_str());
+      } else if (done % 10 == 0 || done == count ||
+                 (progress_every > 0 && wall - last_progress >= progress_every)) {
+        last_progress = wall;
+        std::fprintf(stderr, "progress: %llu/%llu seeds, %llu failed, %.2f seeds/s, ETA %s\n",
                      static_cast<unsigned long long>(done), static_cast<unsigned long long>(count),
-                     static_cast<unsigned long long>(done_failed), done / std::max(wall, 1e-9));
+                     static_cast<unsigned long long>(done_failed), rate, eta.c_str());
       }
     }
   };
@@ -715,6 +786,32 @@ int main(int argc, char** argv) {
       return 2;
     }
     scenario.set_bug(absl::GetFlag(FLAGS_bug));
+  }
+  // A huge topology: the estimate first, and a refusal above --max_memory_mb
+  // (a swarm's jobs run at once, so it needs the estimate times its jobs).
+  const parley::sim::MemoryEstimate memory = parley::sim::EstimateMemory(scenario);
+  uint64_t parallel = 1;
+  if (command == "swarm") {
+    const int jobs = absl::GetFlag(FLAGS_jobs);
+    parallel = std::min<uint64_t>(
+        seeds.size(), jobs > 0 ? jobs : std::max(1u, std::thread::hardware_concurrency()));
+  }
+  const uint64_t max_mb = absl::GetFlag(FLAGS_max_memory_mb);
+  if (memory.mb * parallel > max_mb) {
+    std::cerr << "parley_sim: scenario " << scenario.name() << " needs about " << memory.mb
+              << " MB per run (" << memory.driver << ")"
+              << (parallel > 1
+                      ? absl::StrCat(", ", memory.mb * parallel, " MB for ", parallel, " jobs")
+                      : std::string())
+              << ", above --max_memory_mb=" << max_mb << ": lower "
+              << memory.driver.substr(0, memory.driver.find('='))
+              << (parallel > 1 ? " or --jobs" : "")
+              << ", or raise --max_memory_mb\n";
+    return 2;
+  }
+  if (memory.mb >= 256) {
+    std::cerr << "memory: about " << memory.mb << " MB per run estimated (" << memory.driver
+              << "), limit --max_memory_mb=" << max_mb << "\n";
   }
   if (command == "run") return parley::sim::Run(scenario, absl::GetFlag(FLAGS_verbose));
   if (command == "replay") return parley::sim::Run(scenario, true, filter);

@@ -6,6 +6,7 @@
 #define PARLEY_SIM_SIMULATION_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -51,14 +52,39 @@ struct RunResult {
   Scenario fixed_faults;
 };
 
+// How far a run is, in simulated time, for a progress line.
+struct RunProgress {
+  double sim_s = 0;    // from the start of the run
+  double total_s = 0;  // where the run will end (the final listing included)
+  uint64_t events = 0;
+};
+
 struct RunOptions {
   bool trace = false;
   bool keep_history = true;
+  // With keep_history: also record what explains the client-visible entries
+  // (History.network: lost, blocked, duplicated, delayed and undeliverable
+  // envelopes carrying a conversation's message; each DELIVERED entry's
+  // origin and gateway). Costs time and memory, so run and replay ask for
+  // it and swarm and shrink do not; the run itself is the same either way.
+  bool explain = false;
+  // Told every 100 simulated ms how far the run is (null: the run goes
+  // through without stopping). For a progress line: it may not touch the run.
+  std::function<void(const RunProgress&)> progress;
 };
 
 RunResult RunScenario(const Scenario& scenario, uint64_t seed, const RunOptions& options = {});
 // The derived configuration of a run (its fault mix included), without running it.
 std::string RunConfig(const Scenario& scenario, uint64_t seed);
+
+// About how much memory one run of `scenario` takes at its peak, in MB
+// (measured: some 40 KB per client device, a little per server and group),
+// and the field that drives it, e.g. "workload.users=100000".
+struct MemoryEstimate {
+  uint64_t mb = 0;
+  std::string driver;
+};
+MemoryEstimate EstimateMemory(const Scenario& scenario);
 
 // The built-in scenario: a few hundred users, tens of groups, every fault
 // kind, about a minute of simulated chaos.

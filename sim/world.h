@@ -74,6 +74,7 @@ class World {
     kernel_.OnSend(std::move(fn));
   }
   void set_lose_unsynced_batch(bool lose) { kernel_.set_lose_unsynced_batch(lose); }
+  void set_network_observer(NetworkObserver* observer) { kernel_.set_network_observer(observer); }
 
   // ---- faults
   void set_network(const NetworkConfig& config) { kernel_.set_network(config); }

@@ -286,15 +286,34 @@ conv=$(sed -n "s/.*${at}client[^ ]* (user [0-9]*) \\([pg]:[0-9:]*\\)#.*/\\1/p" <
 [[ -n "$checker" && -n "$n" && -n "$client" && -n "$user" && -n "$conv" ]] ||
   fail "cannot read the FAIL line: $fail_line"
 total=$(entries "$out" | wc -l)
-grep -q "^shown: $total of $total entries (filters: none)$" <<<"$out" || fail "no shown line: $out"
+grep -q "^shown: $total of $total entries and [0-9]* of [0-9]* network steps (filters: none)$" <<<"$out" || fail "no shown line: $out"
 grep -q "^>> #$n t=.* <<< .*$checker" <<<"$out" || fail "entry #$n not marked: $out"
 grep -q "^violation: checker=$checker entry=#$n$" <<<"$out" || fail "no violation summary: $out"
+
+# The history explains itself: every delivered copy names how it came (push,
+# sync or its send's ack) and from which gateway, and what the network did
+# to envelopes carrying a conversation's message prints between the entries.
+[[ $(entries "$out" | grep " DELIVERED " | grep -Evc " via (push|sync|ack) from gw\.[0-9]+( |$)") -eq 0 ]] ||
+  fail "a DELIVERED entry without its origin: $out"
+net() { grep -E '^  ~[0-9]+ t=[0-9]+ms NETWORK (LOST|BLOCKED|DUPLICATED|DELAYED|RECEIVER_DOWN) ' <<<"$1"; }
+[[ $(net "$out" | wc -l) -ge 1 ]] || fail "no network steps: $out"
+[[ $(net "$out" | wc -l) -eq $(grep -c ' NETWORK ' <<<"$out") ]] || fail "a malformed network step: $out"
+grep -q "^shown: $total of $total entries and $(net "$out" | wc -l) of $(net "$out" | wc -l) network steps" \
+  <<<"$out" || fail "network steps not counted: $out"
+if [[ $checker == no_duplicates ]]; then
+  # The duplicate: a second copy on the wire, or two copies by different ways.
+  one=$(replay --conversation=$conv --client=$client)
+  seq=$(sed -n 's/.* DELIVERED [^ ]* (user [0-9]*) [^#]*#\([0-9]*\) .*/\1/p' <<<"$fail_line")
+  origins=$(entries "$one" | grep " DELIVERED $client .* $conv#$seq " | sed 's/.* via //' | sort -u | wc -l)
+  net "$one" | grep -q "DUPLICATED .* -> $client (user $user) $conv#$seq:" || [[ $origins -ge 2 ]] ||
+    fail "nothing explains the duplicate of $conv#$seq at $client: $one"
+fi
 
 out=$(replay --around=$n:3)
 lines=$(entries "$out" | grep -vc " FAULT ")
 [[ $lines -le 7 && $lines -ge 4 ]] || fail "--around=$n:3 printed $lines entries: $out"
 grep -q "^>> #$n t=.* <<< .*$checker" <<<"$out" || fail "--around: entry #$n not marked: $out"
-grep -q "^shown: [0-9]* of $total entries (filters: around=$n:3)$" <<<"$out" || fail "--around: $out"
+grep -q "^shown: [0-9]* of $total entries and [0-9]* of [0-9]* network steps (filters: around=$n:3)$" <<<"$out" || fail "--around: $out"
 out=$(replay --around=$n)
 lines=$(entries "$out" | grep -vc " FAULT ")
 [[ $lines -le 41 && $lines -ge 21 ]] || fail "--around=$n printed $lines entries: $out"
@@ -313,9 +332,11 @@ out=$(replay --client=$prefix)
 out=$(replay --client=$user)
 [[ $(entries "$out" | grep -v " FAULT " | grep -Evc " \(user $user\)( |$)") -eq 0 ]] ||
   fail "--client=$user: $out"
-grep -q "^shown: [0-9]* of $total entries (filters: client=$user)$" <<<"$out" || fail "--client: $out"
+grep -q "^shown: [0-9]* of $total entries and [0-9]* of [0-9]* network steps (filters: client=$user)$" <<<"$out" || fail "--client: $out"
 
 out=$(replay --conversation=$conv --client=$client)
+[[ $(net "$out" | grep -vc " $client ") -eq 0 && $(net "$out" | grep -Evc " $conv(#| )") -eq 0 ]] ||
+  fail "--conversation=$conv --client=$client: another's network step: $out"
 [[ $(entries "$out" | grep -v " FAULT " | grep -vc " $conv#") -eq 0 &&
    $(entries "$out" | grep -v " FAULT " | grep -Evc " $client( |$)") -eq 0 ]] ||
   fail "--conversation=$conv --client=$client: $out"
@@ -326,7 +347,19 @@ out=$(replay --from_ms=9000 --to_ms=12000)
 times=$(entries "$out" | sed 's/^[ >]*#[0-9]* t=\([0-9]*\)ms.*/\1/')
 [[ -n "$times" ]] || fail "--from_ms/--to_ms: nothing shown: $out"
 for t in $times; do [[ $t -ge 9000 && $t -le 12000 ]] || fail "t=$t outside 9000..12000: $out"; done
+for t in $(net "$out" | sed 's/^  ~[0-9]* t=\([0-9]*\)ms.*/\1/'); do
+  [[ $t -ge 9000 && $t -le 12000 ]] || fail "network step t=$t outside 9000..12000: $out"
+done
 [[ $(entries "$out" | wc -l) -lt $total ]] || fail "--from_ms/--to_ms filtered nothing"
+
+# A passing seed's replay prints its whole history too.
+out=$(cd / && BUILD_WORKING_DIRECTORY="$work" "$sim" replay --seed=2 \
+      --scenario=scenarios/mine.textproto --report_dir=replays 2>/dev/null)
+[[ $? -eq 0 ]] || fail "seed 2 of the smoke scenario should pass: $out"
+all=$(sed -n 's/^history: .* entries=\([0-9]*\)$/\1/p' <<<"$out")
+[[ -n "$all" && $all -gt 100 && $(entries "$out" | wc -l) -eq $all ]] ||
+  fail "a passing replay did not print its $all entries: $out"
+grep -q "^RUN seed=2 passed " <<<"$out" || fail "no verdict: $out"
 
 usage "a bad --around" 2 "--around=x: must be N or N:K" replay --around=x
 usage "a bad --around K" 2 "--around=3:y" replay --around=3:y
@@ -335,4 +368,36 @@ usage "--from_ms after --to_ms" 2 "is after --to_ms" replay --from_ms=5 --to_ms=
 usage "--around past the end" 2 "--around=99999999: the history has entries #0 to #" \
   replay --around=99999999 --report_dir=replays
 usage "--client with run" 2 "are for replay" run --client=168
+# Progress: a run tells on stderr where it is in simulated time with an ETA,
+# a swarm how many seeds are done with an ETA; stdout is the same without it.
+run_smoke() {  # run_smoke <args...>: stdout, stderr to $work/err
+  cd / && BUILD_WORKING_DIRECTORY="$work" "$sim" --scenario=scenarios/mine.textproto \
+    --report_dir=progress "$@" 2>"$work/err"
+}
+quiet=$(run_smoke run --seed=2 --progress_every_s=0)
+[[ ! -s "$work/err" ]] || fail "progress printed with --progress_every_s=0: $(cat "$work/err")"
+loud=$(run_smoke run --seed=2 --progress_every_s=0.000001)
+err=$(cat "$work/err")
+grep -Eq "^progress: seed 2 at t=[0-9]+\.[0-9]s of 63s simulated \([0-9]+%\), [0-9]+ events, [0-9]+s wall, ETA [0-9]+s$" \
+  <<<"$err" || fail "no run progress line: $err"
+[[ $(grep -c "^progress: " <<<"$err") -ge 10 ]] || fail "too few progress lines: $err"
+strip() { sed -e 's/ wall_s=[0-9.]*//' -e '/^report: /d' <<<"$1"; }
+[[ "$(strip "$quiet")" == "$(strip "$loud")" ]] || fail "progress changed stdout: $quiet VS $loud"
+out=$(run_smoke swarm --seeds=2 --jobs=1 --recheck_every=0 --progress_every_s=0.000001)
+grep -Eq "^progress: 1/2 seeds, 0 failed, [0-9.]+ seeds/s, ETA [0-9]+s$" "$work/err" ||
+  fail "no swarm progress with an ETA: $(cat "$work/err")"
+
+# A huge topology is estimated before it is built, and refused above
+# --max_memory_mb (exit 2, naming the field and the estimate); the flag raises it.
+printf 'base: "default"\nname: "huge"\nworkload { users: 100000 }\n' > "$work/scenarios/huge.textproto"
+out=$(cd / && BUILD_WORKING_DIRECTORY="$work" "$sim" run --seed=1 --scenario=scenarios/huge.textproto 2>&1)
+[[ $? -eq 2 ]] || fail "100,000 users should be refused by default: $out"
+grep -Eq "^parley_sim: scenario huge needs about [0-9]{4,} MB per run \(workload.users=100000\), above --max_memory_mb=4096: lower workload.users, or raise --max_memory_mb$" \
+  <<<"$out" || fail "unclear refusal: $out"
+out=$(run_smoke run --seed=1 --max_memory_mb=1)
+[[ $? -eq 2 ]] && grep -q "above --max_memory_mb=1:" "$work/err" || fail "--max_memory_mb=1 ran: $out"
+out=$(run_smoke swarm --seeds=4 --jobs=4 --max_memory_mb=40)
+[[ $? -eq 2 ]] && grep -q " MB for 4 jobs, above --max_memory_mb=40: lower workload.users or --jobs" \
+  "$work/err" || fail "a swarm's jobs not counted: $(cat "$work/err")"
+
 echo "PASS"
