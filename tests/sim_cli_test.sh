@@ -161,6 +161,9 @@ done
 [[ -s "$work/reports/shrink-smoke-1-no_client_dedup/shrunk.textproto" &&
    -s "$work/reports/shrink-smoke-1-no_client_dedup-2/shrunk.textproto" ]] ||
   fail "two shrinks, not two folders: $(ls "$work/reports")"
+# A shrink's report times the shrunk run it shows (not a wall time of zero).
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["wallSeconds"] > 0, r.get("wallSeconds")' \
+  "$work/reports/shrink-smoke-1-no_client_dedup/report.json" || fail "a shrink report without wall time"
 # A shrink says per accepted step what it removed, its runs and seconds, and
 # at the end what is left and the totals; within its budget; and what it
 # writes loads again and fails the same checker when replayed.
