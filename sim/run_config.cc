@@ -30,6 +30,12 @@ std::string DescribeRun(const Scenario& s, uint64_t seed, const FaultMix& m,
       "recall_window=%ums",
       t.friend_cache_ttl_ms(), t.friend_fill_delay_ms(), t.group_max_members(),
       t.recall_window_ms());
+  absl::StrAppendFormat(&out,
+                        "\n  clients (0: default): discover_interval=%ums ping_interval=%ums "
+                        "sync_interval=%ums ack_delay=%ums start_delay=%ums",
+                        t.client_discover_interval_ms(), t.client_ping_interval_ms(),
+                        t.client_sync_interval_ms(), t.client_ack_delay_ms(),
+                        t.client_start_delay_ms());
   absl::StrAppendFormat(
       &out,
       "\n  workload: group_size=%u friends_per_user=%u private=%g second_device=%g "

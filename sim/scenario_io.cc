@@ -268,6 +268,13 @@ absl::Status ValidateScenario(const Scenario& s, const std::string& name) {
   c.Count("topology.friend_fill_delay_ms", t.friend_fill_delay_ms(), 0, 60000);
   c.Count("topology.group_max_members", t.group_max_members(), 0, 1000000);
   c.Count("topology.recall_window_ms", t.recall_window_ms(), 0, kMaxMillis);
+  c.Count("topology.client_discover_interval_ms", t.client_discover_interval_ms(), 0, 60000);
+  // Pings keep a session: the gateway drops one not heard from for 6 s.
+  c.Count("topology.client_ping_interval_ms", t.client_ping_interval_ms(), 0, 3000);
+  c.Count("topology.client_sync_interval_ms", t.client_sync_interval_ms(), 0, 60000);
+  c.Count("topology.client_ack_delay_ms", t.client_ack_delay_ms(), 0, 5000);
+  // Before the workload's setup (friends at 3 s).
+  c.Count("topology.client_start_delay_ms", t.client_start_delay_ms(), 0, 1000);
 
   c.Count("workload.users", w.users(), 1, kMaxUsers);
   c.Count("workload.groups", w.groups(), 0, kMaxUsers);

@@ -3,6 +3,7 @@
 #include "sim/topology.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "core/nodes.h"
@@ -66,6 +67,7 @@ void BuildTopology(RunState& r) {
     r.gateways.push_back(add(NodeRole::kGateway, absl::StrCat(g + 1)));
   }
   const Workload& w = r.s.workload();
+  std::vector<std::pair<std::string, NodeFactory>> clients;
   for (uint32_t u = 0; u < w.users(); ++u) {
     r.user_names.push_back(absl::StrCat("user", u));
     const int devices = Chance(r.rng, Ppm(w.second_device_fraction())) ? 2 : 1;
@@ -75,10 +77,31 @@ void BuildTopology(RunState& r) {
       o.client.password = "password-" + o.client.name;
       o.client.device_id = absl::StrCat("d", d);
       o.client.observer = &r.recorder;
+      if (t.client_discover_interval_ms() > 0) {
+        o.client.discover_interval = absl::Milliseconds(t.client_discover_interval_ms());
+      }
+      if (t.client_ping_interval_ms() > 0) {
+        o.client.ping_interval = absl::Milliseconds(t.client_ping_interval_ms());
+      }
+      if (t.client_sync_interval_ms() > 0) {
+        o.client.sync_interval = absl::Milliseconds(t.client_sync_interval_ms());
+      }
+      if (t.client_ack_delay_ms() > 0) o.client.ack_delay = absl::Milliseconds(t.client_ack_delay_ms());
       const std::string address = absl::StrCat("client.", o.client.name, ".", o.client.device_id);
       r.clients.push_back({address, u});
-      r.world.AddNode(address, NodeFactoryFor(NodeRole::kClient, "", std::move(o)));
+      clients.emplace_back(address, NodeFactoryFor(NodeRole::kClient, "", std::move(o)));
     }
+  }
+  // Clients either start with the servers or, with a start delay, once the
+  // gateways have registered: then a client's first discovery finds them,
+  // however seldom it discovers again.
+  auto start_clients = [&world = r.world, clients = std::move(clients)] {
+    for (const auto& [address, factory] : clients) world.AddNode(address, factory);
+  };
+  if (t.client_start_delay_ms() == 0) {
+    start_clients();
+  } else {
+    r.world.After(absl::Milliseconds(t.client_start_delay_ms()), start_clients, "clients-start");
   }
 }
 

@@ -67,10 +67,13 @@ bool SendRetryable(ErrorCode code) {
 }  // namespace
 
 Client::Client(Env* env, ClientOptions options)
-    : ServiceNode(env, ServiceOptions{"", "",
-                                      options.fixed_gateway.empty()
-                                          ? std::vector<std::string>{kGatewayService}
-                                          : std::vector<std::string>{}}),
+    : ServiceNode(env, [&options] {
+        ServiceOptions o{"", "",
+                         options.fixed_gateway.empty() ? std::vector<std::string>{kGatewayService}
+                                                       : std::vector<std::string>{}};
+        o.discover_interval = options.discover_interval;
+        return o;
+      }()),
       options_(std::move(options)),
       backoff_(options_.backoff_min),
       send_backoff_(options_.backoff_min) {}

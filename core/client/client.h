@@ -47,6 +47,9 @@ struct ClientOptions {
   // reconnects with backoff rather than piling retries onto the queue.
   absl::Duration auth_timeout = absl::Seconds(5);
   absl::Duration ping_interval = absl::Seconds(1);
+  // How often the client asks the registry for the gateways (it needs them
+  // only to pick one when it connects).
+  absl::Duration discover_interval = absl::Milliseconds(500);
   // While online the client also syncs this often: a lost push with nothing
   // after it in its conversation is still delivered (push is only a hint).
   absl::Duration sync_interval = absl::Seconds(5);  // on average; each wait is 0.5x..1.5x
