@@ -13,7 +13,13 @@
 namespace parley {
 
 // 20 digits: the width of UINT64_MAX.
-inline std::string PadId(uint64_t id) { return absl::StrFormat("%020u", id); }
+// Written by hand: it builds most store keys, and StrFormat costs several
+// times as much for the same 20 bytes.
+inline std::string PadId(uint64_t id) {
+  std::string s(20, '0');
+  for (size_t i = 20; id != 0; id /= 10) s[--i] = static_cast<char>('0' + id % 10);
+  return s;
+}
 
 // Parses the last '/'-separated component of `key` as an id; 0 on failure.
 inline uint64_t LastIdOf(absl::string_view key) {

@@ -48,13 +48,19 @@ absl::Status MemStore::Write(const WriteBatch& batch) {
       return absl::UnavailableError(
           absl::StrCat("store crashed after ", applied, " of ", batch.size(), " operations"));
     }
-    auto it = data_.find(op.key);
-    const bool existed = it != data_.end();
-    undo.push_back({op.key, existed, existed ? it->second : std::string()});
-    if (op.kind == WriteBatch::Op::kPut) {
-      data_[op.key] = op.value;
-    } else if (existed) {
-      data_.erase(it);
+    // One lookup per operation: the old value moves into the undo record, the
+    // new one is assigned in place or inserted at the position found.
+    auto it = data_.lower_bound(op.key);
+    if (it == data_.end() || it->first != op.key) {
+      undo.push_back({op.key, false, std::string()});
+      if (op.kind == WriteBatch::Op::kPut) data_.emplace_hint(it, op.key, op.value);
+    } else {
+      undo.push_back({op.key, true, std::move(it->second)});
+      if (op.kind == WriteBatch::Op::kPut) {
+        it->second = op.value;
+      } else {
+        data_.erase(it);
+      }
     }
     ++applied;
   }

@@ -1,5 +1,8 @@
 #include "fakes/mem_store.h"
 
+#include <cstdint>
+
+#include "core/keys.h"
 #include "gtest/gtest.h"
 
 namespace parley {
@@ -92,6 +95,56 @@ TEST(MemStoreTest, FailedWritesChangeNothing) {
   store.FailWrites(absl::OkStatus());
   EXPECT_TRUE(store.Write(batch).ok());
   EXPECT_EQ(store.size(), 1u);
+}
+
+TEST(MemStoreTest, PaddedIdsScanInIdOrder) {
+  EXPECT_EQ(PadId(0), "00000000000000000000");
+  EXPECT_EQ(PadId(42), "00000000000000000042");
+  EXPECT_EQ(PadId(UINT64_MAX), "18446744073709551615");
+  MemStore store;
+  WriteBatch batch;
+  for (uint64_t id : {UINT64_MAX, uint64_t{10}, uint64_t{9}, uint64_t{100}}) {
+    batch.Put("m/" + PadId(id), "");
+  }
+  ASSERT_TRUE(store.Write(batch).ok());
+  std::vector<KeyValue> out;
+  ASSERT_TRUE(store.Scan("m/", "", 10, &out).ok());
+  ASSERT_EQ(out.size(), 4u);
+  EXPECT_EQ(LastIdOf(out[0].first), 9u);
+  EXPECT_EQ(LastIdOf(out[1].first), 10u);
+  EXPECT_EQ(LastIdOf(out[2].first), 100u);
+  EXPECT_EQ(LastIdOf(out[3].first), UINT64_MAX);
+}
+
+TEST(MemStoreTest, AnOverwriteAndADeleteInOneBatchAreUndoneByACrash) {
+  MemStore store;
+  WriteBatch first;
+  first.Put("k", "old");
+  first.Put("gone", "here");
+  ASSERT_TRUE(store.Write(first).ok());
+  WriteBatch second;
+  second.Put("k", "new");
+  second.Delete("gone");
+  second.Put("k", "newer");
+  second.Put("fresh", "x");
+  store.CrashDuringNextWrite(3);
+  EXPECT_FALSE(store.Write(second).ok());
+  std::string value;
+  ASSERT_TRUE(store.Get("k", &value).ok());
+  EXPECT_EQ(value, "old");
+  ASSERT_TRUE(store.Get("gone", &value).ok());
+  EXPECT_EQ(value, "here");
+  EXPECT_EQ(store.size(), 2u);
+  ASSERT_TRUE(store.Write(second).ok());
+  ASSERT_TRUE(store.Get("k", &value).ok());
+  EXPECT_EQ(value, "newer");
+  EXPECT_TRUE(absl::IsNotFound(store.Get("gone", &value)));
+  ASSERT_TRUE(store.LoseLastBatch());
+  ASSERT_TRUE(store.Get("k", &value).ok());
+  EXPECT_EQ(value, "old");
+  ASSERT_TRUE(store.Get("gone", &value).ok());
+  EXPECT_EQ(value, "here");
+  EXPECT_TRUE(absl::IsNotFound(store.Get("fresh", &value)));
 }
 
 }  // namespace

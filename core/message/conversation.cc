@@ -20,21 +20,47 @@ std::string PrivateConversationId(uint64_t a, uint64_t b) {
 
 std::string GroupConversationId(uint64_t group_id) { return absl::StrCat("g:", group_id); }
 
-absl::StatusOr<Conversation> ParseConversation(absl::string_view id) {
-  const absl::Status bad =
-      absl::InvalidArgumentError(absl::StrCat("'", id, "' is not a conversation id"));
-  std::vector<absl::string_view> parts = absl::StrSplit(id, ':');
-  Conversation c;
-  if (parts.size() == 2 && parts[0] == "g") {
-    if (!absl::SimpleAtoi(parts[1], &c.group_id) || c.group_id == 0) return bad;
-    c.is_group = true;
-  } else if (parts.size() == 3 && parts[0] == "p") {
-    if (!absl::SimpleAtoi(parts[1], &c.low) || !absl::SimpleAtoi(parts[2], &c.high)) return bad;
-    if (c.low == 0 || c.low >= c.high) return bad;
-  } else {
-    return bad;
+namespace {
+
+// A canonical decimal id: digits only, no leading zero (so never 0), no sign,
+// no overflow. Exactly the strings absl::StrCat writes for ids above 0.
+bool ParseCanonicalId(absl::string_view s, uint64_t* id) {
+  if (s.empty() || s[0] < '1' || s[0] > '9') return false;
+  for (char ch : s) {
+    if (ch < '0' || ch > '9') return false;
   }
-  if (c.Id() != id) return bad;  // no leading zeros or signs
+  return absl::SimpleAtoi(s, id);
+}
+
+}  // namespace
+
+absl::StatusOr<Conversation> ParseConversation(absl::string_view id) {
+  // The error is built only when it is returned, and a good id is checked
+  // without rebuilding it: ids are parsed on every message-path request and by
+  // the checkers for every stored message, and nearly all of them are good.
+  auto bad = [id] {
+    return absl::InvalidArgumentError(absl::StrCat("'", id, "' is not a conversation id"));
+  };
+  // Split on ':' as absl::StrSplit does (empty parts kept), without a vector.
+  absl::string_view parts[3];
+  size_t n = 0;
+  for (absl::string_view rest = id;;) {
+    if (n == 3) return bad();
+    const size_t colon = rest.find(':');
+    parts[n++] = rest.substr(0, colon);
+    if (colon == absl::string_view::npos) break;
+    rest.remove_prefix(colon + 1);
+  }
+  Conversation c;
+  if (n == 2 && parts[0] == "g") {
+    if (!ParseCanonicalId(parts[1], &c.group_id)) return bad();
+    c.is_group = true;
+  } else if (n == 3 && parts[0] == "p") {
+    if (!ParseCanonicalId(parts[1], &c.low) || !ParseCanonicalId(parts[2], &c.high)) return bad();
+    if (c.low >= c.high) return bad();
+  } else {
+    return bad();
+  }
   return c;
 }
 

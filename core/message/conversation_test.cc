@@ -23,7 +23,7 @@ TEST(ConversationTest, IdsAreCanonical) {
 
 TEST(ConversationTest, MalformedIdsAreRejected) {
   for (const char* bad : {"", "p", "p:1", "p:9:3", "p:3:3", "p:0:3", "p:03:9", "g:", "g:0",
-                          "g:-1", "g:1:2", "x:1", "p:3:9 ", "g:4a"}) {
+                          "g:-1", "g:1:2", "x:1", "p:3:9 ", "g:4a", "p:3:9:", "p:3:9:10", ":", "p::"}) {
     EXPECT_TRUE(absl::IsInvalidArgument(ParseConversation(bad).status())) << bad;
   }
 }
