@@ -35,6 +35,7 @@
 #include "reports/report.h"
 #include "server/client_driver.h"
 #include "server/fault_proxy.h"
+#include "server/loopback.h"
 #include "server/leveldb_store.h"
 #include "server/nats_server_process.h"
 #include "server/tcp_client_host.h"
@@ -456,29 +457,6 @@ void Reap(pid_t pid, absl::Duration grace) {
   }
   kill(pid, SIGKILL);
   waitpid(pid, nullptr, 0);
-}
-
-bool Listening(int port) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  close(fd);
-  return ok;
-}
-
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
 }
 
 std::string JsonString(const std::string& s) {

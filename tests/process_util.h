@@ -7,14 +7,12 @@
 #include <string>
 #include <vector>
 
+#include "server/loopback.h"  // FreePort, Listening
+
 namespace parley {
 
-// A loopback TCP port that was free a moment ago.
-int FreePort();
 // Starts `args[0]` with `args`, its stderr into `log`.
 pid_t Spawn(const std::vector<std::string>& args, const std::string& log);
-// True if something accepts connections on 127.0.0.1:`port`.
-bool Listening(int port);
 // Writes a fresh random 32-byte token key to `path` (mode 0600) for several
 // parleyd to share with --token_key_file; returns the flag.
 std::string SharedTokenKeyFlag(const std::string& path);
