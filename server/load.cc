@@ -9,6 +9,8 @@
 #include <set>
 #include <thread>
 
+#include <sys/resource.h>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -24,51 +26,124 @@
 namespace parley {
 namespace {
 
-// A thread-safe history: client loops report into it concurrently.
-class Recorder : public ClientObserver {
+// The history, one shard per client runtime: each shard is written only on
+// its runtime's loop, so recording takes no lock; the shards are merged by
+// time once the loops have stopped.
+class Recorder {
  public:
-  // REQUIRES: mu held. `now` is read before taking mu, so time spent waiting
-  // for the lock does not count as latency.
-  sim::HistoryEntry* Add(sim::HistoryEntry::Kind kind, const std::string& client, absl::Time now) {
-    sim::HistoryEntry* e = history_.add_entries();
-    e->set_index(history_.entries_size() - 1);
+  struct Shard {
+    sim::History history;
+    std::atomic<uint64_t> acked{0}, delivered{0}, entries{0};  // for progress lines
+  };
+  explicit Recorder(int shards) {
+    for (int i = 0; i < shards; ++i) shards_.push_back(std::make_unique<Shard>());
+  }
+  // On shard `shard`'s loop only. `now` is read before the call.
+  sim::HistoryEntry* Add(int shard, sim::HistoryEntry::Kind kind, const std::string& client,
+                         uint64_t user, absl::Time now) {
+    Shard& s = *shards_[shard];
+    sim::HistoryEntry* e = s.history.add_entries();
     e->set_time_us(absl::ToUnixMicros(now));
     e->set_kind(kind);
     e->set_client(client);
-    e->set_user_id(users_[client]);
+    e->set_user_id(user);
+    s.entries.fetch_add(1, std::memory_order_relaxed);
     return e;
   }
+  uint64_t acked() const { return Sum(&Shard::acked); }
+  uint64_t delivered() const { return Sum(&Shard::delivered); }
+  uint64_t entries() const { return Sum(&Shard::entries); }
+  Shard& shard(int i) { return *shards_[i]; }
+  // REQUIRES: no loop records any more. Entries by time (stable within a
+  // shard), indices renumbered.
+  sim::History Merge() {
+    std::vector<sim::HistoryEntry*> all;
+    for (auto& s : shards_) {
+      for (sim::HistoryEntry& e : *s->history.mutable_entries()) all.push_back(&e);
+    }
+    std::stable_sort(all.begin(), all.end(), [](const sim::HistoryEntry* a, const sim::HistoryEntry* b) {
+      return a->time_us() < b->time_us();
+    });
+    sim::History h;
+    h.mutable_entries()->Reserve(static_cast<int>(all.size()));
+    for (sim::HistoryEntry* e : all) {
+      sim::HistoryEntry* out = h.add_entries();
+      out->Swap(e);
+      out->set_index(h.entries_size() - 1);
+    }
+    for (auto& s : shards_) s->history.Clear();
+    return h;
+  }
+
+ private:
+  uint64_t Sum(std::atomic<uint64_t> Shard::*field) const {
+    uint64_t n = 0;
+    for (const auto& s : shards_) n += ((*s).*field).load(std::memory_order_relaxed);
+    return n;
+  }
+  std::vector<std::unique_ptr<Shard>> shards_;
+};
+
+// One client's observer: records into its shard (on the client's loop) and
+// tells the load what happened.
+class ClientRecorder : public ClientObserver {
+ public:
+  ClientRecorder(Recorder* recorder, int shard, std::string address)
+      : recorder_(recorder), shard_(shard), address_(std::move(address)) {}
+  void OnOnline(const std::string&, uint64_t user_id) override { user_ = user_id; }
   void OnDelivered(const std::string& client, const Message& m) override {
     const absl::Time now = absl::Now();
-    std::lock_guard<std::mutex> lock(mu);
-    sim::HistoryEntry* e = Add(sim::HistoryEntry::DELIVERED, client, now);
-    ++delivered_;
+    sim::HistoryEntry* e = recorder_->Add(shard_, sim::HistoryEntry::DELIVERED, address_, user_, now);
+    recorder_->shard(shard_).delivered.fetch_add(1, std::memory_order_relaxed);
     e->set_conversation(m.conversation());
     e->set_seq(m.seq());
     e->set_sender_id(m.sender_id());
     e->set_client_msg_id(m.client_msg_id());
-    *e->mutable_message() = m;
-    e->mutable_message()->clear_body();
+    Message* copy = e->mutable_message();
+    *copy = m;
+    copy->clear_body();
+    if (on_delivered) on_delivered(m, now);
   }
   void OnSendAcked(const std::string& client, const std::string& id, const SendReply& ack) override {
     const absl::Time now = absl::Now();
-    std::lock_guard<std::mutex> lock(mu);
-    sim::HistoryEntry* e = Add(sim::HistoryEntry::SEND_ACKED, client, now);
-    ++acked_;
+    sim::HistoryEntry* e = recorder_->Add(shard_, sim::HistoryEntry::SEND_ACKED, address_, user_, now);
+    recorder_->shard(shard_).acked.fetch_add(1, std::memory_order_relaxed);
     e->set_client_msg_id(id);
     e->set_conversation(ack.conversation());
     e->set_seq(ack.seq());
-    e->set_sender_id(e->user_id());
+    e->set_sender_id(user_);
+    if (on_answered) on_answered();
   }
   void OnSendFailed(const std::string& client, const std::string& id, const absl::Status& s) override {
     const absl::Time now = absl::Now();
-    std::lock_guard<std::mutex> lock(mu);
-    Add(sim::HistoryEntry::SEND_FAILED, client, now)->set_client_msg_id(id);
+    recorder_->Add(shard_, sim::HistoryEntry::SEND_FAILED, address_, user_, now)->set_client_msg_id(id);
+    if (on_answered) on_answered();
   }
-  std::mutex mu;
-  std::map<std::string, uint64_t> users_;
-  sim::History history_;
-  uint64_t acked_ = 0, delivered_ = 0;  // so far, for progress lines
+  // A send invoked by the load (on the loop).
+  void Invoked(const std::string& conversation, const std::string& id, absl::Time now) {
+    sim::HistoryEntry* e = recorder_->Add(shard_, sim::HistoryEntry::SEND_INVOKED, address_, user_, now);
+    e->set_conversation(conversation);
+    e->set_client_msg_id(id);
+    e->set_sender_id(user_);
+  }
+  uint64_t user() const { return user_; }
+  std::function<void()> on_answered;                               // on the loop
+  std::function<void(const Message&, absl::Time)> on_delivered;  // on the loop
+
+ private:
+  Recorder* recorder_;
+  const int shard_;
+  const std::string address_;
+  uint64_t user_ = 0;
+};
+
+// The measured window, shared with the loops (micros since the epoch).
+struct Window {
+  std::atomic<int64_t> start_us{INT64_MAX}, end_us{INT64_MAX};
+  bool Contains(absl::Time t) const {
+    const int64_t us = absl::ToUnixMicros(t);
+    return us >= start_us.load(std::memory_order_relaxed) && us < end_us.load(std::memory_order_relaxed);
+  }
 };
 
 // Why a client reconnected, read off its traffic (on its loop). A new
@@ -95,7 +170,7 @@ class ReconnectTracker {
             ++churns;
           } else {
             std::string why = last_failure_;
-            if (why.empty() && !pending_.empty()) why = pending_.begin()->second + ": no reply in time";
+            if (why.empty() && !pending_.empty()) why = pending_.begin()->second.name + ": no reply in time";
             if (why.empty()) why = "no failure seen (backoff or a stale reply)";
             ++reasons[why];
           }
@@ -106,15 +181,27 @@ class ReconnectTracker {
         pending_.clear();  // what the old connection waited for is abandoned
       }
     }
-    pending_[e.correlation_id()] = name;
+    const absl::Time now = absl::Now();
+    const bool send = op == Request::kSendPrivate || op == Request::kSendGroup;
+    if (send && window != nullptr && window->Contains(now)) ++send_frames;
+    pending_[e.correlation_id()] = {name, send, now};
   }
   void Received(const Envelope& e) {
     if (!e.has_reply()) return;
     auto it = pending_.find(e.correlation_id());
     if (it == pending_.end()) return;
-    const std::string op = it->second;
+    const std::string op = it->second.name;
+    const bool send = it->second.send;
+    const absl::Time sent_at = it->second.at;
     pending_.erase(it);
     const ErrorCode code = e.reply().status().code();
+    if (send && window != nullptr && window->Contains(sent_at)) {
+      const absl::Time now = absl::Now();
+      ++send_codes[ErrorCode_Name(code)];
+      if (code != CODE_OK) refusal_ms.push_back(absl::ToDoubleMilliseconds(now - sent_at));
+    }
+    if (op == "login" && code == CODE_OK) login_reply = absl::Now();
+    if (op == "gateway_login" && code == CODE_OK) session_reply = absl::Now();
     if (op == "login" && code == CODE_OK) expect_ = Request::kGatewayLogin;
     if (op == "login" && code == CODE_UNAUTHENTICATED) expect_ = Request::kRegister;
     if (op == "register" && (code == CODE_OK || code == CODE_ALREADY_EXISTS)) expect_ = Request::kLogin;
@@ -132,13 +219,26 @@ class ReconnectTracker {
 
   std::map<std::string, uint64_t> reasons;
   uint64_t churns = 0;
+  // Sends (send_private, send_group) whose frame left in `window`: frames,
+  // replies by code, and how long each refusal (not OK) took.
+  const Window* window = nullptr;
+  uint64_t send_frames = 0;
+  std::map<std::string, uint64_t> send_codes;
+  std::vector<double> refusal_ms;
+  // The last successful login and gateway_login replies.
+  absl::Time login_reply = absl::InfinitePast(), session_reply = absl::InfinitePast();
 
  private:
   static std::string OpName(const Request& r) {
     const auto* field = r.GetDescriptor()->FindFieldByNumber(r.op_case());
     return field != nullptr ? field->name() : "request";
   }
-  std::map<uint64_t, std::string> pending_;  // correlation id -> op
+  struct Pending {
+    std::string name;
+    bool send = false;
+    absl::Time at;
+  };
+  std::map<uint64_t, Pending> pending_;  // correlation id -> op
   std::string last_failure_;
   Request::OpCase expect_ = Request::OP_NOT_SET;  // the next step of a login in progress
   bool started_ = false;
@@ -148,12 +248,85 @@ class ReconnectTracker {
 struct LoadClient {
   std::string address;
   std::unique_ptr<ReconnectTracker> tracker = std::make_unique<ReconnectTracker>();
+  std::unique_ptr<ClientRecorder> recorder;
   std::unique_ptr<TcpClientHost> host;
   uint64_t user = 0;
   std::vector<uint64_t> friends;
   std::vector<uint64_t> groups;
+  bool sender = true;    // sends at all (the groups shape: the first few members)
+  uint64_t partner = 0;  // the pairs shape: the only one it sends to
   absl::Time next_send;  // on its loop: unpaced, not before this (client_rate)
 };
+
+// Starts `n` reference clients named load<run_id>_<i> over `runtimes`.
+std::vector<LoadClient> StartClients(int n, const std::string& run_id,
+                                     const std::vector<std::string>& servers, uint64_t seed,
+                                     std::vector<std::unique_ptr<ClientRuntime>>& runtimes,
+                                     Recorder& recorder, const Window* window) {
+  std::vector<LoadClient> clients(n);
+  for (int i = 0; i < n; ++i) {
+    ClientOptions co;
+    co.name = absl::StrCat("load", run_id, "_", i);
+    co.password = "password-" + co.name;
+    co.fixed_gateway = "gw";
+    co.keep_delivered = false;  // the recorder has them
+    clients[i].address = "client." + co.name;
+    const int shard = i % static_cast<int>(runtimes.size());
+    clients[i].recorder = std::make_unique<ClientRecorder>(&recorder, shard, clients[i].address);
+    co.observer = clients[i].recorder.get();
+    clients[i].host = std::make_unique<TcpClientHost>(clients[i].address, servers,
+                                                      std::make_unique<MemStore>(), seed * 1000 + i,
+                                                      runtimes[shard].get());
+    ReconnectTracker* tracker = clients[i].tracker.get();
+    tracker->window = window;
+    TcpClientHost::Tap tap;
+    tap.sent = [tracker](const Envelope& e) { tracker->Sent(e); };
+    tap.received = [tracker](const Envelope& e) { tracker->Received(e); };
+    tap.connection = [tracker](const std::string& why) { tracker->Connection(why); };
+    clients[i].host->SetTap(std::move(tap));
+    clients[i].host->Start([co](Env* e) { return std::make_unique<Client>(e, co); });
+  }
+  return clients;
+}
+
+Client::State StateOf(LoadClient& c) {
+  Client::State s = Client::State::kOffline;
+  c.host->RunOnLoop([&](Node* n) { s = dynamic_cast<Client*>(n)->state(); });
+  return s;
+}
+
+// The simulator's checkers on what the clients saw.
+std::vector<sim::Violation> Judge(const sim::History& h, const std::vector<LoadClient>& clients,
+                                  const std::map<uint64_t, std::vector<int>>& group_members) {
+  sim::FinalState f;
+  for (const LoadClient& c : clients) f.clients[c.address] = c.user;
+  for (const auto& [g, members] : group_members) {
+    for (int m : members) {
+      MembershipInterval i;
+      i.set_join_version(0);
+      f.intervals[{clients[m].user, g}].push_back(i);  // membership never changes under load
+    }
+  }
+  for (const sim::HistoryEntry& e : h.entries()) {
+    if (e.kind() == sim::HistoryEntry::DELIVERED) f.messages[e.conversation()][e.seq()] = e.message();
+  }
+  std::string error;
+  return sim::RunCheckers({"no_lost_ack", "no_duplicates", "order", "sender_fifo",
+                           "membership_safety", "idempotent_send"},
+                          h, f, &error);
+}
+
+double Percentile(std::vector<double>& v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))];
+}
+
+double CpuSeconds() {
+  struct rusage u;
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_utime.tv_sec + u.ru_stime.tv_sec + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
 
 template <typename F>
 bool Until(F done, double seconds) {
@@ -229,42 +402,28 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
   if (o.duration_s <= 0 || o.duration_s > 3600) {
     return absl::InvalidArgumentError("--duration_s must be in (0, 3600]");
   }
+  if (o.warmup_s < 0 || o.warmup_s > 600) return absl::InvalidArgumentError("--warmup_s must be in [0, 600]");
   if (o.client_rate < 0) return absl::InvalidArgumentError("--client_rate must not be negative");
   if (o.client_threads < 1 || o.client_threads > 64) {
     return absl::InvalidArgumentError("--client_threads must be 1..64");
   }
-  Recorder recorder;
+  if (o.in_flight < 1 || o.in_flight > 1000) return absl::InvalidArgumentError("--in_flight must be 1..1000");
+  if (o.body_bytes < 1 || o.body_bytes > 65536) return absl::InvalidArgumentError("--body_bytes must be 1..65536");
+  if (o.pairs && o.clients % 2 != 0) return absl::InvalidArgumentError("--pairs needs an even --clients");
+  if (o.groups > 0 && (o.group_size < 2 || o.groups * o.group_size != o.clients)) {
+    return absl::InvalidArgumentError("--groups G needs --clients = G x --group_size (2 or more)");
+  }
+  if (o.groups > 0 && o.pairs) return absl::InvalidArgumentError("--pairs and --groups are two shapes");
+  Recorder recorder(o.client_threads);
+  Window window;
   SeededRng rng(o.seed);
   // The clients share a few runtimes (an event loop and a socket reader each).
   std::vector<std::unique_ptr<ClientRuntime>> runtimes;
   for (int t = 0; t < o.client_threads; ++t) {
     runtimes.push_back(std::make_unique<ClientRuntime>(absl::StrCat("load-", t)));
   }
-  std::vector<LoadClient> clients(o.clients);
-  for (int i = 0; i < o.clients; ++i) {
-    ClientOptions co;
-    co.name = absl::StrCat("load", o.run_id, "_", i);
-    co.password = "password-" + co.name;
-    co.fixed_gateway = "gw";
-    co.observer = &recorder;
-    co.keep_delivered = false;  // the recorder has them
-    clients[i].address = "client." + co.name;
-    clients[i].host = std::make_unique<TcpClientHost>(clients[i].address, o.servers,
-                                                      std::make_unique<MemStore>(), o.seed * 1000 + i,
-                                                      runtimes[i % runtimes.size()].get());
-    ReconnectTracker* tracker = clients[i].tracker.get();
-    TcpClientHost::Tap tap;
-    tap.sent = [tracker](const Envelope& e) { tracker->Sent(e); };
-    tap.received = [tracker](const Envelope& e) { tracker->Received(e); };
-    tap.connection = [tracker](const std::string& why) { tracker->Connection(why); };
-    clients[i].host->SetTap(std::move(tap));
-    clients[i].host->Start([co](Env* e) { return std::make_unique<Client>(e, co); });
-  }
-  auto state = [](LoadClient& c) {
-    Client::State s = Client::State::kOffline;
-    c.host->RunOnLoop([&](Node* n) { s = dynamic_cast<Client*>(n)->state(); });
-    return s;
-  };
+  std::vector<LoadClient> clients =
+      StartClients(o.clients, o.run_id, o.servers, o.seed, runtimes, recorder, &window);
   auto report = [&o](const std::string& line) {
     if (o.progress) o.progress(line);
   };
@@ -276,13 +435,17 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
     result.phases.push_back({name, absl::ToDoubleSeconds(now - phase_start)});
     phase_start = now;
   };
+  auto stop_all = [&] {
+    for (LoadClient& c : clients) c.host->Stop();
+    runtimes.clear();
+  };
   report(absl::StrCat("logging in ", o.clients, " clients"));
   {
     int best = -1;
     absl::Time progressed = absl::Now(), reported = absl::Now();
     while (true) {
       int online = 0;
-      for (LoadClient& c : clients) online += state(c) == Client::State::kOnline;
+      for (LoadClient& c : clients) online += StateOf(c) == Client::State::kOnline;
       const absl::Time now = absl::Now();
       if (online == o.clients) {
         report(absl::StrFormat("%d/%d clients logged in (%.1f s)", online, o.clients,
@@ -294,6 +457,7 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
         progressed = now;
       } else if (now - progressed > absl::Seconds(o.login_stall_s)) {
         report(absl::StrFormat("%d/%d clients logged in; giving up", online, o.clients));
+        stop_all();
         return absl::UnavailableError(absl::StrFormat(
             "%d of %d clients could not log in (none came online for %.0f s); is parleyd "
             "running at %s? a crowd of logins is slow unless parleyd runs --minimal_password_cost",
@@ -307,32 +471,25 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
     }
   }
   phase_done("login");
-  report(absl::StrFormat("setup: %d friendships (a ring, each client with the next two) and groups of %d",
-                         o.clients * std::min(2, o.clients - 1), o.group_size));
   for (LoadClient& c : clients) {
     c.host->RunOnLoop([&](Node* n) { c.user = dynamic_cast<Client*>(n)->user_id(); });
-    std::lock_guard<std::mutex> lock(recorder.mu);
-    recorder.users_[c.address] = c.user;
   }
-  // A ring of friendships (each with the next two), and groups of consecutive clients.
-  for (int i = 0; i < o.clients; ++i) {
-    for (int d = 1; d <= 2 && d < o.clients; ++d) {
-      LoadClient& a = clients[i];
-      LoadClient& b = clients[(i + d) % o.clients];
-      Request r;
-      r.mutable_add_friend()->set_friend_id(b.user);
-      const ErrorCode code = CallClient(*a.host, r).status().code();
-      if (code == CODE_OK || code == CODE_ALREADY_EXISTS) {
-        a.friends.push_back(b.user);
-        b.friends.push_back(a.user);
-      }
+  auto befriend = [&](LoadClient& a, LoadClient& b) {
+    Request r;
+    r.mutable_add_friend()->set_friend_id(b.user);
+    const ErrorCode code = CallClient(*a.host, r).status().code();
+    if (code == CODE_OK || code == CODE_ALREADY_EXISTS) {
+      a.friends.push_back(b.user);
+      b.friends.push_back(a.user);
+      return true;
     }
-  }
+    return false;
+  };
   std::map<uint64_t, std::vector<int>> group_members;
-  for (int start = 0; start + 1 < o.clients && o.group_fraction > 0; start += o.group_size) {
+  auto make_group = [&](int start, int size) {
     LoadClient& owner = clients[start];
     std::vector<int> members = {start};
-    for (int k = start + 1; k < std::min(o.clients, start + o.group_size); ++k) {
+    for (int k = start + 1; k < std::min(o.clients, start + size); ++k) {
       Request r;
       r.mutable_add_friend()->set_friend_id(clients[k].user);
       CallClient(*owner.host, r);
@@ -344,75 +501,157 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
       create.mutable_create_group()->add_member_ids(clients[members[k]].user);
     }
     Reply reply = CallClient(*owner.host, create);
-    if (reply.status().code() != CODE_OK) continue;
+    if (reply.status().code() != CODE_OK) return;
     const uint64_t g = reply.create_group().group().group_id();
     group_members[g] = members;
     for (int m : members) clients[m].groups.push_back(g);
+  };
+  if (o.pairs) {
+    report(absl::StrFormat("setup: %d pairs of friends, each pair talking only to each other", o.clients / 2));
+    for (int i = 0; i + 1 < o.clients; i += 2) {
+      if (!befriend(clients[i], clients[i + 1])) {
+        stop_all();
+        return absl::InternalError(absl::StrCat("pair ", i / 2, " could not become friends"));
+      }
+      clients[i].partner = clients[i + 1].user;
+      clients[i + 1].partner = clients[i].user;
+    }
+  } else if (o.groups > 0) {
+    report(absl::StrFormat("setup: %d groups of %d, %d senders each", o.groups, o.group_size,
+                           o.group_senders));
+    for (int g = 0; g < o.groups; ++g) {
+      make_group(g * o.group_size, o.group_size);
+      for (int k = 0; k < o.group_size; ++k) clients[g * o.group_size + k].sender = k < o.group_senders;
+    }
+    if (static_cast<int>(group_members.size()) != o.groups) {
+      stop_all();
+      return absl::InternalError(absl::StrFormat("only %u of %d groups could be created",
+                                                 group_members.size(), o.groups));
+    }
+  } else {
+    report(absl::StrFormat("setup: %d friendships (a ring, each client with the next two) and groups of %d",
+                           o.clients * std::min(2, o.clients - 1), o.group_size));
+    // A ring of friendships (each with the next two), and groups of consecutive clients.
+    for (int i = 0; i < o.clients; ++i) {
+      for (int d = 1; d <= 2 && d < o.clients; ++d) befriend(clients[i], clients[(i + d) % o.clients]);
+    }
+    for (int start = 0; start + 1 < o.clients && o.group_fraction > 0; start += o.group_size) {
+      make_group(start, o.group_size);
+    }
   }
-
   report(absl::StrFormat("setup done: %u groups", group_members.size()));
   phase_done("setup");
+
   // The load.
-  report(absl::StrFormat("sending for %.0f s", o.duration_s));
   result.clients = o.clients;
+  std::vector<int> senders;
+  for (int i = 0; i < o.clients; ++i) {
+    if (clients[i].sender) senders.push_back(i);
+  }
+  const std::string body(o.body_bytes, 'x');
+  const bool paced = o.rate_per_s > 0;
+  std::atomic<bool> sending{true};
+  std::atomic<uint64_t> sent{0};
+  std::vector<SeededRng> draws;
+  for (int i = 0; i < o.clients; ++i) draws.emplace_back(o.seed * 7919 + i);
+  // Sends one message from client `i` (on its loop): to its partner (pairs),
+  // its group (groups), else to a random friend or, with probability
+  // group_fraction, one of its groups. `draws[i]` is the client's own rng
+  // stream, so the choices do not depend on thread timing.
+  auto send_one = [&](int i, Client* client) {
+    LoadClient& c = clients[i];
+    bool group;
+    uint64_t target;
+    if (o.pairs) {
+      group = false;
+      target = c.partner;
+    } else if (o.groups > 0) {
+      if (c.groups.empty()) return;
+      group = true;
+      target = c.groups[0];
+    } else {
+      group = !c.groups.empty() && draws[i].Bernoulli(o.group_fraction);
+      if (!group && c.friends.empty()) return;
+      target = group ? c.groups[draws[i].Uniform(c.groups.size())]
+                     : c.friends[draws[i].Uniform(c.friends.size())];
+    }
+    const absl::Time now = absl::Now();
+    const std::string id = group ? client->SendGroup(target, body) : client->SendPrivate(target, body);
+    c.recorder->Invoked(group ? GroupConversationId(target) : PrivateConversationId(c.user, target), id, now);
+    sent.fetch_add(1, std::memory_order_relaxed);
+  };
+  // Closed loop: keeps `in_flight` sends outstanding (under client_rate).
+  auto top_up = [&](int i) {
+    if (!sending.load(std::memory_order_relaxed)) return;
+    auto* client = dynamic_cast<Client*>(clients[i].host->node());
+    if (client == nullptr) return;
+    while (client->pending_sends() < static_cast<size_t>(o.in_flight)) {
+      if (o.client_rate > 0) {
+        const absl::Time now = absl::Now();
+        if (now < clients[i].next_send) return;
+        clients[i].next_send = now + absl::Seconds(1) / o.client_rate;
+      }
+      const size_t before = client->pending_sends();
+      send_one(i, client);
+      if (client->pending_sends() <= before) return;  // nothing to send to
+    }
+  };
+  if (!paced) {
+    for (int i : senders) {
+      clients[i].recorder->on_answered = [&top_up, &clients, i] {
+        // After the client's own bookkeeping of the answer.
+        clients[i].host->PostToLoop([&top_up, i](Node*) { top_up(i); });
+      };
+    }
+  }
   const absl::Time start = absl::Now();
-  const absl::Time end = start + absl::Seconds(o.duration_s);
+  const absl::Time window_start = start + absl::Seconds(o.warmup_s);
+  const absl::Time end = window_start + absl::Seconds(o.duration_s);
+  window.start_us = absl::ToUnixMicros(window_start);
+  window.end_us = absl::ToUnixMicros(end);
+  report(absl::StrFormat("sending for %.0f s (%.0f s warm-up, then a %.0f s window): %s", o.warmup_s + o.duration_s,
+                         o.warmup_s, o.duration_s,
+                         paced ? absl::StrFormat("open loop at %.0f/s", o.rate_per_s)
+                               : absl::StrFormat("closed loop, %d outstanding per sender", o.in_flight)));
   double owed = 0;
   absl::Time last = start;
   uint64_t next_churn = 0;
   absl::Time reported = start;
-  std::atomic<uint64_t> sent{0};
-  // Sends one message from client `c` (on its loop): to a random friend, or to
-  // one of its groups with probability group_fraction. `draw` is the client's
-  // own rng stream, so the choices do not depend on thread timing.
-  auto send_one = [&o, &recorder, &sent](LoadClient& c, Client* client, SeededRng& draw) {
-    const bool group = !c.groups.empty() && draw.Bernoulli(o.group_fraction);
-    if (!group && c.friends.empty()) return;
-    const uint64_t target = group ? c.groups[draw.Uniform(c.groups.size())]
-                                  : c.friends[draw.Uniform(c.friends.size())];
+  bool in_window = false;
+  double cpu_at_start = 0;
+  // Each tick posts one task per runtime: unpaced, it tops up every sender
+  // of that runtime (answers top up at once too; the tick is for
+  // client_rate and a start); paced, it sends what the rate owes from
+  // senders picked at random.
+  while (true) {
     const absl::Time now = absl::Now();
-    const std::string id =
-        group ? client->SendGroup(target, "load") : client->SendPrivate(target, "load");
-    std::lock_guard<std::mutex> lock(recorder.mu);
-    sim::HistoryEntry* e = recorder.Add(sim::HistoryEntry::SEND_INVOKED, c.address, now);
-    e->set_conversation(group ? GroupConversationId(target) : PrivateConversationId(c.user, target));
-    e->set_client_msg_id(id);
-    e->set_sender_id(c.user);
-    ++sent;
-  };
-  std::vector<SeededRng> draws;
-  for (int i = 0; i < o.clients; ++i) draws.emplace_back(o.seed * 7919 + i);
-  // Each tick posts one task per runtime: unpaced, it tops up every idle
-  // client of that runtime (one send in flight each); paced, it sends what
-  // the rate owes from clients picked at random.
-  while (absl::Now() < end) {
-    const absl::Time now = absl::Now();
+    if (!in_window && now >= window_start) {
+      in_window = true;
+      cpu_at_start = CpuSeconds();
+      if (o.on_window) o.on_window(true);
+    }
+    if (now >= end) break;
     std::vector<std::vector<int>> picks(runtimes.size());
-    if (o.rate_per_s > 0) {
+    if (paced) {
       owed += o.rate_per_s * absl::ToDoubleSeconds(now - last);
       for (; owed >= 1; owed -= 1) {
-        const int i = static_cast<int>(rng.Uniform(clients.size()));
+        const int i = senders[rng.Uniform(senders.size())];
         picks[i % runtimes.size()].push_back(i);
       }
     } else {
-      for (int i = 0; i < o.clients; ++i) picks[i % runtimes.size()].push_back(i);
+      for (int i : senders) picks[i % runtimes.size()].push_back(i);
     }
     last = now;
     for (size_t t = 0; t < runtimes.size(); ++t) {
       if (picks[t].empty()) continue;
-      runtimes[t]->loop().Post([&, picks = std::move(picks[t])] {
+      runtimes[t]->loop().Post([&, paced, picks = std::move(picks[t])] {
         for (int i : picks) {
-          auto* client = dynamic_cast<Client*>(clients[i].host->node());
-          if (client == nullptr) continue;
-          if (o.rate_per_s == 0) {
-            if (client->pending_sends() > 0) continue;
-            if (o.client_rate > 0) {
-              const absl::Time now = absl::Now();
-              if (now < clients[i].next_send) continue;
-              clients[i].next_send = now + absl::Seconds(1) / o.client_rate;
-            }
+          if (!paced) {
+            top_up(i);
+            continue;
           }
-          send_one(clients[i], client, draws[i]);
+          auto* client = dynamic_cast<Client*>(clients[i].host->node());
+          if (client != nullptr) send_one(i, client);
         }
       });
     }
@@ -428,17 +667,21 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
     }
     if (absl::Now() - reported >= absl::Seconds(5)) {
       reported = absl::Now();
-      std::lock_guard<std::mutex> lock(recorder.mu);
       report(absl::StrFormat("%.0f s: sent %u, acked %u, delivered %u",
-                             absl::ToDoubleSeconds(reported - start), sent.load(), recorder.acked_,
-                             recorder.delivered_));
+                             absl::ToDoubleSeconds(reported - start), sent.load(), recorder.acked(),
+                             recorder.delivered()));
     }
-    absl::SleepFor(absl::Milliseconds(o.rate_per_s > 0 ? 2 : 1));
+    // Paced: a tick every 2 ms. Unpaced, answers top up; the tick only
+    // matters under client_rate.
+    absl::SleepFor(absl::Milliseconds(paced ? 2 : o.client_rate > 0 ? 1 : 20));
   }
+  sending = false;
+  if (o.on_window) o.on_window(false);
+  result.load_cpu_s = CpuSeconds() - cpu_at_start;
+  result.window_s = absl::ToDoubleSeconds(absl::Now() - window_start);
   // Let the last ticks run before counting.
   for (auto& r : runtimes) r->loop().RunSync([] {});
   result.sent = sent;
-  const double load_s = absl::ToDoubleSeconds(absl::Now() - start);
 
   // Drain: every send answered, then deliveries settle (clients also sync
   // every few seconds, so lost pushes arrive too).
@@ -464,14 +707,15 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
   }
   report("draining: waiting for deliveries to settle (7 s without news, past the clients' periodic sync)");
   int stable = 0;
-  size_t last_count = 0;
+  uint64_t last_count = 0;
   Until([&] {
-    std::lock_guard<std::mutex> lock(recorder.mu);
-    const size_t n = recorder.history_.entries_size();
+    const uint64_t n = recorder.entries();
     stable = n == last_count ? stable + 1 : 0;
     last_count = n;
     return stable >= 350;  // ~7 s without news: past the clients' periodic sync
   }, o.drain_s);
+  std::vector<double> refusals;
+  uint64_t send_frames = 0, send_replies = 0;
   for (LoadClient& c : clients) {
     c.host->RunOnLoop([&](Node* n) {
       const ClientStats& st = dynamic_cast<Client*>(n)->stats();
@@ -487,26 +731,27 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
     c.host->Stop();
     for (const auto& [why, n] : c.tracker->reasons) result.reconnect_reasons[why] += n;
     result.churn_reconnects += c.tracker->churns;
+    for (const auto& [code, n] : c.tracker->send_codes) {
+      result.send_replies[code] += n;
+      send_replies += n;
+    }
+    send_frames += c.tracker->send_frames;
+    refusals.insert(refusals.end(), c.tracker->refusal_ms.begin(), c.tracker->refusal_ms.end());
   }
   runtimes.clear();
+  if (send_frames > send_replies) result.send_replies["no reply"] = send_frames - send_replies;
+  result.refusal_p50_ms = Percentile(refusals, 0.5);
+  result.refusal_p99_ms = Percentile(refusals, 0.99);
   phase_done("draining");
 
   // What the clients saw, judged by the simulator's checkers.
-  std::lock_guard<std::mutex> lock(recorder.mu);
-  const sim::History& h = recorder.history_;
+  const sim::History h = recorder.Merge();
   report(absl::StrCat("checking a history of ", h.entries_size(), " entries"));
-  sim::FinalState f;
-  for (const LoadClient& c : clients) f.clients[c.address] = c.user;
-  for (const auto& [g, members] : group_members) {
-    for (int m : members) {
-      MembershipInterval i;
-      i.set_join_version(0);
-      f.intervals[{clients[m].user, g}].push_back(i);  // membership never changes under load
-    }
-  }
   std::map<std::pair<uint64_t, std::string>, int64_t> invoked;
   std::vector<double> latencies;
   std::set<std::pair<std::string, std::pair<std::string, uint64_t>>> seen;
+  const int64_t ws = window.start_us, we = window.end_us;
+  auto in = [ws, we](int64_t t) { return t >= ws && t < we; };
   for (const sim::HistoryEntry& e : h.entries()) {
     switch (e.kind()) {
       case sim::HistoryEntry::SEND_INVOKED:
@@ -514,16 +759,17 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
         break;
       case sim::HistoryEntry::SEND_ACKED:
         ++result.acked;
+        result.window_acked += in(e.time_us());
         break;
       case sim::HistoryEntry::SEND_FAILED:
         ++result.failed;
         break;
       case sim::HistoryEntry::DELIVERED: {
         ++result.delivered;
-        f.messages[e.conversation()][e.seq()] = e.message();
-        auto it = invoked.find({e.sender_id(), e.client_msg_id()});
-        if (it != invoked.end() && e.sender_id() != e.user_id()) {
-          latencies.push_back((e.time_us() - it->second) / 1000.0);
+        if (e.sender_id() != e.user_id()) {
+          result.window_deliveries += in(e.time_us());
+          auto it = invoked.find({e.sender_id(), e.client_msg_id()});
+          if (it != invoked.end() && in(it->second)) latencies.push_back((e.time_us() - it->second) / 1000.0);
         }
         if (!seen.insert({e.client(), {e.conversation(), e.seq()}}).second) ++result.duplicated;
         break;
@@ -532,27 +778,196 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
         break;
     }
   }
-  std::string error;
-  result.violations = sim::RunCheckers(
-      {"no_lost_ack", "no_duplicates", "order", "sender_fifo", "membership_safety",
-       "idempotent_send"},
-      h, f, &error);
+  result.violations = Judge(h, clients, group_members);
   for (const sim::Violation& v : result.violations) {
     if (v.checker == "no_lost_ack") ++result.lost;
     if (v.checker == "order" || v.checker == "sender_fifo") ++result.reordered;
     if (v.checker == "no_duplicates" && result.duplicated == 0) ++result.duplicated;
   }
-  std::sort(latencies.begin(), latencies.end());
-  auto pct = [&](double p) {
-    return latencies.empty() ? 0.0 : latencies[std::min(latencies.size() - 1, static_cast<size_t>(p * latencies.size()))];
-  };
-  result.p50_ms = pct(0.5);
-  result.p99_ms = pct(0.99);
-  result.p999_ms = pct(0.999);
-  result.msgs_per_s = result.acked / std::max(load_s, 1e-9);
+  result.p50_ms = Percentile(latencies, 0.5);
+  result.p99_ms = Percentile(latencies, 0.99);
+  result.p999_ms = Percentile(latencies, 0.999);
+  const double window_s = std::max(o.duration_s, 1e-9);
+  result.msgs_per_s = result.window_acked / window_s;
+  result.deliveries_per_s = result.window_deliveries / window_s;
   phase_done("checking");
   result.wall_s = absl::ToDoubleSeconds(absl::Now() - run_start);
   report(absl::StrFormat("done in %.1f s", result.wall_s));
+  return result;
+}
+
+namespace {
+
+absl::Status CheckLoopback(const std::vector<std::string>& servers) {
+  if (servers.empty()) return absl::InvalidArgumentError("no server");
+  for (const std::string& s : servers) {
+    if (s.rfind("127.", 0) != 0 && s.rfind("localhost:", 0) != 0) {
+      return absl::InvalidArgumentError(absl::StrCat("load goes to loopback only, not ", s));
+    }
+  }
+  return absl::OkStatus();
+}
+
+bool AllOnline(std::vector<LoadClient>& clients, double seconds) {
+  return Until([&] {
+    for (LoadClient& c : clients) {
+      if (StateOf(c) != Client::State::kOnline) return false;
+    }
+    return true;
+  }, seconds);
+}
+
+// Logs `c` out and waits until the server has seen it (a ping of another
+// client would not tell; the logout's reply does, but the client drops it).
+void LogOut(LoadClient& c) {
+  c.host->RunOnLoop([](Node* n) { dynamic_cast<Client*>(n)->Disconnect(); });
+  absl::SleepFor(absl::Milliseconds(50));
+}
+
+}  // namespace
+
+absl::StatusOr<OfflineResult> RunOffline(const OfflineOptions& o) {
+  if (absl::Status s = CheckLoopback(o.servers); !s.ok()) return s;
+  if (o.messages < 1 || o.messages > 100000) return absl::InvalidArgumentError("messages must be 1..100000");
+  if (o.repeats < 1 || o.repeats > 100) return absl::InvalidArgumentError("repeats must be 1..100");
+  Recorder recorder(1);
+  Window window;
+  std::vector<std::unique_ptr<ClientRuntime>> runtimes;
+  runtimes.push_back(std::make_unique<ClientRuntime>("offline"));
+  std::vector<LoadClient> clients =
+      StartClients(2, "off" + o.run_id, o.servers, 1, runtimes, recorder, &window);
+  auto stop_all = [&] {
+    for (LoadClient& c : clients) c.host->Stop();
+    runtimes.clear();
+  };
+  if (!AllOnline(clients, o.timeout_s)) {
+    stop_all();
+    return absl::UnavailableError("the two offline-shape clients could not log in");
+  }
+  for (LoadClient& c : clients) {
+    c.host->RunOnLoop([&](Node* n) { c.user = dynamic_cast<Client*>(n)->user_id(); });
+  }
+  LoadClient& a = clients[0];
+  LoadClient& b = clients[1];
+  {
+    Request r;
+    r.mutable_add_friend()->set_friend_id(a.user);
+    const ErrorCode code = CallClient(*b.host, r).status().code();
+    if (code != CODE_OK && code != CODE_ALREADY_EXISTS) {
+      stop_all();
+      return absl::InternalError(absl::StrCat("add_friend: ", ErrorCode_Name(code)));
+    }
+  }
+  // Deliveries to A from B, and when the last one expected arrived (A's loop).
+  uint64_t from_b = 0, expect = 0;
+  absl::Time all_at = absl::InfinitePast();
+  const uint64_t b_user = b.user;
+  a.recorder->on_delivered = [&, b_user](const Message& m, absl::Time now) {
+    if (m.sender_id() != b_user) return;
+    if (++from_b == expect) all_at = now;
+  };
+  const std::string body(o.body_bytes, 'x');
+  OfflineResult result;
+  absl::Status failure;
+  for (int rep = 0; rep < o.repeats && failure.ok(); ++rep) {
+    LogOut(a);
+    b.host->RunOnLoop([&](Node* n) {
+      auto* client = dynamic_cast<Client*>(n);
+      for (int k = 0; k < o.messages; ++k) {
+        const absl::Time now = absl::Now();
+        const std::string id = client->SendPrivate(a.user, body);
+        b.recorder->Invoked(PrivateConversationId(b.user, a.user), id, now);
+      }
+    });
+    if (!WaitForClient(*b.host, [](Client* c) { return c->pending_sends() == 0; },
+                       absl::Seconds(o.timeout_s))) {
+      failure = absl::DeadlineExceededError("the offline messages were not all acked in time");
+      break;
+    }
+    absl::Time connect_at;
+    a.host->RunOnLoop([&](Node* n) {
+      expect = from_b + o.messages;
+      all_at = absl::InfinitePast();
+      connect_at = absl::Now();
+      dynamic_cast<Client*>(n)->Connect();
+    });
+    bool done = false;
+    Until([&] {
+      a.host->RunOnLoop([&](Node*) { done = all_at != absl::InfinitePast(); });
+      return done;
+    }, o.timeout_s);
+    if (!done) {
+      failure = absl::DeadlineExceededError(
+          absl::StrFormat("repeat %d: A got %u of the messages in %.0f s", rep, from_b, o.timeout_s));
+      break;
+    }
+    absl::Time login_at;
+    a.host->RunOnLoop([&](Node*) { login_at = a.tracker->login_reply; });
+    if (login_at < connect_at) {
+      failure = absl::InternalError("no login reply seen after the connect");
+      break;
+    }
+    result.login_ms.push_back(absl::ToDoubleMilliseconds(login_at - connect_at));
+    result.all_ms.push_back(absl::ToDoubleMilliseconds(all_at - login_at));
+  }
+  a.host->RunOnLoop([&](Node*) { result.delivered = from_b; });
+  // Settle (acks of the last deliveries) and judge.
+  absl::SleepFor(absl::Milliseconds(200));
+  stop_all();
+  if (!failure.ok()) return failure;
+  result.violations = Judge(recorder.Merge(), clients, {});
+  std::vector<double> l = result.login_ms, all = result.all_ms;
+  result.login_median_ms = Percentile(l, 0.5);
+  result.all_median_ms = Percentile(all, 0.5);
+  return result;
+}
+
+absl::StatusOr<LoginResult> RunLogins(const LoginOptions& o) {
+  if (absl::Status s = CheckLoopback(o.servers); !s.ok()) return s;
+  if (o.count < 1 || o.count > 10000) return absl::InvalidArgumentError("count must be 1..10000");
+  Recorder recorder(1);
+  Window window;
+  std::vector<std::unique_ptr<ClientRuntime>> runtimes;
+  runtimes.push_back(std::make_unique<ClientRuntime>("logins"));
+  std::vector<LoadClient> clients =
+      StartClients(1, "login" + o.run_id, o.servers, 1, runtimes, recorder, &window);
+  LoadClient& c = clients[0];
+  auto stop_all = [&] {
+    c.host->Stop();
+    runtimes.clear();
+  };
+  const absl::Time deadline = absl::Now() + absl::Seconds(o.timeout_s);
+  if (!AllOnline(clients, o.timeout_s)) {
+    stop_all();
+    return absl::UnavailableError("the login-shape client could not log in");
+  }
+  LoginResult result;
+  for (int k = 0; k < o.count && absl::Now() < deadline; ++k) {
+    LogOut(c);
+    absl::Time connect_at;
+    c.host->RunOnLoop([&](Node* n) {
+      connect_at = absl::Now();
+      dynamic_cast<Client*>(n)->Connect();
+    });
+    absl::Time login_at, session_at;
+    const bool ok = Until([&] {
+      c.host->RunOnLoop([&](Node*) {
+        login_at = c.tracker->login_reply;
+        session_at = c.tracker->session_reply;
+      });
+      return login_at > connect_at && session_at > connect_at;
+    }, absl::ToDoubleSeconds(deadline - absl::Now()));
+    if (!ok) break;
+    result.login_ms.push_back(absl::ToDoubleMilliseconds(login_at - connect_at));
+    result.session_ms.push_back(absl::ToDoubleMilliseconds(session_at - connect_at));
+  }
+  stop_all();
+  if (result.login_ms.empty()) return absl::DeadlineExceededError("no login completed in time");
+  std::vector<double> l = result.login_ms, s = result.session_ms;
+  result.login_p50_ms = Percentile(l, 0.5);
+  result.login_p99_ms = Percentile(l, 0.99);
+  result.session_p50_ms = Percentile(s, 0.5);
+  result.session_p99_ms = Percentile(s, 0.99);
   return result;
 }
 

@@ -1,7 +1,10 @@
 // The load generator: many reference clients over TCP against one or more
-// parleyds, a private/group mix at a fixed rate (or as fast as one send in
-// flight per client allows), then a drain; it records the history as the
-// simulator does and runs the simulator's checkers on what the clients saw.
+// parleyds, a private/group mix at a fixed rate (open loop) or as fast as K
+// sends outstanding per sender allow (closed loop), then a drain; it records
+// the history as the simulator does and runs the simulator's checkers on what
+// the clients saw. Shapes (issue 15): the default ring mix, 1:1 pairs, groups
+// of G x S with a few senders each; plus an offline catch-up and a serial
+// login measurement (RunOffline, RunLogins).
 #ifndef PARLEY_SERVER_LOAD_H_
 #define PARLEY_SERVER_LOAD_H_
 
@@ -38,6 +41,25 @@ struct LoadOptions {
   double login_stall_s = 30;
   // Told each phase and, every few seconds of a long one, how far it got.
   std::function<void(const std::string&)> progress;
+
+  // Shapes. `pairs`: clients 2i and 2i+1 are friends and send only to each
+  // other (group_fraction is then ignored). `groups` > 0: that many groups of
+  // `group_size` consecutive clients (clients must be groups * group_size),
+  // only the first `group_senders` members of each send, and only to their
+  // group.
+  bool pairs = false;
+  int groups = 0;
+  int group_senders = 3;
+  // Unpaced (rate_per_s == 0): sends outstanding per sender (closed loop).
+  // The reference client queues them and keeps one on the wire at a time, in
+  // order; a send is topped up as soon as one is answered.
+  int in_flight = 1;
+  size_t body_bytes = 4;  // bytes of each message body
+  // Not counted: the first warmup_s of sending. duration_s is the measured
+  // window after it. Told at the window's start (true) and end (false), e.g.
+  // to sample the server's CPU.
+  double warmup_s = 0;
+  std::function<void(bool start)> on_window;
 };
 
 struct LoadResult {
@@ -61,6 +83,18 @@ struct LoadResult {
   std::vector<std::pair<std::string, double>> phases;
   double wall_s = 0;
   std::vector<sim::Violation> violations;
+  // The measured window (after the warm-up): sends acked in it, deliveries
+  // to other users' clients in it (per second), the load generator's own
+  // CPU-seconds (user+system of this process) over it, and the window's
+  // length. p50/p99/p999 above are of sends invoked in the window, from the
+  // send to its in-order delivery at another user's client.
+  uint64_t window_acked = 0, window_deliveries = 0;
+  double deliveries_per_s = 0, load_cpu_s = 0, window_s = 0;
+  // Replies to sends received in the window, by status code name (retries
+  // included: a refused send retried is counted each time), and how long
+  // refusals (any code but OK) took from the send's frame to the reply.
+  std::map<std::string, uint64_t> send_replies;
+  double refusal_p50_ms = 0, refusal_p99_ms = 0;
   std::string LoadLine() const;  // "LOAD clients=... p99_ms=..."
   // Lines that explain the counts: syncs by cause, retries, reconnects by
   // reason, and where the wall time went.
@@ -68,6 +102,40 @@ struct LoadResult {
 };
 
 absl::StatusOr<LoadResult> RunLoad(const LoadOptions& options);
+
+// Offline catch-up: user A logs out, B sends A `messages` messages (all
+// acked), A logs in again; repeated `repeats` times on the same two users.
+struct OfflineOptions {
+  std::vector<std::string> servers;
+  int messages = 1000;
+  int repeats = 5;
+  size_t body_bytes = 100;
+  std::string run_id;
+  double timeout_s = 60;  // per repeat, at most
+};
+struct OfflineResult {
+  // Per repeat: Connect() -> the login reply, and the login reply -> the
+  // last of the messages delivered to A's app (in order).
+  std::vector<double> login_ms, all_ms;
+  double login_median_ms = 0, all_median_ms = 0;
+  uint64_t delivered = 0;  // to A, over the repeats
+  std::vector<sim::Violation> violations;
+};
+absl::StatusOr<OfflineResult> RunOffline(const OfflineOptions& options);
+
+// Serial logins of one user: logout, then Connect() -> the login reply (and
+// -> the session open, gateway_login answered), `count` times.
+struct LoginOptions {
+  std::vector<std::string> servers;
+  int count = 50;
+  std::string run_id;
+  double timeout_s = 60;  // in all
+};
+struct LoginResult {
+  std::vector<double> login_ms, session_ms;
+  double login_p50_ms = 0, login_p99_ms = 0, session_p50_ms = 0, session_p99_ms = 0;
+};
+absl::StatusOr<LoginResult> RunLogins(const LoginOptions& options);
 
 }  // namespace parley
 
