@@ -705,15 +705,15 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
       return n == 0;
     }, o.drain_s);
   }
-  report("draining: waiting for deliveries to settle (7 s without news, past the clients' periodic sync)");
+  report(absl::StrFormat("draining: waiting for deliveries to settle (%.0f s without news)", o.settle_s));
   int stable = 0;
   uint64_t last_count = 0;
   Until([&] {
     const uint64_t n = recorder.entries();
     stable = n == last_count ? stable + 1 : 0;
     last_count = n;
-    return stable >= 350;  // ~7 s without news: past the clients' periodic sync
-  }, o.drain_s);
+    return stable >= std::max(1, static_cast<int>(o.settle_s * 50));  // polled every 20 ms
+  }, std::max(o.drain_s, o.settle_s + 1));
   std::vector<double> refusals;
   uint64_t send_frames = 0, send_replies = 0;
   for (LoadClient& c : clients) {
@@ -750,22 +750,29 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
   std::map<std::pair<uint64_t, std::string>, int64_t> invoked;
   std::vector<double> latencies;
   std::set<std::pair<std::string, std::pair<std::string, uint64_t>>> seen;
+  std::set<std::string> conversations;
+  std::map<std::string, int64_t> outstanding;  // client -> sends invoked, not answered
   const int64_t ws = window.start_us, we = window.end_us;
   auto in = [ws, we](int64_t t) { return t >= ws && t < we; };
   for (const sim::HistoryEntry& e : h.entries()) {
     switch (e.kind()) {
       case sim::HistoryEntry::SEND_INVOKED:
         invoked[{e.sender_id(), e.client_msg_id()}] = e.time_us();
+        result.max_outstanding =
+            std::max<uint64_t>(result.max_outstanding, ++outstanding[e.client()]);
         break;
       case sim::HistoryEntry::SEND_ACKED:
+        --outstanding[e.client()];
         ++result.acked;
         result.window_acked += in(e.time_us());
         break;
       case sim::HistoryEntry::SEND_FAILED:
+        --outstanding[e.client()];
         ++result.failed;
         break;
       case sim::HistoryEntry::DELIVERED: {
         ++result.delivered;
+        conversations.insert(e.conversation());
         if (e.sender_id() != e.user_id()) {
           result.window_deliveries += in(e.time_us());
           auto it = invoked.find({e.sender_id(), e.client_msg_id()});
@@ -778,6 +785,7 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
         break;
     }
   }
+  result.conversations = conversations.size();
   result.violations = Judge(h, clients, group_members);
   for (const sim::Violation& v : result.violations) {
     if (v.checker == "no_lost_ack") ++result.lost;

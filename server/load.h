@@ -60,6 +60,10 @@ struct LoadOptions {
   // to sample the server's CPU.
   double warmup_s = 0;
   std::function<void(bool start)> on_window;
+  // After the sends are answered, the run ends once nothing new arrived for
+  // this long (past the clients' periodic sync, ~5 s, so a lost push still
+  // arrives).
+  double settle_s = 7;
 };
 
 struct LoadResult {
@@ -95,6 +99,9 @@ struct LoadResult {
   // refusals (any code but OK) took from the send's frame to the reply.
   std::map<std::string, uint64_t> send_replies;
   double refusal_p50_ms = 0, refusal_p99_ms = 0;
+  // From the history: conversations that carried a delivery, and the most
+  // sends one client had outstanding (invoked, not yet acked or failed).
+  uint64_t conversations = 0, max_outstanding = 0;
   std::string LoadLine() const;  // "LOAD clients=... p99_ms=..."
   // Lines that explain the counts: syncs by cause, retries, reconnects by
   // reason, and where the wall time went.
