@@ -157,7 +157,6 @@ class ReconnectTracker {
   void Sent(const Envelope& e) {
     if (!e.has_request()) return;
     const Request::OpCase op = e.request().op_case();
-    const std::string name = OpName(e.request());
     const bool auth = op == Request::kLogin || op == Request::kRegister || op == Request::kGatewayLogin;
     if (auth) {
       const bool continuation = op == expect_;
@@ -170,7 +169,7 @@ class ReconnectTracker {
             ++churns;
           } else {
             std::string why = last_failure_;
-            if (why.empty() && !pending_.empty()) why = pending_.begin()->second.name + ": no reply in time";
+            if (why.empty() && !pending_.empty()) why = OpName(pending_.begin()->second.op) + ": no reply in time";
             if (why.empty()) why = "no failure seen (backoff or a stale reply)";
             ++reasons[why];
           }
@@ -184,33 +183,33 @@ class ReconnectTracker {
     const absl::Time now = absl::Now();
     const bool send = op == Request::kSendPrivate || op == Request::kSendGroup;
     if (send && window != nullptr && window->Contains(now)) ++send_frames;
-    pending_[e.correlation_id()] = {name, send, now};
+    pending_[e.correlation_id()] = {op, send, now};
   }
   void Received(const Envelope& e) {
     if (!e.has_reply()) return;
     auto it = pending_.find(e.correlation_id());
     if (it == pending_.end()) return;
-    const std::string op = it->second.name;
+    const Request::OpCase op = it->second.op;
     const bool send = it->second.send;
     const absl::Time sent_at = it->second.at;
     pending_.erase(it);
     const ErrorCode code = e.reply().status().code();
     if (send && window != nullptr && window->Contains(sent_at)) {
       const absl::Time now = absl::Now();
-      ++send_codes[ErrorCode_Name(code)];
+      ++send_codes[code];
       if (code != CODE_OK) refusal_ms.push_back(absl::ToDoubleMilliseconds(now - sent_at));
     }
-    if (op == "login" && code == CODE_OK) login_reply = absl::Now();
-    if (op == "gateway_login" && code == CODE_OK) session_reply = absl::Now();
-    if (op == "login" && code == CODE_OK) expect_ = Request::kGatewayLogin;
-    if (op == "login" && code == CODE_UNAUTHENTICATED) expect_ = Request::kRegister;
-    if (op == "register" && (code == CODE_OK || code == CODE_ALREADY_EXISTS)) expect_ = Request::kLogin;
+    if (op == Request::kLogin && code == CODE_OK) login_reply = absl::Now();
+    if (op == Request::kGatewayLogin && code == CODE_OK) session_reply = absl::Now();
+    if (op == Request::kLogin && code == CODE_OK) expect_ = Request::kGatewayLogin;
+    if (op == Request::kLogin && code == CODE_UNAUTHENTICATED) expect_ = Request::kRegister;
+    if (op == Request::kRegister && (code == CODE_OK || code == CODE_ALREADY_EXISTS)) expect_ = Request::kLogin;
     if (code == CODE_OK) return;
     // Failures that make the client reconnect: of the session's own requests
     // any, of the rest an expired or revoked token.
-    const bool session = op == "login" || op == "register" || op == "gateway_login" ||
-                         op == "ping" || op == "sync";
-    if (session || code == CODE_UNAUTHENTICATED) last_failure_ = op + ": " + ErrorCode_Name(code);
+    const bool session = op == Request::kLogin || op == Request::kRegister ||
+                         op == Request::kGatewayLogin || op == Request::kPing || op == Request::kSync;
+    if (session || code == CODE_UNAUTHENTICATED) last_failure_ = OpName(op) + ": " + ErrorCode_Name(code);
   }
   void Connection(const std::string& why) {
     if (last_failure_.empty()) last_failure_ = why;
@@ -223,18 +222,18 @@ class ReconnectTracker {
   // replies by code, and how long each refusal (not OK) took.
   const Window* window = nullptr;
   uint64_t send_frames = 0;
-  std::map<std::string, uint64_t> send_codes;
+  std::map<int, uint64_t> send_codes;  // ErrorCode -> replies
   std::vector<double> refusal_ms;
   // The last successful login and gateway_login replies.
   absl::Time login_reply = absl::InfinitePast(), session_reply = absl::InfinitePast();
 
  private:
-  static std::string OpName(const Request& r) {
-    const auto* field = r.GetDescriptor()->FindFieldByNumber(r.op_case());
+  static std::string OpName(Request::OpCase op) {
+    const auto* field = Request::descriptor()->FindFieldByNumber(op);
     return field != nullptr ? field->name() : "request";
   }
   struct Pending {
-    std::string name;
+    Request::OpCase op = Request::OP_NOT_SET;
     bool send = false;
     absl::Time at;
   };
@@ -407,6 +406,7 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
   if (o.client_threads < 1 || o.client_threads > 64) {
     return absl::InvalidArgumentError("--client_threads must be 1..64");
   }
+  if (o.max_backlog < 0) return absl::InvalidArgumentError("--max_backlog must not be negative");
   if (o.in_flight < 1 || o.in_flight > 1000) return absl::InvalidArgumentError("--in_flight must be 1..1000");
   if (o.body_bytes < 1 || o.body_bytes > 65536) return absl::InvalidArgumentError("--body_bytes must be 1..65536");
   if (o.pairs && o.clients % 2 != 0) return absl::InvalidArgumentError("--pairs needs an even --clients");
@@ -551,7 +551,7 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
   const std::string body(o.body_bytes, 'x');
   const bool paced = o.rate_per_s > 0;
   std::atomic<bool> sending{true};
-  std::atomic<uint64_t> sent{0};
+  std::atomic<uint64_t> sent{0}, shed{0};
   std::vector<SeededRng> draws;
   for (int i = 0; i < o.clients; ++i) draws.emplace_back(o.seed * 7919 + i);
   // Sends one message from client `i` (on its loop): to its partner (pairs),
@@ -651,7 +651,12 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
             continue;
           }
           auto* client = dynamic_cast<Client*>(clients[i].host->node());
-          if (client != nullptr) send_one(i, client);
+          if (client == nullptr) continue;
+          if (o.max_backlog > 0 && client->pending_sends() >= static_cast<size_t>(o.max_backlog)) {
+            shed.fetch_add(1, std::memory_order_relaxed);
+            continue;
+          }
+          send_one(i, client);
         }
       });
     }
@@ -682,6 +687,7 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
   // Let the last ticks run before counting.
   for (auto& r : runtimes) r->loop().RunSync([] {});
   result.sent = sent;
+  result.shed = shed;
 
   // Drain: every send answered, then deliveries settle (clients also sync
   // every few seconds, so lost pushes arrive too).
@@ -732,7 +738,7 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
     for (const auto& [why, n] : c.tracker->reasons) result.reconnect_reasons[why] += n;
     result.churn_reconnects += c.tracker->churns;
     for (const auto& [code, n] : c.tracker->send_codes) {
-      result.send_replies[code] += n;
+      result.send_replies[ErrorCode_Name(static_cast<ErrorCode>(code))] += n;
       send_replies += n;
     }
     send_frames += c.tracker->send_frames;

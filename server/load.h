@@ -54,6 +54,11 @@ struct LoadOptions {
   // The reference client queues them and keeps one on the wire at a time, in
   // order; a send is topped up as soon as one is answered.
   int in_flight = 1;
+  // Paced (open loop): a send the rate owes a sender that already has this
+  // many outstanding is not made and counted in `shed` (0: no bound; the
+  // client's queue then grows without end past capacity, and so does the
+  // drain).
+  int max_backlog = 0;
   size_t body_bytes = 4;  // bytes of each message body
   // Not counted: the first warmup_s of sending. duration_s is the measured
   // window after it. Told at the window's start (true) and end (false), e.g.
@@ -102,6 +107,7 @@ struct LoadResult {
   // From the history: conversations that carried a delivery, and the most
   // sends one client had outstanding (invoked, not yet acked or failed).
   uint64_t conversations = 0, max_outstanding = 0;
+  uint64_t shed = 0;  // sends the open loop did not make (max_backlog)
   std::string LoadLine() const;  // "LOAD clients=... p99_ms=..."
   // Lines that explain the counts: syncs by cause, retries, reconnects by
   // reason, and where the wall time went.

@@ -28,6 +28,8 @@ ABSL_FLAG(int, groups, 0, "G groups of --group_size (--clients = G x size), --gr
 ABSL_FLAG(int, group_senders, 3, "with --groups: the members of each group that send");
 ABSL_FLAG(int, in_flight, 1, "unpaced: sends outstanding per sender (closed loop)");
 ABSL_FLAG(int, body_bytes, 4, "bytes of each message body");
+ABSL_FLAG(int, max_backlog, 0,
+          "paced: skip (and count as shed) a send whose sender already has this many outstanding (0: no bound)");
 ABSL_FLAG(double, warmup_s, 0, "seconds of load before the measured window (not counted)");
 ABSL_FLAG(std::string, mode, "load",
           "load; offline (1 user offline gets --offline_messages, --offline_repeats times); logins "
@@ -55,6 +57,7 @@ int main(int argc, char** argv) {
   o.group_senders = absl::GetFlag(FLAGS_group_senders);
   o.in_flight = absl::GetFlag(FLAGS_in_flight);
   o.body_bytes = absl::GetFlag(FLAGS_body_bytes);
+  o.max_backlog = absl::GetFlag(FLAGS_max_backlog);
   o.warmup_s = absl::GetFlag(FLAGS_warmup_s);
   o.run_id = std::to_string(absl::ToUnixSeconds(absl::Now()) % 1000000);
   const std::string mode = absl::GetFlag(FLAGS_mode);
@@ -112,7 +115,7 @@ int main(int argc, char** argv) {
   std::cout << "window: " << r->window_acked << " acked and " << r->window_deliveries
             << " delivered to other users in " << r->window_s << " s (" << r->msgs_per_s
             << " msg/s, " << r->deliveries_per_s << " deliveries/s); parley_load used "
-            << r->load_cpu_s << " CPU-s\n";
+            << r->load_cpu_s << " CPU-s; " << r->shed << " sends shed (--max_backlog)\n";
   std::cout << "send replies in the window:";
   for (const auto& [code, n] : r->send_replies) std::cout << " " << code << "=" << n;
   std::cout << "; refusals p50 " << r->refusal_p50_ms << " ms, p99 " << r->refusal_p99_ms << " ms\n";

@@ -161,6 +161,22 @@ TEST_F(ShapesTest, OpenLoopSendsAtTheOfferedRateAndLeavesTheWarmUpOut) {
   EXPECT_EQ(r->conversations, 4u);
 }
 
+// Open loop past what 2 outstanding per sender carry: the rest is shed and
+// counted, never queued.
+TEST_F(ShapesTest, OpenLoopShedsPastTheBacklogBound) {
+  LoadOptions l = Options("shed");
+  l.clients = 4;
+  l.pairs = true;
+  l.rate_per_s = 20000;
+  l.max_backlog = 2;
+  absl::StatusOr<LoadResult> r = RunLoad(l);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ExpectClean(*r);
+  EXPECT_LE(r->max_outstanding, 2u);
+  EXPECT_GT(r->shed, 0u);
+  EXPECT_GT(r->acked, 0u);
+}
+
 // Groups of 4 with 2 senders each, 2 outstanding per sender: only the
 // groups' conversations carry messages, each send reaching the 3 others.
 TEST_F(ShapesTest, GroupsShapeSendsOnlyToTheGroups) {
