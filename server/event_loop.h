@@ -1,7 +1,7 @@
-// EventLoop: one thread that runs a node's callbacks one at a time, with
-// timers. Post and PostAfter are thread-safe; library callbacks (cnats, the
-// local network) only ever enqueue here. The queue is bounded; what does not
-// fit is dropped and counted.
+// EventLoop: one thread that runs callbacks one at a time (one node's, or
+// those of the nodes sharing a HostLoop), with timers. Post and PostAfter are
+// thread-safe; library callbacks (cnats, the local network) only ever enqueue
+// here. The queue is bounded; what does not fit is dropped and counted.
 #ifndef PARLEY_SERVER_EVENT_LOOP_H_
 #define PARLEY_SERVER_EVENT_LOOP_H_
 

@@ -70,6 +70,18 @@ std::string LogFiles(const std::string& path) {
   return logs.empty() ? std::string("no log file") : absl::StrJoin(logs, ", ");
 }
 
+// One block cache for every store of the process (parleyd hosts a dozen
+// nodes: a cache each was most of its memory), and one Bloom filter policy
+// (stateless). Never freed: stores may be opened until the process ends.
+leveldb::Cache* SharedBlockCache() {
+  static leveldb::Cache* cache = leveldb::NewLRUCache(LevelDbStore::kBlockCacheBytes);
+  return cache;
+}
+const leveldb::FilterPolicy* SharedFilterPolicy() {
+  static const leveldb::FilterPolicy* policy = leveldb::NewBloomFilterPolicy(10);
+  return policy;
+}
+
 constexpr char kRecovery[] =
     "; parleyd refuses to serve a store that lost acknowledged writes (see docs/operations.md, "
     "\"A store refused at start\")";
@@ -78,18 +90,16 @@ constexpr char kRecovery[] =
 
 absl::StatusOr<std::unique_ptr<LevelDbStore>> LevelDbStore::Open(const std::string& path) {
   auto store = std::unique_ptr<LevelDbStore>(new LevelDbStore());
-  // Bloom filters: most point reads on the hot path are misses (a send's
-  // idempotency key is new), which without filters probe every level.
-  store->filter_.reset(leveldb::NewBloomFilterPolicy(10));
-  store->cache_.reset(leveldb::NewLRUCache(32 << 20));
   leveldb::Options options;
   options.create_if_missing = true;
   // A checksum mismatch in a log or table fails the open (or the read)
   // instead of dropping the damaged records.
   options.paranoid_checks = true;
-  options.filter_policy = store->filter_.get();
-  options.block_cache = store->cache_.get();
-  options.write_buffer_size = 16 << 20;
+  // Bloom filters: most point reads on the hot path are misses (a send's
+  // idempotency key is new), which without filters probe every level.
+  options.filter_policy = SharedFilterPolicy();
+  options.block_cache = SharedBlockCache();
+  options.write_buffer_size = kWriteBufferBytes;
   // Named before the open: recovery replays the logs into a table and
   // deletes them.
   const std::string logs = LogFiles(path);

@@ -1,4 +1,5 @@
-// LevelDbStore: the server mode's OrderedStore, one LevelDB database per node.
+// LevelDbStore: the server mode's OrderedStore, one LevelDB database per node
+// (all of a process's stores share one block cache).
 // A WriteBatch becomes one leveldb::WriteBatch written with sync, so a batch
 // that was acknowledged survives a crash of the process and of the machine.
 //
@@ -39,11 +40,13 @@ class LevelDbStore : public OrderedStore {
 
   uint64_t writes() const { return writes_; }
 
+  // The block cache every store of the process shares, and each store's
+  // memtable (LevelDB may hold two while one is written out).
+  static constexpr size_t kBlockCacheBytes = 16 << 20;
+  static constexpr size_t kWriteBufferBytes = 4 << 20;
+
  private:
   LevelDbStore() = default;
-  // Declared before db_: the database is deleted first and uses both.
-  std::unique_ptr<const leveldb::FilterPolicy> filter_;
-  std::unique_ptr<leveldb::Cache> cache_;
   leveldb::DB* db_ = nullptr;
   uint64_t writes_ = 0;
   std::mutex mu_;

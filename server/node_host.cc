@@ -1,10 +1,31 @@
 #include "server/node_host.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <utility>
 
 namespace parley {
+
+HostLoop::HostLoop(std::string name, size_t max_queued) : loop_(std::move(name), max_queued) {
+  loop_.SetAfterRun([this] { FlushAll(); });
+}
+
+HostLoop::~HostLoop() { loop_.Stop(); }
+
+void HostLoop::Add(NodeHost* host) { hosts_.push_back(host); }
+
+void HostLoop::Remove(NodeHost* host) {
+  hosts_.erase(std::remove(hosts_.begin(), hosts_.end(), host), hosts_.end());
+}
+
+void HostLoop::FlushAll() {
+  ++runs_;
+  // Every write of the run is durable before any output of the run leaves,
+  // whichever node of the loop made the write and whichever sends the output.
+  for (NodeHost* host : hosts_) host->Commit();
+  for (NodeHost* host : hosts_) host->Release();
+}
 
 NodeHost::NodeHost(std::string address, std::unique_ptr<OrderedStore> store, Network* network,
                    uint64_t seed)
@@ -12,14 +33,24 @@ NodeHost::NodeHost(std::string address, std::unique_ptr<OrderedStore> store, Net
       store_(std::move(store)),
       network_(network),
       rng_(seed),
-      loop_(address_) {
-  loop_.SetAfterRun([this] { Flush(); });
-}
+      own_loop_(std::make_unique<HostLoop>(address_)),
+      host_loop_(own_loop_.get()),
+      loop_(host_loop_->loop()) {}
+
+NodeHost::NodeHost(std::string address, std::unique_ptr<OrderedStore> store, Network* network,
+                   uint64_t seed, HostLoop* loop)
+    : address_(std::move(address)),
+      store_(std::move(store)),
+      network_(network),
+      rng_(seed),
+      host_loop_(loop),
+      loop_(host_loop_->loop()) {}
 
 NodeHost::~NodeHost() { Stop(); }
 
 void NodeHost::Start(Factory factory) {
-  loop_.Start();
+  if (own_loop_) own_loop_->Start();
+  loop_.RunSync([this] { host_loop_->Add(this); });
   network_->Attach(this);
   loop_.RunSync([this, &factory] {
     node_ = factory(this);
@@ -31,10 +62,22 @@ void NodeHost::Stop() {
   if (node_ == nullptr) return;
   loop_.RunSync([this] {
     node_->Stop();
-    Flush();
+    Commit();
+    Release();
   });
   network_->Detach(address_);
-  loop_.Stop();
+  // Nothing posts for this host any more; what was posted before runs
+  // before this (the queue is in order) and finds the node still there, or
+  // runs after Stop's flush and is dropped below with the node.
+  loop_.RunSync([this] {
+    for (const auto& [id, loop_id] : timers_) loop_.Cancel(loop_id);
+    timers_.clear();
+    Commit();
+    Release();
+    host_loop_->Remove(this);
+    node_.reset();
+  });
+  if (own_loop_) own_loop_->Stop();
   node_.reset();
 }
 
@@ -82,13 +125,16 @@ void NodeHost::RunOnLoop(const std::function<void(Node*)>& fn) {
   loop_.RunSync([&] { fn(node_.get()); });
 }
 
-void NodeHost::Flush() {
+void NodeHost::Commit() {
   const absl::Status s = store_.Commit();
   if (!s.ok()) {
     std::fprintf(stderr, "%s: durable write failed, stopping the process: %s\n", address_.c_str(),
                  std::string(s.message()).c_str());
     std::abort();
   }
+}
+
+void NodeHost::Release() {
   std::vector<std::pair<std::string, std::vector<Envelope>>> sends;
   sends.swap(held_sends_);
   held_index_.clear();

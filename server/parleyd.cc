@@ -28,6 +28,9 @@
 #include "server/leveldb_store.h"
 
 namespace parley {
+namespace {
+constexpr int kMaxLoops = 64;
+}  // namespace
 
 absl::StatusOr<std::string> LoadTokenKey(const ParleydOptions& options,
                                          const std::function<void(const std::string&)>& log) {
@@ -118,15 +121,19 @@ absl::StatusOr<std::unique_ptr<Parleyd>> Parleyd::Start(const ParleydOptions& op
 
 Parleyd::~Parleyd() { Stop(); }
 
-absl::Status Parleyd::AddHost(const std::string& address, NodeHost::Factory factory) {
+absl::Status Parleyd::AddHost(const std::string& address, NodeHost::Factory factory,
+                              HostLoop* loop) {
   const std::string dir = options_.data_dir + "/" + address;
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   auto store = LevelDbStore::Open(dir);
   if (!store.ok()) return store.status();
   std::random_device seed;  // server mode: seeds from the OS
-  hosts_.push_back(std::make_unique<NodeHost>(address, std::move(*store), network_.get(),
-                                              (uint64_t{seed()} << 32) | seed()));
+  const uint64_t rng_seed = (uint64_t{seed()} << 32) | seed();
+  hosts_.push_back(loop == nullptr ? std::make_unique<NodeHost>(address, std::move(*store),
+                                                                network_.get(), rng_seed)
+                                   : std::make_unique<NodeHost>(address, std::move(*store),
+                                                                network_.get(), rng_seed, loop));
   hosts_.back()->SetAckedEventRetention(options_.event_retention);
   hosts_.back()->Start(std::move(factory));
   log_(absl::StrCat("started ", address));
@@ -310,6 +317,11 @@ absl::Status Parleyd::Run() {
     return absl::InvalidArgumentError("--event_bus must be jetstream or local");
   }
   if (options_.shards == 0) return absl::InvalidArgumentError("--shards must be positive");
+  if (options_.loops < 0 || options_.loops > kMaxLoops) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--loops must be 0 (a thread for every node) or 1..", kMaxLoops,
+                     " (threads the nodes share), not ", options_.loops));
+  }
   if (options_.event_retention < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--event_retention must not be negative");
   }
@@ -388,8 +400,30 @@ absl::Status Parleyd::Run() {
       options_.minimal_password_cost ? PasswordCost::Minimal() : PasswordCost::Interactive();
   const uint32_t shards = options_.shards;
   absl::Status s;
-  auto add = [&](const std::string& address, NodeHost::Factory f) {
-    if (s.ok()) s = AddHost(address, std::move(f));
+  // The loops: --loops shared ones, taken in turn by the nodes in the order
+  // below, and the user node on one of its own (a login hashes a password
+  // for milliseconds, which would hold every message of a shared loop).
+  std::vector<HostLoop*> shared;
+  HostLoop* user_loop = nullptr;
+  if (options_.loops > 0) {
+    for (int k = 0; k < options_.loops; ++k) {
+      loops_.push_back(std::make_unique<HostLoop>(absl::StrCat("loop.", k)));
+      shared.push_back(loops_.back().get());
+    }
+    if (roles.count("user")) {
+      loops_.push_back(std::make_unique<HostLoop>("loop.user"));
+      user_loop = loops_.back().get();
+    }
+    for (auto& loop : loops_) loop->Start();
+  }
+  size_t next_loop = 0;
+  auto loop_for = [&](NodeRole role) -> HostLoop* {
+    if (options_.loops == 0) return nullptr;  // a loop of the node's own
+    if (role == NodeRole::kUser) return user_loop;
+    return shared[next_loop++ % shared.size()];
+  };
+  auto add = [&](const std::string& address, NodeHost::Factory f, HostLoop* loop) {
+    if (s.ok()) s = AddHost(address, std::move(f), loop);
   };
   // The nodes through the one factory (core/nodes.h); the token key and the
   // password cost are the only options a deployment sets here.
@@ -400,7 +434,7 @@ absl::Status Parleyd::Run() {
   node_options.gateway.num_shards = shards;
   node_options.gateway.token_key = key;
   auto add_node = [&](NodeRole role, const std::string& id) {
-    add(NodeAddress(role, id), NodeFactoryFor(role, id, node_options));
+    add(NodeAddress(role, id), NodeFactoryFor(role, id, node_options), loop_for(role));
   };
   if (roles.count("registry")) add_node(NodeRole::kRegistry, "");
   if (roles.count("kv")) add_node(NodeRole::kKv, "");
@@ -448,6 +482,7 @@ void Parleyd::Stop() {
     (*it)->Stop();
   }
   hosts_.clear();
+  loops_.clear();
   network_.reset();
   if (nats_server_) {
     nats_server_->Stop().IgnoreError();

@@ -1,7 +1,7 @@
-// Parleyd: hosts any set of the core's nodes in one process — each on its own
-// event loop, with LevelDB under --data_dir — on a real nats-server (its own
-// child on a free loopback port unless --nats names one), plus the gateway's
-// TCP listener for clients.
+// Parleyd: hosts any set of the core's nodes in one process — on a few shared
+// event loops (--loops), each node with its LevelDB under --data_dir — on a
+// real nats-server (its own child on a free loopback port unless --nats names
+// one), plus the gateway's TCP listener for clients.
 #ifndef PARLEY_SERVER_PARLEYD_H_
 #define PARLEY_SERVER_PARLEYD_H_
 
@@ -39,6 +39,10 @@ struct ParleydOptions {
   std::string listen = "127.0.0.1:7700";
   std::string gateway_id = "1";
   uint32_t shards = 2;
+  // Event-loop threads the nodes share (the user node, whose password
+  // hashing takes milliseconds, always has one of its own besides). 0: a
+  // loop for every node.
+  int loops = 1;
   std::string event_bus = "jetstream";  // or "local"
   // The token key: --token_key (at least 32 bytes), or the file
   // --token_key_file (must exist; share it between parleyd), or by default
@@ -84,7 +88,7 @@ class Parleyd {
  private:
   Parleyd(ParleydOptions options, Log log) : options_(std::move(options)), log_(std::move(log)) {}
   absl::Status Run();
-  absl::Status AddHost(const std::string& address, NodeHost::Factory factory);
+  absl::Status AddHost(const std::string& address, NodeHost::Factory factory, HostLoop* loop);
   absl::Status StartNatsServer();
   // The monitor thread: logs NATS state changes (handed over from cnats's
   // threads through nats_events_) and, every report_interval, client counts
@@ -97,6 +101,7 @@ class Parleyd {
   std::string nats_url_;
   std::unique_ptr<NatsServerProcess> nats_server_;
   std::unique_ptr<NatsNetwork> network_;
+  std::vector<std::unique_ptr<HostLoop>> loops_;  // outlive hosts_
   std::vector<std::unique_ptr<NodeHost>> hosts_;
   std::unique_ptr<ClientListener> listener_;
   bool stopped_ = false;

@@ -23,6 +23,9 @@ ABSL_FLAG(std::string, data_dir, "parley-data", "one LevelDB per node under here
 ABSL_FLAG(std::string, listen, "127.0.0.1:7700", "client address (port 0: any free port)");
 ABSL_FLAG(std::string, gateway_id, "1", "this process's gateway id");
 ABSL_FLAG(uint32_t, shards, 2, "message shards");
+ABSL_FLAG(int, loops, 1,
+          "event-loop threads the nodes share, besides one for the user node "
+          "(0: a thread for every node)");
 ABSL_FLAG(std::string, event_bus, "jetstream", "jetstream or local");
 ABSL_FLAG(std::string, token_key, "",
           "secret for session tokens (32+ bytes); default: a random key in DATA_DIR/token.key");
@@ -79,6 +82,7 @@ int main(int argc, char** argv) {
   o.listen = absl::GetFlag(FLAGS_listen);
   o.gateway_id = absl::GetFlag(FLAGS_gateway_id);
   o.shards = absl::GetFlag(FLAGS_shards);
+  o.loops = absl::GetFlag(FLAGS_loops);
   o.event_bus = absl::GetFlag(FLAGS_event_bus);
   o.token_key = absl::GetFlag(FLAGS_token_key);
   o.token_key_file = absl::GetFlag(FLAGS_token_key_file);

@@ -243,6 +243,54 @@ TEST_F(ParleydTest, BadInputGetsAnErrorOrACleanCloseAndOthersAreServed) {
   good->Stop();
 }
 
+// The suite above runs on the default (--loops=1: the nodes share one loop,
+// the user node has its own). A loop for every node, and two shared loops,
+// serve a chat the same way.
+TEST(ParleydLoopsTest, AChatWorksWithALoopPerNodeAndWithTwoSharedLoops) {
+  for (int loops : {0, 2}) {
+    SCOPED_TRACE(loops);
+    ParleydOptions o;
+    o.data_dir = std::string(std::getenv("TEST_TMPDIR")) + "/loops-" + std::to_string(loops);
+    o.listen = "127.0.0.1:0";
+    o.minimal_password_cost = true;
+    o.loops = loops;
+    auto d = Parleyd::Start(o, [](const std::string&) {});
+    ASSERT_TRUE(d.ok()) << d.status();
+    const std::string address = "127.0.0.1:" + std::to_string((*d)->listen_port());
+    auto client = [&](const std::string& name) {
+      ClientOptions co;
+      co.name = name;
+      co.password = "password-" + name;
+      co.fixed_gateway = "gw.1";
+      auto host = std::make_unique<TcpClientHost>("client." + name, std::vector<std::string>{address},
+                                                  std::make_unique<MemStore>(), 7);
+      host->Start([co](Env* e) { return std::make_unique<Client>(e, co); });
+      return host;
+    };
+    auto alice = client("alice");
+    auto bob = client("bob");
+    auto online = [](Client* c) { return c->state() == Client::State::kOnline; };
+    ASSERT_TRUE(WaitForClient(*alice, online));
+    ASSERT_TRUE(WaitForClient(*bob, online));
+    uint64_t bob_id = 0;
+    bob->RunOnLoop([&](Node* n) { bob_id = dynamic_cast<Client*>(n)->user_id(); });
+    Request add;
+    add.mutable_add_friend()->set_friend_id(bob_id);
+    ASSERT_EQ(CallClient(*alice, add).status().code(), CODE_OK);
+    alice->RunOnLoop([&](Node* n) {
+      for (int i = 0; i < 20; ++i) dynamic_cast<Client*>(n)->SendPrivate(bob_id, "m" + std::to_string(i));
+    });
+    ASSERT_TRUE(WaitForClient(*bob, [](Client* c) { return c->delivered().size() == 20; }));
+    bob->RunOnLoop([](Node* n) {
+      const auto& got = dynamic_cast<Client*>(n)->delivered();
+      for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i].seq(), i + 1);
+    });
+    alice->Stop();
+    bob->Stop();
+    (*d)->Stop();
+  }
+}
+
 TEST(ParleydOptionsTest, BadSettingsAreClearErrors) {
   auto start = [](std::function<void(ParleydOptions*)> change) {
     ParleydOptions o;
@@ -257,6 +305,10 @@ TEST(ParleydOptionsTest, BadSettingsAreClearErrors) {
   EXPECT_TRUE(absl::IsInvalidArgument(s) && absl::StrContains(s.message(), "event_bus")) << s;
   s = start([](ParleydOptions* o) { o->shards = 0; });
   EXPECT_TRUE(absl::IsInvalidArgument(s) && absl::StrContains(s.message(), "shards")) << s;
+  s = start([](ParleydOptions* o) { o->loops = -1; });
+  EXPECT_TRUE(absl::IsInvalidArgument(s) && absl::StrContains(s.message(), "--loops")) << s;
+  s = start([](ParleydOptions* o) { o->loops = 1000; });
+  EXPECT_TRUE(absl::IsInvalidArgument(s) && absl::StrContains(s.message(), "--loops")) << s;
   s = start([](ParleydOptions* o) { o->client_requests_per_s = 0; });
   EXPECT_TRUE(absl::IsInvalidArgument(s) && absl::StrContains(s.message(), "client_requests_per_s")) << s;
 }

@@ -387,5 +387,91 @@ TEST(NodeHostGroupCommitTest, RepliesWaitForTheirWriteAndConcurrentWritesShareAS
   network.Detach("checker");
 }
 
+// Nodes sharing a loop: two writers on one HostLoop, each under a disk whose
+// every sync takes 20 ms, answered to checkers that look at the disk. No
+// reply of either leaves before the write it follows is on its node's disk;
+// the writes of a run are committed together (one commit per node that wrote,
+// not one per request), and stopping one host leaves the other serving.
+class NamedReplyChecker : public Endpoint {
+ public:
+  NamedReplyChecker(std::string name, const MemStore* disk) : self_(std::move(name)), disk_(disk) {}
+  const std::string& Self() const override { return self_; }
+  void Deliver(Envelope envelope) override {
+    std::string value;
+    if (!disk_->Get("req/" + std::to_string(envelope.correlation_id()), &value).ok()) ++early_;
+    ++replies_;
+  }
+  std::atomic<int> replies_{0}, early_{0};
+
+ private:
+  const std::string self_;
+  const MemStore* disk_;
+};
+
+TEST(HostLoopTest, NodesSharingALoopReplyOnlyAfterTheirWritesAreDurable) {
+  LocalNetwork network;
+  HostLoop loop("shared");
+  loop.Start();
+  auto disk_a = std::make_unique<SlowDisk>();
+  auto disk_b = std::make_unique<SlowDisk>();
+  NamedReplyChecker checker_a("checker.a", disk_a.get());
+  NamedReplyChecker checker_b("checker.b", disk_b.get());
+  network.Attach(&checker_a);
+  network.Attach(&checker_b);
+  NodeHost a("node.a", std::move(disk_a), &network, 1, &loop);
+  NodeHost b("node.b", std::move(disk_b), &network, 2, &loop);
+  auto replier = [](Env* e) { return std::make_unique<Replier>(e, true, absl::ZeroDuration()); };
+  a.Start(replier);
+  b.Start(replier);
+  size_t hosts = 0;
+  loop.loop().RunSync([&] { hosts = loop.hosts(); });
+  EXPECT_EQ(hosts, 2u);
+  constexpr int kRequests = 200;
+  for (int i = 1; i <= kRequests; ++i) {
+    Envelope e;
+    e.set_correlation_id(i);
+    e.set_from("checker.a");
+    network.Send("checker.a", "node.a", e);
+    e.set_from("checker.b");
+    network.Send("checker.b", "node.b", e);
+  }
+  for (int i = 0; i < 1000 && checker_a.replies_ + checker_b.replies_ < 2 * kRequests; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(checker_a.replies_, kRequests);
+  EXPECT_EQ(checker_b.replies_, kRequests);
+  EXPECT_EQ(checker_a.early_, 0);  // never acknowledged before durable
+  EXPECT_EQ(checker_b.early_, 0);
+  uint64_t commits_a = 0, commits_b = 0, runs = 0;
+  loop.loop().RunSync([&] {
+    commits_a = a.commits();
+    commits_b = b.commits();
+    runs = loop.runs();
+  });
+  EXPECT_LE(commits_a, kRequests / 4u) << "concurrent writes should share syncs";
+  EXPECT_LE(commits_b, kRequests / 4u);
+  // A run commits each node that wrote at most once.
+  EXPECT_LE(commits_a, runs);
+  EXPECT_LE(commits_b, runs);
+
+  // One host stops; the other keeps serving on the loop.
+  a.Stop();
+  loop.loop().RunSync([&] { hosts = loop.hosts(); });
+  EXPECT_EQ(hosts, 1u);
+  Envelope e;
+  e.set_correlation_id(kRequests + 1);
+  e.set_from("checker.b");
+  network.Send("checker.b", "node.b", e);
+  for (int i = 0; i < 300 && checker_b.replies_ < kRequests + 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(checker_b.replies_, kRequests + 1);
+  EXPECT_EQ(checker_b.early_, 0);
+  b.Stop();
+  loop.Stop();
+  network.Detach("checker.a");
+  network.Detach("checker.b");
+}
+
 }  // namespace
 }  // namespace parley
