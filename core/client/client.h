@@ -56,7 +56,10 @@ struct ClientOptions {
   absl::Duration backoff_min = absl::Milliseconds(100);
   absl::Duration backoff_max = absl::Seconds(5);
   absl::Duration ack_delay = absl::Milliseconds(50);
-  uint32_t sync_page = 200;
+  // Messages one sync asks for: the server's most (1000), so a device back
+  // from offline gets a typical backlog in one round trip rather than five
+  // (the reply is bounded by bytes too, ~512 KiB, and pages on with has_more).
+  uint32_t sync_page = 1000;
   // If set (e.g. "gw.2") and known, connect there rather than at random.
   std::string preferred_gateway;
   // If set, always this gateway, without the registry (a TCP client: the

@@ -182,10 +182,11 @@ void UserService::Login(const Envelope& envelope) {
   out->set_expires_us(absl::ToUnixMicros(expires));
   if (request.device_id().empty()) return Respond(envelope, reply);
   // The device is remembered (list_devices, logout_device): one small write,
-  // beside the password hash this login already cost.
+  // beside the password hash this login already cost; none for a device
+  // recorded a moment ago (a reconnect), whose reply then waits for no sync.
   WriteBatch batch;
   s = RecordDeviceLogin(user_id, request.device_id(), &batch);
-  if (s.ok()) s = Commit(batch);
+  if (s.ok() && !batch.empty()) s = Commit(batch);
   if (!s.ok()) return RespondError(envelope, absl::UnavailableError(s.message()));
   Respond(envelope, reply);
 }
@@ -198,12 +199,16 @@ absl::Status UserService::RecordDeviceLogin(uint64_t user_id, const std::string&
   if (!s.ok()) return s;
   const std::string key = user_keys::Device(user_id, device_id);
   bool known = false;
+  int64_t known_us = 0;
   const KeyValue* oldest = nullptr;
   int64_t oldest_us = 0;
   for (const KeyValue& kv : devices) {
-    if (kv.first == key) known = true;
     int64_t us = 0;
     if (!absl::SimpleAtoi(kv.second, &us)) us = 0;  // unreadable: the first to go
+    if (kv.first == key) {
+      known = true;
+      known_us = us;
+    }
     if (oldest == nullptr || us < oldest_us) {      // ties: the lowest device id
       oldest = &kv;
       oldest_us = us;
@@ -218,7 +223,12 @@ absl::Status UserService::RecordDeviceLogin(uint64_t user_id, const std::string&
     batch->Delete(oldest->first);
     batch->Put(user_keys::TokenDevice(user_id, dropped), absl::StrCat(*generation + 1));
   }
-  batch->Put(key, absl::StrCat(absl::ToUnixMicros(env().Now())));
+  const int64_t now_us = absl::ToUnixMicros(env().Now());
+  if (known && known_us <= now_us &&
+      now_us - known_us < absl::ToInt64Microseconds(options_.device_login_refresh)) {
+    return absl::OkStatus();  // recorded a moment ago: nothing to write
+  }
+  batch->Put(key, absl::StrCat(now_us));
   return absl::OkStatus();
 }
 

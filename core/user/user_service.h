@@ -32,6 +32,10 @@ struct UserOptions {
   // and ends its tokens.
   size_t max_devices_per_user = 32;
   size_t max_device_id_bytes = 64;
+  // A login of a known device whose recorded last login is younger than this
+  // writes nothing (a device's last_login_us is exact to within it): a
+  // reconnect then costs no durable write, only the password check.
+  absl::Duration device_login_refresh = absl::Minutes(1);
 };
 
 // Name rules: 3 to 32 characters of [a-z0-9_], starting with a letter.
@@ -59,7 +63,8 @@ class UserService : public ServiceNode {
   // the gateway adds it from kv).
   void ListDevices(const Envelope& envelope);
   void LogoutDevice(const Envelope& envelope);
-  // Adds to `batch` the record of a login of `device_id` now, and, if that
+  // Adds to `batch` the record of a login of `device_id` now (unless it is
+  // known with a last login younger than device_login_refresh), and, if that
   // is a new device past max_devices_per_user, the removal of the oldest
   // one with the end of its tokens.
   absl::Status RecordDeviceLogin(uint64_t user_id, const std::string& device_id,

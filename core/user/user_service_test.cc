@@ -369,12 +369,38 @@ TEST_F(UserTokenTest, ALoginThatNamesADeviceRecordsItAndListDevicesShowsOnlyOnes
   Reply his = c_.Call(user_, list, bob);
   ASSERT_EQ(his.list_devices().devices_size(), 1);
   EXPECT_EQ(his.list_devices().devices(0).device_id(), "tablet");
-  // A login of a known device moves its last login.
-  c_.net().Advance(absl::Seconds(1));
+  // A login of a known device moves its last login (once the last one is
+  // older than device_login_refresh, a minute).
+  c_.net().Advance(absl::Minutes(1) + absl::Seconds(1));
   const int64_t again_us = absl::ToUnixMicros(c_.net().Now());
   LoginToken("alice", "password-a", "phone");
   mine = c_.Call(user_, list, alice);
   EXPECT_GE(mine.list_devices().devices(1).last_login_us(), again_us);
+}
+
+TEST_F(UserTokenTest, ALoginOfADeviceRecordedAMomentAgoWritesNothing) {
+  Register("alice", "password-a");
+  LoginToken("alice", "password-a", "phone");
+  c_.net().Advance(absl::Seconds(30));
+  // With the store refusing writes, a reconnect of the device still logs in:
+  // it needed no write (nor the sync one costs) ...
+  c_.UserStore().FailWrites(absl::UnavailableError("disk full"));
+  Request login;
+  login.mutable_login()->set_name("alice");
+  login.mutable_login()->set_password("password-a");
+  login.mutable_login()->set_device_id("phone");
+  Reply again = c_.Call(user_, login);
+  EXPECT_EQ(again.status().code(), CODE_OK) << again.status().message();
+  EXPECT_FALSE(again.login().token().empty());
+  // ... while a new device, and the same one once its record is a minute
+  // old, are written (and refused here).
+  login.mutable_login()->set_device_id("laptop");
+  EXPECT_EQ(c_.Call(user_, login).status().code(), CODE_UNAVAILABLE);
+  c_.net().Advance(absl::Seconds(31));
+  login.mutable_login()->set_device_id("phone");
+  EXPECT_EQ(c_.Call(user_, login).status().code(), CODE_UNAVAILABLE);
+  c_.UserStore().FailWrites(absl::OkStatus());
+  EXPECT_EQ(c_.Call(user_, login).status().code(), CODE_OK);
 }
 
 TEST_F(UserTokenTest, PastThirtyTwoDevicesTheOldestIsForgottenAndItsTokensEnd) {
@@ -382,7 +408,8 @@ TEST_F(UserTokenTest, PastThirtyTwoDevicesTheOldestIsForgottenAndItsTokensEnd) {
   std::vector<std::string> tokens;
   for (int i = 0; i < 32; ++i) {
     tokens.push_back(LoginToken("alice", "password-a", absl::StrCat("d", 100 + i)));
-    c_.net().Advance(absl::Milliseconds(10));
+    // Past device_login_refresh: each login is recorded.
+    c_.net().Advance(absl::Minutes(1) + absl::Milliseconds(10));
   }
   LoginToken("alice", "password-a", "d100");  // d100 is the newest again; d101 the oldest
   c_.net().Advance(absl::Milliseconds(10));
