@@ -1,4 +1,4 @@
-// Server benchmark: the shapes of issue 15 in one run. Each shape runs the
+// Server benchmark: the server shapes in one run. Each shape runs the
 // load generator (server/load.h) in this process against parleyd as a
 // SEPARATE process (--parleyd, or //server:parleyd from the runfiles), which
 // starts its own nats-server child; parleyd runs --minimal_password_cost with
@@ -651,7 +651,7 @@ int main(int argc, char** argv) {
   std::printf("BENCH rss_peak parleyd_mb=%.1f nats_server_mb=%.1f sum_mb=%.1f\n", parleyd_hwm / 1024.0,
               nats_hwm / 1024.0, (parleyd_hwm + nats_hwm) / 1024.0);
 
-  // The summary against issue 15's targets.
+  // The summary against the server targets (docs/operations.md, "Benchmark").
   std::vector<Target> t;
   auto add = [&](const std::string& name, bool measured, double value, const std::string& fmt_value,
                  bool met, const std::string& target) {
@@ -690,7 +690,7 @@ int main(int argc, char** argv) {
   const double ov_ratio = ov ? overload.r.msgs_per_s / saturated : 0;
   add("overload_goodput_over_saturated", ov, 0, absl::StrFormat("%.3f", ov_ratio), ov && ov_ratio >= 0.9,
       ">=0.90");
-  std::printf("BENCH summary (issue 15 targets; figures from one run on this box, noisy if it was busy)\n");
+  std::printf("BENCH summary (the server targets; figures from one run on this box, noisy if it was busy)\n");
   for (const Target& x : t) {
     std::printf("BENCH target %s measured=%s target=%s %s\n", x.name.c_str(), x.measured.c_str(),
                 x.target.c_str(), x.met < 0 ? "not measured" : x.met ? "met" : "NOT met");

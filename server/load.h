@@ -2,7 +2,7 @@
 // parleyds, a private/group mix at a fixed rate (open loop) or as fast as K
 // sends outstanding per sender allow (closed loop), then a drain; it records
 // the history as the simulator does and runs the simulator's checkers on what
-// the clients saw. Shapes (issue 15): the default ring mix, 1:1 pairs, groups
+// the clients saw. Shapes: the default ring mix, 1:1 pairs, groups
 // of G x S with a few senders each; plus an offline catch-up and a serial
 // login measurement (RunOffline, RunLogins).
 #ifndef PARLEY_SERVER_LOAD_H_
