@@ -74,6 +74,10 @@ class NetworkNotes : public NetworkObserver {
     } else if (envelope.has_reply() && envelope.reply().has_send()) {
       const SendReply& ack = envelope.reply().send();
       h.NoteArrival(to, ack.conversation(), ack.seq(), "ack", envelope.from());
+      // Messages the reply carries below its own seq (SendReply.unseen).
+      for (const Message& m : ack.unseen()) {
+        h.NoteArrival(to, m.conversation(), m.seq(), "ack", envelope.from());
+      }
     } else if (envelope.has_reply() && envelope.reply().has_sync()) {
       for (const ConversationPage& page : envelope.reply().sync().conversations()) {
         for (const Message& m : page.messages()) {

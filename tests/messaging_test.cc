@@ -374,6 +374,77 @@ TEST_F(MessagingTest, AnOwnMessageAheadOfAPushWaitsWithoutAGapSync) {
   }
 }
 
+// The ack-push race at its source: alice's message is committed but its
+// dispatch is still waiting for the presence lookup when bob's send commits
+// after it. Bob's reply carries alice's message (SendReply.unseen), so bob
+// delivers both at once: no early arrival, no gap sync; the push that comes
+// later is a duplicate he drops.
+TEST_F(MessagingTest, ASendsReplyCarriesThePeersMessagesStillBeingDispatched) {
+  const std::string alice = AddClient("alice");
+  const std::string bob = AddClient("bob");
+  Befriend(alice, bob);
+  Settle();
+  const std::string conv = PrivateConversationId(Id(alice), Id(bob));
+  const uint32_t shard = ShardOf(conv, 2);
+  // The presence lookup of alice's dispatch is held (its retry comes 500 ms later).
+  c_.net().HoldNext([&](const std::string& to, const Envelope& e) {
+    return to == kKvAddress && e.has_request() && e.request().kv_get().prefixes_size() > 0 &&
+           e.from() == ShardAddress(shard);
+  });
+  c_.client(alice)->SendPrivate(Id(bob), "from alice");
+  c_.net().Advance(absl::Milliseconds(20));
+  ASSERT_EQ(c_.net().held(), 1u);
+  ASSERT_EQ(MaxSeqStored(conv), 1u);
+  const uint64_t early_before = c_.client(bob)->stats().early_arrivals;
+  const std::string id = c_.client(bob)->SendPrivate(Id(alice), "from bob");
+  c_.net().Advance(absl::Milliseconds(30));  // bob's send, well before the lookup's retry
+  ASSERT_EQ(rec_.acked.count(id), 1u);
+  EXPECT_EQ(rec_.acked[id].seq(), 2u);
+  EXPECT_THAT(Seqs(bob, conv), ::testing::ElementsAre(1u, 2u));
+  EXPECT_THAT(Bodies(bob, conv), ::testing::ElementsAre("from alice", "from bob"));
+  EXPECT_EQ(c_.client(bob)->stats().early_arrivals, early_before);
+  EXPECT_EQ(c_.client(bob)->stats().gap_syncs, 0u);
+  ASSERT_EQ(rec_.acked[id].unseen_size(), 1);
+  EXPECT_EQ(rec_.acked[id].unseen(0).seq(), 1u);
+  EXPECT_GE(c_.shard(shard)->stats().unseen_in_replies, 1u);
+  // Alice's own copy came from her reply; the late push to bob is dropped.
+  c_.net().ReleaseHeld();
+  Settle();
+  EXPECT_THAT(Seqs(bob, conv), ::testing::ElementsAre(1u, 2u));
+  EXPECT_THAT(Seqs(alice, conv), ::testing::ElementsAre(1u, 2u));
+  EXPECT_EQ(c_.client(bob)->stats().gap_syncs, 0u);
+  EXPECT_EQ(c_.client(alice)->stats().gap_syncs, 0u);
+}
+
+// A conversation's pushes leave the shard in seq order: when the presence
+// lookup of seq 1 is slow (here lost, retried after 500 ms), seq 2's pushes
+// wait for it instead of overtaking it, so bob never holds a message ahead of
+// a gap (and never gap-syncs).
+TEST_F(MessagingTest, PushesOfAConversationLeaveInSeqOrder) {
+  const std::string alice = AddClient("alice");
+  const std::string bob = AddClient("bob");
+  Befriend(alice, bob);
+  Settle();
+  const std::string conv = PrivateConversationId(Id(alice), Id(bob));
+  const uint32_t shard = ShardOf(conv, 2);
+  c_.net().HoldNext([&](const std::string& to, const Envelope& e) {
+    return to == kKvAddress && e.has_request() && e.request().kv_get().prefixes_size() > 0 &&
+           e.from() == ShardAddress(shard);
+  });
+  const uint64_t early_before = c_.client(bob)->stats().early_arrivals;
+  c_.client(alice)->SendPrivate(Id(bob), "m1");
+  c_.client(alice)->SendPrivate(Id(bob), "m2");
+  c_.net().Advance(absl::Milliseconds(300));  // past bob's gap wait, before the retry
+  ASSERT_EQ(c_.net().held(), 1u);
+  EXPECT_THAT(Seqs(bob, conv), ::testing::IsEmpty());
+  EXPECT_EQ(c_.client(bob)->stats().early_arrivals, early_before) << "seq 2 overtook seq 1";
+  EXPECT_GE(c_.shard(shard)->stats().dispatch_parked, 1u);
+  c_.net().Advance(absl::Milliseconds(500));  // the lookup's retry
+  EXPECT_THAT(Bodies(bob, conv), ::testing::ElementsAre("m1", "m2"));
+  EXPECT_EQ(c_.client(bob)->stats().early_arrivals, early_before);
+  EXPECT_EQ(c_.client(bob)->stats().gap_syncs, 0u);
+}
+
 // A gap that stays open past the gap wait is filled by asking for just the
 // gap: the messages after it are already here (waiting), and conversations
 // without a gap are left to the periodic sync.

@@ -224,6 +224,7 @@ class Session:
         self.gap_timer_at = None
         self.gap_syncs = 0
         self.pushed = []      # every push taken, duplicates included
+        self.unseen_applied = 0  # messages taken from send replies (send.unseen)
         self.next_msg = 1
         self.nonce = os.urandom(4).hex()
 
@@ -315,14 +316,18 @@ class Session:
         return "%s-%s-%d" % (self.device, self.nonce, n)
 
     def send(self, request, retries=5):
-        """Sends until a definite answer: UNAVAILABLE or DEADLINE_EXCEEDED may have committed,
-        so the retry carries the SAME client_msg_id."""
+        """Sends until a definite answer: DEADLINE_EXCEEDED ("outcome unknown"), UNAVAILABLE or
+        no answer may have committed, so the retry carries the SAME client_msg_id;
+        RESOURCE_EXHAUSTED (overload, a rate limit) was not sent: the same, after a backoff."""
+        backoff = 0.1
         for _ in range(retries):
-            r = self.conn.call(request)
-            if code(r) not in (C.CODE_UNAVAILABLE, C.CODE_DEADLINE_EXCEEDED):
+            r = self.conn.call(request)  # (no answer within 5 s fails this test)
+            if code(r) not in (C.CODE_UNAVAILABLE, C.CODE_DEADLINE_EXCEEDED, C.CODE_RESOURCE_EXHAUSTED):
                 break
-            time.sleep(0.2)
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
         if code(r) == C.CODE_OK:
+            self.apply_unseen(r.send)
             own = messaging_pb2.Message(conversation=r.send.conversation, seq=r.send.seq,
                                         sender_id=self.user_id, time_us=r.send.time_us)
             op = request.WhichOneof("op")
@@ -333,6 +338,17 @@ class Session:
                 own.body = getattr(request, op).body
             self.offer(own, own=True)
         return r
+
+    def apply_unseen(self, reply):
+        """A send's reply carries the conversation's messages below its seq whose pushes had
+        not left yet (send.unseen): applied like pushes, before the send's own message."""
+        seqs = [m.seq for m in reply.unseen]
+        check(seqs == sorted(set(seqs)) and all(s < reply.seq for s in seqs) and
+              all(m.conversation == reply.conversation for m in reply.unseen) and len(seqs) <= 16,
+              "send.unseen: %s below %d" % (seqs, reply.seq))
+        self.unseen_applied += len(seqs)
+        for m in reply.unseen:
+            self.offer(m, own=True)
 
     def send_private(self, to, body, msg_id=None):
         return self.send(req(send_private=messaging_pb2.SendPrivateRequest(
@@ -471,6 +487,7 @@ def run(port):
 
     def settle(q):
         r = expect(q.get(timeout=10).reply, C.CODE_OK, "pipelined send")
+        alice.apply_unseen(r.send)
         alice.offer(messaging_pb2.Message(conversation=r.send.conversation, seq=r.send.seq,
                                           sender_id=alice_id, time_us=r.send.time_us), own=True)
     for i in range(n):

@@ -655,6 +655,13 @@ void Client::PumpSends() {
                                                 : request.send_group().body());
       }
       own.set_time_us(reply.send().time_us());
+      // First what the reply carries of the conversation below it (messages
+      // whose pushes had not left the shard), so its own seq opens no gap.
+      for (const Message& m : reply.send().unseen()) {
+        if (m.conversation() == own.conversation() && m.seq() < own.seq()) {
+          Offer(m, /*own=*/true);
+        }
+      }
       Offer(own, /*own=*/true);
     }
     PumpSends();

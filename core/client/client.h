@@ -153,10 +153,11 @@ class Client : public ServiceNode {
   // Every conversation from its cursor; or, `gaps_only`, just the gaps
   // before the messages waiting in early_ (what follows them is on its way).
   void Sync(bool gaps_only = false);
-  // `own`: built from the ack of this client's send. Its gap is messages
-  // whose pushes are on their way (committed before it, pushed after a
-  // presence lookup the ack does not wait for), so it waits for them without
-  // arming the gap timer; the periodic sync is the safety net.
+  // `own`: built from the ack of this client's send, or one of the messages
+  // the ack carries (SendReply.unseen, offered first). Its gap is messages
+  // whose pushes are on their way (they left the shard before the reply), so
+  // it waits for them without arming the gap timer; the periodic sync is the
+  // safety net.
   void Offer(const Message& message, bool own = false);
   void Deliver(const Message& message);
   // Delivers what waits in early_ for `conversation` once it is next in line,

@@ -15,6 +15,12 @@ namespace parley {
 // Probes counted here (core/probe.h).
 const DeclaredProbe kPushSkipped("push_skipped",
                          "a push for a session no longer on this gateway (the client will sync)");
+const DeclaredProbe kGatewayOverloaded(
+    "gateway_overloaded",
+    "a client request refused RESOURCE_EXHAUSTED: too many calls to the services in flight");
+const DeclaredProbe kSendOutcomeUnknown(
+    "send_outcome_unknown",
+    "a send whose call to its shard failed answered DEADLINE_EXCEEDED (outcome unknown)");
 
 namespace {
 
@@ -127,6 +133,16 @@ void Gateway::HandleRequest(const Envelope& envelope) {
     return Respond(envelope, reply);
   }
   if (request.has_gateway_logout()) return Logout(envelope, session);
+  if (options_.max_backend_calls > 0 && rpc().pending_calls() >= options_.max_backend_calls) {
+    // Refused before anything is forwarded: the client knows nothing was
+    // done (a send was not committed) and tries again after a backoff.
+    ++stats_.overloaded;
+    probes().Count(kGatewayOverloaded);
+    return RespondError(envelope, absl::ResourceExhaustedError(absl::StrCat(
+                                      "gateway overloaded: ", rpc().pending_calls(),
+                                      " calls to the services in flight; nothing was done, "
+                                      "retry after a backoff")));
+  }
   Forward(envelope, session);
 }
 
@@ -469,6 +485,24 @@ void Gateway::Relay(const Envelope& envelope, const Session& session, const std:
   }
 }
 
+void Gateway::RelaySend(const Envelope& envelope, const Session& session,
+                        const std::string& address, const Request& request) {
+  ++stats_.forwarded;
+  rpc().CallAddress(address, request, CallsFor(envelope, session),
+                    [this, envelope](const Reply& reply) {
+    // The rpc layer answers UNAVAILABLE when it gave up (timeouts, or the
+    // shard answering UNAVAILABLE each time): an earlier attempt may have
+    // committed. Never "UNAVAILABLE" after a commit: say it is unknown.
+    if (reply.status().code() != CODE_UNAVAILABLE) return Respond(envelope, reply);
+    ++stats_.sends_unknown;
+    probes().Count(kSendOutcomeUnknown);
+    RespondError(envelope, absl::DeadlineExceededError(absl::StrCat(
+                               "outcome unknown: the send may or may not have been committed; "
+                               "retry it with the same client_msg_id (",
+                               reply.status().message(), ")")));
+  });
+}
+
 void Gateway::Forward(const Envelope& envelope, const Session& session) {
   Request request = envelope.request();
   const uint32_t shards = options_.num_shards;
@@ -507,12 +541,12 @@ void Gateway::Forward(const Envelope& envelope, const Session& session) {
       request.mutable_send_private()->set_origin_device_id(session.device_id);
       const std::string conv =
           PrivateConversationId(session.user_id, request.send_private().to_user_id());
-      return Relay(envelope, session, "", ShardAddress(ShardOf(conv, shards)), request);
+      return RelaySend(envelope, session, ShardAddress(ShardOf(conv, shards)), request);
     }
     case Request::kSendGroup: {
       request.mutable_send_group()->set_origin_device_id(session.device_id);
       const std::string conv = GroupConversationId(request.send_group().group_id());
-      return Relay(envelope, session, "", ShardAddress(ShardOf(conv, shards)), request);
+      return RelaySend(envelope, session, ShardAddress(ShardOf(conv, shards)), request);
     }
     case Request::kRecall:
     case Request::kAck:
@@ -525,6 +559,9 @@ void Gateway::Forward(const Envelope& envelope, const Session& session) {
       // Cursors belong to the session's device, whatever the client says.
       if (request.has_ack()) request.mutable_ack()->set_device_id(session.device_id);
       if (request.has_read()) request.mutable_read()->set_device_id(session.device_id);
+      if (request.has_recall()) {
+        return RelaySend(envelope, session, ShardAddress(ShardOf(conv, shards)), request);
+      }
       return Relay(envelope, session, "", ShardAddress(ShardOf(conv, shards)), request);
     }
     case Request::kHistory: {

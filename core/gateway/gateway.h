@@ -39,6 +39,11 @@ struct GatewayOptions {
   // A register or login is forwarded once, waiting as long as its client
   // said it waits (Envelope.timeout_us), but no longer than this.
   absl::Duration max_auth_wait = absl::Seconds(10);
+  // Overload: while this many calls to the services are in flight from this
+  // gateway, a client request that would make more is refused at once with
+  // RESOURCE_EXHAUSTED, before anything is forwarded (so nothing was done),
+  // rather than queued behind them until it times out. 0: no limit.
+  size_t max_backend_calls = 4096;
 };
 
 struct GatewayStats {
@@ -46,6 +51,8 @@ struct GatewayStats {
   uint64_t login_failures = 0;
   uint64_t forwarded = 0;
   uint64_t refused = 0;  // unauthenticated or not a client operation
+  uint64_t overloaded = 0;  // refused RESOURCE_EXHAUSTED: max_backend_calls in flight
+  uint64_t sends_unknown = 0;  // sends answered "outcome unknown" (DEADLINE_EXCEEDED)
   uint64_t pushes_received = 0;
   uint64_t pushed_to_sessions = 0;
   uint64_t push_targets_skipped = 0;  // no longer here
@@ -96,6 +103,13 @@ class Gateway : public ServiceNode {
   // and relays the reply to the client.
   void Relay(const Envelope& envelope, const Session& session, const std::string& service,
              const std::string& address, const Request& request);
+  // A send (send_private, send_group, recall) to its shard. The shard's own
+  // answers go back as they are; when the call itself failed (every attempt
+  // timed out or found the shard unavailable) the send may have committed,
+  // so the client is told the outcome is unknown: DEADLINE_EXCEEDED "outcome
+  // unknown ...", to be retried with the same client_msg_id.
+  void RelaySend(const Envelope& envelope, const Session& session, const std::string& address,
+                 const Request& request);
   using ShardRequestFn = std::function<Request(const Reply& group_reply, uint32_t shard)>;
   using MergeFn = std::function<Reply(const std::vector<Reply>& shard_replies)>;
   // Asks the group service `group_request`, then every message shard the

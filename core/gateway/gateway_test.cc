@@ -330,6 +330,123 @@ TEST_F(GatewayTest, SetGroupOpenIsForwardedAndGroupRulesHoldThroughTheGateway) {
   EXPECT_EQ(c_.Call(CoreCluster::Address(kGroupService), other, bob).status().code(), CODE_OK);
 }
 
+// ---- overload and sends of unknown outcome --------------------------------------------------
+
+class GatewaySendTest : public ::testing::Test {
+ protected:
+  static CoreClusterOptions Options(size_t max_backend_calls) {
+    CoreClusterOptions o;
+    o.gateways = 1;
+    o.shards = 1;
+    o.gateway.max_backend_calls = max_backend_calls;
+    return o;
+  }
+  explicit GatewaySendTest(size_t max_backend_calls = 2) : c_(Options(max_backend_calls)) {
+    alice_ = c_.Register("alice");
+    bob_ = c_.Register("bob");
+    EXPECT_TRUE(c_.Befriend(alice_, bob_).ok());
+    Request login;
+    login.mutable_login()->set_name("alice");
+    login.mutable_login()->set_password("password-alice");
+    login.mutable_login()->set_device_id("phone");
+    Request open;
+    open.mutable_gateway_login()->set_token(
+        c_.Call(CoreCluster::Address(kUserService), login).login().token());
+    open.mutable_gateway_login()->set_device_id("phone");
+    open.mutable_gateway_login()->set_epoch(1);
+    EXPECT_EQ(c_.Call("gw.1", open).status().code(), CODE_OK);
+  }
+  static Request Send(uint64_t to, const std::string& id) {
+    Request send;
+    send.mutable_send_private()->set_to_user_id(to);
+    send.mutable_send_private()->set_client_msg_id(id);
+    send.mutable_send_private()->set_body("hi " + id);
+    return send;
+  }
+  bool Stored(const std::string& id) {
+    std::string value;
+    return c_.net()
+        .store(ShardAddress(0))
+        .Get(message_keys::Idempotency(alice_, id), &value)
+        .ok();
+  }
+
+  CoreCluster c_;
+  uint64_t alice_ = 0;
+  uint64_t bob_ = 0;
+};
+
+// Past max_backend_calls in flight, a request is refused RESOURCE_EXHAUSTED
+// at once and nothing is forwarded (the send is not committed); below it
+// again, requests go through.
+TEST_F(GatewaySendTest, BeyondTheInFlightCapARequestIsRefusedAtOnceAndNotForwarded) {
+  const std::string shard = ShardAddress(0);
+  size_t to_shard = 0;
+  c_.net().HoldNext([&](const std::string& to, const Envelope& e) {
+    if (to == shard && e.has_request() && e.request().has_send_private()) ++to_shard;
+    return false;
+  });
+  // The first two sends are held on their way to the shard: both stay in flight.
+  for (int i = 0; i < 2; ++i) {
+    c_.net().HoldNext([&](const std::string& to, const Envelope& e) {
+      return to == shard && e.has_request() && e.request().has_send_private();
+    });
+  }
+  const uint64_t a = c_.net().Send("gw.1", Send(bob_, "a"));
+  const uint64_t b = c_.net().Send("gw.1", Send(bob_, "b"));
+  c_.net().Advance(absl::Milliseconds(5));
+  ASSERT_EQ(c_.net().held(), 2u);
+  const absl::Time before = c_.net().Now();
+  Reply refused = c_.Call("gw.1", Send(bob_, "c"));
+  EXPECT_EQ(refused.status().code(), CODE_RESOURCE_EXHAUSTED) << refused.status().message();
+  EXPECT_LT(c_.net().Now() - before, absl::Milliseconds(10)) << "refused at once";
+  EXPECT_EQ(c_.gateway(0)->stats().overloaded, 1u);
+  EXPECT_EQ(to_shard, 2u) << "the refused send was forwarded";
+  EXPECT_FALSE(Stored("c"));
+  c_.net().ReleaseHeld();
+  c_.net().Advance(absl::Milliseconds(50));
+  EXPECT_EQ(c_.net().TakeReply(a).value_or(Reply()).send().seq(), 1u);
+  EXPECT_EQ(c_.net().TakeReply(b).value_or(Reply()).send().seq(), 2u);
+  // Below the cap again: the same send, retried, goes through.
+  Reply retried = c_.Call("gw.1", Send(bob_, "c"));
+  ASSERT_EQ(retried.status().code(), CODE_OK) << retried.status().message();
+  EXPECT_EQ(retried.send().seq(), 3u);
+}
+
+// A send whose call to the shard fails after the shard may have committed it
+// (here: committed, every reply lost) is answered DEADLINE_EXCEEDED "outcome
+// unknown", never UNAVAILABLE; retried with the same client_msg_id it gets
+// the committed seq, and exactly one message exists.
+class GatewayUnknownTest : public GatewaySendTest {
+ protected:
+  GatewayUnknownTest() : GatewaySendTest(/*max_backend_calls=*/0) {}
+};
+
+TEST_F(GatewayUnknownTest, ASendWhoseRepliesAreLostSaysTheOutcomeIsUnknown) {
+  CoreCluster& c = c_;
+  int lost = 0;
+  c.net().HoldNext([&](const std::string& to, const Envelope& e) {
+    if (to == "gw.1" && e.has_reply() && e.reply().has_send()) ++lost;
+    return false;
+  });
+  for (int i = 0; i < 3; ++i) {  // the gateway's three attempts
+    c.net().HoldNext([&](const std::string& to, const Envelope& e) {
+      return to == "gw.1" && e.has_reply() && e.reply().has_send();
+    });
+  }
+  Reply unknown = c.Call("gw.1", Send(bob_, "x"));
+  EXPECT_EQ(unknown.status().code(), CODE_DEADLINE_EXCEEDED) << unknown.status().message();
+  EXPECT_THAT(unknown.status().message(), ::testing::HasSubstr("outcome unknown"));
+  EXPECT_EQ(lost, 3);
+  EXPECT_TRUE(Stored("x")) << "committed although the answer was an error";
+  EXPECT_EQ(c.gateway(0)->stats().sends_unknown, 1u);
+  Reply retried = c.Call("gw.1", Send(bob_, "x"));
+  ASSERT_EQ(retried.status().code(), CODE_OK) << retried.status().message();
+  EXPECT_EQ(retried.send().seq(), 1u);
+  Reply next = c.Call("gw.1", Send(bob_, "y"));
+  EXPECT_EQ(next.send().seq(), 2u) << "the retry committed a second copy";
+}
+
 // ---- listing conversations --------------------------------------------------------------
 
 TEST(GatewayListTest, EachShardGetsTheCurrentMembershipsOfItsGroups) {

@@ -101,6 +101,7 @@ bool MessageShard::ReplayIdempotent(const Envelope& envelope, uint64_t sender,
   if (!reply.mutable_send()->ParseFromString(value)) return false;
   ++stats_.idempotent_replays;
   probes().Count(kDedupHit);
+  AddUnseen(envelope, reply.mutable_send());
   Respond(envelope, reply);
   return true;
 }
@@ -124,6 +125,42 @@ uint64_t MessageShard::MaxSeq(const std::string& conversation) {
   ConversationMeta meta;
   if (store().Get(message_keys::Meta(conversation), &value).ok()) meta.ParseFromString(value);
   return meta.max_seq();
+}
+
+void MessageShard::AddUnseen(const Envelope& envelope, SendReply* ack) {
+  const uint64_t user = envelope.auth_user_id();
+  const Request& request = envelope.request();
+  const std::string& origin = request.has_send_private() ? request.send_private().origin_device_id()
+                              : request.has_send_group() ? request.send_group().origin_device_id()
+                                                         : std::string();
+  const std::string& conv = ack->conversation();
+  // Highest seqs first, then reversed: the ones closest to the sender's own
+  // are the likeliest still in flight towards it.
+  std::vector<const Message*> picked;
+  size_t bytes = 0;
+  auto end = dispatch_records_.lower_bound({conv, ack->seq()});
+  for (auto it = end; it != dispatch_records_.begin();) {
+    --it;
+    if (it->first.first != conv) break;
+    const DispatchRecord& record = it->second;
+    const Message& m = record.message();
+    // The sending device has its own messages from their replies.
+    if (!origin.empty() && m.sender_id() == user && record.origin_device_id() == origin) continue;
+    // Only what the requester is pushed anyway: a recipient of the message.
+    if (std::find(record.recipients().begin(), record.recipients().end(), user) ==
+        record.recipients().end()) {
+      continue;
+    }
+    const size_t cost = SyncReplyCost(m.ByteSizeLong());
+    if (picked.size() >= options_.max_unseen_in_reply ||
+        (!picked.empty() && bytes + cost > options_.max_unseen_bytes)) {
+      break;
+    }
+    bytes += cost;
+    picked.push_back(&m);
+  }
+  for (auto m = picked.rbegin(); m != picked.rend(); ++m) *ack->add_unseen() = **m;
+  stats_.unseen_in_replies += picked.size();
 }
 
 void MessageShard::CommitMessage(const Envelope& envelope, Message message,
@@ -203,6 +240,7 @@ void MessageShard::CommitMessage(const Envelope& envelope, Message message,
   }
   ++stats_.sent;
   if (scrubbed.has_value()) UpdateDispatchRecord(*scrubbed);
+  AddUnseen(envelope, ack);  // after the idempotency record was staged: not in it
   Respond(envelope, std::move(reply));  // acked only after the batch committed
   dispatch_queue_.emplace(conv, seq);
   dispatch_records_[{conv, seq}] = std::move(record);
@@ -447,6 +485,7 @@ void MessageShard::Dispatch(const DispatchRecord& record) {
       return;
     }
     std::map<std::string, Push> by_gateway;
+    const auto key = std::make_pair(message.conversation(), message.seq());
     for (const PresenceRecord& p : lookup->sessions) {
       if (!origin_device.empty() && p.user_id() == message.sender_id() &&
           p.device_id() == origin_device) {
@@ -459,15 +498,19 @@ void MessageShard::Dispatch(const DispatchRecord& record) {
       target->set_device_id(p.device_id());
       target->set_epoch(p.epoch());
     }
-    for (auto& [gateway, push] : by_gateway) {
-      *push.mutable_message() = message;
-      Envelope envelope;
-      envelope.set_from(env().Self());
-      stats_.push_targets += push.targets_size();
-      envelope.mutable_push()->Swap(&push);
-      ++stats_.pushes;
-      env().Send(GatewayAddress(gateway), std::move(envelope));
+    // A conversation's pushes leave in seq order: while an earlier seq's
+    // dispatch is pending (its lookup slower, or failed and waiting), this
+    // one waits for it, out of the in-flight slots (so it blocks nothing).
+    auto first = dispatch_records_.lower_bound({key.first, 0});
+    if (current != dispatch_records_.end() && first != dispatch_records_.end() &&
+        first->first.first == key.first && first->first.second < key.second) {
+      ++stats_.dispatch_parked;
+      parked_[key] = std::move(by_gateway);
+      dispatch_in_flight_.erase(key);
+      PumpDispatches();
+      return;
     }
+    SendPushes(message, std::move(by_gateway));
     DispatchDone(message);
   };
   if (requests.empty()) return finish();
@@ -486,16 +529,42 @@ void MessageShard::Dispatch(const DispatchRecord& record) {
   }
 }
 
-void MessageShard::DispatchDone(const Message& message) {
-  WriteBatch batch;
-  batch.Delete(message_keys::Dispatch(message.conversation(), message.seq()));
-  // If this delete is lost, the dispatch repeats after a restart; clients
-  // drop the duplicate by (conversation, seq). If it fails it is tried again
-  // later: the dispatch is done either way.
-  if (!Commit(batch).ok()) RetryDispatchDelete(message.conversation(), message.seq());
-  ++stats_.dispatched;
-  dispatch_in_flight_.erase({message.conversation(), message.seq()});
-  dispatch_records_.erase({message.conversation(), message.seq()});
+void MessageShard::SendPushes(const Message& message, std::map<std::string, Push> by_gateway) {
+  for (auto& [gateway, push] : by_gateway) {
+    *push.mutable_message() = message;
+    Envelope envelope;
+    envelope.set_from(env().Self());
+    stats_.push_targets += push.targets_size();
+    envelope.mutable_push()->Swap(&push);
+    ++stats_.pushes;
+    env().Send(GatewayAddress(gateway), std::move(envelope));
+  }
+}
+
+void MessageShard::DispatchDone(const Message& done) {
+  std::string conversation = done.conversation();
+  uint64_t seq = done.seq();
+  while (true) {
+    WriteBatch batch;
+    batch.Delete(message_keys::Dispatch(conversation, seq));
+    // If this delete is lost, the dispatch repeats after a restart; clients
+    // drop the duplicate by (conversation, seq). If it fails it is tried
+    // again later: the dispatch is done either way.
+    if (!Commit(batch).ok()) RetryDispatchDelete(conversation, seq);
+    ++stats_.dispatched;
+    dispatch_in_flight_.erase({conversation, seq});
+    dispatch_records_.erase({conversation, seq});
+    // The conversation's next pending dispatch, if its pushes were parked
+    // waiting for this one, goes now (and so on down the line).
+    auto next = dispatch_records_.lower_bound({conversation, 0});
+    if (next == dispatch_records_.end() || next->first.first != conversation) break;
+    auto parked = parked_.find(next->first);
+    if (parked == parked_.end()) break;
+    std::map<std::string, Push> by_gateway = std::move(parked->second);
+    parked_.erase(parked);
+    seq = next->first.second;
+    SendPushes(next->second.message(), std::move(by_gateway));
+  }
   PumpDispatches();
 }
 

@@ -4,8 +4,10 @@
 // the group service), then commits in ONE batch the message, the idempotency
 // record, the advanced seq and a dispatch record — and only then acks. The
 // dispatcher pushes each committed message once per gateway to the online
-// recipients' sessions (presence from kv), and replays unfinished dispatches
-// after a restart. Offline recipients cost nothing: sync is the guarantee.
+// recipients' sessions (presence from kv), a conversation's pushes in seq
+// order, and replays unfinished dispatches after a restart. A send's reply
+// carries the conversation's messages below it still being dispatched
+// (SendReply.unseen), so it never opens a gap for the sender. Offline recipients cost nothing: sync is the guarantee.
 #ifndef PARLEY_CORE_MESSAGE_MESSAGE_SHARD_H_
 #define PARLEY_CORE_MESSAGE_MESSAGE_SHARD_H_
 
@@ -42,6 +44,11 @@ struct MessageOptions {
   // Recipients looked up in one kv request.
   size_t presence_batch = 200;
   size_t max_dispatches_in_flight = 64;
+  // A send's reply carries the conversation's committed messages below its
+  // seq whose dispatch is still pending (SendReply.unseen), at most this many
+  // and this many bytes (the highest seqs kept).
+  size_t max_unseen_in_reply = 16;
+  size_t max_unseen_bytes = 64 * 1024;
   absl::Duration dispatch_retry_after = absl::Milliseconds(500);
   CallOptions calls = {absl::Milliseconds(500), 3};
 };
@@ -56,6 +63,8 @@ struct MessageStats {
   uint64_t push_to_origin_skipped = 0;  // the sending device (it has its ack)
   uint64_t dispatch_replayed = 0;
   uint64_t dispatch_retries = 0;
+  uint64_t unseen_in_replies = 0;  // messages carried by send replies
+  uint64_t dispatch_parked = 0;    // pushes held for an earlier seq's dispatch
 };
 
 class MessageShard : public ServiceNode {
@@ -115,12 +124,19 @@ class MessageShard : public ServiceNode {
   uint64_t Unread(const std::string& conv, uint64_t user, uint64_t read, uint64_t max_seq,
                   const GroupMembership* membership);
 
+  // Fills `ack->unseen` (see SendReply): the pending dispatches of the
+  // conversation below ack->seq() that the requester may see and did not
+  // send from its device.
+  void AddUnseen(const Envelope& envelope, SendReply* ack);
   uint64_t MaxSeq(const std::string& conversation);
   void Dispatch(const DispatchRecord& record);
   void DispatchDone(const Message& message);
   // Deletes a done dispatch's record later, its delete having failed.
   void RetryDispatchDelete(const std::string& conversation, uint64_t seq);
   void PumpDispatches();
+  // Sends the pushes of a dispatch whose presence lookup is done, by gateway
+  // (the message as its record is now: a recall may have scrubbed it).
+  void SendPushes(const Message& message, std::map<std::string, Push> by_gateway);
 
   MessageOptions options_;
   MessageStats stats_;
@@ -129,6 +145,10 @@ class MessageShard : public ServiceNode {
   std::map<std::pair<std::string, uint64_t>, DispatchRecord> dispatch_records_;
   std::set<std::pair<std::string, uint64_t>> dispatch_queue_;
   std::set<std::pair<std::string, uint64_t>> dispatch_in_flight_;
+  // Dispatches whose lookup is done but whose conversation has an earlier
+  // seq still pending: their pushes leave once it is done, so a
+  // conversation's pushes leave in seq order. Not counted in flight.
+  std::map<std::pair<std::string, uint64_t>, std::map<std::string, Push>> parked_;
   // Only with the planted bug seq_in_memory: the counters, lost on restart.
   std::map<std::string, uint64_t> seq_in_memory_;
 };
