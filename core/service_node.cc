@@ -122,7 +122,7 @@ void ServiceNode::Heartbeat() {
   call.timeout = options_.registry_timeout;
   call.max_attempts = 1;
   // A lost heartbeat is simply followed by the next one.
-  rpc_.CallAddress(kRegistryAddress, request, call, [](const Reply&) {});
+  rpc_.CallAddress(kRegistryAddress, std::move(request), call, [](const Reply&) {});
   timers_.After(options_.heartbeat_interval, [this] { Heartbeat(); });
 }
 
@@ -134,7 +134,7 @@ void ServiceNode::Discover() {
     CallOptions call;
     call.timeout = options_.registry_timeout;
     call.max_attempts = 1;
-    rpc_.CallAddress(kRegistryAddress, request, call, [this, service](const Reply& reply) {
+    rpc_.CallAddress(kRegistryAddress, std::move(request), call, [this, service](const Reply& reply) {
       if (reply.status().code() != CODE_OK || !reply.has_discover()) return;
       std::vector<Instance> instances(reply.discover().instances().begin(),
                                       reply.discover().instances().end());
@@ -240,26 +240,29 @@ bool ServiceNode::ReplayIfDone(const Envelope& request) {
                               " was used for another operation; a retry must repeat its request")));
     return true;
   }
-  Respond(request, record.reply());
+  Reply reply;
+  reply.Swap(record.mutable_reply());
+  Respond(request, std::move(reply));
   return true;
 }
 
-void ServiceNode::CommitAndRespond(const Envelope& request, WriteBatch batch,
-                                   const Reply& reply) {
+void ServiceNode::CommitAndRespond(const Envelope& request, WriteBatch batch, Reply reply) {
   if (!request.request_id().empty()) {
+    // The reply is lent to the record while it is serialized, not copied.
     RequestLogRecord record;
-    *record.mutable_reply() = reply;
+    record.mutable_reply()->Swap(&reply);
     record.set_time_us(absl::ToUnixMicros(env_->Now()));
     record.set_op(static_cast<int32_t>(request.request().op_case()));
     batch.Put(RequestLogKey(request.request_id()), record.SerializeAsString());
     batch.Put(RequestLogTimeKey(record.time_us(), request.request_id()), "");
+    reply.Swap(record.mutable_reply());
   }
   absl::Status s = Commit(batch);
   if (!s.ok()) {
     RespondError(request, absl::UnavailableError(absl::StrCat("store write failed: ", s.message())));
     return;
   }
-  Respond(request, reply);
+  Respond(request, std::move(reply));
 }
 
 absl::Status ServiceNode::Commit(const WriteBatch& batch) {

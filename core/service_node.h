@@ -103,7 +103,8 @@ class ServiceNode : public Node {
   // Writes `batch`, the request-log record of `request` and any events staged
   // in the outbox, atomically; then replies `reply` and starts publishing.
   // If the write fails the client gets the error and nothing was applied.
-  void CommitAndRespond(const Envelope& request, WriteBatch batch, const Reply& reply);
+  // `reply` by value: a caller done with it moves it in.
+  void CommitAndRespond(const Envelope& request, WriteBatch batch, Reply reply);
   // Writes `batch` with the outbox's staged events.
   absl::Status Commit(const WriteBatch& batch);
 

@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <set>
+#include <tuple>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
 #include "core/message/conversation.h"
 #include "sim/policy.h"
 
@@ -81,6 +83,27 @@ std::string Seq(const std::string& conversation, uint64_t seq) {
   return absl::StrCat(conversation, "#", seq);
 }
 
+// Keys into the history's and the final state's own strings: a lookup builds
+// no string (they live as long as the checker runs), and string_view orders
+// as std::string does, so nothing iterated changes order.
+using ClientSeq = std::tuple<absl::string_view, absl::string_view, uint64_t>;  // client, conv, seq
+
+// Visible() for a conversation already parsed (parse once per message, not
+// once per reader).
+bool VisibleIn(const FinalState& state, uint64_t user, const Conversation& c,
+               uint64_t group_version) {
+  if (!c.is_group) return c.Includes(user);
+  auto it = state.intervals.find({user, c.group_id});
+  if (it == state.intervals.end()) return false;
+  for (const MembershipInterval& i : it->second) {
+    if (group_version >= i.join_version() &&
+        (i.leave_version() == 0 || group_version < i.leave_version())) {
+      return true;
+    }
+  }
+  return false;
+}
+
 const Message* FindMessage(const FinalState& s, const std::string& conv, uint64_t seq) {
   auto c = s.messages.find(conv);
   if (c == s.messages.end()) return nullptr;
@@ -91,7 +114,7 @@ const Message* FindMessage(const FinalState& s, const std::string& conv, uint64_
 // ---- no_lost_ack: every acked message reaches every device of every recipient.
 Result NoLostAck(const History& h, const FinalState& s) {
   Findings found;
-  std::set<std::tuple<std::string, std::string, uint64_t>> delivered;  // client, conv, seq
+  std::set<ClientSeq> delivered;
   for (const HistoryEntry& e : h.entries()) {
     if (e.kind() == HistoryEntry::DELIVERED) delivered.insert({e.client(), e.conversation(), e.seq()});
   }
@@ -126,8 +149,10 @@ Result NoLostAck(const History& h, const FinalState& s) {
                                         ": the acked message was overwritten")));
       continue;
     }
+    absl::StatusOr<Conversation> conv = ParseConversation(m->conversation());
+    if (!conv.ok()) continue;  // visible to nobody
     for (const auto& [client, user] : s.clients) {
-      if (!Visible(s, user, *m)) continue;
+      if (!VisibleIn(s, user, *conv, m->group_version())) continue;
       if (delivered.count({client, e.conversation(), e.seq()}) == 0) {
         found.Add(lost, Fail("no_lost_ack", e.index(),
                              absl::StrCat(Seq(e.conversation(), e.seq()), ", acked to ", Who(e),
@@ -142,8 +167,9 @@ Result NoLostAck(const History& h, const FinalState& s) {
 // (sender, client_msg_id) never stands under two seqs.
 Result NoDuplicates(const History& h, const FinalState& s) {
   Findings found;
-  std::set<std::tuple<std::string, std::string, uint64_t>> seen;
-  std::map<std::tuple<std::string, uint64_t, std::string>, uint64_t> by_id;  // client,sender,id -> seq
+  std::set<ClientSeq> seen;
+  // client, sender, id -> seq
+  std::map<std::tuple<absl::string_view, uint64_t, absl::string_view>, uint64_t> by_id;
   for (const HistoryEntry& e : h.entries()) {
     if (e.kind() != HistoryEntry::DELIVERED) continue;
     if (!seen.insert({e.client(), e.conversation(), e.seq()}).second) {
@@ -154,7 +180,8 @@ Result NoDuplicates(const History& h, const FinalState& s) {
       continue;
     }
     if (e.client_msg_id().empty()) continue;
-    auto key = std::make_tuple(e.client(), e.sender_id(), e.client_msg_id());
+    auto key = std::make_tuple(absl::string_view(e.client()), e.sender_id(),
+                               absl::string_view(e.client_msg_id()));
     auto [it, fresh] = by_id.emplace(key, e.seq());
     if (!fresh && it->second != e.seq()) {
       found.Add(absl::StrCat(e.client_msg_id(), " under two seqs"),
@@ -173,12 +200,13 @@ Result NoDuplicates(const History& h, const FinalState& s) {
 // is lost, no_lost_ack's to report.
 Result Order(const History& h, const FinalState& s) {
   Findings found;
-  std::map<std::pair<std::string, std::string>, uint64_t> last;  // (client, conv) -> seq
-  std::set<std::tuple<std::string, std::string, uint64_t>> seen;  // client, conv, seq
+  // (client, conv) -> seq
+  std::map<std::pair<absl::string_view, absl::string_view>, uint64_t> last;
+  std::set<ClientSeq> seen;
   // A skipped message that was acked and never reached the client at all is
   // lost, not late: no_lost_ack reports it (one failure per cause).
-  std::set<std::tuple<std::string, std::string, uint64_t>> delivered;  // client, conv, seq
-  std::set<std::pair<std::string, uint64_t>> acked;                    // conv, seq
+  std::set<ClientSeq> delivered;
+  std::set<std::pair<absl::string_view, uint64_t>> acked;  // conv, seq
   for (const HistoryEntry& e : h.entries()) {
     if (e.kind() == HistoryEntry::DELIVERED) {
       delivered.insert({e.client(), e.conversation(), e.seq()});
@@ -205,11 +233,16 @@ Result Order(const History& h, const FinalState& s) {
     }
     auto conv = s.messages.find(e.conversation());
     if (conv != s.messages.end()) {
+      // Parsed once per entry, for every message it skipped (each stored
+      // under, so of, this conversation).
+      const absl::StatusOr<Conversation> parsed = ParseConversation(e.conversation());
       for (auto m = conv->second.upper_bound(prev); m != conv->second.end() && m->first < e.seq();
            ++m) {
         const bool lost = acked.count({e.conversation(), m->first}) > 0 &&
                           delivered.count({e.client(), e.conversation(), m->first}) == 0;
-        if (Visible(s, e.user_id(), m->second) && !lost) {
+        // (A stored message's conversation is the one it is stored under.)
+        if (parsed.ok() && VisibleIn(s, e.user_id(), *parsed, m->second.group_version()) &&
+            !lost) {
           found.Add(absl::StrCat(Seq(e.conversation(), m->first), " late"),
                     Fail("order", e.index(),
                          absl::StrCat(Who(e), " got ", e.conversation(), "#", e.seq(),
@@ -235,6 +268,7 @@ Result SenderFifo(const History& h, const FinalState& s) {
   std::map<std::pair<std::string, std::string>, Last> last;  // (client, conv) -> latest sent acked
   std::set<std::string> acked;  // id@client
   for (const HistoryEntry& e : h.entries()) {
+    if (e.kind() != HistoryEntry::SEND_INVOKED && e.kind() != HistoryEntry::SEND_ACKED) continue;
     const std::string key = e.client_msg_id() + "@" + e.client();
     if (e.kind() == HistoryEntry::SEND_INVOKED) invoked[key] = {e.conversation(), ++order};
     if (e.kind() != HistoryEntry::SEND_ACKED) continue;
@@ -423,11 +457,12 @@ Result Unread(const History& h, const FinalState& s) {
       uint64_t max_seq = 0;
       if (conv != s.messages.end()) {
         if (!conv->second.empty()) max_seq = conv->second.rbegin()->first;
+        const absl::StatusOr<Conversation> parsed = ParseConversation(c.conversation());
         for (auto m = conv->second.upper_bound(c.read_seq());
              m != conv->second.end() && m->first <= c.max_seq(); ++m) {
           const Message& msg = m->second;
           if (msg.kind() == Message::NORMAL && !msg.recalled() && msg.sender_id() != e.user_id() &&
-              Visible(s, e.user_id(), msg)) {
+              parsed.ok() && VisibleIn(s, e.user_id(), *parsed, msg.group_version())) {
             ++expected;
           }
         }
@@ -497,17 +532,7 @@ Result RegistryLive(const History& h, const FinalState& s) {
 
 bool Visible(const FinalState& state, uint64_t user, const Message& message) {
   absl::StatusOr<Conversation> c = ParseConversation(message.conversation());
-  if (!c.ok()) return false;
-  if (!c->is_group) return c->Includes(user);
-  auto it = state.intervals.find({user, c->group_id});
-  if (it == state.intervals.end()) return false;
-  for (const MembershipInterval& i : it->second) {
-    if (message.group_version() >= i.join_version() &&
-        (i.leave_version() == 0 || message.group_version() < i.leave_version())) {
-      return true;
-    }
-  }
-  return false;
+  return c.ok() && VisibleIn(state, user, *c, message.group_version());
 }
 
 const std::vector<std::pair<std::string, Checker>>& AllCheckers() {

@@ -97,7 +97,7 @@ class Kernel::NodeEnv : public Env {
     return id;
   }
 
-  void CancelTimer(TimerId id) override { k_->cancelled_timers_.insert(id); }
+  void CancelTimer(TimerId id) override { k_->CancelTimer(id); }
 
   void FailStop(const std::string& reason) override {
     // The node is inside a callback: crash this incarnation once it returns
@@ -223,6 +223,36 @@ Kernel::Task& Kernel::NewTask(Task::Kind kind, uint64_t digest, const char* what
 void Kernel::Push(absl::Time at, uint32_t index) {
   heap_.push_back(Item{std::max(at, now_), next_seq_++, index});
   std::push_heap(heap_.begin(), heap_.end(), Later());
+}
+
+void Kernel::CancelTimer(uint64_t id) {
+  if (!cancelled_timers_.insert(id).second) return;
+  // Most cancelled timers are call timeouts cancelled by their reply, due
+  // long after it: left in the heap they would make it a third larger. Once
+  // they are half of it, they are taken out all at once. Which items are
+  // left, and the (time, sequence) order they run in, are the same: only the
+  // heap's layout changes, and it decides nothing.
+  if (cancelled_timers_.size() >= kMinCompaction && cancelled_timers_.size() * 2 >= heap_.size()) {
+    CompactCancelled();
+  }
+}
+
+void Kernel::CompactCancelled() {
+  size_t kept = 0;
+  for (size_t i = 0; i < heap_.size(); ++i) {
+    const Item item = heap_[i];
+    const Task& task = tasks_[item.task];
+    if (task.kind == Task::kTimer && cancelled_timers_.erase(task.id) > 0) {
+      free_tasks_.push_back(item.task);
+      continue;
+    }
+    heap_[kept++] = item;
+  }
+  heap_.resize(kept);
+  std::make_heap(heap_.begin(), heap_.end(), Later());
+  // What is left names no pending timer (cancelled after it ran, or a
+  // timer id unknown to the kernel): nothing will look for it again.
+  cancelled_timers_.clear();
 }
 
 void Kernel::Schedule(absl::Time at, std::function<void()> action, uint64_t digest,
@@ -495,7 +525,16 @@ void Kernel::Transmit(const std::string& from, const std::string& to, Envelope e
 }
 
 Kernel::Route Kernel::RouteTo(const std::string& to) {
-  Route route;
+  // Routes are remembered per address until the next node or endpoint is
+  // added: one hash lookup per message instead of two string-keyed tree
+  // searches (addresses share long prefixes: "client.user12.d1").
+  if (routes_version_ != address_version_) {
+    routes_.clear();
+    routes_version_ = address_version_;
+  }
+  auto [cached, fresh] = routes_.try_emplace(to);
+  if (!fresh) return cached->second;
+  Route& route = cached->second;
   route.version = address_version_;
   auto endpoint = endpoints_.find(to);
   if (endpoint != endpoints_.end()) {

@@ -43,6 +43,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/time/time.h"
 #include "core/env.h"
@@ -137,6 +138,8 @@ class Kernel {
   // Runs every item due by `until`, then leaves the clock at `until`.
   void RunUntil(absl::Time until);
   bool Idle() const { return heap_.empty(); }
+  // Items in the scheduler's heap (cancelled timers not yet taken out included).
+  size_t pending_items() const { return heap_.size(); }
   // REQUIRES: !Idle().
   absl::Time NextTime() const { return heap_.front().time; }
 
@@ -289,6 +292,11 @@ class Kernel {
   // A pooled task for an item due at `at`; Push() schedules it.
   Task& NewTask(Task::Kind kind, uint64_t digest, const char* what, uint32_t* index);
   void Push(absl::Time at, uint32_t index);
+  // A timer that must not run (Env::CancelTimer).
+  void CancelTimer(uint64_t id);
+  // Takes every cancelled timer out of the heap.
+  void CompactCancelled();
+  static constexpr size_t kMinCompaction = 64;
   void Run(Task& task);
   void ScheduleMessage(absl::Time at, const std::string& to, Envelope envelope, uint64_t digest);
   void ScheduleEvent(absl::Time at, Slot* slot, const Event& event, uint64_t delivery_id,
@@ -320,10 +328,16 @@ class Kernel {
 
   std::map<std::string, Slot> slots_;
   uint64_t next_timer_id_ = 1;
-  // Membership only (never iterated), so a hash set cannot reach output.
+  // Cancelled timers still in the heap (see CancelTimer). Membership only
+  // (never iterated in an order that reaches output), so a hash set cannot
+  // reach output.
   absl::flat_hash_set<uint64_t> cancelled_timers_;
   // Bumped by AddNode and AddEndpoint: a Route taken before is looked up again.
   uint64_t address_version_ = 1;
+  // RouteTo's answers while address_version_ is routes_version_. Looked up
+  // only, never iterated: a hash map's order cannot reach output.
+  absl::flat_hash_map<std::string, Route> routes_;
+  uint64_t routes_version_ = 0;
   std::function<void(const std::string&, Node*)> on_gone_;
   std::function<void(const std::string&, const std::string&, const Envelope&)> on_send_;
   bool lose_unsynced_batch_ = false;

@@ -203,6 +203,40 @@ TEST_F(KernelTest, ACancelledTimerDoesNotFireAndTheOthersDo) {
   EXPECT_EQ(arm->fired, (std::vector<TimerId>{arm->ids[0], arm->ids[2]}));
 }
 
+// Cancelled timers leave the heap once they are half of it (call timeouts
+// cancelled by their replies would otherwise pile up in it), and the timers
+// left still fire, in their order.
+TEST_F(KernelTest, CancelledTimersAreTakenOutOfTheHeap) {
+  class Arm : public Node {
+   public:
+    explicit Arm(Env* env) : env_(env) {}
+    void Start() override {
+      for (int i = 0; i < 1000; ++i) ids.push_back(env_->SetTimer(absl::Milliseconds(1000 - i)));
+      for (int i = 0; i < 1000; ++i) {
+        if (i % 10 != 0) env_->CancelTimer(ids[i]);
+      }
+    }
+    void OnEnvelope(const Envelope&) override {}
+    void OnEvent(const Event&, uint64_t) override {}
+    void OnPublishAck(const std::string&) override {}
+    void OnTimer(TimerId id) override { fired.push_back(id); }
+    Env* env_;
+    std::vector<TimerId> ids, fired;
+  };
+  const size_t before = k_.pending_items();
+  k_.AddNode("t", [](Env* env) { return std::make_unique<Arm>(env); });
+  // 100 live timers; of the 900 cancelled, fewer than the heap's half remain.
+  EXPECT_LT(k_.pending_items(), before + 100 + 100);
+  const uint64_t events = k_.stats().events;
+  k_.RunUntil(k_.Now() + absl::Seconds(2));
+  Arm* arm = dynamic_cast<Arm*>(k_.node("t"));
+  ASSERT_NE(arm, nullptr);
+  std::vector<TimerId> expected;
+  for (int i = 990; i >= 0; i -= 10) expected.push_back(arm->ids[i]);  // the latest set fire first
+  EXPECT_EQ(arm->fired, expected);
+  EXPECT_EQ(k_.stats().events - events, 100u);
+}
+
 TEST(KernelPpmTest, ProbabilitiesRoundToTheNearestPartPerMillion) {
   EXPECT_EQ(Ppm(0), 0u);
   EXPECT_EQ(Ppm(-1), 0u);

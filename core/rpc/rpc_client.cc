@@ -13,24 +13,24 @@ const DeclaredProbe kRetryOnOtherInstance("retry_on_other_instance",
 const DeclaredProbe kRpcTimeout("rpc_timeout",
                          "a call attempt timed out waiting for its reply");
 
-void RpcClient::Call(const std::string& service, const Request& request,
-                     const CallOptions& options, Callback done) {
+void RpcClient::Call(const std::string& service, Request request, const CallOptions& options,
+                     Callback done) {
   // Built in place in calls_: a PendingCall is not moved around.
   const uint64_t call_id = next_call_id_++;
   PendingCall& call = calls_[call_id];
   call.service = service;
-  call.request = request;
+  call.request = std::move(request);
   call.options = options;
   call.done = std::move(done);
   Start(call_id, call);
 }
 
-void RpcClient::CallAddress(const std::string& address, const Request& request,
+void RpcClient::CallAddress(const std::string& address, Request request,
                             const CallOptions& options, Callback done) {
   const uint64_t call_id = next_call_id_++;
   PendingCall& call = calls_[call_id];
   call.address = address;
-  call.request = request;
+  call.request = std::move(request);
   call.options = options;
   call.done = std::move(done);
   Start(call_id, call);
@@ -76,6 +76,7 @@ void RpcClient::Attempt(uint64_t call_id) {
 
   const uint64_t correlation_id = next_correlation_id_++;
   correlation_to_call_[correlation_id] = call_id;
+  call.correlation_id = correlation_id;
   Envelope envelope;
   envelope.set_correlation_id(correlation_id);
   envelope.set_from(call.options.from.empty() ? env_->Self() : call.options.from);
@@ -88,13 +89,20 @@ void RpcClient::Attempt(uint64_t call_id) {
   } else {
     *envelope.mutable_request() = call.request;
   }
-  call.timer = timers_->After(call.options.timeout, [this, call_id, correlation_id, target] {
-    correlation_to_call_.erase(correlation_id);
-    ++stats_.timeouts;
-    if (probes_ != nullptr) probes_->Count(kRpcTimeout);
-    OnAttemptFailed(call_id, absl::StrCat("timed out waiting for ", target));
-  });
+  // Two words captured: the callback fits in std::function's own storage
+  // (no allocation per attempt); the rest is in the call.
+  call.timer = timers_->After(call.options.timeout, [this, call_id] { OnAttemptTimeout(call_id); });
   env_->Send(target, std::move(envelope));
+}
+
+void RpcClient::OnAttemptTimeout(uint64_t call_id) {
+  auto it = calls_.find(call_id);
+  if (it == calls_.end()) return;  // finished: its timer was cancelled
+  correlation_to_call_.erase(it->second.correlation_id);
+  ++stats_.timeouts;
+  if (probes_ != nullptr) probes_->Count(kRpcTimeout);
+  // The attempt went to call.address (nothing changes it until the next attempt).
+  OnAttemptFailed(call_id, absl::StrCat("timed out waiting for ", it->second.address));
 }
 
 void RpcClient::WaitForInstance(uint64_t call_id, absl::Time deadline) {

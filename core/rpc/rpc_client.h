@@ -56,11 +56,12 @@ class RpcClient {
   RpcClient& operator=(const RpcClient&) = delete;
 
   // Calls some instance of `service` (picked from the directory).
-  void Call(const std::string& service, const Request& request, const CallOptions& options,
+  // `request` is taken by value: a caller done with it moves it in.
+  void Call(const std::string& service, Request request, const CallOptions& options,
             Callback done);
   // Calls the node at a fixed `address` (e.g. "svc.kv"), retrying the same one.
-  void CallAddress(const std::string& address, const Request& request,
-                   const CallOptions& options, Callback done);
+  void CallAddress(const std::string& address, Request request, const CallOptions& options,
+                   Callback done);
 
   // Feeds a reply envelope. Returns false if it matches no pending attempt.
   bool OnReply(const Envelope& envelope);
@@ -81,6 +82,7 @@ class RpcClient {
     int attempts = 0;
     std::set<std::string> tried;
     TimerId timer = 0;
+    uint64_t correlation_id = 0;  // the attempt in flight's
   };
 
   void Start(uint64_t call_id, PendingCall& call);
@@ -88,6 +90,8 @@ class RpcClient {
   // Polls the directory for an instance until `deadline` (the attempt's timeout).
   void WaitForInstance(uint64_t call_id, absl::Time deadline);
   static constexpr absl::Duration kInstancePoll = absl::Milliseconds(100);
+  // The attempt in flight got no reply within its timeout.
+  void OnAttemptTimeout(uint64_t call_id);
   void OnAttemptFailed(uint64_t call_id, const std::string& why);
   void Finish(uint64_t call_id, const Reply& reply);
 
