@@ -261,7 +261,8 @@ struct LoadClient {
 std::vector<LoadClient> StartClients(int n, const std::string& run_id,
                                      const std::vector<std::string>& servers, uint64_t seed,
                                      std::vector<std::unique_ptr<ClientRuntime>>& runtimes,
-                                     Recorder& recorder, const Window* window) {
+                                     Recorder& recorder, const Window* window,
+                                     size_t on_wire = 1) {
   std::vector<LoadClient> clients(n);
   for (int i = 0; i < n; ++i) {
     ClientOptions co;
@@ -269,6 +270,7 @@ std::vector<LoadClient> StartClients(int n, const std::string& run_id,
     co.password = "password-" + co.name;
     co.fixed_gateway = "gw";
     co.keep_delivered = false;  // the recorder has them
+    co.max_sends_in_flight = on_wire;
     clients[i].address = "client." + co.name;
     const int shard = i % static_cast<int>(runtimes.size());
     clients[i].recorder = std::make_unique<ClientRecorder>(&recorder, shard, clients[i].address);
@@ -408,6 +410,7 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
   }
   if (o.max_backlog < 0) return absl::InvalidArgumentError("--max_backlog must not be negative");
   if (o.in_flight < 1 || o.in_flight > 1000) return absl::InvalidArgumentError("--in_flight must be 1..1000");
+  if (o.on_wire < 0 || o.on_wire > 1000) return absl::InvalidArgumentError("--on_wire must be 0..1000");
   if (o.body_bytes < 1 || o.body_bytes > 65536) return absl::InvalidArgumentError("--body_bytes must be 1..65536");
   if (o.pairs && o.clients % 2 != 0) return absl::InvalidArgumentError("--pairs needs an even --clients");
   if (o.groups > 0 && (o.group_size < 2 || o.groups * o.group_size != o.clients)) {
@@ -423,7 +426,11 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
     runtimes.push_back(std::make_unique<ClientRuntime>(absl::StrCat("load-", t)));
   }
   std::vector<LoadClient> clients =
-      StartClients(o.clients, o.run_id, o.servers, o.seed, runtimes, recorder, &window);
+      StartClients(o.clients, o.run_id, o.servers, o.seed, runtimes, recorder, &window,
+                   static_cast<size_t>(o.on_wire > 0          ? o.on_wire
+                                       : o.rate_per_s <= 0    ? o.in_flight
+                                       : o.max_backlog > 0    ? o.max_backlog
+                                                              : 16));
   auto report = [&o](const std::string& line) {
     if (o.progress) o.progress(line);
   };

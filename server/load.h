@@ -50,10 +50,13 @@ struct LoadOptions {
   bool pairs = false;
   int groups = 0;
   int group_senders = 3;
-  // Unpaced (rate_per_s == 0): sends outstanding per sender (closed loop).
-  // The reference client queues them and keeps one on the wire at a time, in
-  // order; a send is topped up as soon as one is answered.
+  // Unpaced (rate_per_s == 0): sends outstanding per sender (closed loop),
+  // all of them on the wire at once (the reference client pipelines up to
+  // `on_wire`); a send is topped up as soon as one is answered.
   int in_flight = 1;
+  // Sends each client keeps on the wire (ClientOptions::max_sends_in_flight).
+  // 0: `in_flight` unpaced, `max_backlog` (or 16 if unbounded) paced.
+  int on_wire = 0;
   // Paced (open loop): a send the rate owes a sender that already has this
   // many outstanding is not made and counted in `shed` (0: no bound; the
   // client's queue then grows without end past capacity, and so does the

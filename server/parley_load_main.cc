@@ -27,6 +27,8 @@ ABSL_FLAG(bool, pairs, false, "1:1 pairs: clients 2i and 2i+1 are friends and se
 ABSL_FLAG(int, groups, 0, "G groups of --group_size (--clients = G x size), --group_senders senders each");
 ABSL_FLAG(int, group_senders, 3, "with --groups: the members of each group that send");
 ABSL_FLAG(int, in_flight, 1, "unpaced: sends outstanding per sender (closed loop)");
+ABSL_FLAG(int, on_wire, 0,
+          "sends each client keeps on the wire (0: --in_flight unpaced, --max_backlog or 16 paced)");
 ABSL_FLAG(int, body_bytes, 4, "bytes of each message body");
 ABSL_FLAG(int, max_backlog, 0,
           "paced: skip (and count as shed) a send whose sender already has this many outstanding (0: no bound)");
@@ -56,6 +58,7 @@ int main(int argc, char** argv) {
   o.groups = absl::GetFlag(FLAGS_groups);
   o.group_senders = absl::GetFlag(FLAGS_group_senders);
   o.in_flight = absl::GetFlag(FLAGS_in_flight);
+  o.on_wire = absl::GetFlag(FLAGS_on_wire);
   o.body_bytes = absl::GetFlag(FLAGS_body_bytes);
   o.max_backlog = absl::GetFlag(FLAGS_max_backlog);
   o.warmup_s = absl::GetFlag(FLAGS_warmup_s);

@@ -1,6 +1,7 @@
 // How a message travels from one user to every recipient's devices, online or
 // offline, through gateways, message shards, kv presence and clients — without
 // loss, duplicates or reordering.
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <set>
@@ -16,6 +17,7 @@
 #include "fakes/core_cluster.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "sim/kernel.h"
 
 namespace parley {
 namespace {
@@ -266,6 +268,42 @@ TEST_F(MessagingTest, RetriedSendWithTheSameIdCreatesOneMessage) {
   EXPECT_EQ(rec_.acked[id].seq(), 2u);
   EXPECT_EQ(MaxSeqStored(conv), 2u);
   EXPECT_THAT(Bodies(bob, conv), ::testing::ElementsAre("once", "twice?"));
+}
+
+TEST_F(MessagingTest, PipelinedSendsGoOnTheWireTogetherAndEachIsDeliveredOnce) {
+  ClientOptions pipelined;
+  pipelined.max_sends_in_flight = 4;
+  const std::string alice = AddClient("alice", "d1", "", pipelined);
+  const std::string bob = AddClient("bob");
+  Befriend(alice, bob);
+  const std::string conv = PrivateConversationId(Id(alice), Id(bob));
+  // Counted as they leave alice and as their replies reach her: the sends on
+  // the wire at once.
+  struct OnWire : sim::NetworkObserver {
+    std::string client;
+    size_t now = 0, most = 0;
+    void OnLost(const std::string&, const std::string&, const Envelope&, bool) override {}
+    void OnSent(const std::string& from, const std::string&, const Envelope& e, absl::Duration,
+                bool duplicate) override {
+      if (from == client && !duplicate && e.has_request() && e.request().has_send_private()) {
+        most = std::max(most, ++now);
+      }
+    }
+    void OnArrival(const std::string& to, const Envelope& e, bool) override {
+      if (to == client && e.has_reply() && e.reply().has_send() && now > 0) --now;
+    }
+  } wire;
+  wire.client = alice;
+  c_.net().kernel().set_network_observer(&wire);
+  for (int i = 0; i < 6; ++i) c_.client(alice)->SendPrivate(Id(bob), absl::StrCat("m", i));
+  Settle();
+  c_.net().kernel().set_network_observer(nullptr);
+  const size_t most_on_wire = wire.most;
+  EXPECT_EQ(most_on_wire, 4u);  // the window, not one at a time, not all six
+  EXPECT_EQ(MaxSeqStored(conv), 6u);
+  EXPECT_EQ(Seqs(bob, conv), Range(1, 6));
+  EXPECT_EQ(Seqs(alice, conv), Range(1, 6));
+  EXPECT_EQ(c_.client(alice)->pending_sends(), 0u);
 }
 
 TEST_F(MessagingTest, ShardCrashAfterCommitBeforeDispatchReplaysWithoutDuplicates) {

@@ -168,7 +168,8 @@ void Client::Disconnect() {
   ++generation_;  // whatever is in flight belongs to the old connection
   state_ = State::kOffline;
   sync_in_flight_ = false;
-  send_in_flight_ = false;
+  sends_on_wire_.clear();
+  backing_off_.clear();
 }
 
 void Client::ConnectionLost(const absl::Status& why) {
@@ -178,7 +179,8 @@ void Client::ConnectionLost(const absl::Status& why) {
   ++generation_;
   state_ = State::kConnecting;
   sync_in_flight_ = false;
-  send_in_flight_ = false;
+  sends_on_wire_.clear();
+  backing_off_.clear();
   if (!gateway_.empty()) last_failed_gateway_ = gateway_;
   gateway_.clear();
   // Exponential backoff with jitter, bounded.
@@ -603,20 +605,31 @@ std::string Client::QueueSend(Request request) {
 }
 
 void Client::PumpSends() {
-  if (state_ != State::kOnline || send_in_flight_ || pending_.empty()) return;
-  send_in_flight_ = true;
-  const uint64_t n = pending_.begin()->first;
-  const Request request = pending_.begin()->second;
+  if (state_ != State::kOnline) return;
+  const size_t window = std::max<size_t>(1, options_.max_sends_in_flight);
+  for (auto it = pending_.begin(); it != pending_.end() && sends_on_wire_.size() < window; ++it) {
+    if (sends_on_wire_.count(it->first) > 0 || backing_off_.count(it->first) > 0) continue;
+    SendPending(it->first, it->second);
+  }
+}
+
+void Client::SendPending(uint64_t n, const Request& request) {
+  sends_on_wire_.insert(n);
   GatewayCall(request, [this, n, request](const Reply& reply) {
-    send_in_flight_ = false;
+    sends_on_wire_.erase(n);
     const std::string& id = request.has_send_private() ? request.send_private().client_msg_id()
                             : request.has_send_group() ? request.send_group().client_msg_id()
                                                        : request.recall().client_msg_id();
     const ErrorCode code = reply.status().code();
-    auto retry_later = [this] {
+    auto retry_later = [this, n] {
       const uint64_t generation = generation_;
-      timers().After(send_backoff_, [this, generation] {
-        if (generation == generation_) PumpSends();
+      // Pipelined, the other sends' replies pump too: this one sits out its
+      // backoff rather than going straight back on the wire.
+      if (options_.max_sends_in_flight > 1) backing_off_.insert(n);
+      timers().After(send_backoff_, [this, generation, n] {
+        if (generation != generation_) return;
+        backing_off_.erase(n);
+        PumpSends();
       });
       send_backoff_ = std::min(send_backoff_ * 2, options_.backoff_max);
     };

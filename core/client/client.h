@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -72,6 +73,11 @@ struct ClientOptions {
   // ones (a push can be overtaken by the ack of a later send, which skips the
   // presence lookup) before the client syncs; zero: sync at once.
   absl::Duration gap_wait = absl::Milliseconds(200);
+  // Sends on the wire at once. 1 (the default): each waits for the one
+  // before it. More pipelines them (a load generator's closed loop); replies
+  // may then come back in any order, and a retried send may commit after a
+  // later one, so the sender's own messages keep seq order, not send order.
+  size_t max_sends_in_flight = 1;
   size_t max_early = 1000;  // messages waiting across conversations; beyond: sync
   // Keep every delivered message for delivered() (tests, the CLI). A load
   // run that watches deliveries through `observer` turns it off.
@@ -170,6 +176,8 @@ class Client : public ServiceNode {
 
   std::string QueueSend(Request request);
   void PumpSends();
+  // Puts pending send `n` on the wire and handles its reply.
+  void SendPending(uint64_t n, const Request& request);
 
   ClientOptions options_;
   State state_ = State::kOffline;
@@ -197,7 +205,10 @@ class Client : public ServiceNode {
   std::map<uint64_t, Request> pending_;
   uint64_t next_msg_ = 1;
   std::string nonce_;
-  bool send_in_flight_ = false;
+  // Sends on the wire now (keys of pending_), at most max_sends_in_flight.
+  std::set<uint64_t> sends_on_wire_;
+  // Pipelined sends waiting out a backoff before going on the wire again.
+  std::set<uint64_t> backing_off_;
   absl::Duration send_backoff_;
 
   std::vector<Message> delivered_;
