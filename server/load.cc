@@ -427,10 +427,7 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
   }
   std::vector<LoadClient> clients =
       StartClients(o.clients, o.run_id, o.servers, o.seed, runtimes, recorder, &window,
-                   static_cast<size_t>(o.on_wire > 0          ? o.on_wire
-                                       : o.rate_per_s <= 0    ? o.in_flight
-                                       : o.max_backlog > 0    ? o.max_backlog
-                                                              : 16));
+                   static_cast<size_t>(std::max(1, o.on_wire)));
   auto report = [&o](const std::string& line) {
     if (o.progress) o.progress(line);
   };

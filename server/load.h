@@ -50,13 +50,15 @@ struct LoadOptions {
   bool pairs = false;
   int groups = 0;
   int group_senders = 3;
-  // Unpaced (rate_per_s == 0): sends outstanding per sender (closed loop),
-  // all of them on the wire at once (the reference client pipelines up to
-  // `on_wire`); a send is topped up as soon as one is answered.
+  // Unpaced (rate_per_s == 0): sends outstanding per sender (closed loop);
+  // the reference client queues them and keeps `on_wire` of them on the
+  // wire; a send is topped up as soon as one is answered.
   int in_flight = 1;
-  // Sends each client keeps on the wire (ClientOptions::max_sends_in_flight).
-  // 0: `in_flight` unpaced, `max_backlog` (or 16 if unbounded) paced.
-  int on_wire = 0;
+  // Sends each client keeps on the wire (ClientOptions::max_sends_in_flight;
+  // 0 or 1: one at a time). Pipelined, a send retried after a timeout may
+  // commit after a later one: the protocol then promises seq order, not send
+  // order, and the sender_fifo checker reports any such pair.
+  int on_wire = 1;
   // Paced (open loop): a send the rate owes a sender that already has this
   // many outstanding is not made and counted in `shed` (0: no bound; the
   // client's queue then grows without end past capacity, and so does the

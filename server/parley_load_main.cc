@@ -27,8 +27,9 @@ ABSL_FLAG(bool, pairs, false, "1:1 pairs: clients 2i and 2i+1 are friends and se
 ABSL_FLAG(int, groups, 0, "G groups of --group_size (--clients = G x size), --group_senders senders each");
 ABSL_FLAG(int, group_senders, 3, "with --groups: the members of each group that send");
 ABSL_FLAG(int, in_flight, 1, "unpaced: sends outstanding per sender (closed loop)");
-ABSL_FLAG(int, on_wire, 0,
-          "sends each client keeps on the wire (0: --in_flight unpaced, --max_backlog or 16 paced)");
+ABSL_FLAG(int, on_wire, 1,
+          "sends each client keeps on the wire (pipelined past 1: a retried send may then commit "
+          "after a later one, which the sender_fifo checker reports)");
 ABSL_FLAG(int, body_bytes, 4, "bytes of each message body");
 ABSL_FLAG(int, max_backlog, 0,
           "paced: skip (and count as shed) a send whose sender already has this many outstanding (0: no bound)");
