@@ -306,6 +306,43 @@ TEST_F(MessagingTest, PipelinedSendsGoOnTheWireTogetherAndEachIsDeliveredOnce) {
   EXPECT_EQ(c_.client(alice)->pending_sends(), 0u);
 }
 
+TEST_F(MessagingTest, ASyncReadingMembershipBeforeALeaveShowsNothingSentAfterIt) {
+  const std::string alice = AddClient("alice");
+  const std::string bob = AddClient("bob");
+  Befriend(alice, bob);
+  const uint64_t group = CreateGroup(alice, {bob});
+  const std::string conv = GroupConversationId(group);
+  c_.client(alice)->SendGroup(group, "before");
+  Settle();
+  // What the gateway read of bob's membership before he left: open.
+  const GroupMembership before = MembershipOf(Id(bob), group);
+  ASSERT_EQ(before.intervals_size(), 1);
+  ASSERT_EQ(before.intervals(0).leave_version(), 0u);
+  ASSERT_GT(before.as_of_version(), 0u);
+  Request leave;
+  leave.mutable_leave_group()->set_group_id(group);
+  ASSERT_EQ(Do(bob, leave).status().code(), CODE_OK);
+  c_.client(alice)->SendGroup(group, "after");
+  Settle();
+  ASSERT_EQ(MaxSeqStored(conv), 2u);
+  // The shard reads the messages after the leave, with the old membership.
+  Request sync;
+  sync.mutable_shard_sync()->set_user_id(Id(bob));
+  *sync.mutable_shard_sync()->add_groups() = before;
+  const Reply reply = c_.Call(ShardAddress(ShardOf(conv, 2)), sync);
+  ASSERT_EQ(reply.status().code(), CODE_OK) << reply.status().message();
+  std::vector<std::string> bodies;
+  uint64_t through = 0;
+  for (const ConversationPage& page : reply.sync().conversations()) {
+    if (page.conversation() != conv) continue;
+    for (const Message& m : page.messages()) bodies.push_back(m.body());
+    through = page.through_seq();
+    EXPECT_TRUE(page.has_more());  // the next sync, with a fresh read, decides
+  }
+  EXPECT_THAT(bodies, ::testing::ElementsAre("before"));
+  EXPECT_EQ(through, 1u);  // the cursor does not pass the message held back
+}
+
 TEST_F(MessagingTest, ShardCrashAfterCommitBeforeDispatchReplaysWithoutDuplicates) {
   const std::string alice = AddClient("alice");
   const std::string bob = AddClient("bob");

@@ -593,6 +593,17 @@ void GroupService::MembershipHistory(const Envelope& envelope) {
       g->mutable_intervals(g->intervals_size() - 1)->set_leave_version(version);
     }
   }
+  // As of which version: a sync reading messages after this must not take
+  // an open interval for membership past it (a leave may commit between).
+  for (GroupMembership& g : *out->mutable_groups()) {
+    absl::StatusOr<Group> group = ReadGroup(g.group_id());
+    if (group.ok()) {
+      g.set_as_of_version(group->version());
+    } else if (!absl::IsNotFound(group.status())) {
+      return RespondError(envelope, absl::UnavailableError(absl::StrCat(
+                                        "store read failed: ", group.status().message())));
+    }
+  }
   Respond(envelope, reply);
 }
 

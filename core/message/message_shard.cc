@@ -582,8 +582,16 @@ void MessageShard::RetryDispatchDelete(const std::string& conversation, uint64_t
 
 namespace {
 
+// A group message of a version after the one `membership` was read at: an
+// open interval does not say whether the reader was still a member then.
+bool BeyondSnapshot(const Message& message, const GroupMembership* membership) {
+  return membership != nullptr && membership->as_of_version() > 0 &&
+         message.group_version() > membership->as_of_version();
+}
+
 bool Visible(const Message& message, const GroupMembership* membership) {
   if (membership == nullptr) return true;  // private: both participants see all
+  if (BeyondSnapshot(message, membership)) return false;
   for (const MembershipInterval& i : membership->intervals()) {
     if (message.group_version() >= i.join_version() &&
         (i.leave_version() == 0 || message.group_version() < i.leave_version())) {
@@ -653,6 +661,12 @@ void MessageShard::ShardSync(const Envelope& envelope) {
         Message m;
         if (!m.ParseFromString(row.second)) continue;
         if (m.seq() > until) {
+          page_done = true;
+          break;
+        }
+        // Newer than the membership the caller read: the page ends before
+        // it (has_more), and the next sync, with a fresher read, decides.
+        if (BeyondSnapshot(m, membership)) {
           page_done = true;
           break;
         }
