@@ -599,9 +599,11 @@ void GroupService::MembershipHistory(const Envelope& envelope) {
     absl::StatusOr<Group> group = ReadGroup(g.group_id());
     if (group.ok()) {
       g.set_as_of_version(group->version());
-    } else if (!absl::IsNotFound(group.status())) {
-      return RespondError(envelope, absl::UnavailableError(absl::StrCat(
-                                        "store read failed: ", group.status().message())));
+    } else if (!absl::IsNotFound(group.status()) && g.intervals_size() > 0) {
+      // Unreadable now: as of the user's own last change, which the history
+      // above did read (a sync then holds back what is newer, not less).
+      const MembershipInterval& last = g.intervals(g.intervals_size() - 1);
+      g.set_as_of_version(std::max(last.join_version(), last.leave_version()));
     }
   }
   Respond(envelope, reply);
