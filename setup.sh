@@ -17,6 +17,7 @@ PACKAGES=(
   libgmock-dev
   libbenchmark-dev
   libsodium-dev          # argon2id password hashing, HMAC-SHA256 token signing
+  libjemalloc-dev        # the allocator of the simulator, the benches and parleyd (docs/design-notes.md)
   libxml2-utils          # xmllint: the report tests check the HTML is well-formed
   chromium               # headless: tests/report_screenshot_test renders the HTML reports
   python3-protobuf       # tests/protocol_client_test.py: a client written from docs/protocol.md
