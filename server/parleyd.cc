@@ -433,6 +433,7 @@ absl::Status Parleyd::Run() {
   node_options.message.num_shards = shards;
   node_options.gateway.num_shards = shards;
   node_options.gateway.token_key = key;
+  node_options.gateway.max_backend_calls = options_.max_backend_calls;
   auto add_node = [&](NodeRole role, const std::string& id) {
     add(NodeAddress(role, id), NodeFactoryFor(role, id, node_options), loop_for(role));
   };

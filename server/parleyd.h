@@ -59,6 +59,9 @@ struct ParleydOptions {
   // backstop for nats-server 2.9, which syncs every 2 minutes). The stream's
   // dedup window is made at least this plus a minute. 0: deleted at the ack.
   absl::Duration event_retention = absl::Minutes(3);
+  // Calls from the gateway to the services in flight past which a client
+  // request is refused RESOURCE_EXHAUSTED at once (0: no bound).
+  uint64_t max_backend_calls = 4096;
   double client_requests_per_s = 200;   // per connection (token bucket)
   double client_burst = 400;
   // Connection hardening: deadlines, caps, fair logins, per-user and

@@ -36,6 +36,7 @@ ABSL_FLAG(int, stream_replicas, 1, "replicas of the PARLEY_EVENTS stream (3 on a
 ABSL_FLAG(absl::Duration, event_retention, absl::Minutes(3),
           "keep events this long after JetStream acked them and publish them again when "
           "nats-server reconnects or parleyd starts (0: delete at the ack)");
+ABSL_FLAG(uint64_t, max_backend_calls, 4096, "calls from the gateway to the services in flight past which a client request is refused RESOURCE_EXHAUSTED at once (0: no bound)");
 ABSL_FLAG(double, client_requests_per_s, 200, "requests per second allowed per client connection");
 ABSL_FLAG(double, client_burst, 400, "requests a client connection may send at once");
 // Connection hardening (docs/protocol.md "Limits and errors").
@@ -93,6 +94,7 @@ int main(int argc, char** argv) {
   o.minimal_password_cost = absl::GetFlag(FLAGS_minimal_password_cost);
   o.stream_replicas = absl::GetFlag(FLAGS_stream_replicas);
   o.event_retention = absl::GetFlag(FLAGS_event_retention);
+  o.max_backend_calls = absl::GetFlag(FLAGS_max_backend_calls);
   o.client_requests_per_s = absl::GetFlag(FLAGS_client_requests_per_s);
   o.client_burst = absl::GetFlag(FLAGS_client_burst);
   {  // connection hardening

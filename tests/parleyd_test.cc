@@ -11,6 +11,8 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <optional>
+#include <set>
 #include <thread>
 
 #include "core/client/client.h"
@@ -287,6 +289,103 @@ TEST(ParleydLoopsTest, AChatWorksWithOneAndWithTwoSharedLoops) {
     });
     alice->Stop();
     bob->Stop();
+    (*d)->Stop();
+  }
+}
+
+// --max_backend_calls bounds what the gateway has in flight to the services:
+// a burst of requests on one connection past it is refused at once with
+// RESOURCE_EXHAUSTED "gateway overloaded" (none is forwarded); with no bound
+// the same burst is all served.
+TEST(ParleydBackendCallsTest, TheFlagBoundsTheGatewaysCallsInFlight) {
+  for (uint64_t bound : {uint64_t{1}, uint64_t{0}}) {
+    SCOPED_TRACE(bound);
+    ParleydOptions o;
+    o.data_dir = std::string(std::getenv("TEST_TMPDIR")) + "/backend-" + std::to_string(bound);
+    o.listen = "127.0.0.1:0";
+    o.minimal_password_cost = true;
+    o.max_backend_calls = bound;
+    auto d = Parleyd::Start(o, [](const std::string&) {});
+    ASSERT_TRUE(d.ok()) << d.status();
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons((*d)->listen_port());
+    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    timeval tv{10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    std::string unread;
+    auto read_frame = [&]() -> std::optional<Envelope> {
+      char chunk[4096];
+      for (;;) {
+        Envelope e;
+        if (DecodeFrame(&unread, 1 << 20, &e) == FrameResult::kFrame) return e;
+        const ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
+        if (n <= 0) return std::nullopt;
+        unread.append(chunk, n);
+      }
+    };
+    auto call = [&](uint64_t id, const Request& r) {
+      Envelope q;
+      q.set_correlation_id(id);
+      *q.mutable_request() = r;
+      const std::string f = EncodeFrame(q);
+      send(fd, f.data(), f.size(), 0);
+      for (;;) {
+        std::optional<Envelope> got = read_frame();
+        if (!got.has_value()) return Reply();
+        if (got->has_reply() && got->correlation_id() == id) return got->reply();
+      }
+    };
+    Request reg;
+    reg.mutable_register_()->set_name("busy");
+    reg.mutable_register_()->set_password("password-busy");
+    ASSERT_NE(call(1, reg).register_().user_id(), 0u);
+    Request login;
+    login.mutable_login()->set_name("busy");
+    login.mutable_login()->set_password("password-busy");
+    const std::string token = call(2, login).login().token();
+    Request bind;
+    bind.mutable_gateway_login()->set_token(token);
+    bind.mutable_gateway_login()->set_device_id("raw");
+    bind.mutable_gateway_login()->set_epoch(1);
+    ASSERT_EQ(call(3, bind).status().code(), CODE_OK);
+    // 50 friend-list reads in one write: the gateway reads them in one go.
+    constexpr int kBurst = 50;
+    std::string burst;
+    for (int i = 0; i < kBurst; ++i) {
+      Envelope q;
+      q.set_correlation_id(100 + i);
+      q.mutable_request()->mutable_list_friends();
+      burst += EncodeFrame(q);
+    }
+    ASSERT_EQ(send(fd, burst.data(), burst.size(), 0), static_cast<ssize_t>(burst.size()));
+    int ok = 0, overloaded = 0, other = 0;
+    std::set<uint64_t> answered;
+    while (answered.size() < kBurst) {
+      std::optional<Envelope> got = read_frame();
+      ASSERT_TRUE(got.has_value()) << answered.size() << " of " << kBurst << " answered";
+      if (!got->has_reply() || got->correlation_id() < 100) continue;
+      if (!answered.insert(got->correlation_id()).second) continue;
+      const auto& status = got->reply().status();
+      if (status.code() == CODE_OK) {
+        ++ok;
+      } else if (status.code() == CODE_RESOURCE_EXHAUSTED &&
+                 absl::StrContains(status.message(), "gateway overloaded")) {
+        ++overloaded;
+      } else {
+        ++other;
+      }
+    }
+    EXPECT_EQ(other, 0);
+    EXPECT_GT(ok, 0);
+    if (bound == 1) {
+      EXPECT_GT(overloaded, 0);
+    } else {
+      EXPECT_EQ(overloaded, 0);
+    }
+    close(fd);
     (*d)->Stop();
   }
 }
