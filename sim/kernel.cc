@@ -4,6 +4,7 @@
 #include <cmath>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/check.h"
 
@@ -308,10 +309,55 @@ void Kernel::Run(Task& task) {
   }
 }
 
+namespace {
+
+// "svc.message.0" -> "svc.message", "gw.1" -> "gw", "client.alice.phone" -> "client".
+absl::string_view RoleOf(absl::string_view address) {
+  size_t end = address.find('.');
+  if (absl::StartsWith(address, "svc.") && end != absl::string_view::npos) {
+    end = address.find('.', end + 1);
+  }
+  return address.substr(0, end);
+}
+
+std::string EnvelopeKind(const Envelope& e) {
+  if (e.has_request()) {
+    const auto* f = Request::descriptor()->FindFieldByNumber(e.request().op_case());
+    return absl::StrCat("request ", f != nullptr ? f->name() : "(none)");
+  }
+  if (e.has_reply()) {
+    const auto* f = Reply::descriptor()->FindFieldByNumber(e.reply().result_case());
+    return absl::StrCat("reply ", f != nullptr ? f->name() : "(status only)");
+  }
+  if (e.has_push()) return "push";
+  if (e.has_client_push()) return "client_push";
+  if (e.has_registry_update()) return "registry_update";
+  return "(empty)";
+}
+
+}  // namespace
+
+std::string Kernel::KindOf(const Task& task) const {
+  switch (task.kind) {
+    case Task::kMessage:
+      return absl::StrCat("message ->", RoleOf(task.to), " ", EnvelopeKind(task.envelope));
+    case Task::kTimer:
+    case Task::kEvent:
+      return absl::StrCat(task.what, " at ",
+                          task.slot != nullptr && task.slot->env != nullptr
+                              ? RoleOf(task.slot->env->Self())
+                              : absl::string_view("?"));
+    case Task::kAction:
+      break;
+  }
+  return task.what;
+}
+
 void Kernel::Fold(const Item& item, const Task& task) {
   hash_ = HashMix(hash_, static_cast<uint64_t>(absl::ToUnixMicros(item.time)));
   hash_ = HashMix(hash_, task.digest);
   ++stats_.events;
+  if (count_kinds_) ++kind_counts_[KindOf(task)];
   if (trace_on_) {
     trace_.emplace_back(hash_, absl::StrCat("#", stats_.events, " t=",
                                             absl::FormatDuration(item.time - options_.start),

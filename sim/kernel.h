@@ -218,6 +218,11 @@ class Kernel {
   // ---- determinism
   uint64_t hash() const { return hash_; }
   void set_trace(bool on) { trace_on_ = on; }
+  // Counts every event by kind (what ran; for a message, the receiver's role
+  // and what it carries, e.g. "message ->gw request ping"; for a timer, its
+  // node's role). Only observes: the run, its events and hash are the same.
+  void set_count_kinds(bool on) { count_kinds_ = on; }
+  const std::map<std::string, uint64_t>& kind_counts() const { return kind_counts_; }
   const std::vector<std::pair<uint64_t, std::string>>& trace() const { return trace_; }
   const WorldStats& stats() const;
 
@@ -298,6 +303,7 @@ class Kernel {
   void CompactCancelled();
   static constexpr size_t kMinCompaction = 64;
   void Run(Task& task);
+  std::string KindOf(const Task& task) const;  // for kind_counts()
   void ScheduleMessage(absl::Time at, const std::string& to, Envelope envelope, uint64_t digest);
   void ScheduleEvent(absl::Time at, Slot* slot, const Event& event, uint64_t delivery_id,
                      uint64_t digest);
@@ -357,6 +363,8 @@ class Kernel {
 
   uint64_t hash_ = 0;
   bool trace_on_ = false;
+  bool count_kinds_ = false;
+  std::map<std::string, uint64_t> kind_counts_;
   std::vector<std::pair<uint64_t, std::string>> trace_;
   mutable WorldStats stats_;  // the bus's counters are copied in by stats()
 };

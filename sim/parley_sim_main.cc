@@ -43,6 +43,8 @@ ABSL_FLAG(uint64_t, seeds, 100, "swarm: how many seeds");
 ABSL_FLAG(uint64_t, first_seed, 1, "swarm: the first seed");
 ABSL_FLAG(int, jobs, 0, "swarm: parallel seeds (0: one per core)");
 ABSL_FLAG(bool, check_determinism, false, "run each seed twice and compare event hashes");
+ABSL_FLAG(bool, event_kinds, false,
+          "run/replay: print the run's events by kind (where a seed's events go; the run is the same)");
 ABSL_FLAG(bool, verbose, false, "run: print the history of a failing run");
 ABSL_FLAG(std::string, bug, "",
           "plant a bug to see a checker catch it: publish_without_outbox, ack_before_commit, "
@@ -82,7 +84,8 @@ namespace {
 
 constexpr const char* kUsage =
     "parley_sim <command> [flags]\n"
-    "  run    --seed=N [--scenario=FILE] [--check_determinism]   one run, with its verdict\n"
+    "  run    --seed=N [--scenario=FILE] [--check_determinism] [--event_kinds]\n"
+    "         one run, with its verdict (--event_kinds: its events by kind)\n"
     "  swarm  --seeds=N [--first_seed=S] [--jobs=J] [--scenario=FILE] [--check_determinism]\n"
     "         [--seeds_file=FILE] [--fail_fast]\n"
     "         (every 20th seed is run twice to check determinism; --recheck_every=0 turns it off)\n"
@@ -172,10 +175,12 @@ std::string ShrinkCommand(uint64_t seed) {
 // event that differs.
 RunResult RunOne(const Scenario& scenario, uint64_t seed, bool check_determinism,
                  bool explain = false,
-                 std::function<void(const RunProgress&)> progress = nullptr) {
+                 std::function<void(const RunProgress&)> progress = nullptr,
+                 bool count_kinds = false) {
   RunOptions options;
   options.trace = check_determinism;
   options.explain = explain;
+  options.count_kinds = count_kinds;
   options.progress = std::move(progress);
   RunResult first = RunScenario(scenario, seed, options);
   if (!check_determinism) return first;
@@ -331,7 +336,8 @@ int Run(const Scenario& scenario, bool verbose, const HistoryFilter& filter = {}
   const bool check = absl::GetFlag(FLAGS_check_determinism);
   const auto start = std::chrono::steady_clock::now();
   std::cout << "config: " << RunConfig(scenario, seed) << std::endl;
-  RunResult r = RunOne(scenario, seed, check, /*explain=*/true, RunProgressLine(seed));
+  RunResult r = RunOne(scenario, seed, check, /*explain=*/true, RunProgressLine(seed),
+                       absl::GetFlag(FLAGS_event_kinds));
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (filter.around >= r.history.entries_size()) {
     return UsageError(absl::StrCat("--around=", filter.around, ": the history has entries #0 to #",
@@ -346,6 +352,19 @@ int Run(const Scenario& scenario, bool verbose, const HistoryFilter& filter = {}
   std::cout << "probes:";
   for (const auto& [name, n] : r.probes) std::cout << " " << name << "=" << n;
   std::cout << "\n";
+  if (!r.event_kinds.empty()) {
+    // Most first; ties by name, so the listing is the same every time.
+    std::vector<std::pair<uint64_t, std::string>> kinds;
+    for (const auto& [kind, n] : r.event_kinds) kinds.emplace_back(n, kind);
+    std::sort(kinds.begin(), kinds.end(), [](const auto& a, const auto& b) {
+      return a.first != b.first ? a.first > b.first : a.second < b.second;
+    });
+    std::cout << "events by kind (" << kinds.size() << " kinds, " << r.events << " events):\n";
+    for (const auto& [n, kind] : kinds) {
+      std::cout << absl::StrFormat("  %8u %5.1f%%  %s\n", n, 100.0 * n / std::max<uint64_t>(r.events, 1),
+                                   kind);
+    }
+  }
   std::cout << absl::StrFormat("history: sends_acked=%u sends_failed=%u deliveries=%u entries=%d\n",
                                r.sends_acked, r.sends_failed, r.deliveries,
                                r.history.entries_size());

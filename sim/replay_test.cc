@@ -76,6 +76,29 @@ TEST(ReplayTest, CuttingAFaultLeavesTheOthersAsTheyWere) {
   EXPECT_EQ(replay.faults[1].SerializeAsString(), first.faults[2].SerializeAsString());
 }
 
+// Counting events by kind only watches: the run, its event count and hash
+// are the same, and the kinds add up to every event, messages named by the
+// receiver's role and what they carry.
+TEST(EventKindsTest, CountingIsTheSameRunAndAddsUpToEveryEvent) {
+  const Scenario scenario = Small();
+  RunOptions plain;
+  plain.keep_history = false;
+  RunOptions counting = plain;
+  counting.count_kinds = true;
+  const RunResult a = RunScenario(scenario, 5, plain);
+  const RunResult b = RunScenario(scenario, 5, counting);
+  EXPECT_TRUE(a.event_kinds.empty());
+  EXPECT_EQ(a.hash, b.hash);
+  EXPECT_EQ(a.events, b.events);
+  uint64_t sum = 0;
+  for (const auto& [kind, n] : b.event_kinds) sum += n;
+  EXPECT_EQ(sum, b.events);
+  EXPECT_GT(b.event_kinds.count("message ->gw request send_private"), 0u);
+  EXPECT_GT(b.event_kinds.count("message ->svc.message request send_private"), 0u);
+  EXPECT_GT(b.event_kinds.count("message ->client reply send"), 0u);
+  EXPECT_GT(b.event_kinds.count("timer at client"), 0u);
+}
+
 TEST(NemesisTest, EveryFaultKindHasOneRow) {
   const google::protobuf::EnumDescriptor* kinds = ScriptedFault::Kind_descriptor();
   for (int i = 0; i < kinds->value_count(); ++i) {

@@ -202,6 +202,7 @@ RunResult Simulation::Run() {
   ScopedBug planted(*bug);
   World& world = r_.world;
   world.set_trace(r_.options.trace);
+  world.set_count_kinds(r_.options.count_kinds);
   result.config = Config();
   const FaultMix& m = nemesis_.mix();
   result.fault_mix = {{"loss_ppm", m.loss_ppm},           {"duplicate_ppm", m.duplicate_ppm},
@@ -256,6 +257,7 @@ RunResult Simulation::Run() {
   if (r_.options.keep_history) result.history = r_.recorder.history();
   *result.fixed_faults.mutable_faults() = nemesis_.FixedFaults();
   if (r_.options.trace) result.trace = world.trace();
+  if (r_.options.count_kinds) result.event_kinds = world.kind_counts();
   return result;
 }
 

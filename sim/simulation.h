@@ -35,6 +35,9 @@ struct RunResult {
   // Named counters of interesting paths, declared where they are counted
   // (core/probe.h; ProbeNames() lists them all).
   std::map<std::string, uint64_t> probes;
+  // With RunOptions::count_kinds: the events by kind ("timer at client",
+  // "message ->gw request ping", ...); they sum to `events`.
+  std::map<std::string, uint64_t> event_kinds;
   // What the history holds: sends acked and failed, deliveries to apps.
   uint64_t sends_acked = 0;
   uint64_t sends_failed = 0;
@@ -68,6 +71,9 @@ struct RunOptions {
   // origin and gateway). Costs time and memory, so run and replay ask for
   // it and swarm and shrink do not; the run itself is the same either way.
   bool explain = false;
+  // Count the run's events by kind (RunResult::event_kinds): where a seed's
+  // events go. Only observes; the run and its hash are the same.
+  bool count_kinds = false;
   // Told every 100 simulated ms how far the run is (null: the run goes
   // through without stopping). For a progress line: it may not touch the run.
   std::function<void(const RunProgress&)> progress;

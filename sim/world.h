@@ -120,6 +120,9 @@ class World {
   // Keeps (hash after the event, description) of every event when on.
   void set_trace(bool on) { kernel_.set_trace(on); }
   const std::vector<std::pair<uint64_t, std::string>>& trace() const { return kernel_.trace(); }
+  // Counts events by kind (Kernel::set_count_kinds); the run is the same.
+  void set_count_kinds(bool on) { kernel_.set_count_kinds(on); }
+  const std::map<std::string, uint64_t>& kind_counts() const { return kernel_.kind_counts(); }
 
   const WorldStats& stats() const { return kernel_.stats(); }
   const std::vector<Event>& bus_log() const { return kernel_.bus().log(); }

@@ -152,6 +152,18 @@ done
 [[ "${reports[2]}" == "$work/reports/run-small-1-no_client_dedup/report.html" ]] || fail "bug report: ${reports[*]}"
 [[ "${reports[3]}" == "$work/reports/run-small-1-ignore_gap/report.html" ]] || fail "bug report: ${reports[*]}"
 for r in "${reports[@]}"; do [[ -s "$r" ]] || fail "no report at $r"; done
+# --event_kinds lists where the events went, most first, and leaves the run as it was.
+plain=$(cd / && BUILD_WORKING_DIRECTORY="$work" "$sim" run --seed=1 \
+        --scenario=scenarios/small.textproto --report_dir=reports 2>/dev/null | grep "^RUN")
+out=$(cd / && BUILD_WORKING_DIRECTORY="$work" "$sim" run --seed=1 --event_kinds \
+      --scenario=scenarios/small.textproto --report_dir=reports 2>/dev/null)
+grep -q "^events by kind ([0-9]* kinds, [0-9]* events):$" <<<"$out" || fail "no events by kind: $out"
+grep -q "%  message ->gw request " <<<"$out" || fail "no message kinds: $out"
+[[ "$(grep "^RUN" <<<"$out" | sed 's/ wall_s=[0-9.]*//')" == "$(sed 's/ wall_s=[0-9.]*//' <<<"$plain")" ]] ||
+  fail "--event_kinds changed the run: $plain vs $(grep "^RUN" <<<"$out")"
+events=$(sed -n 's/^RUN .* events=\([0-9]*\) .*/\1/p' <<<"$out")
+sum=$(sed -n '/^events by kind/,/^[^ ]/p' <<<"$out" | awk '/^ +[0-9]+ /{s+=$1} END{print s}')
+[[ "$sum" == "$events" ]] || fail "event kinds sum to $sum, not $events"
 # Two shrinks of the same failure: two folders.
 for n in 1 2; do
   out=$(cd / && BUILD_WORKING_DIRECTORY="$work" "$sim" shrink --seed=1 --bug=no_client_dedup \
