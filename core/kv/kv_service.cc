@@ -313,10 +313,17 @@ size_t KvService::Evict(absl::string_view prefix, SeededRng& rng, double fractio
 
 void KvService::Sweep() {
   const int64_t now_us = absl::ToUnixMicros(env().Now());
+  // Only the entries due by now, the soonest first: the scan stops at the
+  // first expiry index key past now.
+  const std::string end_before =
+      now_us < 0 ? std::string(kv_keys::kExpiryPrefix)
+                 : absl::StrCat(kv_keys::kExpiryPrefix, PadId(static_cast<uint64_t>(now_us) + 1));
   std::vector<KeyValue> due;
   // A failed read or write sweeps nothing this round (a failed read taints
   // the callback and Commit refuses); the next round tries again.
-  if (!store().Scan(kv_keys::kExpiryPrefix, "", options_.max_sweep_deletes, &due).ok()) {
+  if (!store().ScanBefore(kv_keys::kExpiryPrefix, "", end_before, options_.max_sweep_deletes,
+                          &due)
+           .ok()) {
     due.clear();
   }
   WriteBatch batch;
