@@ -444,7 +444,9 @@ void Gateway::Renew() {
     if (clients.empty()) return;
     CallOptions call = options_.calls;
     call.max_attempts = 1;  // the next round renews again
-    rpc().CallAddress(kKvAddress, request, call, [this, clients](const Reply& reply) {
+    // Both move into the call; they are cleared for the next batch below.
+    rpc().CallAddress(kKvAddress, std::move(request), call,
+                      [this, clients = std::move(clients)](const Reply& reply) {
       if (reply.status().code() != CODE_OK) return;
       for (size_t i = 0; i < clients.size() && i < static_cast<size_t>(reply.kv_set().applied_size());
            ++i) {

@@ -164,6 +164,7 @@ Reply KvService::Set(const KvSetRequest& request) {
   // Later writes of one request see earlier ones.
   std::map<std::string, KvRecord> written;
   for (const KvWrite& write : request.writes()) {
+    const std::string store_key = kv_keys::Entry(write.key());
     KvRecord current;
     bool exists;
     auto w = written.find(write.key());
@@ -171,7 +172,7 @@ Reply KvService::Set(const KvSetRequest& request) {
       current = w->second;
       exists = true;
     } else {
-      exists = ReadLive(kv_keys::Entry(write.key()), &current);
+      exists = ReadLive(store_key, &current);
     }
     // An evicted entry still holds its version as a floor for IF_NEWER.
     const uint64_t held = exists ? current.version() : 0;
@@ -202,13 +203,12 @@ Reply KvService::Set(const KvSetRequest& request) {
     record.set_expires_us(write.ttl_ms() > 0 && !BugPlanted(Bug::kLeaseNeverExpires)
                               ? now_us + write.ttl_ms() * 1000
                               : 0);
-    const std::string store_key = kv_keys::Entry(write.key());
     batch.Put(store_key, record.SerializeAsString());
     if (record.expires_us() != 0) batch.Put(kv_keys::Expiry(record.expires_us(), store_key), "");
-    written[write.key()] = record;
     ++stats_.sets_applied;
     out->add_applied(true);
     out->add_current_versions(record.version());
+    written[write.key()] = std::move(record);
   }
   if (!batch.empty()) {
     absl::Status s = Commit(batch);
