@@ -140,15 +140,23 @@ void Outbox::Committed() {
 void Outbox::Aborted() { staged_.clear(); }
 
 void Outbox::Flush() {
-  for (const auto& [seq, event] : pending_) {
-    if (in_flight_since_.count(seq) > 0) continue;
-    if (in_flight_since_.size() >= options_.max_in_flight) {
-      ++stats_.throttled;
-      break;
+  // What is in flight is pending (Retry checks it), and both are in seq
+  // order: one walk over both finds what is not in flight yet, and when both
+  // hold as many there is none.
+  if (in_flight_since_.size() < pending_.size()) {
+    auto in_flight = in_flight_since_.begin();
+    for (const auto& [seq, event] : pending_) {
+      while (in_flight != in_flight_since_.end() && in_flight->first < seq) ++in_flight;
+      if (in_flight != in_flight_since_.end() && in_flight->first == seq) continue;
+      if (in_flight_since_.size() >= options_.max_in_flight) {
+        ++stats_.throttled;
+        break;
+      }
+      // Before `in_flight`, which stays valid (and past `seq`).
+      in_flight_since_.emplace_hint(in_flight, seq, env_->Now());
+      ++stats_.published;
+      env_->Publish(event);
     }
-    in_flight_since_[seq] = env_->Now();
-    ++stats_.published;
-    env_->Publish(event);
   }
   ScheduleRetry();
 }

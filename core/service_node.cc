@@ -61,6 +61,15 @@ absl::Status ServiceNode::GuardedStore::Scan(absl::string_view prefix,
   return s;
 }
 
+absl::Status ServiceNode::GuardedStore::ScanBefore(absl::string_view prefix,
+                                                   absl::string_view start_after,
+                                                   absl::string_view end_before, size_t limit,
+                                                   std::vector<KeyValue>* out) const {
+  absl::Status s = env_->Store().ScanBefore(prefix, start_after, end_before, limit, out);
+  Note(s);
+  return s;
+}
+
 void ServiceNode::Start() {
   BeginCallback();
   absl::Status s = outbox_.Recover();
@@ -96,9 +105,16 @@ void ServiceNode::Stop() {
 
 void ServiceNode::TrimRequestLog() {
   const int64_t cutoff_us = absl::ToUnixMicros(env_->Now() - options_.request_log_ttl);
+  // Only the records at or before the cutoff, the oldest first: the scan
+  // stops at the first time index key past it (there is none before it if
+  // the cutoff is before the epoch).
+  const std::string end_before =
+      cutoff_us < 0 ? std::string(kRequestLogTimePrefix)
+                    : absl::StrCat(kRequestLogTimePrefix, PadId(static_cast<uint64_t>(cutoff_us) + 1));
   std::vector<KeyValue> rows;
   // A failed scan or write trims nothing this round; the next one tries again.
-  absl::Status s = store().Scan(kRequestLogTimePrefix, "", options_.request_log_trim_batch, &rows);
+  absl::Status s = store().ScanBefore(kRequestLogTimePrefix, "", end_before,
+                                      options_.request_log_trim_batch, &rows);
   if (!s.ok()) rows.clear();
   WriteBatch batch;
   const size_t prefix = sizeof(kRequestLogTimePrefix) - 1;

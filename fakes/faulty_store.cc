@@ -26,14 +26,30 @@ absl::Status FaultyStore::Get(absl::string_view key, std::string* value) const {
   return inner_->Get(key, value);
 }
 
-absl::Status FaultyStore::Scan(absl::string_view prefix, absl::string_view start_after,
-                               size_t limit, std::vector<KeyValue>* out) const {
+bool FaultyStore::ScanFails(absl::string_view prefix) const {
   ++stats_.reads;
   if ((Covers(prefix) || absl::StartsWith(only_under_, prefix)) && Strike(read_fail_ppm_)) {
     ++stats_.failed_reads;
+    return true;
+  }
+  return false;
+}
+
+absl::Status FaultyStore::Scan(absl::string_view prefix, absl::string_view start_after,
+                               size_t limit, std::vector<KeyValue>* out) const {
+  if (ScanFails(prefix)) {
     return absl::UnavailableError(absl::StrCat("injected read failure: scan ", prefix));
   }
   return inner_->Scan(prefix, start_after, limit, out);
+}
+
+absl::Status FaultyStore::ScanBefore(absl::string_view prefix, absl::string_view start_after,
+                                     absl::string_view end_before, size_t limit,
+                                     std::vector<KeyValue>* out) const {
+  if (ScanFails(prefix)) {
+    return absl::UnavailableError(absl::StrCat("injected read failure: scan ", prefix));
+  }
+  return inner_->ScanBefore(prefix, start_after, end_before, limit, out);
 }
 
 absl::Status FaultyStore::Write(const WriteBatch& batch) {

@@ -33,7 +33,7 @@ namespace parley {
 
 struct FaultyStoreStats {
   uint64_t writes = 0;  // Write calls, failed or not
-  uint64_t reads = 0;   // Get and Scan calls, failed or not
+  uint64_t reads = 0;   // Get, Scan and ScanBefore calls, failed or not
   uint64_t failed_writes = 0;
   uint64_t failed_reads = 0;
   uint64_t stalled_writes = 0;
@@ -50,12 +50,16 @@ class FaultyStore : public OrderedStore {
   absl::Status Get(absl::string_view key, std::string* value) const override;
   absl::Status Scan(absl::string_view prefix, absl::string_view start_after, size_t limit,
                     std::vector<KeyValue>* out) const override;
+  // One read, failing exactly as a Scan of `prefix` would (the same draw).
+  absl::Status ScanBefore(absl::string_view prefix, absl::string_view start_after,
+                          absl::string_view end_before, size_t limit,
+                          std::vector<KeyValue>* out) const override;
   absl::Status Write(const WriteBatch& batch) override;
 
   // Each write fails with this probability, in parts per million (0: never,
   // kMillion or more: always).
   void FailWrites(uint32_t ppm) { write_fail_ppm_ = ppm; }
-  // Each Get and Scan fails with this probability, in parts per million. A
+  // Each Get, Scan and ScanBefore fails with this probability, in parts per million. A
   // Get of a missing key may fail too: the store could not tell.
   void FailReads(uint32_t ppm) { read_fail_ppm_ = ppm; }
   // Each write adds `stall` to the stall the host takes (0: none).
@@ -78,6 +82,8 @@ class FaultyStore : public OrderedStore {
   // True with probability ppm / 10^6; draws only for 0 < ppm < 10^6.
   bool Strike(uint32_t ppm) const;
   bool Covers(absl::string_view key) const;
+  // Counts a Scan or ScanBefore of `prefix` and draws whether it fails.
+  bool ScanFails(absl::string_view prefix) const;
 
   OrderedStore* inner_;
   // Mutable: reads are const in OrderedStore, but a failing read still draws

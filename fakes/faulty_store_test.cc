@@ -101,6 +101,47 @@ TEST(FaultyStoreTest, FaultsCanBeConfinedToAPrefix) {
   EXPECT_TRUE(store.Write(OnePut("bad/1")).ok());
 }
 
+TEST(FaultyStoreTest, ScanBeforeFailsAsScanWouldWithTheSameDraws) {
+  MemStore mem;
+  WriteBatch batch;
+  for (int i = 0; i < 10; ++i) batch.Put("t/" + std::to_string(i), "v");
+  batch.Put("bad/1", "v");
+  ASSERT_TRUE(mem.Write(batch).ok());
+  FaultyStore scans(&mem, 7), bounded(&mem, 7);
+  for (FaultyStore* store : {&scans, &bounded}) store->FailReads(500000);
+  std::vector<bool> outcomes_scan, outcomes_bounded;
+  for (int i = 0; i < 400; ++i) {
+    // Gets between the scans: the draws must stay in step.
+    std::string value;
+    EXPECT_EQ(scans.Get("t/1", &value).ok(), bounded.Get("t/1", &value).ok());
+    std::vector<KeyValue> rows;
+    absl::Status s = scans.Scan("t/", "", 10, &rows);
+    outcomes_scan.push_back(s.ok());
+    EXPECT_EQ(rows.size(), s.ok() ? 10u : 0u);
+    rows.clear();
+    s = bounded.ScanBefore("t/", "", "t/5", 10, &rows);
+    outcomes_bounded.push_back(s.ok());
+    EXPECT_EQ(rows.size(), s.ok() ? 5u : 0u);
+    if (!s.ok()) {
+      EXPECT_NE(s.message().find("injected read failure: scan t/"), absl::string_view::npos);
+    }
+  }
+  EXPECT_EQ(outcomes_scan, outcomes_bounded);
+  EXPECT_EQ(scans.stats().reads, bounded.stats().reads);
+  EXPECT_EQ(scans.stats().failed_reads, bounded.stats().failed_reads);
+  EXPECT_GT(bounded.stats().failed_reads, 200u);
+  EXPECT_LT(bounded.stats().failed_reads, 600u);
+
+  // Confined to a prefix as Scan is: no draw outside it.
+  bounded.FailReads(FaultyStore::kMillion);
+  bounded.OnlyUnder("bad/");
+  std::vector<KeyValue> rows;
+  EXPECT_TRUE(bounded.ScanBefore("t/", "", "t/5", 10, &rows).ok());
+  EXPECT_TRUE(absl::IsUnavailable(bounded.ScanBefore("bad/", "", "bad/2", 10, &rows)));
+  EXPECT_TRUE(absl::IsUnavailable(bounded.ScanBefore("ba", "", "bb", 10, &rows)));
+  EXPECT_EQ(rows.size(), 5u);
+}
+
 TEST(FaultyStoreTest, SlowWritesAccumulateUntilTaken) {
   MemStore mem;
   FaultyStore store(&mem, 1);

@@ -27,6 +27,20 @@ absl::Status MemStore::Scan(absl::string_view prefix, absl::string_view start_af
   return absl::OkStatus();
 }
 
+absl::Status MemStore::ScanBefore(absl::string_view prefix, absl::string_view start_after,
+                                  absl::string_view end_before, size_t limit,
+                                  std::vector<KeyValue>* out) const {
+  auto it = start_after.empty() ? data_.lower_bound(prefix) : data_.upper_bound(start_after);
+  if (!start_after.empty() && it != data_.end() && it->first < prefix) {
+    it = data_.lower_bound(prefix);
+  }
+  for (size_t n = 0; it != data_.end() && n < limit; ++it, ++n) {
+    if (!absl::StartsWith(it->first, prefix) || it->first >= end_before) break;
+    out->emplace_back(it->first, it->second);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status MemStore::Write(const WriteBatch& batch) {
   if (!fail_writes_.ok()) return fail_writes_;
   // Apply in place, remembering what each operation replaced; a crash in the

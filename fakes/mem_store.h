@@ -18,6 +18,10 @@ class MemStore : public OrderedStore {
   absl::Status Get(absl::string_view key, std::string* value) const override;
   absl::Status Scan(absl::string_view prefix, absl::string_view start_after, size_t limit,
                     std::vector<KeyValue>* out) const override;
+  // Stops at the first key not less than `end_before`.
+  absl::Status ScanBefore(absl::string_view prefix, absl::string_view start_after,
+                          absl::string_view end_before, size_t limit,
+                          std::vector<KeyValue>* out) const override;
   absl::Status Write(const WriteBatch& batch) override;
 
   // The next Write crashes after applying `ops` of its operations to its

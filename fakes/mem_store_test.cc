@@ -116,6 +116,94 @@ TEST(MemStoreTest, PaddedIdsScanInIdOrder) {
   EXPECT_EQ(LastIdOf(out[3].first), UINT64_MAX);
 }
 
+// Only Get, Scan and Write: ScanBefore is OrderedStore's default.
+class ScanOnlyStore : public OrderedStore {
+ public:
+  explicit ScanOnlyStore(const OrderedStore* inner) : inner_(inner) {}
+  absl::Status Get(absl::string_view key, std::string* value) const override {
+    return inner_->Get(key, value);
+  }
+  absl::Status Scan(absl::string_view prefix, absl::string_view start_after, size_t limit,
+                    std::vector<KeyValue>* out) const override {
+    return inner_->Scan(prefix, start_after, limit, out);
+  }
+  absl::Status Write(const WriteBatch& batch) override {
+    return absl::UnimplementedError("read only");
+  }
+
+ private:
+  const OrderedStore* inner_;
+};
+
+std::vector<std::string> Keys(const std::vector<KeyValue>& rows) {
+  std::vector<std::string> keys;
+  for (const KeyValue& row : rows) keys.push_back(row.first);
+  return keys;
+}
+
+TEST(MemStoreTest, ScanBeforeStopsAtTheFirstKeyNotBeforeTheEnd) {
+  MemStore store;
+  WriteBatch batch;
+  for (uint64_t t : {5, 7, 7, 9, 12, 30}) batch.Put("t/" + PadId(t) + "/x" + std::to_string(t), "");
+  batch.Put("t/" + PadId(7) + "/y", "");
+  batch.Put("u/" + PadId(1), "");
+  ASSERT_TRUE(store.Write(batch).ok());
+
+  // Everything at or before t=9: the end is the first key of t=10.
+  std::vector<KeyValue> out;
+  ASSERT_TRUE(store.ScanBefore("t/", "", "t/" + PadId(10), 100, &out).ok());
+  EXPECT_EQ(Keys(out), (std::vector<std::string>{"t/" + PadId(5) + "/x5", "t/" + PadId(7) + "/x7",
+                                                 "t/" + PadId(7) + "/y", "t/" + PadId(9) + "/x9"}));
+  // The limit counts only what is returned.
+  out.clear();
+  ASSERT_TRUE(store.ScanBefore("t/", "", "t/" + PadId(10), 2, &out).ok());
+  EXPECT_EQ(out.size(), 2u);
+  // From after a key.
+  out.clear();
+  ASSERT_TRUE(store.ScanBefore("t/", "t/" + PadId(7) + "/x7", "t/" + PadId(10), 100, &out).ok());
+  EXPECT_EQ(Keys(out), (std::vector<std::string>{"t/" + PadId(7) + "/y", "t/" + PadId(9) + "/x9"}));
+  // An end before every key of the prefix, or at its first: nothing.
+  out.clear();
+  ASSERT_TRUE(store.ScanBefore("t/", "", "t/", 100, &out).ok());
+  ASSERT_TRUE(store.ScanBefore("t/", "", "t/" + PadId(5) + "/x5", 100, &out).ok());
+  EXPECT_TRUE(out.empty());
+  // An end past the prefix: the prefix still bounds the scan.
+  ASSERT_TRUE(store.ScanBefore("t/", "", "z", 100, &out).ok());
+  EXPECT_EQ(out.size(), 6u);
+  // It appends.
+  ASSERT_TRUE(store.ScanBefore("u/", "", "z", 100, &out).ok());
+  EXPECT_EQ(out.size(), 7u);
+  EXPECT_EQ(out.back().first, "u/" + PadId(1));
+}
+
+TEST(MemStoreTest, ScanBeforeIsTheDefaultsFilteredScan) {
+  MemStore store;
+  WriteBatch batch;
+  for (int i = 0; i < 40; i += 3) batch.Put("k/" + PadId(i), std::to_string(i));
+  batch.Put("j/1", "");
+  batch.Put("l/1", "");
+  ASSERT_TRUE(store.Write(batch).ok());
+  ScanOnlyStore by_default(&store);
+  for (int start : {-1, 0, 4, 9, 39}) {
+    const std::string start_after = start < 0 ? "" : "k/" + PadId(start);
+    for (int end = 0; end <= 42; ++end) {
+      for (size_t limit : {size_t{0}, size_t{1}, size_t{3}, size_t{100}}) {
+        std::vector<KeyValue> mine, theirs;
+        ASSERT_TRUE(store.ScanBefore("k/", start_after, "k/" + PadId(end), limit, &mine).ok());
+        ASSERT_TRUE(
+            by_default.ScanBefore("k/", start_after, "k/" + PadId(end), limit, &theirs).ok());
+        EXPECT_EQ(mine, theirs) << start << " " << end << " " << limit;
+        // At most `limit`, and what Scan would give up to the end.
+        std::vector<KeyValue> all;
+        ASSERT_TRUE(store.Scan("k/", start_after, SIZE_MAX, &all).ok());
+        size_t want = 0;
+        while (want < all.size() && want < limit && all[want].first < "k/" + PadId(end)) ++want;
+        EXPECT_EQ(mine.size(), want) << start << " " << end << " " << limit;
+      }
+    }
+  }
+}
+
 TEST(MemStoreTest, AnOverwriteAndADeleteInOneBatchAreUndoneByACrash) {
   MemStore store;
   WriteBatch first;

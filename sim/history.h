@@ -28,6 +28,9 @@ class HistoryRecorder : public ClientObserver {
   void SetUser(const std::string& client, uint64_t user_id) { users_[client] = user_id; }
 
   const History& history() const { return history_; }
+  // Moves the history out (the recorder's is empty after): once, at the end
+  // of a run that keeps it.
+  History TakeHistory() { return std::move(history_); }
   HistoryEntry* mutable_last() { return history_.mutable_entries(history_.entries_size() - 1); }
 
   // Explaining (only when the run keeps its history: it costs): a copy of

@@ -254,7 +254,7 @@ RunResult Simulation::Run() {
     result.sends_failed += e.kind() == HistoryEntry::SEND_FAILED;
     result.deliveries += e.kind() == HistoryEntry::DELIVERED;
   }
-  if (r_.options.keep_history) result.history = r_.recorder.history();
+  if (r_.options.keep_history) result.history = r_.recorder.TakeHistory();
   *result.fixed_faults.mutable_faults() = nemesis_.FixedFaults();
   if (r_.options.trace) result.trace = world.trace();
   if (r_.options.count_kinds) result.event_kinds = world.kind_counts();

@@ -127,11 +127,11 @@ void Client::HandleRequest(const Envelope& envelope) {
 
 // ---- connection -------------------------------------------------------------------------
 
-void Client::GatewayCall(const Request& request, Done done) {
+void Client::GatewayCall(Request request, Done done) {
   CallOptions call;
   call.timeout = options_.request_timeout;
   call.max_attempts = options_.request_attempts;
-  GatewayCall(request, call, std::move(done));
+  GatewayCall(std::move(request), call, std::move(done));
 }
 
 void Client::AuthCall(const Request& request, Done done) {
@@ -141,9 +141,9 @@ void Client::AuthCall(const Request& request, Done done) {
   GatewayCall(request, call, std::move(done));
 }
 
-void Client::GatewayCall(const Request& request, const CallOptions& call, Done done) {
+void Client::GatewayCall(Request request, const CallOptions& call, Done done) {
   const uint64_t generation = generation_;
-  rpc().CallAddress(gateway_, request, call,
+  rpc().CallAddress(gateway_, std::move(request), call,
                     [this, generation, done = std::move(done)](const Reply& reply) {
                       if (generation != generation_) return;  // an older connection's
                       done(reply);
@@ -162,7 +162,7 @@ void Client::Disconnect() {
   if (state_ == State::kOnline) {
     Request logout;
     logout.mutable_gateway_logout();
-    GatewayCall(logout, [](const Reply&) {});
+    GatewayCall(std::move(logout), [](const Reply&) {});
     token_.clear();  // a logout ends the device's tokens: the next connect logs in
   }
   ++generation_;  // whatever is in flight belongs to the old connection
@@ -258,7 +258,7 @@ void Client::OpenSession(uint64_t generation) {
   login.mutable_gateway_login()->set_token(token_);
   login.mutable_gateway_login()->set_device_id(options_.device_id);
   login.mutable_gateway_login()->set_epoch(epoch_);
-  GatewayCall(login, [this, generation](const Reply& reply) {
+  GatewayCall(std::move(login), [this, generation](const Reply& reply) {
     if (reply.status().code() != CODE_OK) {
       // Expired or revoked (a logout, a password change): log in again with
       // the password.
@@ -292,7 +292,7 @@ void Client::Ping(uint64_t generation) {
   if (generation != generation_ || state_ != State::kOnline) return;
   Request ping;
   ping.mutable_ping();
-  GatewayCall(ping, [this, generation](const Reply& reply) {
+  GatewayCall(std::move(ping), [this, generation](const Reply& reply) {
     if (reply.status().code() != CODE_OK) return ConnectionLost(ReplyStatus(reply));
     timers().After(options_.ping_interval, [this, generation] { Ping(generation); });
   });
@@ -473,7 +473,7 @@ void Client::Sync(bool gaps_only) {
     }
   }
   request.mutable_sync()->set_max_messages(options_.sync_page);
-  GatewayCall(request, [this](const Reply& reply) {
+  GatewayCall(std::move(request), [this](const Reply& reply) {
     sync_in_flight_ = false;
     if (reply.status().code() != CODE_OK) {
       if (Retryable(reply.status().code())) return ConnectionLost(ReplyStatus(reply));
@@ -538,7 +538,7 @@ void Client::FlushAcks() {
     ack.mutable_ack()->set_conversation(conv);
     ack.mutable_ack()->set_seq(seq);
     ack.mutable_ack()->set_device_id(options_.device_id);
-    GatewayCall(ack, [this, conv = conv, seq = seq](const Reply& reply) {
+    GatewayCall(std::move(ack), [this, conv = conv, seq = seq](const Reply& reply) {
       // A refused ack (e.g. the user left the group) stays refused: asking
       // again would only be refused again, so it counts as done.
       if (reply.status().code() == CODE_OK || reply.status().code() == CODE_PERMISSION_DENIED) {

@@ -145,8 +145,9 @@ class Client : public ServiceNode {
   using Done = std::function<void(const Reply&)>;
 
   // Calls the current gateway; a reply from an older connection is dropped.
-  void GatewayCall(const Request& request, Done done);
-  void GatewayCall(const Request& request, const CallOptions& call, Done done);
+  // `request` by value: a caller done with it moves it in.
+  void GatewayCall(Request request, Done done);
+  void GatewayCall(Request request, const CallOptions& call, Done done);
   // Register and login (see ClientOptions::auth_timeout).
   void AuthCall(const Request& request, Done done);
   void StartConnect();

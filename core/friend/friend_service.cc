@@ -323,7 +323,7 @@ void FriendService::CheckFriends(const Envelope& envelope) {
       out->add_blocked_ids(id);
     }
   }
-  Respond(envelope, reply);
+  Respond(envelope, std::move(reply));
 }
 
 // ---- the cache ---------------------------------------------------------------------
@@ -349,7 +349,7 @@ void FriendService::RespondList(const Envelope& envelope,
   Reply reply;
   *reply.mutable_list_friends()->mutable_list() = *list;
   reply.mutable_list_friends()->set_from_cache(from_cache);
-  Respond(envelope, reply);
+  Respond(envelope, std::move(reply));
 }
 
 void FriendService::List(const Envelope& envelope) {

@@ -27,6 +27,17 @@ namespace {
 constexpr size_t kMaxDeviceIdBytes = 64;
 constexpr size_t kRenewBatch = 1000;
 
+// What Respond needs of a client's request to answer it: who asked and the
+// ids the reply carries back. A callback that only answers holds this, not a
+// copy of the whole request.
+Envelope ReplyTo(const Envelope& request) {
+  Envelope to;
+  to.set_from(request.from());
+  to.set_correlation_id(request.correlation_id());
+  to.set_request_id(request.request_id());
+  return to;
+}
+
 }  // namespace
 
 Gateway::Gateway(Env* env, GatewayOptions options)
@@ -114,7 +125,7 @@ void Gateway::HandleRequest(const Envelope& envelope) {
                          : options_.max_auth_wait;  // not said: the longest wait, still once
       call.max_attempts = 1;
       rpc().Call(kUserService, request, call,
-                 [this, envelope](const Reply& reply) { Respond(envelope, reply); });
+                 [this, to = ReplyTo(envelope)](const Reply& reply) { Respond(to, reply); });
       return;
     }
     default:
@@ -433,7 +444,9 @@ void Gateway::Renew() {
     if (clients.empty()) return;
     CallOptions call = options_.calls;
     call.max_attempts = 1;  // the next round renews again
-    rpc().CallAddress(kKvAddress, request, call, [this, clients](const Reply& reply) {
+    // Both move into the call; they are cleared for the next batch below.
+    rpc().CallAddress(kKvAddress, std::move(request), call,
+                      [this, clients = std::move(clients)](const Reply& reply) {
       if (reply.status().code() != CODE_OK) return;
       for (size_t i = 0; i < clients.size() && i < static_cast<size_t>(reply.kv_set().applied_size());
            ++i) {
@@ -475,28 +488,28 @@ void Gateway::HandleOther(const Envelope& envelope) {
 // ---- forwarding ---------------------------------------------------------------------------
 
 void Gateway::Relay(const Envelope& envelope, const Session& session, const std::string& service,
-                    const std::string& address, const Request& request) {
+                    const std::string& address, Request request) {
   ++stats_.forwarded;
-  auto respond = [this, envelope](const Reply& reply) { Respond(envelope, reply); };
+  auto respond = [this, to = ReplyTo(envelope)](const Reply& reply) { Respond(to, reply); };
   if (!address.empty()) {
-    rpc().CallAddress(address, request, CallsFor(envelope, session), respond);
+    rpc().CallAddress(address, std::move(request), CallsFor(envelope, session), std::move(respond));
   } else {
-    rpc().Call(service, request, CallsFor(envelope, session), respond);
+    rpc().Call(service, std::move(request), CallsFor(envelope, session), std::move(respond));
   }
 }
 
 void Gateway::RelaySend(const Envelope& envelope, const Session& session,
-                        const std::string& address, const Request& request) {
+                        const std::string& address, Request request) {
   ++stats_.forwarded;
-  rpc().CallAddress(address, request, CallsFor(envelope, session),
-                    [this, envelope](const Reply& reply) {
+  rpc().CallAddress(address, std::move(request), CallsFor(envelope, session),
+                    [this, to = ReplyTo(envelope)](const Reply& reply) {
     // The rpc layer answers UNAVAILABLE when it gave up (timeouts, or the
     // shard answering UNAVAILABLE each time): an earlier attempt may have
     // committed. Never "UNAVAILABLE" after a commit: say it is unknown.
-    if (reply.status().code() != CODE_UNAVAILABLE) return Respond(envelope, reply);
+    if (reply.status().code() != CODE_UNAVAILABLE) return Respond(to, reply);
     ++stats_.sends_unknown;
     probes().Count(kSendOutcomeUnknown);
-    RespondError(envelope, absl::DeadlineExceededError(absl::StrCat(
+    RespondError(to, absl::DeadlineExceededError(absl::StrCat(
                                "outcome unknown: the send may or may not have been committed; "
                                "retry it with the same client_msg_id (",
                                reply.status().message(), ")")));
@@ -510,7 +523,7 @@ void Gateway::Forward(const Envelope& envelope, const Session& session) {
     case Request::kGetUsers:
     case Request::kUpdateProfile:
     case Request::kFindUser:
-      return Relay(envelope, session, kUserService, "", request);
+      return Relay(envelope, session, kUserService, "", std::move(request));
     case Request::kListDevices:
       return ListDevices(envelope, session);
     case Request::kLogoutDevice:
@@ -522,7 +535,7 @@ void Gateway::Forward(const Envelope& envelope, const Session& session) {
     case Request::kSetRemark:
     case Request::kBlock:
     case Request::kListFriends:
-      return Relay(envelope, session, kFriendService, "", request);
+      return Relay(envelope, session, kFriendService, "", std::move(request));
     case Request::kCreateGroup:
     case Request::kInvite:
     case Request::kJoinGroup:
@@ -536,17 +549,17 @@ void Gateway::Forward(const Envelope& envelope, const Session& session) {
     case Request::kMemberIds:
     case Request::kUserGroups:
     case Request::kIsMember:
-      return Relay(envelope, session, kGroupService, "", request);
+      return Relay(envelope, session, kGroupService, "", std::move(request));
     case Request::kSendPrivate: {
       request.mutable_send_private()->set_origin_device_id(session.device_id);
       const std::string conv =
           PrivateConversationId(session.user_id, request.send_private().to_user_id());
-      return RelaySend(envelope, session, ShardAddress(ShardOf(conv, shards)), request);
+      return RelaySend(envelope, session, ShardAddress(ShardOf(conv, shards)), std::move(request));
     }
     case Request::kSendGroup: {
       request.mutable_send_group()->set_origin_device_id(session.device_id);
       const std::string conv = GroupConversationId(request.send_group().group_id());
-      return RelaySend(envelope, session, ShardAddress(ShardOf(conv, shards)), request);
+      return RelaySend(envelope, session, ShardAddress(ShardOf(conv, shards)), std::move(request));
     }
     case Request::kRecall:
     case Request::kAck:
@@ -559,17 +572,18 @@ void Gateway::Forward(const Envelope& envelope, const Session& session) {
       // Cursors belong to the session's device, whatever the client says.
       if (request.has_ack()) request.mutable_ack()->set_device_id(session.device_id);
       if (request.has_read()) request.mutable_read()->set_device_id(session.device_id);
-      if (request.has_recall()) {
-        return RelaySend(envelope, session, ShardAddress(ShardOf(conv, shards)), request);
-      }
-      return Relay(envelope, session, "", ShardAddress(ShardOf(conv, shards)), request);
+      // Before the request moves: `conv` points into it.
+      const std::string address = ShardAddress(ShardOf(conv, shards));
+      if (request.has_recall()) return RelaySend(envelope, session, address, std::move(request));
+      return Relay(envelope, session, "", address, std::move(request));
     }
     case Request::kHistory: {
       // To the conversation's shard, which checks who may see what.
       const std::string& conv = request.history().conversation();
       absl::Status s = ParseConversation(conv).status();
       if (!s.ok()) return RespondError(envelope, s);
-      return Relay(envelope, session, "", ShardAddress(ShardOf(conv, shards)), request);
+      const std::string address = ShardAddress(ShardOf(conv, shards));  // `conv` is in `request`
+      return Relay(envelope, session, "", address, std::move(request));
     }
     case Request::kSync:
       return Sync(envelope, session);
@@ -582,38 +596,45 @@ void Gateway::Forward(const Envelope& envelope, const Session& session) {
   }
 }
 
-void Gateway::FanOut(const Envelope& envelope, const Session& session,
-                     const Request& group_request, ShardRequestFn shard_request, MergeFn merge) {
+void Gateway::FanOut(const Envelope& envelope, const Session& session, Request group_request,
+                     ShardRequestFn shard_request, MergeFn merge) {
   ++stats_.forwarded;
-  rpc().Call(kGroupService, group_request, CallsFor(envelope, session),
-             [this, envelope, session, shard_request = std::move(shard_request),
-              merge = std::move(merge)](const Reply& group_reply) {
+  // The group service answers once (the rpc client calls a callback once),
+  // so its callback hands what it holds on to the shards' shared gather.
+  rpc().Call(kGroupService, std::move(group_request), CallsFor(envelope, session),
+             [this, to = ReplyTo(envelope), user_id = session.user_id,
+              shard_request = std::move(shard_request),
+              merge = std::move(merge)](const Reply& group_reply) mutable {
     absl::Status s = ReplyStatus(group_reply);
     if (!s.ok()) {
-      return RespondError(envelope,
+      return RespondError(to,
                           absl::UnavailableError(absl::StrCat("group service: ", s.message())));
     }
     struct Gather {
+      Envelope to;
+      MergeFn merge;
       size_t outstanding = 0;
       absl::Status status;
       std::vector<Reply> replies;
     };
     auto gather = std::make_shared<Gather>();
+    gather->to = std::move(to);
+    gather->merge = std::move(merge);
     gather->outstanding = options_.num_shards;
     for (uint32_t shard = 0; shard < options_.num_shards; ++shard) {
       CallOptions call = options_.calls;
-      call.auth_user_id = session.user_id;
+      call.auth_user_id = user_id;
       rpc().CallAddress(ShardAddress(shard), shard_request(group_reply, shard), call,
-                        [this, envelope, gather, merge](const Reply& reply) {
+                        [this, gather](const Reply& reply) {
         absl::Status s = ReplyStatus(reply);
         if (!s.ok() && gather->status.ok()) gather->status = s;
         gather->replies.push_back(reply);
         if (--gather->outstanding > 0) return;
         if (!gather->status.ok()) {
-          return RespondError(envelope, absl::UnavailableError(absl::StrCat(
-                                            "message shard: ", gather->status.message())));
+          return RespondError(gather->to, absl::UnavailableError(absl::StrCat(
+                                              "message shard: ", gather->status.message())));
         }
-        Respond(envelope, merge(gather->replies));
+        Respond(gather->to, gather->merge(gather->replies));
       });
     }
   });
@@ -624,8 +645,8 @@ void Gateway::Sync(const Envelope& envelope, const Session& session) {
   history.mutable_membership_history()->set_user_id(session.user_id);
   const uint64_t user = session.user_id;
   const uint32_t shards = options_.num_shards;
-  auto shard_request = [envelope, user, shards](const Reply& groups, uint32_t shard) {
-    const SyncRequest& sync = envelope.request().sync();
+  auto shard_request = [sync = envelope.request().sync(), user, shards](const Reply& groups,
+                                                                       uint32_t shard) {
     Request request;
     ShardSyncRequest* part = request.mutable_shard_sync();
     part->set_user_id(user);
@@ -669,7 +690,7 @@ void Gateway::Sync(const Envelope& envelope, const Session& session) {
     }
     return out;
   };
-  FanOut(envelope, session, history, shard_request, merge);
+  FanOut(envelope, session, std::move(history), std::move(shard_request), std::move(merge));
 }
 
 void Gateway::ListConversations(const Envelope& envelope, const Session& session) {
@@ -705,7 +726,7 @@ void Gateway::ListConversations(const Envelope& envelope, const Session& session
     }
     return out;
   };
-  FanOut(envelope, session, history, shard_request, merge);
+  FanOut(envelope, session, std::move(history), std::move(shard_request), std::move(merge));
 }
 
 }  // namespace parley

@@ -102,20 +102,20 @@ class Gateway : public ServiceNode {
   // Sends `request` to `service` (or a fixed address) for the session's user
   // and relays the reply to the client.
   void Relay(const Envelope& envelope, const Session& session, const std::string& service,
-             const std::string& address, const Request& request);
+             const std::string& address, Request request);
   // A send (send_private, send_group, recall) to its shard. The shard's own
   // answers go back as they are; when the call itself failed (every attempt
   // timed out or found the shard unavailable) the send may have committed,
   // so the client is told the outcome is unknown: DEADLINE_EXCEEDED "outcome
   // unknown ...", to be retried with the same client_msg_id.
   void RelaySend(const Envelope& envelope, const Session& session, const std::string& address,
-                 const Request& request);
+                 Request request);
   using ShardRequestFn = std::function<Request(const Reply& group_reply, uint32_t shard)>;
   using MergeFn = std::function<Reply(const std::vector<Reply>& shard_replies)>;
   // Asks the group service `group_request`, then every message shard the
   // request `shard_request` builds from that answer, and replies to the
   // client with `merge` of the shards' replies (UNAVAILABLE if any failed).
-  void FanOut(const Envelope& envelope, const Session& session, const Request& group_request,
+  void FanOut(const Envelope& envelope, const Session& session, Request group_request,
               ShardRequestFn shard_request, MergeFn merge);
   void Sync(const Envelope& envelope, const Session& session);
   void ListConversations(const Envelope& envelope, const Session& session);

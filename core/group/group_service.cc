@@ -512,7 +512,7 @@ void GroupService::Info(const Envelope& envelope) {
       return RespondError(envelope, absl::DataLossError(absl::StrCat("corrupt member ", row.first)));
     }
   }
-  Respond(envelope, reply);
+  Respond(envelope, std::move(reply));
 }
 
 void GroupService::MemberIds(const Envelope& envelope) {
@@ -525,7 +525,7 @@ void GroupService::MemberIds(const Envelope& envelope) {
   Reply reply;
   for (uint64_t id : *members) reply.mutable_member_ids()->add_member_ids(id);
   reply.mutable_member_ids()->set_version(group->version());
-  Respond(envelope, reply);
+  Respond(envelope, std::move(reply));
 }
 
 void GroupService::UserGroups(const Envelope& envelope) {
@@ -544,7 +544,7 @@ void GroupService::UserGroups(const Envelope& envelope) {
   }
   Reply reply;
   for (const KeyValue& row : rows) reply.mutable_user_groups()->add_group_ids(LastIdOf(row.first));
-  Respond(envelope, reply);
+  Respond(envelope, std::move(reply));
 }
 
 void GroupService::IsMember(const Envelope& envelope) {
@@ -559,7 +559,7 @@ void GroupService::IsMember(const Envelope& envelope) {
   Reply reply;
   reply.mutable_is_member()->set_is_member(IsMemberOf(request.group_id(), request.user_id()));
   reply.mutable_is_member()->set_version(group->version());
-  Respond(envelope, reply);
+  Respond(envelope, std::move(reply));
 }
 
 void GroupService::MembershipHistory(const Envelope& envelope) {
@@ -606,7 +606,7 @@ void GroupService::MembershipHistory(const Envelope& envelope) {
       g.set_as_of_version(std::max(last.join_version(), last.leave_version()));
     }
   }
-  Respond(envelope, reply);
+  Respond(envelope, std::move(reply));
 }
 
 // ---- events -----------------------------------------------------------------------------

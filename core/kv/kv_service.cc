@@ -164,6 +164,7 @@ Reply KvService::Set(const KvSetRequest& request) {
   // Later writes of one request see earlier ones.
   std::map<std::string, KvRecord> written;
   for (const KvWrite& write : request.writes()) {
+    const std::string store_key = kv_keys::Entry(write.key());
     KvRecord current;
     bool exists;
     auto w = written.find(write.key());
@@ -171,7 +172,7 @@ Reply KvService::Set(const KvSetRequest& request) {
       current = w->second;
       exists = true;
     } else {
-      exists = ReadLive(kv_keys::Entry(write.key()), &current);
+      exists = ReadLive(store_key, &current);
     }
     // An evicted entry still holds its version as a floor for IF_NEWER.
     const uint64_t held = exists ? current.version() : 0;
@@ -202,13 +203,12 @@ Reply KvService::Set(const KvSetRequest& request) {
     record.set_expires_us(write.ttl_ms() > 0 && !BugPlanted(Bug::kLeaseNeverExpires)
                               ? now_us + write.ttl_ms() * 1000
                               : 0);
-    const std::string store_key = kv_keys::Entry(write.key());
     batch.Put(store_key, record.SerializeAsString());
     if (record.expires_us() != 0) batch.Put(kv_keys::Expiry(record.expires_us(), store_key), "");
-    written[write.key()] = record;
     ++stats_.sets_applied;
     out->add_applied(true);
     out->add_current_versions(record.version());
+    written[write.key()] = std::move(record);
   }
   if (!batch.empty()) {
     absl::Status s = Commit(batch);
@@ -313,10 +313,17 @@ size_t KvService::Evict(absl::string_view prefix, SeededRng& rng, double fractio
 
 void KvService::Sweep() {
   const int64_t now_us = absl::ToUnixMicros(env().Now());
+  // Only the entries due by now, the soonest first: the scan stops at the
+  // first expiry index key past now.
+  const std::string end_before =
+      now_us < 0 ? std::string(kv_keys::kExpiryPrefix)
+                 : absl::StrCat(kv_keys::kExpiryPrefix, PadId(static_cast<uint64_t>(now_us) + 1));
   std::vector<KeyValue> due;
   // A failed read or write sweeps nothing this round (a failed read taints
   // the callback and Commit refuses); the next round tries again.
-  if (!store().Scan(kv_keys::kExpiryPrefix, "", options_.max_sweep_deletes, &due).ok()) {
+  if (!store().ScanBefore(kv_keys::kExpiryPrefix, "", end_before, options_.max_sweep_deletes,
+                          &due)
+           .ok()) {
     due.clear();
   }
   WriteBatch batch;

@@ -694,7 +694,7 @@ void MessageShard::ShardSync(const Envelope& envelope) {
     page->set_has_more(page->through_seq() < until);
     out->set_has_more(out->has_more() || page->has_more());
   }
-  Respond(envelope, reply);
+  Respond(envelope, std::move(reply));
 }
 
 uint64_t MessageShard::Unread(const std::string& conv, uint64_t user, uint64_t read,
@@ -750,7 +750,7 @@ void MessageShard::ListConversations(const Envelope& envelope) {
     state->set_read_seq(read);
     state->set_unread(Unread(conv, user, read, max_seq, membership));
   }
-  Respond(envelope, reply);
+  Respond(envelope, std::move(reply));
 }
 
 void MessageShard::WithMembership(uint64_t user, uint64_t group_id,
@@ -886,7 +886,7 @@ void MessageShard::HistoryPage(const Envelope& envelope, const GroupMembership* 
   out->set_has_more(has_more);
   out->set_next_before_seq(page.empty() ? 0 : page.back().seq());  // the lowest returned
   for (auto m = page.rbegin(); m != page.rend(); ++m) *out->add_messages() = std::move(*m);
-  Respond(envelope, reply);
+  Respond(envelope, std::move(reply));
 }
 
 void MessageShard::ApplyCursor(const Envelope& envelope, const GroupMembership* membership) {
@@ -929,7 +929,7 @@ void MessageShard::ApplyCursor(const Envelope& envelope, const GroupMembership* 
   if (is_read) {
     reply.mutable_cursor()->set_unread(Unread(conv, user, new_user_read, max_seq, membership));
   }
-  Respond(envelope, reply);
+  Respond(envelope, std::move(reply));
 }
 
 }  // namespace parley

@@ -1,5 +1,6 @@
 #include "core/registry/registry_service.h"
 
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -54,7 +55,7 @@ void RegistryService::HandleRequest(const Envelope& envelope) {
     default:
       reply = ErrorReply(absl::UnimplementedError("the registry does not serve this request"));
   }
-  Respond(envelope, reply);
+  Respond(envelope, std::move(reply));
 }
 
 Reply RegistryService::Register(const RegisterInstanceRequest& request) {

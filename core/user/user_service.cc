@@ -188,7 +188,7 @@ void UserService::Login(const Envelope& envelope) {
   s = RecordDeviceLogin(user_id, request.device_id(), &batch);
   if (s.ok() && !batch.empty()) s = Commit(batch);
   if (!s.ok()) return RespondError(envelope, absl::UnavailableError(s.message()));
-  Respond(envelope, reply);
+  Respond(envelope, std::move(reply));
 }
 
 absl::Status UserService::RecordDeviceLogin(uint64_t user_id, const std::string& device_id,
@@ -250,7 +250,7 @@ void UserService::FindUser(const Envelope& envelope) {
   if (!record.ok()) return RespondError(envelope, record.status());
   Reply reply;
   *reply.mutable_find_user()->mutable_profile() = record->profile();  // public fields only
-  Respond(envelope, reply);
+  Respond(envelope, std::move(reply));
 }
 
 void UserService::ListDevices(const Envelope& envelope) {
@@ -271,7 +271,7 @@ void UserService::ListDevices(const Envelope& envelope) {
     int64_t us = 0;
     if (absl::SimpleAtoi(kv.second, &us)) device->set_last_login_us(us);
   }
-  Respond(envelope, reply);
+  Respond(envelope, std::move(reply));
 }
 
 void UserService::LogoutDevice(const Envelope& envelope) {
@@ -392,7 +392,7 @@ void UserService::CheckTokens(const Envelope& envelope) {
     out->add_current(token.generation() == record->token_generation() &&
                      token.device_generation() == *device);
   }
-  Respond(envelope, reply);
+  Respond(envelope, std::move(reply));
 }
 
 void UserService::RevokeDeviceTokens(const Envelope& envelope) {
@@ -416,7 +416,7 @@ void UserService::RevokeDeviceTokens(const Envelope& envelope) {
   reply.mutable_revoke_device_tokens()->set_device_generation(next);
   absl::Status s = Commit(batch);
   if (!s.ok()) return RespondError(envelope, absl::UnavailableError(s.message()));
-  Respond(envelope, reply);
+  Respond(envelope, std::move(reply));
 }
 
 void UserService::GetUsers(const Envelope& envelope) {
@@ -436,7 +436,7 @@ void UserService::GetUsers(const Envelope& envelope) {
     if (!record.ok()) return RespondError(envelope, record.status());
     *out->add_profiles() = record->profile();
   }
-  Respond(envelope, reply);
+  Respond(envelope, std::move(reply));
 }
 
 void UserService::UpdateProfile(const Envelope& envelope) {
