@@ -28,6 +28,11 @@ class GroupCommitStore : public OrderedStore {
   absl::Status Get(absl::string_view key, std::string* value) const override;
   absl::Status Scan(absl::string_view prefix, absl::string_view start_after, size_t limit,
                     std::vector<KeyValue>* out) const override;
+  // The durable store's ScanBefore merged with the overlay's entries before
+  // `end_before`: stops early where the durable store does.
+  absl::Status ScanBefore(absl::string_view prefix, absl::string_view start_after,
+                          absl::string_view end_before, size_t limit,
+                          std::vector<KeyValue>* out) const override;
   // Never fails: the batch is applied in memory; Commit makes it durable.
   absl::Status Write(const WriteBatch& batch) override;
 
@@ -40,6 +45,9 @@ class GroupCommitStore : public OrderedStore {
   uint64_t commits() const { return commits_; }  // durable writes
 
  private:
+  absl::Status ScanRange(absl::string_view prefix, absl::string_view start_after,
+                         std::optional<absl::string_view> end_before, size_t limit,
+                         std::vector<KeyValue>* out) const;
   std::unique_ptr<OrderedStore> durable_;
   // key -> value, or nullopt for a delete not yet committed.
   std::map<std::string, std::optional<std::string>, std::less<>> overlay_;

@@ -168,6 +168,18 @@ absl::Status LevelDbStore::Get(absl::string_view key, std::string* value) const 
 
 absl::Status LevelDbStore::Scan(absl::string_view prefix, absl::string_view start_after,
                                 size_t limit, std::vector<KeyValue>* out) const {
+  return ScanRange(prefix, start_after, std::nullopt, limit, out);
+}
+
+absl::Status LevelDbStore::ScanBefore(absl::string_view prefix, absl::string_view start_after,
+                                      absl::string_view end_before, size_t limit,
+                                      std::vector<KeyValue>* out) const {
+  return ScanRange(prefix, start_after, end_before, limit, out);
+}
+
+absl::Status LevelDbStore::ScanRange(absl::string_view prefix, absl::string_view start_after,
+                                     std::optional<absl::string_view> end_before, size_t limit,
+                                     std::vector<KeyValue>* out) const {
   std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
   if (start_after.empty() || start_after < prefix) {
     it->Seek(ToSlice(prefix));
@@ -178,6 +190,7 @@ absl::Status LevelDbStore::Scan(absl::string_view prefix, absl::string_view star
   for (size_t n = 0; it->Valid() && n < limit; it->Next(), ++n) {
     const absl::string_view key(it->key().data(), it->key().size());
     if (!absl::StartsWith(key, prefix)) break;
+    if (end_before.has_value() && key >= *end_before) break;
     if (key == kSyncedKey) {  // the store's own, not the caller's
       --n;
       continue;

@@ -13,6 +13,7 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,10 @@ class LevelDbStore : public OrderedStore {
   absl::Status Get(absl::string_view key, std::string* value) const override;
   absl::Status Scan(absl::string_view prefix, absl::string_view start_after, size_t limit,
                     std::vector<KeyValue>* out) const override;
+  // Stops at the first key not before `end_before` (no read past it).
+  absl::Status ScanBefore(absl::string_view prefix, absl::string_view start_after,
+                          absl::string_view end_before, size_t limit,
+                          std::vector<KeyValue>* out) const override;
   absl::Status Write(const WriteBatch& batch) override;
 
   uint64_t writes() const { return writes_; }
@@ -46,6 +51,9 @@ class LevelDbStore : public OrderedStore {
   static constexpr size_t kWriteBufferBytes = 4 << 20;
 
  private:
+  absl::Status ScanRange(absl::string_view prefix, absl::string_view start_after,
+                         std::optional<absl::string_view> end_before, size_t limit,
+                         std::vector<KeyValue>* out) const;
   LevelDbStore() = default;
   leveldb::DB* db_ = nullptr;
   uint64_t writes_ = 0;

@@ -86,6 +86,33 @@ TEST_P(StoreContractTest, ScanIsOrderedBoundedAndPrefixed) {
   EXPECT_EQ(Keys("c/", "", 10), std::vector<std::string>{});
 }
 
+// ScanBefore: Scan's rules, and nothing at or past `end_before`.
+TEST_P(StoreContractTest, ScanBeforeStopsAtItsEnd) {
+  Put({{"t/1", "1"}, {"t/2", "2"}, {"t/3", "3"}, {"t/4", "4"}, {"u/0", "x"}});
+  auto keys = [&](const std::string& after, const std::string& end, size_t limit) {
+    std::vector<KeyValue> out;
+    EXPECT_TRUE(store_->ScanBefore("t/", after, end, limit, &out).ok());
+    std::string joined;
+    for (const KeyValue& kv : out) joined += kv.first + "=" + kv.second + " ";
+    return joined;
+  };
+  EXPECT_EQ(keys("", "t/3", 10), "t/1=1 t/2=2 ");
+  EXPECT_EQ(keys("", "t/3", 1), "t/1=1 ");
+  EXPECT_EQ(keys("t/1", "t/4", 10), "t/2=2 t/3=3 ");
+  EXPECT_EQ(keys("", "t/1", 10), "");
+  EXPECT_EQ(keys("", "z", 10), "t/1=1 t/2=2 t/3=3 t/4=4 ");  // the prefix still bounds it
+  EXPECT_EQ(keys("t/4", "z", 10), "");
+  EXPECT_EQ(keys("", "t/25", 0), "");
+  // Later writes and deletes are seen like Scan sees them.
+  WriteBatch b;
+  b.Delete("t/2");
+  b.Put("t/25", "25");
+  b.Put("t/0", "0");
+  ASSERT_TRUE(store_->Write(b).ok());
+  EXPECT_EQ(keys("", "t/3", 10), "t/0=0 t/1=1 t/25=25 ");
+  EXPECT_EQ(keys("t/0", "t/3", 2), "t/1=1 t/25=25 ");
+}
+
 TEST_P(StoreContractTest, LaterOperationsInABatchWin) {
   WriteBatch b;
   b.Put("k", "1");
@@ -205,6 +232,19 @@ TEST(GroupCommitStoreTest, ScanMergesPendingPutsAndDeletesWithTheDisk) {
   EXPECT_EQ(scan("a/1", 2), "a/25=mem a/4=mem ");
   EXPECT_EQ(scan("a/25", 10), "a/4=mem a/5=disk ");
   EXPECT_EQ(scan("a/5", 10), "");
+  // Bounded: the disk's and the overlay's entries before the end, merged.
+  auto before = [&](const std::string& after, const std::string& end, size_t limit) {
+    std::vector<KeyValue> out;
+    EXPECT_TRUE(store.ScanBefore("a/", after, end, limit, &out).ok());
+    std::string s;
+    for (const KeyValue& kv : out) s += kv.first + "=" + kv.second + " ";
+    return s;
+  };
+  EXPECT_EQ(before("", "a/4", 10), "a/0=mem a/1=disk a/25=mem ");
+  EXPECT_EQ(before("", "a/4", 2), "a/0=mem a/1=disk ");
+  EXPECT_EQ(before("a/0", "a/5", 10), "a/1=disk a/25=mem a/4=mem ");
+  EXPECT_EQ(before("", "a/0", 10), "");
+  EXPECT_EQ(before("a/25", "a/9", 10), "a/4=mem a/5=disk ");
 }
 
 TEST(GroupCommitStoreTest, AFailedCommitKeepsThePendingWrites) {
