@@ -127,8 +127,8 @@ class ScanOnlyStore : public OrderedStore {
                     std::vector<KeyValue>* out) const override {
     return inner_->Scan(prefix, start_after, limit, out);
   }
-  absl::Status Write(const WriteBatch& batch) override {
-    return absl::UnimplementedError("read only");
+  absl::Status Write(const WriteBatch& batch) override {  // the tests write to the inner store
+    return absl::FailedPreconditionError("ScanOnlyStore is a read-only view");
   }
 
  private:

@@ -28,6 +28,55 @@
 namespace parley {
 namespace {
 
+// A raw loopback connection to `port` for hand-built or hostile input, its
+// reads timing out after `timeout_s`; -1 if it cannot connect.
+int DialLoopback(int port, int timeout_s) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return -1;
+  }
+  timeval tv{timeout_s, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  return fd;
+}
+
+// Reads one frame from `fd`; bytes read past it stay in `unread` (one read
+// may carry several frames: the server writes a run's frames together).
+// nullopt on close or timeout.
+std::optional<Envelope> ReadFrameFrom(int fd, std::string* unread) {
+  char chunk[4096];
+  for (;;) {
+    Envelope e;
+    if (DecodeFrame(unread, 1 << 20, &e) == FrameResult::kFrame) return e;
+    const ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
+    if (n <= 0) return std::nullopt;
+    unread->append(chunk, n);
+  }
+}
+
+// Sends `request` as correlation id `id` (claiming to be `forged_user` when
+// set) and returns its reply, passing over other frames; an empty Reply on
+// close or timeout.
+Reply CallRaw(int fd, std::string* unread, uint64_t id, const Request& request,
+              uint64_t forged_user = 0) {
+  Envelope q;
+  q.set_correlation_id(id);
+  q.set_auth_user_id(forged_user);
+  *q.mutable_request() = request;
+  const std::string f = EncodeFrame(q);
+  send(fd, f.data(), f.size(), 0);
+  for (;;) {
+    std::optional<Envelope> got = ReadFrameFrom(fd, unread);
+    if (!got.has_value()) return Reply();
+    if (got->has_reply() && got->correlation_id() == id) return got->reply();
+  }
+}
+
 class ParleydTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -57,14 +106,8 @@ class ParleydTest : public ::testing::Test {
   }
   // A raw connection for hostile input.
   int Dial() {
-    const int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(server_->listen_port());
-    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
-    EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-    timeval tv{5, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    const int fd = DialLoopback(server_->listen_port(), 5);
+    EXPECT_GE(fd, 0);
     Unread()[fd].clear();  // a reused fd number starts empty
     return fd;
   }
@@ -75,17 +118,7 @@ class ParleydTest : public ::testing::Test {
     return *unread;
   }
   // Reads one frame; nullopt on close or timeout.
-  static std::optional<Envelope> ReadFrame(int fd) {
-    std::string& buffer = Unread()[fd];
-    char chunk[4096];
-    for (;;) {
-      Envelope e;
-      if (DecodeFrame(&buffer, 1 << 20, &e) == FrameResult::kFrame) return e;
-      const ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
-      if (n <= 0) return std::nullopt;
-      buffer.append(chunk, n);
-    }
-  }
+  static std::optional<Envelope> ReadFrame(int fd) { return ReadFrameFrom(fd, &Unread()[fd]); }
   static bool ClosedByServer(int fd) {
     char c;
     return recv(fd, &c, 1, 0) == 0;
@@ -190,17 +223,7 @@ TEST_F(ParleydTest, BadInputGetsAnErrorOrACleanCloseAndOthersAreServed) {
   // sender and a non-member group post.
   fd = Dial();
   auto call = [&](uint64_t id, const Request& r, uint64_t forged_user = 0) {
-    Envelope q;
-    q.set_correlation_id(id);
-    q.set_auth_user_id(forged_user);
-    *q.mutable_request() = r;
-    const std::string f = EncodeFrame(q);
-    send(fd, f.data(), f.size(), 0);
-    for (;;) {
-      std::optional<Envelope> got = ReadFrame(fd);
-      if (!got.has_value()) return Reply();
-      if (got->has_reply() && got->correlation_id() == id) return got->reply();
-    }
+    return CallRaw(fd, &Unread()[fd], id, r, forged_user);
   };
   Request reg;
   reg.mutable_register_()->set_name("mallory");
@@ -307,37 +330,10 @@ TEST(ParleydBackendCallsTest, TheFlagBoundsTheGatewaysCallsInFlight) {
     o.max_backend_calls = bound;
     auto d = Parleyd::Start(o, [](const std::string&) {});
     ASSERT_TRUE(d.ok()) << d.status();
-    const int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons((*d)->listen_port());
-    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
-    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-    timeval tv{10, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    const int fd = DialLoopback((*d)->listen_port(), 10);
+    ASSERT_GE(fd, 0);
     std::string unread;
-    auto read_frame = [&]() -> std::optional<Envelope> {
-      char chunk[4096];
-      for (;;) {
-        Envelope e;
-        if (DecodeFrame(&unread, 1 << 20, &e) == FrameResult::kFrame) return e;
-        const ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
-        if (n <= 0) return std::nullopt;
-        unread.append(chunk, n);
-      }
-    };
-    auto call = [&](uint64_t id, const Request& r) {
-      Envelope q;
-      q.set_correlation_id(id);
-      *q.mutable_request() = r;
-      const std::string f = EncodeFrame(q);
-      send(fd, f.data(), f.size(), 0);
-      for (;;) {
-        std::optional<Envelope> got = read_frame();
-        if (!got.has_value()) return Reply();
-        if (got->has_reply() && got->correlation_id() == id) return got->reply();
-      }
-    };
+    auto call = [&](uint64_t id, const Request& r) { return CallRaw(fd, &unread, id, r); };
     Request reg;
     reg.mutable_register_()->set_name("busy");
     reg.mutable_register_()->set_password("password-busy");
@@ -364,7 +360,7 @@ TEST(ParleydBackendCallsTest, TheFlagBoundsTheGatewaysCallsInFlight) {
     int ok = 0, overloaded = 0, other = 0;
     std::set<uint64_t> answered;
     while (answered.size() < kBurst) {
-      std::optional<Envelope> got = read_frame();
+      std::optional<Envelope> got = ReadFrameFrom(fd, &unread);
       ASSERT_TRUE(got.has_value()) << answered.size() << " of " << kBurst << " answered";
       if (!got->has_reply() || got->correlation_id() < 100) continue;
       if (!answered.insert(got->correlation_id()).second) continue;

@@ -39,6 +39,13 @@ struct Impl {
   std::function<std::unique_ptr<OrderedStore>(const std::string& dir)> open;
 };
 
+// "key=value " for each row, in order.
+std::string Joined(const std::vector<KeyValue>& rows) {
+  std::string joined;
+  for (const KeyValue& kv : rows) joined += kv.first + "=" + kv.second + " ";
+  return joined;
+}
+
 class StoreContractTest : public ::testing::TestWithParam<Impl> {
  protected:
   void SetUp() override {
@@ -92,9 +99,7 @@ TEST_P(StoreContractTest, ScanBeforeStopsAtItsEnd) {
   auto keys = [&](const std::string& after, const std::string& end, size_t limit) {
     std::vector<KeyValue> out;
     EXPECT_TRUE(store_->ScanBefore("t/", after, end, limit, &out).ok());
-    std::string joined;
-    for (const KeyValue& kv : out) joined += kv.first + "=" + kv.second + " ";
-    return joined;
+    return Joined(out);
   };
   EXPECT_EQ(keys("", "t/3", 10), "t/1=1 t/2=2 ");
   EXPECT_EQ(keys("", "t/3", 1), "t/1=1 ");
@@ -223,9 +228,7 @@ TEST(GroupCommitStoreTest, ScanMergesPendingPutsAndDeletesWithTheDisk) {
   auto scan = [&](const std::string& after, size_t limit) {
     std::vector<KeyValue> out;
     EXPECT_TRUE(store.Scan("a/", after, limit, &out).ok());
-    std::string s;
-    for (const KeyValue& kv : out) s += kv.first + "=" + kv.second + " ";
-    return s;
+    return Joined(out);
   };
   EXPECT_EQ(scan("", 3), "a/0=mem a/1=disk a/25=mem ");
   EXPECT_EQ(scan("", 10), "a/0=mem a/1=disk a/25=mem a/4=mem a/5=disk ");
@@ -236,9 +239,7 @@ TEST(GroupCommitStoreTest, ScanMergesPendingPutsAndDeletesWithTheDisk) {
   auto before = [&](const std::string& after, const std::string& end, size_t limit) {
     std::vector<KeyValue> out;
     EXPECT_TRUE(store.ScanBefore("a/", after, end, limit, &out).ok());
-    std::string s;
-    for (const KeyValue& kv : out) s += kv.first + "=" + kv.second + " ";
-    return s;
+    return Joined(out);
   };
   EXPECT_EQ(before("", "a/4", 10), "a/0=mem a/1=disk a/25=mem ");
   EXPECT_EQ(before("", "a/4", 2), "a/0=mem a/1=disk ");
