@@ -358,6 +358,10 @@ TEST_F(MessagingTest, ShardCrashAfterCommitBeforeDispatchReplaysWithoutDuplicate
   c_.net().Advance(absl::Milliseconds(100));
   ASSERT_EQ(c_.net().held(), 1u);
   EXPECT_TRUE(Seqs(bob, conv).empty());
+  // The pending dispatch names the message: the body is stored once.
+  EXPECT_THAT(KeysHolding(conv, "survives"),
+              ::testing::ElementsAre(message_keys::Message(conv, 1)));
+  EXPECT_EQ(ShardStore(conv).data().count(message_keys::Dispatch(conv, 1)), 1u);
   c_.net().Crash(shard);
   c_.net().Restart(shard);
   Settle();
@@ -880,6 +884,40 @@ TEST_F(MessagingTest, ADispatchInFlightWhenARecallCommitsPushesNoBody) {
   EXPECT_TRUE(pushed[0].recalled() || pushed[1].recalled());
   EXPECT_THAT(Seqs(bob, conv), ::testing::ElementsAre(1u, 2u));
   EXPECT_THAT(Bodies(bob, conv), ::testing::ElementsAre("", ""));
+}
+
+// The shard dies with the original's dispatch still pending and its recall
+// committed: the restarted shard reads the message back from its key, so the
+// replayed push is the tombstone.
+TEST_F(MessagingTest, ADispatchReplayedAfterARecallPushesNoBody) {
+  const std::string alice = AddClient("alice");
+  const std::string bob = AddClient("bob");
+  Befriend(alice, bob);
+  Settle();
+  const std::string conv = PrivateConversationId(Id(alice), Id(bob));
+  const std::string shard = ShardAddress(ShardOf(conv, 2));
+  std::vector<Message> pushed;
+  c_.net().HoldNext([&](const std::string& to, const Envelope& e) {
+    if (to == bob && e.has_client_push()) pushed.push_back(e.client_push().message());
+    return false;  // only watching
+  });
+  c_.net().HoldNext([&](const std::string& to, const Envelope& e) {
+    return to == kKvAddress && e.has_request() && e.request().kv_get().prefixes_size() > 0;
+  });
+  c_.client(alice)->SendPrivate(Id(bob), "top secret");
+  c_.net().Advance(absl::Milliseconds(20));
+  ASSERT_EQ(c_.net().held(), 1u);
+  ASSERT_EQ(RecallOf(alice, conv, 1, "recall-1").status().code(), CODE_OK);
+  EXPECT_THAT(KeysHolding(conv, "top secret"), ::testing::IsEmpty());
+  c_.net().Crash(shard);
+  c_.net().Restart(shard);
+  Settle();
+  EXPECT_GE(c_.shard(ShardOf(conv, 2))->stats().dispatch_replayed, 1u);
+  for (const Message& m : pushed) EXPECT_EQ(m.body(), "") << m.seq();
+  EXPECT_THAT(Seqs(bob, conv), ::testing::ElementsAre(1u, 2u));
+  EXPECT_THAT(Bodies(bob, conv), ::testing::ElementsAre("", ""));
+  ASSERT_FALSE(rec_.delivered[bob].empty());
+  EXPECT_TRUE(rec_.delivered[bob][0].recalled());
 }
 
 TEST_F(MessagingTest, RecallRefusalsComeInTheSpecsOrder) {

@@ -2,7 +2,7 @@
 //   conv/<conv>                          -> ConversationMeta (max seq)
 //   msg/<conv>/<seq:20>                  -> Message
 //   idem/<sender:20>/<client_msg_id>     -> SendReply (idempotent send)
-//   dispatch/<conv>/<seq:20>             -> DispatchRecord (outbox of pushes)
+//   dispatch/<conv>/<seq:20>             -> DispatchRecord (outbox of pushes; names its message)
 //   uconv/<user:20>/<conv>               -> ""  (private conversations of a user)
 //   cursor/<conv>/<user:20>/<device>     -> CursorRecord (per device)
 //   read/<conv>/<user:20>                -> read seq of the user (max over devices)

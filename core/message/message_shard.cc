@@ -36,7 +36,18 @@ absl::Status MessageShard::OnStart() {
     if (!record.ParseFromString(row.second)) {
       return absl::DataLossError(absl::StrCat("corrupt dispatch record ", row.first));
     }
+    // The stored record names its message; the message (as a recall may
+    // since have scrubbed it) is read from its own key.
     const auto key = std::make_pair(record.message().conversation(), record.message().seq());
+    std::string value;
+    s = store().Get(message_keys::Message(key.first, key.second), &value);
+    if (absl::IsNotFound(s)) {
+      return absl::DataLossError(absl::StrCat("dispatch record ", row.first, " has no message"));
+    }
+    if (!s.ok()) return s;
+    if (!record.mutable_message()->ParseFromString(value)) {
+      return absl::DataLossError(absl::StrCat("corrupt message for dispatch record ", row.first));
+    }
     dispatch_queue_.insert(key);
     dispatch_records_[key] = std::move(record);
     ++stats_.dispatch_replayed;
@@ -201,14 +212,19 @@ void MessageShard::CommitMessage(const Envelope& envelope, Message message,
     batch.Put(message_keys::UserConversation(conversation.low, conv), "");
     batch.Put(message_keys::UserConversation(conversation.high, conv), "");
   }
+  // Stored, the dispatch record names its message instead of holding a copy
+  // (the message is in this batch under its own key): a message is written
+  // once, and a recall's scrub of its body reaches the dispatch too.
   DispatchRecord record;
-  *record.mutable_message() = message;
+  record.mutable_message()->set_conversation(conv);
+  record.mutable_message()->set_seq(seq);
   record.mutable_recipients()->Add(recipients.begin(), recipients.end());
   const Request& request = envelope.request();
   record.set_origin_device_id(request.has_send_private() ? request.send_private().origin_device_id()
                               : request.has_send_group() ? request.send_group().origin_device_id()
                                                          : "");
   batch.Put(message_keys::Dispatch(conv, seq), record.SerializeAsString());
+  *record.mutable_message() = message;  // in memory: the whole message, to push
   // A recall withdraws the original's body in the same batch: once the
   // recall is acked no store key holds it.
   std::optional<DispatchRecord> scrubbed;
@@ -422,12 +438,13 @@ absl::Status MessageShard::StageRecall(const Message& recall, WriteBatch* batch,
   original.clear_body();
   original.set_recalled(true);
   batch->Put(message_keys::Message(conv, seq), original.SerializeAsString());
-  DispatchRecord record;
-  if (store().Get(message_keys::Dispatch(conv, seq), &value).ok() &&
-      record.ParseFromString(value)) {
+  // A stored dispatch record holds no body (it names the message); the
+  // pending one in memory is scrubbed once the batch commits.
+  auto pending = dispatch_records_.find({conv, seq});
+  if (pending != dispatch_records_.end()) {
+    DispatchRecord record = pending->second;
     record.mutable_message()->clear_body();
     record.mutable_message()->set_recalled(true);
-    batch->Put(message_keys::Dispatch(conv, seq), record.SerializeAsString());
     *scrubbed = std::move(record);
   }
   return absl::OkStatus();
