@@ -70,6 +70,12 @@ absl::Status ServiceNode::GuardedStore::ScanBefore(absl::string_view prefix,
   return s;
 }
 
+absl::Status ServiceNode::GuardedStore::Last(absl::string_view prefix, KeyValue* out) const {
+  absl::Status s = env_->Store().Last(prefix, out);
+  Note(s);
+  return s;
+}
+
 void ServiceNode::Start() {
   BeginCallback();
   absl::Status s = outbox_.Recover();

@@ -119,6 +119,7 @@ class ServiceNode : public Node {
     absl::Status ScanBefore(absl::string_view prefix, absl::string_view start_after,
                             absl::string_view end_before, size_t limit,
                             std::vector<KeyValue>* out) const override;
+    absl::Status Last(absl::string_view prefix, KeyValue* out) const override;
     absl::Status Write(const WriteBatch& batch) override { return env_->Store().Write(batch); }
     const absl::Status& failure() const { return failure_; }
     void Clear() { failure_ = absl::OkStatus(); }

@@ -4,11 +4,13 @@
 #define PARLEY_CORE_STORE_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 
 namespace parley {
@@ -46,6 +48,16 @@ class WriteBatch {
 
 using KeyValue = std::pair<std::string, std::string>;
 
+// The least key greater than every key that starts with `prefix`: `prefix`
+// with its trailing 0xff bytes dropped and its last byte incremented. Empty
+// if there is none (an empty prefix, or one of 0xff bytes only).
+inline std::string PrefixEnd(absl::string_view prefix) {
+  std::string end(prefix);
+  while (!end.empty() && static_cast<unsigned char>(end.back()) == 0xff) end.pop_back();
+  if (!end.empty()) end.back() = static_cast<char>(static_cast<unsigned char>(end.back()) + 1);
+  return end;
+}
+
 class OrderedStore {
  public:
   virtual ~OrderedStore() = default;
@@ -79,6 +91,19 @@ class OrderedStore {
     return absl::OkStatus();
   }
 
+  // Stores in *out the entry with the greatest key that starts with `prefix`
+  // and returns OK, or returns NotFound if there is none: the end of an
+  // ordered range (a conversation's last message) without reading it all.
+  // It is one read, failing where Scan would. The default is Scan of the
+  // whole prefix; a store that can seek backwards overrides it.
+  virtual absl::Status Last(absl::string_view prefix, KeyValue* out) const {
+    std::vector<KeyValue> rows;
+    absl::Status s = Scan(prefix, "", SIZE_MAX, &rows);
+    if (!s.ok()) return s;
+    if (rows.empty()) return absl::NotFoundError(absl::StrCat("no key under ", prefix));
+    *out = std::move(rows.back());
+    return absl::OkStatus();
+  }
   // Applies every operation of `batch` or none of them. Once it returns OK the
   // batch survives a crash.
   virtual absl::Status Write(const WriteBatch& batch) = 0;

@@ -52,6 +52,13 @@ absl::Status FaultyStore::ScanBefore(absl::string_view prefix, absl::string_view
   return inner_->ScanBefore(prefix, start_after, end_before, limit, out);
 }
 
+absl::Status FaultyStore::Last(absl::string_view prefix, KeyValue* out) const {
+  if (ScanFails(prefix)) {
+    return absl::UnavailableError(absl::StrCat("injected read failure: last under ", prefix));
+  }
+  return inner_->Last(prefix, out);
+}
+
 absl::Status FaultyStore::Write(const WriteBatch& batch) {
   ++stats_.writes;
   if (write_stall_ > absl::ZeroDuration()) {

@@ -54,12 +54,14 @@ class FaultyStore : public OrderedStore {
   absl::Status ScanBefore(absl::string_view prefix, absl::string_view start_after,
                           absl::string_view end_before, size_t limit,
                           std::vector<KeyValue>* out) const override;
+  // One read, failing exactly as a Scan of `prefix` would (the same draw).
+  absl::Status Last(absl::string_view prefix, KeyValue* out) const override;
   absl::Status Write(const WriteBatch& batch) override;
 
   // Each write fails with this probability, in parts per million (0: never,
   // kMillion or more: always).
   void FailWrites(uint32_t ppm) { write_fail_ppm_ = ppm; }
-  // Each Get, Scan and ScanBefore fails with this probability, in parts per million. A
+  // Each Get, Scan, ScanBefore and Last fails with this probability, in parts per million. A
   // Get of a missing key may fail too: the store could not tell.
   void FailReads(uint32_t ppm) { read_fail_ppm_ = ppm; }
   // Each write adds `stall` to the stall the host takes (0: none).

@@ -142,6 +142,42 @@ TEST(FaultyStoreTest, ScanBeforeFailsAsScanWouldWithTheSameDraws) {
   EXPECT_EQ(rows.size(), 5u);
 }
 
+TEST(FaultyStoreTest, LastFailsAsScanWouldWithTheSameDraws) {
+  MemStore mem;
+  WriteBatch batch;
+  for (int i = 0; i < 10; ++i) batch.Put("t/" + std::to_string(i), std::to_string(i));
+  batch.Put("bad/1", "v");
+  ASSERT_TRUE(mem.Write(batch).ok());
+  FaultyStore scans(&mem, 11), lasts(&mem, 11);
+  for (FaultyStore* store : {&scans, &lasts}) store->FailReads(500000);
+  for (int i = 0; i < 400; ++i) {
+    std::string value;
+    EXPECT_EQ(scans.Get("t/1", &value).ok(), lasts.Get("t/1", &value).ok());
+    std::vector<KeyValue> rows;
+    const bool scanned = scans.Scan("t/", "", 10, &rows).ok();
+    KeyValue last;
+    absl::Status s = lasts.Last("t/", &last);
+    ASSERT_EQ(s.ok(), scanned) << i;
+    if (s.ok()) {
+      EXPECT_EQ(last, (KeyValue{"t/9", "9"}));
+    } else {
+      EXPECT_NE(s.message().find("injected read failure: last under t/"), absl::string_view::npos);
+    }
+  }
+  EXPECT_EQ(scans.stats().reads, lasts.stats().reads);
+  EXPECT_EQ(scans.stats().failed_reads, lasts.stats().failed_reads);
+  EXPECT_GT(lasts.stats().failed_reads, 200u);
+  // Confined to a prefix as Scan is.
+  lasts.FailReads(FaultyStore::kMillion);
+  lasts.OnlyUnder("bad/");
+  KeyValue last;
+  EXPECT_TRUE(lasts.Last("t/", &last).ok());
+  EXPECT_TRUE(absl::IsUnavailable(lasts.Last("bad/", &last)));
+  EXPECT_TRUE(absl::IsUnavailable(lasts.Last("ba", &last)));
+  lasts.Heal();
+  EXPECT_TRUE(absl::IsNotFound(lasts.Last("none/", &last)));
+}
+
 TEST(FaultyStoreTest, SlowWritesAccumulateUntilTaken) {
   MemStore mem;
   FaultyStore store(&mem, 1);

@@ -41,6 +41,19 @@ absl::Status MemStore::ScanBefore(absl::string_view prefix, absl::string_view st
   return absl::OkStatus();
 }
 
+absl::Status MemStore::Last(absl::string_view prefix, KeyValue* out) const {
+  // The first key past every key that starts with `prefix`, then one back.
+  const std::string end = PrefixEnd(prefix);
+  auto it = end.empty() ? data_.end() : data_.lower_bound(end);
+  if (it == data_.begin()) return absl::NotFoundError(absl::StrCat("no key under ", prefix));
+  --it;
+  if (!absl::StartsWith(it->first, prefix)) {
+    return absl::NotFoundError(absl::StrCat("no key under ", prefix));
+  }
+  *out = *it;
+  return absl::OkStatus();
+}
+
 absl::Status MemStore::Write(const WriteBatch& batch) {
   if (!fail_writes_.ok()) return fail_writes_;
   // Apply in place, remembering what each operation replaced; a crash in the

@@ -22,6 +22,8 @@ class MemStore : public OrderedStore {
   absl::Status ScanBefore(absl::string_view prefix, absl::string_view start_after,
                           absl::string_view end_before, size_t limit,
                           std::vector<KeyValue>* out) const override;
+  // Seeks backwards: no scan of the range.
+  absl::Status Last(absl::string_view prefix, KeyValue* out) const override;
   absl::Status Write(const WriteBatch& batch) override;
 
   // The next Write crashes after applying `ops` of its operations to its

@@ -204,6 +204,28 @@ TEST(MemStoreTest, ScanBeforeIsTheDefaultsFilteredScan) {
   }
 }
 
+// MemStore's Last seeks; OrderedStore's default scans: the same answers.
+TEST(MemStoreTest, LastIsTheDefaultsLastRow) {
+  MemStore store;
+  WriteBatch batch;
+  for (int i = 0; i < 40; i += 3) batch.Put("k/" + PadId(i), std::to_string(i));
+  for (const char* k : {"j/1", "k", "k0", "l/1"}) batch.Put(k, k);
+  batch.Put(std::string("k/\xff", 3), "high");
+  ASSERT_TRUE(store.Write(batch).ok());
+  ScanOnlyStore by_default(&store);
+  for (const std::string& prefix : std::vector<std::string>{"", "j", "j/", "k", "k/", "k/00", "k/" + PadId(39), "k0", "l/",
+                                   "m/", std::string("k/\xff", 3), std::string("\xff", 1)}) {
+    KeyValue mine, theirs;
+    absl::Status a = store.Last(prefix, &mine), b = by_default.Last(prefix, &theirs);
+    ASSERT_EQ(a.code(), b.code()) << prefix;
+    if (a.ok()) EXPECT_EQ(mine, theirs) << prefix;
+  }
+  KeyValue last;
+  ASSERT_TRUE(store.Last("k/0", &last).ok());
+  EXPECT_EQ(last.first, "k/" + PadId(39));
+  EXPECT_TRUE(absl::IsNotFound(store.Last("m/", &last)));
+}
+
 TEST(MemStoreTest, AnOverwriteAndADeleteInOneBatchAreUndoneByACrash) {
   MemStore store;
   WriteBatch first;

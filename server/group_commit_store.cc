@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 
 namespace parley {
 
@@ -47,9 +48,11 @@ absl::Status GroupCommitStore::ScanRange(absl::string_view prefix, absl::string_
   }
   if (mine.empty()) return durable_scan(limit, out);
   // At most `deletes` durable entries are hidden, so limit + deletes of them
-  // are enough to fill `limit` after the merge.
+  // are enough to fill `limit` after the merge (saturating: a limit of
+  // SIZE_MAX means all of them, and must not wrap to a few).
   std::vector<KeyValue> theirs;
-  absl::Status s = durable_scan(limit + deletes, &theirs);
+  const size_t wanted = limit > SIZE_MAX - deletes ? SIZE_MAX : limit + deletes;
+  absl::Status s = durable_scan(wanted, &theirs);
   if (!s.ok()) return s;
   size_t i = 0, j = 0, n = 0;
   while (n < limit && (i < theirs.size() || j < mine.size())) {
@@ -69,6 +72,44 @@ absl::Status GroupCommitStore::ScanRange(absl::string_view prefix, absl::string_
     ++j;
   }
   return absl::OkStatus();
+}
+
+absl::Status GroupCommitStore::Last(absl::string_view prefix, KeyValue* out) const {
+  // The overlay's entries under `prefix`, from the greatest down.
+  const std::string end = PrefixEnd(prefix);
+  auto top = end.empty() ? overlay_.end() : overlay_.lower_bound(end);
+  const auto bottom = overlay_.lower_bound(prefix);
+  if (top == bottom) return durable_->Last(prefix, out);
+  KeyValue theirs;
+  absl::Status s = durable_->Last(prefix, &theirs);
+  if (!s.ok() && !absl::IsNotFound(s)) return s;
+  const bool have_theirs = s.ok();
+  for (auto it = top; it != bottom;) {
+    --it;
+    if (have_theirs && absl::string_view(theirs.first) > absl::string_view(it->first)) {
+      *out = std::move(theirs);  // above every pending entry left: not shadowed
+      return absl::OkStatus();
+    }
+    if (it->second.has_value()) {
+      out->first = it->first;
+      out->second = *it->second;
+      return absl::OkStatus();
+    }
+    if (have_theirs && theirs.first == it->first) {
+      // The durable store's last is deleted: what is below it needs the merge.
+      std::vector<KeyValue> rows;
+      s = Scan(prefix, "", SIZE_MAX, &rows);
+      if (!s.ok()) return s;
+      if (rows.empty()) return absl::NotFoundError(absl::StrCat("no key under ", prefix));
+      *out = std::move(rows.back());
+      return absl::OkStatus();
+    }
+  }
+  if (have_theirs) {
+    *out = std::move(theirs);
+    return absl::OkStatus();
+  }
+  return absl::NotFoundError(absl::StrCat("no key under ", prefix));
 }
 
 absl::Status GroupCommitStore::Write(const WriteBatch& batch) {

@@ -33,6 +33,9 @@ class GroupCommitStore : public OrderedStore {
   absl::Status ScanBefore(absl::string_view prefix, absl::string_view start_after,
                           absl::string_view end_before, size_t limit,
                           std::vector<KeyValue>* out) const override;
+  // The overlay's greatest entry under `prefix` against the durable store's
+  // Last; only when a pending delete hides the durable one does it scan.
+  absl::Status Last(absl::string_view prefix, KeyValue* out) const override;
   // Never fails: the batch is applied in memory; Commit makes it durable.
   absl::Status Write(const WriteBatch& batch) override;
 

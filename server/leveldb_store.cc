@@ -200,6 +200,30 @@ absl::Status LevelDbStore::ScanRange(absl::string_view prefix, absl::string_view
   return FromLevelDb(it->status(), "scan");
 }
 
+absl::Status LevelDbStore::Last(absl::string_view prefix, KeyValue* out) const {
+  std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+  const std::string end = PrefixEnd(prefix);
+  if (end.empty()) {
+    it->SeekToLast();
+  } else {
+    it->Seek(end);
+    if (it->Valid()) {
+      it->Prev();
+    } else if (it->status().ok()) {
+      it->SeekToLast();
+    }
+  }
+  // The store's own key sorts last; step over it.
+  if (it->Valid() && it->key() == leveldb::Slice(kSyncedKey)) it->Prev();
+  if (!it->status().ok()) return FromLevelDb(it->status(), "last");
+  if (!it->Valid() || !it->key().starts_with(ToSlice(prefix))) {
+    return absl::NotFoundError(absl::StrCat("no key under ", prefix));
+  }
+  out->first = it->key().ToString();
+  out->second = it->value().ToString();
+  return absl::OkStatus();
+}
+
 absl::Status LevelDbStore::Write(const WriteBatch& batch) {
   leveldb::WriteBatch b;
   for (const WriteBatch::Op& op : batch.ops()) {

@@ -41,6 +41,8 @@ class LevelDbStore : public OrderedStore {
   absl::Status ScanBefore(absl::string_view prefix, absl::string_view start_after,
                           absl::string_view end_before, size_t limit,
                           std::vector<KeyValue>* out) const override;
+  // Seeks past the prefix and steps back: no scan of the range.
+  absl::Status Last(absl::string_view prefix, KeyValue* out) const override;
   absl::Status Write(const WriteBatch& batch) override;
 
   uint64_t writes() const { return writes_; }

@@ -104,12 +104,11 @@ class MessagingTest : public ::testing::Test {
   }
   uint64_t MaxSeqStored(const std::string& conversation) {
     const uint32_t shard = ShardOf(conversation, 2);
-    std::string value;
-    ConversationMeta meta;
-    if (c_.net().store(ShardAddress(shard)).Get(message_keys::Meta(conversation), &value).ok()) {
-      meta.ParseFromString(value);
+    KeyValue last;
+    if (!c_.net().store(ShardAddress(shard)).Last(message_keys::MessagePrefix(conversation), &last).ok()) {
+      return 0;
     }
-    return meta.max_seq();
+    return LastIdOf(last.first);
   }
   uint64_t TotalPushes() {
     uint64_t n = 0;

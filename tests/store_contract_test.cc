@@ -118,6 +118,48 @@ TEST_P(StoreContractTest, ScanBeforeStopsAtItsEnd) {
   EXPECT_EQ(keys("t/0", "t/3", 2), "t/1=1 t/25=25 ");
 }
 
+// Last: the greatest key under the prefix, whatever sorts after the prefix,
+// and NotFound for an empty range.
+TEST_P(StoreContractTest, LastIsTheGreatestKeyUnderThePrefix) {
+  auto last = [&](const std::string& prefix) {
+    KeyValue kv;
+    absl::Status s = store_->Last(prefix, &kv);
+    if (absl::IsNotFound(s)) return std::string("none");
+    EXPECT_TRUE(s.ok()) << s;
+    return kv.first + "=" + kv.second;
+  };
+  EXPECT_EQ(last("m/"), "none");
+  EXPECT_EQ(last(""), "none");  // the LevelDB store's own key is not the caller's
+  Put({{"m/a/1", "1"}, {"m/a/3", "3"}, {"m/a/2", "2"}, {"m/a", "bare"}, {"m/ab/9", "other"},
+       {"m/b/1", "x"}, {"l/9", "before"}});
+  EXPECT_EQ(last("m/a/"), "m/a/3=3");
+  EXPECT_EQ(last("m/ab/"), "m/ab/9=other");
+  EXPECT_EQ(last("m/"), "m/b/1=x");
+  EXPECT_EQ(last("l/"), "l/9=before");
+  EXPECT_EQ(last("m/c/"), "none");
+  EXPECT_EQ(last("k/"), "none");
+  EXPECT_EQ(last(""), "m/b/1=x");
+  // Keys of 0xff bytes: the range has no end key to seek to.
+  const std::string high("\xff\xff", 2);
+  Put({{high, "top"}, {high + "z", "higher"}});
+  EXPECT_EQ(last(high), high + "z=higher");
+  EXPECT_EQ(last(std::string("\xff", 1)), high + "z=higher");
+  EXPECT_EQ(last("m/"), "m/b/1=x");
+  // Later writes and deletes are seen.
+  WriteBatch b;
+  b.Delete("m/a/3");
+  b.Put("m/a/0", "0");
+  ASSERT_TRUE(store_->Write(b).ok());
+  EXPECT_EQ(last("m/a/"), "m/a/2=2");
+  WriteBatch c;
+  for (const char* k : {"m/a/0", "m/a/1", "m/a/2"}) c.Delete(k);
+  ASSERT_TRUE(store_->Write(c).ok());
+  EXPECT_EQ(last("m/a/"), "none");
+  EXPECT_EQ(PrefixEnd("m/a/"), "m/a0");
+  EXPECT_EQ(PrefixEnd(std::string("a\xff\xff", 3)), "b");
+  EXPECT_EQ(PrefixEnd(high), "");
+}
+
 TEST_P(StoreContractTest, LaterOperationsInABatchWin) {
   WriteBatch b;
   b.Put("k", "1");
@@ -232,6 +274,8 @@ TEST(GroupCommitStoreTest, ScanMergesPendingPutsAndDeletesWithTheDisk) {
   };
   EXPECT_EQ(scan("", 3), "a/0=mem a/1=disk a/25=mem ");
   EXPECT_EQ(scan("", 10), "a/0=mem a/1=disk a/25=mem a/4=mem a/5=disk ");
+  // No limit: the pending deletes must not wrap the durable scan's limit.
+  EXPECT_EQ(scan("", SIZE_MAX), "a/0=mem a/1=disk a/25=mem a/4=mem a/5=disk ");
   EXPECT_EQ(scan("a/1", 2), "a/25=mem a/4=mem ");
   EXPECT_EQ(scan("a/25", 10), "a/4=mem a/5=disk ");
   EXPECT_EQ(scan("a/5", 10), "");
@@ -246,6 +290,50 @@ TEST(GroupCommitStoreTest, ScanMergesPendingPutsAndDeletesWithTheDisk) {
   EXPECT_EQ(before("a/0", "a/5", 10), "a/1=disk a/25=mem a/4=mem ");
   EXPECT_EQ(before("", "a/0", 10), "");
   EXPECT_EQ(before("a/25", "a/9", 10), "a/4=mem a/5=disk ");
+}
+
+// Last over the overlay and the disk: a pending put above the disk's last, a
+// pending delete of the disk's last (the one case that merges), deletes of
+// pending entries only.
+TEST(GroupCommitStoreTest, LastMergesPendingPutsAndDeletesWithTheDisk) {
+  auto durable = std::make_unique<MemStore>();
+  GroupCommitStore store(std::move(durable));
+  auto last = [&](const std::string& prefix) {
+    KeyValue kv;
+    absl::Status s = store.Last(prefix, &kv);
+    if (absl::IsNotFound(s)) return std::string("none");
+    EXPECT_TRUE(s.ok()) << s;
+    return kv.first + "=" + kv.second;
+  };
+  auto write = [&](std::initializer_list<std::pair<const char*, const char*>> ops) {
+    WriteBatch b;
+    for (const auto& [k, v] : ops) {
+      if (v == nullptr) b.Delete(k);
+      else b.Put(k, v);
+    }
+    ASSERT_TRUE(store.Write(b).ok());
+  };
+  write({{"a/1", "disk"}, {"a/2", "disk"}, {"a/3", "disk"}, {"b/1", "disk"}});
+  ASSERT_TRUE(store.Commit().ok());
+  EXPECT_EQ(last("a/"), "a/3=disk");
+  write({{"a/4", "mem"}});
+  EXPECT_EQ(last("a/"), "a/4=mem");
+  write({{"a/4", nullptr}});
+  EXPECT_EQ(last("a/"), "a/3=disk");  // a pending delete above the disk's last
+  write({{"a/3", nullptr}});
+  EXPECT_EQ(last("a/"), "a/2=disk");  // the disk's last, deleted: merged
+  write({{"a/3", "mem"}});
+  EXPECT_EQ(last("a/"), "a/3=mem");  // a pending put over the disk's last
+  write({{"a/0", "mem"}, {"c/5", "mem"}});
+  EXPECT_EQ(last("a/"), "a/3=mem");
+  EXPECT_EQ(last("c/"), "c/5=mem");  // only pending
+  write({{"c/5", nullptr}});
+  EXPECT_EQ(last("c/"), "none");  // pending only, deleted
+  write({{"a/1", nullptr}, {"a/2", nullptr}, {"a/3", nullptr}, {"a/0", nullptr}});
+  EXPECT_EQ(last("a/"), "none");  // every disk entry deleted
+  ASSERT_TRUE(store.Commit().ok());
+  EXPECT_EQ(last("a/"), "none");
+  EXPECT_EQ(last("b/"), "b/1=disk");
 }
 
 TEST(GroupCommitStoreTest, AFailedCommitKeepsThePendingWrites) {

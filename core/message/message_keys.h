@@ -1,6 +1,5 @@
 // Store layout of a message shard.
-//   conv/<conv>                          -> ConversationMeta (max seq)
-//   msg/<conv>/<seq:20>                  -> Message
+//   msg/<conv>/<seq:20>                  -> Message (the last key's seq is the max seq)
 //   idem/<sender:20>/<client_msg_id>     -> SendReply (idempotent send)
 //   dispatch/<conv>/<seq:20>             -> DispatchRecord (outbox of pushes; names its message)
 //   uconv/<user:20>/<conv>               -> ""  (private conversations of a user)
@@ -20,7 +19,6 @@
 namespace parley {
 namespace message_keys {
 
-inline std::string Meta(absl::string_view conv) { return absl::StrCat("conv/", conv); }
 inline std::string MessagePrefix(absl::string_view conv) { return absl::StrCat("msg/", conv, "/"); }
 inline std::string Message(absl::string_view conv, uint64_t seq) {
   return MessagePrefix(conv) + PadId(seq);

@@ -130,12 +130,13 @@ absl::Status MessageShard::CheckOwned(const std::string& conversation) const {
 // A failed read answers 0 and taints the callback (see ServiceNode::store()):
 // the reply becomes UNAVAILABLE and Commit refuses, so a seq is never assigned
 // from it.
+// The conversation's last message key holds its max seq: no counter of its
+// own to write with every message.
 uint64_t MessageShard::MaxSeq(const std::string& conversation) {
   if (BugPlanted(Bug::kSeqInMemory)) return seq_in_memory_[conversation];
-  std::string value;
-  ConversationMeta meta;
-  if (store().Get(message_keys::Meta(conversation), &value).ok()) meta.ParseFromString(value);
-  return meta.max_seq();
+  KeyValue last;
+  if (!store().Last(message_keys::MessagePrefix(conversation), &last).ok()) return 0;
+  return LastIdOf(last.first);
 }
 
 void MessageShard::AddUnseen(const Envelope& envelope, SendReply* ack) {
@@ -181,7 +182,7 @@ void MessageShard::CommitMessage(const Envelope& envelope, Message message,
   if (ReplayIdempotent(envelope, message.sender_id(), message.client_msg_id())) return;
   const std::string& conv = message.conversation();
   const uint64_t seq = MaxSeq(conv) + 1;
-  // Paired with the meta counter: no message is stored at the seq about to be
+  // Paired with MaxSeq: no message is stored at the seq about to be
   // assigned, so a seq is never given twice. The planted in-memory counter
   // (seq_in_memory) breaks exactly this, and the simulator reports it as a
   // broken invariant; the planted write-behind bugs are left for the
@@ -197,9 +198,6 @@ void MessageShard::CommitMessage(const Envelope& envelope, Message message,
   message.set_time_us(absl::ToUnixMicros(env().Now()));
 
   WriteBatch batch;
-  ConversationMeta meta;
-  meta.set_max_seq(seq);
-  batch.Put(message_keys::Meta(conv), meta.SerializeAsString());
   batch.Put(message_keys::Message(conv, seq), message.SerializeAsString());
   Reply reply;
   SendReply* ack = reply.mutable_send();
