@@ -342,6 +342,58 @@ TEST_F(MessagingTest, ASyncReadingMembershipBeforeALeaveShowsNothingSentAfterIt)
   EXPECT_EQ(through, 1u);  // the cursor does not pass the message held back
 }
 
+// The shards keep each conversation's max seq in memory (MessageOptions::
+// max_seq_cache): with no cache, a cache of one (every other send evicts) and
+// the default, seqs stay gapless across sends, evictions and restarts.
+class SeqCacheTest : public MessagingTest, public ::testing::WithParamInterface<size_t> {
+ protected:
+  static CoreClusterOptions WithSeqCache(size_t entries) {
+    CoreClusterOptions o = Messaging();
+    o.message.max_seq_cache = entries;
+    return o;
+  }
+  SeqCacheTest() : MessagingTest(WithSeqCache(GetParam())) {}
+};
+
+TEST_P(SeqCacheTest, SeqsStayGaplessAcrossEvictionsAndRestarts) {
+  const std::string alice = AddClient("alice");
+  std::vector<std::string> peers;
+  for (const char* name : {"bob", "carol", "dave", "erin"}) {
+    peers.push_back(AddClient(name));
+    Befriend(alice, peers.back());
+  }
+  auto conv = [&](const std::string& peer) { return PrivateConversationId(Id(alice), Id(peer)); };
+  for (int round = 0; round < 3; ++round) {
+    for (const std::string& peer : peers) {
+      c_.client(alice)->SendPrivate(Id(peer), absl::StrCat("m", round));
+      Settle();
+    }
+  }
+  // A reply to the peer: the same conversation from its other side.
+  c_.client(peers[0])->SendPrivate(Id(alice), "reply");
+  Settle();
+  for (uint32_t k = 0; k < 2; ++k) {
+    c_.net().Crash(ShardAddress(k));
+    c_.net().Restart(ShardAddress(k));
+  }
+  Settle();
+  for (const std::string& peer : peers) {
+    c_.client(alice)->SendPrivate(Id(peer), "after restart");
+    Settle();
+  }
+  for (size_t i = 0; i < peers.size(); ++i) {
+    const std::vector<uint64_t> want =
+        i == 0 ? std::vector<uint64_t>{1, 2, 3, 4, 5} : std::vector<uint64_t>{1, 2, 3, 4};
+    EXPECT_EQ(Seqs(peers[i], conv(peers[i])), want) << peers[i];
+    EXPECT_EQ(MaxSeqStored(conv(peers[i])), want.back()) << peers[i];
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(CacheSizes, SeqCacheTest, ::testing::Values(0, 1, 16384),
+                         [](const ::testing::TestParamInfo<size_t>& info) {
+                           return absl::StrCat("entries_", info.param);
+                         });
+
 TEST_F(MessagingTest, ShardCrashAfterCommitBeforeDispatchReplaysWithoutDuplicates) {
   const std::string alice = AddClient("alice");
   const std::string bob = AddClient("bob");

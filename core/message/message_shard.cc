@@ -131,12 +131,43 @@ absl::Status MessageShard::CheckOwned(const std::string& conversation) const {
 // the reply becomes UNAVAILABLE and Commit refuses, so a seq is never assigned
 // from it.
 // The conversation's last message key holds its max seq: no counter of its
-// own to write with every message.
+// own to write with every message. Read from the store once (a seek, dearer
+// than a point read in LevelDB), then kept by this shard's commits: the shard
+// is the conversation's only writer.
 uint64_t MessageShard::MaxSeq(const std::string& conversation) {
   if (BugPlanted(Bug::kSeqInMemory)) return seq_in_memory_[conversation];
+  auto known = max_seq_.find(conversation);
+  if (known != max_seq_.end()) return known->second;
   KeyValue last;
-  if (!store().Last(message_keys::MessagePrefix(conversation), &last).ok()) return 0;
-  return LastIdOf(last.first);
+  absl::Status s = store().Last(message_keys::MessagePrefix(conversation), &last);
+  if (absl::IsNotFound(s)) {
+    RememberMaxSeq(conversation, 0);
+    return 0;
+  }
+  if (!s.ok()) return 0;  // not remembered: the callback is tainted
+  const uint64_t seq = LastIdOf(last.first);
+  RememberMaxSeq(conversation, seq);
+  return seq;
+}
+
+void MessageShard::Committed(const std::string& conversation, uint64_t seq) {
+  auto known = max_seq_.find(conversation);
+  if (known != max_seq_.end()) {
+    known->second = std::max(known->second, seq);
+  } else {
+    RememberMaxSeq(conversation, seq);
+  }
+}
+
+void MessageShard::RememberMaxSeq(const std::string& conversation, uint64_t seq) {
+  if (options_.max_seq_cache == 0) return;
+  auto [it, inserted] = max_seq_.insert_or_assign(conversation, seq);
+  if (!inserted) return;
+  max_seq_order_.push_back(conversation);
+  while (max_seq_.size() > options_.max_seq_cache) {
+    max_seq_.erase(max_seq_order_.front());
+    max_seq_order_.pop_front();
+  }
 }
 
 void MessageShard::AddUnseen(const Envelope& envelope, SendReply* ack) {
@@ -240,8 +271,9 @@ void MessageShard::CommitMessage(const Envelope& envelope, Message message,
     // loses it, and sends in between reuse the seq.
     if (BugPlanted(Bug::kAckBeforeCommit)) Respond(envelope, reply);
     if (BugPlanted(Bug::kDispatchWithoutOutbox)) Dispatch(record);
-    timers().After(absl::Milliseconds(20), [this, batch, envelope, reply, scrubbed] {
+    timers().After(absl::Milliseconds(20), [this, batch, envelope, reply, scrubbed, conv, seq] {
       if (!Commit(batch).ok()) return;
+      Committed(conv, seq);
       if (scrubbed.has_value()) UpdateDispatchRecord(*scrubbed);
       if (BugPlanted(Bug::kDispatchWithoutOutbox)) Respond(envelope, reply);
     });
@@ -253,6 +285,7 @@ void MessageShard::CommitMessage(const Envelope& envelope, Message message,
                         absl::UnavailableError(absl::StrCat("store write failed: ", s.message())));
   }
   ++stats_.sent;
+  Committed(conv, seq);
   if (scrubbed.has_value()) UpdateDispatchRecord(*scrubbed);
   AddUnseen(envelope, ack);  // after the idempotency record was staged: not in it
   Respond(envelope, std::move(reply));  // acked only after the batch committed

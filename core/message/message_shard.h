@@ -12,6 +12,7 @@
 #define PARLEY_CORE_MESSAGE_MESSAGE_SHARD_H_
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <optional>
@@ -51,6 +52,10 @@ struct MessageOptions {
   size_t max_unseen_bytes = 64 * 1024;
   absl::Duration dispatch_retry_after = absl::Milliseconds(500);
   CallOptions calls = {absl::Milliseconds(500), 3};
+  // Conversations whose max seq the shard keeps in memory (read once from the
+  // store's last message key, then kept up by its own commits); the oldest
+  // entry goes first when full.
+  size_t max_seq_cache = 16384;
 };
 
 struct MessageStats {
@@ -149,6 +154,14 @@ class MessageShard : public ServiceNode {
   // seq still pending: their pushes leave once it is done, so a
   // conversation's pushes leave in seq order. Not counted in flight.
   std::map<std::pair<std::string, uint64_t>, std::map<std::string, Push>> parked_;
+  // Max seqs known from the store (MaxSeq) and this shard's commits, and the
+  // order they were first cached in (the oldest is evicted first). Lost on a
+  // restart, as it should be: the store is read again.
+  std::map<std::string, uint64_t> max_seq_;
+  std::deque<std::string> max_seq_order_;
+  void RememberMaxSeq(const std::string& conversation, uint64_t seq);
+  // After a message at `seq` of `conversation` committed.
+  void Committed(const std::string& conversation, uint64_t seq);
   // Only with the planted bug seq_in_memory: the counters, lost on restart.
   std::map<std::string, uint64_t> seq_in_memory_;
 };
