@@ -404,15 +404,16 @@ absl::StatusOr<std::unique_ptr<ClientListener>> ClientListener::Start(Network* n
     close(fd);
     return absl::InvalidArgumentError(absl::StrCat("not an IPv4 address: ", options.host));
   }
-  // Room for every connection we may hold, plus our own files.
+  // Room for every connection we may hold, plus our own files (a dozen
+  // stores of up to LevelDbStore::kMaxOpenFiles each, the NATS connection).
   rlimit files{};
-  const rlim_t want = options.max_connections + 512;
+  const rlim_t want = options.max_connections + 2048;
   if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < want) {
     files.rlim_cur = std::min(want, files.rlim_max);
     setrlimit(RLIMIT_NOFILE, &files);
     if (files.rlim_cur < want && options.log) {
       options.log(absl::StrCat("warning: open files limited to ", files.rlim_cur, ", below --max_connections=",
-                               options.max_connections, " plus 512"));
+                               options.max_connections, " plus 2048"));
     }
   }
   if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(fd, 4096) != 0) {

@@ -51,6 +51,9 @@ class LevelDbStore : public OrderedStore {
   // memtable (LevelDB may hold two while one is written out).
   static constexpr size_t kBlockCacheBytes = 16 << 20;
   static constexpr size_t kWriteBufferBytes = 4 << 20;
+  // Descriptors a store may hold (its open tables, read with pread, and its
+  // log): past 118 tables (about 240 MB of data) LevelDB reopens tables.
+  static constexpr int kMaxOpenFiles = 128;
 
  private:
   absl::Status ScanRange(absl::string_view prefix, absl::string_view start_after,

@@ -1,10 +1,13 @@
 // The OrderedStore contract, held by every implementation: the in-memory fake
 // the simulator uses and the LevelDB store the server uses (real files).
+#include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "fakes/mem_store.h"
 #include "gtest/gtest.h"
@@ -214,6 +217,58 @@ TEST(LevelDbStoreTest, CommittedBatchesSurviveReopening) {
   std::string value;
   ASSERT_TRUE((*store)->Get("msg/1", &value).ok());
   EXPECT_EQ(value, "hello");
+}
+
+// Table files are read with pread, not mapped into the process: mapped
+// tables counted in parleyd's RSS every page a read or a compaction touched
+// (docs/scaling.md, "Memory"). Data past two write buffers is in tables,
+// read back whole after reopening, and no .ldb file is mapped meanwhile.
+TEST(LevelDbStoreTest, TablesAreReadBackWithoutMappingThem) {
+  const std::string dir = std::string(std::getenv("TEST_TMPDIR")) + "/tables";
+  std::filesystem::remove_all(dir);
+  const int kRows = 3 * static_cast<int>(LevelDbStore::kWriteBufferBytes / 4096);
+  auto value_of = [](int i) { return std::string(4096, static_cast<char>('a' + i % 26)) + std::to_string(i); };
+  auto key_of = [](int i) {
+    char key[16];
+    std::snprintf(key, sizeof(key), "row/%06d", i);
+    return std::string(key);
+  };
+  {
+    auto store = LevelDbStore::Open(dir);
+    ASSERT_TRUE(store.ok()) << store.status();
+    for (int i = 0; i < kRows; ++i) {
+      WriteBatch b;
+      b.Put(key_of(i), value_of(i));
+      ASSERT_TRUE((*store)->Write(b).ok());
+    }
+  }
+  int tables = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().extension() == ".ldb") ++tables;
+  }
+  ASSERT_GE(tables, 2) << "the rows should have been flushed into tables";
+  auto store = LevelDbStore::Open(dir);
+  ASSERT_TRUE(store.ok()) << store.status();
+  for (int i = 0; i < kRows; i += 7) {
+    std::string value;
+    ASSERT_TRUE((*store)->Get(key_of(i), &value).ok()) << key_of(i);
+    ASSERT_EQ(value, value_of(i)) << key_of(i);
+  }
+  std::vector<KeyValue> rows;
+  ASSERT_TRUE((*store)->Scan("row/", "", SIZE_MAX, &rows).ok());
+  ASSERT_EQ(rows.size(), static_cast<size_t>(kRows));
+  for (int i = 0; i < kRows; ++i) {
+    ASSERT_EQ(rows[i].first, key_of(i));
+    ASSERT_EQ(rows[i].second, value_of(i));
+  }
+  KeyValue last;
+  ASSERT_TRUE((*store)->Last("row/", &last).ok());
+  EXPECT_EQ(last.first, key_of(kRows - 1));
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    EXPECT_EQ(line.find(".ldb"), std::string::npos) << "a table is mapped: " << line;
+  }
 }
 
 TEST(LevelDbStoreTest, AnUnopenableDirectoryIsAClearError) {
