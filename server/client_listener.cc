@@ -404,16 +404,19 @@ absl::StatusOr<std::unique_ptr<ClientListener>> ClientListener::Start(Network* n
     close(fd);
     return absl::InvalidArgumentError(absl::StrCat("not an IPv4 address: ", options.host));
   }
-  // Room for every connection we may hold, plus our own files (a dozen
-  // stores of up to LevelDbStore::kMaxOpenFiles each, the NATS connection).
+  // Room for every connection we may hold, plus 512 for our other files, on
+  // top of what the process has reserved already (each LevelDB store
+  // reserves its own descriptors when it opens).
   rlimit files{};
-  const rlim_t want = options.max_connections + 2048;
-  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < want) {
+  if (getrlimit(RLIMIT_NOFILE, &files) != 0) files.rlim_cur = RLIM_INFINITY;
+  const rlim_t want = files.rlim_cur == RLIM_INFINITY ? 0 : files.rlim_cur + options.max_connections + 512;
+  if (files.rlim_cur < want) {
     files.rlim_cur = std::min(want, files.rlim_max);
     setrlimit(RLIMIT_NOFILE, &files);
     if (files.rlim_cur < want && options.log) {
-      options.log(absl::StrCat("warning: open files limited to ", files.rlim_cur, ", below --max_connections=",
-                               options.max_connections, " plus 2048"));
+      options.log(absl::StrCat("warning: open files limited to ", files.rlim_cur,
+                               " (the hard limit), short of room for --max_connections=",
+                               options.max_connections, " plus 512 beyond the stores' descriptors"));
     }
   }
   if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(fd, 4096) != 0) {

@@ -1,6 +1,7 @@
 #include "server/leveldb_store.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <leveldb/cache.h>
 #include <leveldb/db.h>
 #include <leveldb/env.h>
@@ -88,9 +89,11 @@ const leveldb::FilterPolicy* SharedFilterPolicy() {
 // A table file read with pread(2). LevelDB's default environment maps up to
 // 1,000 table files into the process; every page a read or a compaction
 // touches then counts in the process's RSS until the table is closed, and
-// at peak that was half of parleyd's (docs/scaling.md, "Memory"). With pread
-// the pages stay in the kernel's page cache, reclaimable and shared with
-// nothing of ours; hot blocks are in the shared block cache either way.
+// at peak that was half of parleyd's (docs/scaling.md, "Memory"). Those were
+// clean file pages, reclaimable either way: with pread they are the kernel's
+// page cache and no longer counted as ours. What moves onto our heap: blocks
+// stored uncompressed now enter the shared block cache (a mapped block was
+// used in place), and each open table's filter block is read into memory.
 class PreadFile final : public leveldb::RandomAccessFile {
  public:
   PreadFile(std::string name, int fd) : name_(std::move(name)), fd_(fd) {}
@@ -141,6 +144,19 @@ leveldb::Env* SharedPreadEnv() {
   return env;
 }
 
+// Raises the soft limit of open files by `more` (up to the hard limit):
+// each store reserves its own descriptors on top of whatever the process
+// has reserved already, whoever opens first. Returns whether all were given.
+bool ReserveDescriptors(rlim_t more) {
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) != 0) return false;
+  if (files.rlim_cur == RLIM_INFINITY) return true;
+  const rlim_t want = files.rlim_cur + more;
+  files.rlim_cur = std::min(want, files.rlim_max);
+  if (setrlimit(RLIMIT_NOFILE, &files) != 0) return false;
+  return files.rlim_cur >= want;
+}
+
 constexpr char kRecovery[] =
     "; parleyd refuses to serve a store that lost acknowledged writes (see docs/operations.md, "
     "\"A store refused at start\")";
@@ -160,8 +176,11 @@ absl::StatusOr<std::unique_ptr<LevelDbStore>> LevelDbStore::Open(const std::stri
   options.block_cache = SharedBlockCache();
   options.write_buffer_size = kWriteBufferBytes;
   options.env = SharedPreadEnv();
-  // Each open table holds a descriptor now (a mapped one did not).
-  options.max_open_files = kMaxOpenFiles;
+  // Each open table holds a descriptor now (a mapped one did not): the
+  // store reserves its own (and its mark file's), or, where the hard limit
+  // leaves no room, keeps as few tables open as LevelDB allows.
+  options.max_open_files =
+      ReserveDescriptors(kMaxOpenFiles + 1) ? kMaxOpenFiles : kMinOpenFiles;
   // Named before the open: recovery replays the logs into a table and
   // deletes them.
   const std::string logs = LogFiles(path);

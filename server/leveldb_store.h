@@ -53,7 +53,10 @@ class LevelDbStore : public OrderedStore {
   static constexpr size_t kWriteBufferBytes = 4 << 20;
   // Descriptors a store may hold (its open tables, read with pread, and its
   // log): past 118 tables (about 240 MB of data) LevelDB reopens tables.
+  // Open raises the process's soft limit by as many; if the hard limit is
+  // reached, the store uses LevelDB's least (64 tables).
   static constexpr int kMaxOpenFiles = 128;
+  static constexpr int kMinOpenFiles = 74;
 
  private:
   absl::Status ScanRange(absl::string_view prefix, absl::string_view start_after,

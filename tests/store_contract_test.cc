@@ -1,5 +1,7 @@
 // The OrderedStore contract, held by every implementation: the in-memory fake
 // the simulator uses and the LevelDB store the server uses (real files).
+#include <sys/resource.h>
+
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -269,6 +271,49 @@ TEST(LevelDbStoreTest, TablesAreReadBackWithoutMappingThem) {
   while (std::getline(maps, line)) {
     EXPECT_EQ(line.find(".ldb"), std::string::npos) << "a table is mapped: " << line;
   }
+}
+
+// Each open table holds a descriptor, so a store raises the process's soft
+// limit of open files by its own budget; where the hard limit leaves no room
+// it still opens and serves (with fewer tables open).
+TEST(LevelDbStoreTest, AStoreReservesItsDescriptors) {
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  const rlim_t budget = LevelDbStore::kMaxOpenFiles + 1;
+  if (saved.rlim_max != RLIM_INFINITY && saved.rlim_max < 512 + 2 * budget) {
+    GTEST_SKIP() << "hard limit of open files too low to test: " << saved.rlim_max;
+  }
+  const std::string dir = std::string(std::getenv("TEST_TMPDIR")) + "/descriptors";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  rlimit low = saved;
+  low.rlim_cur = 512;
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+  {
+    auto store = LevelDbStore::Open(dir + "/a");
+    ASSERT_TRUE(store.ok()) << store.status();
+    rlimit now{};
+    ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &now), 0);
+    EXPECT_EQ(now.rlim_cur, 512 + budget);
+  }
+  // No room left: the soft limit is the hard one already.
+  if (saved.rlim_max != RLIM_INFINITY) {
+    rlimit full = saved;
+    full.rlim_cur = saved.rlim_max;
+    ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &full), 0);
+    auto store = LevelDbStore::Open(dir + "/b");
+    ASSERT_TRUE(store.ok()) << store.status();
+    WriteBatch b;
+    b.Put("k", "v");
+    ASSERT_TRUE((*store)->Write(b).ok());
+    std::string value;
+    ASSERT_TRUE((*store)->Get("k", &value).ok());
+    EXPECT_EQ(value, "v");
+    rlimit now{};
+    ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &now), 0);
+    EXPECT_EQ(now.rlim_cur, saved.rlim_max);
+  }
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
 }
 
 TEST(LevelDbStoreTest, AnUnopenableDirectoryIsAClearError) {
