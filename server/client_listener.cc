@@ -5,7 +5,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -18,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "core/status.h"
+#include "server/descriptors.h"
 #include "server/frame.h"
 #include "server/thread_name.h"
 
@@ -407,17 +407,11 @@ absl::StatusOr<std::unique_ptr<ClientListener>> ClientListener::Start(Network* n
   // Room for every connection we may hold, plus 512 for our other files, on
   // top of what the process has reserved already (each LevelDB store
   // reserves its own descriptors when it opens).
-  rlimit files{};
-  if (getrlimit(RLIMIT_NOFILE, &files) != 0) files.rlim_cur = RLIM_INFINITY;
-  const rlim_t want = files.rlim_cur == RLIM_INFINITY ? 0 : files.rlim_cur + options.max_connections + 512;
-  if (files.rlim_cur < want) {
-    files.rlim_cur = std::min(want, files.rlim_max);
-    setrlimit(RLIMIT_NOFILE, &files);
-    if (files.rlim_cur < want && options.log) {
-      options.log(absl::StrCat("warning: open files limited to ", files.rlim_cur,
-                               " (the hard limit), short of room for --max_connections=",
-                               options.max_connections, " plus 512 beyond the stores' descriptors"));
-    }
+  rlim_t limit = 0;
+  if (!ReserveDescriptors(options.max_connections + 512, &limit) && options.log) {
+    options.log(absl::StrCat("warning: open files limited to ", limit,
+                             " (the hard limit), short of room for --max_connections=",
+                             options.max_connections, " plus 512 beyond the stores' descriptors"));
   }
   if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(fd, 4096) != 0) {
     const std::string why = strerror(errno);

@@ -1,7 +1,6 @@
 #include "server/leveldb_store.h"
 
 #include <fcntl.h>
-#include <sys/resource.h>
 #include <leveldb/cache.h>
 #include <leveldb/db.h>
 #include <leveldb/env.h>
@@ -25,6 +24,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "server/descriptors.h"
 
 namespace parley {
 namespace {
@@ -142,19 +142,6 @@ class PreadEnv final : public leveldb::EnvWrapper {
 leveldb::Env* SharedPreadEnv() {
   static PreadEnv* env = new PreadEnv();  // never freed, like Env::Default()
   return env;
-}
-
-// Raises the soft limit of open files by `more` (up to the hard limit):
-// each store reserves its own descriptors on top of whatever the process
-// has reserved already, whoever opens first. Returns whether all were given.
-bool ReserveDescriptors(rlim_t more) {
-  rlimit files{};
-  if (getrlimit(RLIMIT_NOFILE, &files) != 0) return false;
-  if (files.rlim_cur == RLIM_INFINITY) return true;
-  const rlim_t want = files.rlim_cur + more;
-  files.rlim_cur = std::min(want, files.rlim_max);
-  if (setrlimit(RLIMIT_NOFILE, &files) != 0) return false;
-  return files.rlim_cur >= want;
 }
 
 constexpr char kRecovery[] =
