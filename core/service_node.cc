@@ -150,7 +150,9 @@ void ServiceNode::Heartbeat() {
 
 void ServiceNode::Discover() {
   if (stopped_) return;
-  for (const std::string& service : options_.dependencies) {
+  const bool wanted = DiscoveryWanted();
+  if (wanted && !options_.dependencies.empty()) ++discoveries_;
+  for (const std::string& service : wanted ? options_.dependencies : std::vector<std::string>{}) {
     Request request;
     request.mutable_discover()->set_service(service);
     CallOptions call;

@@ -61,6 +61,8 @@ class ServiceNode : public Node {
   size_t outbox_unacked() const { return outbox_.unacked(); }
   size_t outbox_retained() const { return outbox_.retained(); }
   uint64_t request_log_trimmed() const { return request_log_trimmed_; }
+  // Rounds of discovery that asked the registry (DiscoveryWanted said yes).
+  uint64_t discoveries() const { return discoveries_; }
   ServiceDirectory& directory() { return directory_; }
   // False after Start failed to recover the store: every request then gets
   // UNAVAILABLE.
@@ -72,6 +74,9 @@ class ServiceNode : public Node {
   virtual void HandleRequest(const Envelope& request) = 0;
   // Default: acknowledges and ignores.
   virtual void HandleEvent(const Event& event, uint64_t delivery_id);
+  // Asked at each discovery interval: false skips that round's registry
+  // calls (the node keeps the instances it knows). Default: always.
+  virtual bool DiscoveryWanted() const { return true; }
   // Envelopes that are neither requests nor replies (pushes). Default: drop.
   virtual void HandleOther(const Envelope& envelope) {}
 
@@ -147,6 +152,7 @@ class ServiceNode : public Node {
   Outbox outbox_;
   bool healthy_ = true;
   uint64_t request_log_trimmed_ = 0;
+  uint64_t discoveries_ = 0;
   bool stopped_ = false;
 };
 

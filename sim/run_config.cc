@@ -39,10 +39,11 @@ std::string DescribeRun(const Scenario& s, uint64_t seed, const FaultMix& m,
   absl::StrAppendFormat(
       &out,
       "\n  workload: group_size=%u friends_per_user=%u private=%g second_device=%g "
-      "non_member_send=%g adversaries=%g open_groups=%g offline=%gs body=%uB",
+      "non_member_send=%g adversaries=%g open_groups=%g second_profile_edits=%g offline=%gs "
+      "body=%uB",
       w.group_size(), w.friends_per_user(), w.private_fraction(), w.second_device_fraction(),
-      w.non_member_send_fraction(), w.adversary_fraction(), w.open_group_fraction(), w.offline_s(),
-      w.body_bytes());
+      w.non_member_send_fraction(), w.adversary_fraction(), w.open_group_fraction(),
+      w.profile_second_edit_fraction(), w.offline_s(), w.body_bytes());
   absl::StrAppend(&out, "\n  actions/s:");
   for (const WorkloadAction& a : WorkloadActions()) {
     absl::StrAppendFormat(&out, " %s=%g", a.name, a.rate(w));

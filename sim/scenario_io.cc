@@ -309,6 +309,7 @@ absl::Status ValidateScenario(const Scenario& s, const std::string& name) {
            {"workload.non_member_send_fraction", w.non_member_send_fraction()},
            {"workload.adversary_fraction", w.adversary_fraction()},
            {"workload.open_group_fraction", w.open_group_fraction()},
+           {"workload.profile_second_edit_fraction", w.profile_second_edit_fraction()},
            {"faults.loss_max", s.faults().loss_max()},
            {"faults.duplicate_max", s.faults().duplicate_max()},
        }) {

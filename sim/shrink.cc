@@ -369,7 +369,10 @@ class Shrinker {
          {std::tuple{"second devices (workload.second_device_fraction", &Workload::second_device_fraction,
                      &Workload::set_second_device_fraction},
           std::tuple{"attackers (workload.adversary_fraction", &Workload::adversary_fraction,
-                     &Workload::set_adversary_fraction}}) {
+                     &Workload::set_adversary_fraction},
+          std::tuple{"second profile edits (workload.profile_second_edit_fraction",
+                     &Workload::profile_second_edit_fraction,
+                     &Workload::set_profile_second_edit_fraction}}) {
       const double v = (current_.workload().*get)();
       if (v == 0 || !Budget()) continue;
       Scenario c = current_;

@@ -205,12 +205,20 @@ void WorkloadDriver::DoProfile() {
   r.mutable_update_profile()->set_nickname(absl::StrCat("nick", r_.rng.Uniform(1000000)));
   if (Chance(r_.rng, 300000)) r.mutable_update_profile()->set_avatar(absl::StrCat("a", r_.rng.Uniform(100), ".png"));
   const std::string address = r_.clients[i].address;
-  Issue(i, r, [this, address](const Reply& reply) {
+  auto record = [this, address](const Reply& reply) {
     if (reply.status().code() != CODE_OK) return;
     HistoryEntry* e = r_.recorder.Add(HistoryEntry::PROFILE_UPDATED, address);
     e->set_version(reply.update_profile().profile().version());
     e->set_detail(reply.update_profile().profile().nickname());
-  });
+  };
+  Issue(i, r, record);
+  const double second = r_.s.workload().profile_second_edit_fraction();
+  if (second > 0 && Chance(r_.rng, Ppm(second))) {
+    // Sent right behind the first, not after its reply: the user service
+    // commits both within moments, so their events leave close together.
+    r.mutable_update_profile()->set_nickname(absl::StrCat("nick", r_.rng.Uniform(1000000)));
+    Issue(i, r, record);
+  }
 }
 
 void WorkloadDriver::DoRead() {

@@ -814,6 +814,56 @@ TEST_F(MessagingTest, AClientReconnectsToAnotherGatewayAfterACrash) {
   EXPECT_THAT(Bodies(bob, conv), ::testing::ElementsAre("are you there?"));
 }
 
+TEST_F(MessagingTest, AClientPingsOnlyAfterAQuietIntervalAndStaysLoggedIn) {
+  const std::string alice = AddClient("alice");  // ping_interval 1 s
+  Client* c = c_.client(alice);
+  const uint64_t reconnects = c->stats().reconnects;
+  // Idle: a ping a second.
+  uint64_t before = c->stats().pings;
+  c_.net().Advance(absl::Seconds(10));
+  EXPECT_GE(c->stats().pings - before, 8u);
+  // Busy (an answered request every 200 ms): the replies stand in for pings,
+  // and the gateway, which counts every request, keeps the session.
+  before = c->stats().pings;
+  Request list;
+  list.mutable_list_friends();
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_EQ(Do(alice, list).status().code(), CODE_OK);
+    c_.net().Advance(absl::Milliseconds(200));
+  }
+  EXPECT_LE(c->stats().pings - before, 1u);
+  // Quiet again: pings resume, and the session never lapsed.
+  before = c->stats().pings;
+  c_.net().Advance(absl::Seconds(10));
+  EXPECT_GE(c->stats().pings - before, 8u);
+  EXPECT_EQ(c->state(), Client::State::kOnline);
+  EXPECT_EQ(c->stats().reconnects, reconnects);
+  uint64_t expired = 0;
+  for (int i = 0; i < 3; ++i) expired += c_.gateway(i)->stats().sessions_expired;
+  EXPECT_EQ(expired, 0u);
+}
+
+TEST_F(MessagingTest, AClientAsksForTheGatewaysOnlyWhileNotOnline) {
+  const std::string alice = AddClient("alice", "d1", "gw.2");
+  Client* c = c_.client(alice);
+  uint64_t before = c->discoveries();
+  c_.net().Advance(absl::Seconds(10));  // discover_interval 500 ms
+  EXPECT_EQ(c->discoveries(), before);
+  // Offline, it keeps its list of gateways fresh for the next connect.
+  c->Disconnect();
+  c_.net().Advance(absl::Seconds(3));
+  EXPECT_GE(c->discoveries() - before, 5u);
+  // Its gateway crashed meanwhile: the next connect picks a live one.
+  c_.net().Crash("gw.2");
+  c_.net().Advance(absl::Seconds(20));  // the registry drops gw.2
+  c->Connect();
+  WaitOnline(alice);
+  EXPECT_NE(c->gateway(), "gw.2");
+  before = c->discoveries();
+  c_.net().Advance(absl::Seconds(10));
+  EXPECT_EQ(c->discoveries(), before);
+}
+
 TEST_F(MessagingTest, AClientRestartKeepsCursorsAndUnsentMessages) {
   const std::string alice = AddClient("alice");
   const std::string bob = AddClient("bob");

@@ -146,6 +146,7 @@ void Client::GatewayCall(Request request, const CallOptions& call, Done done) {
   rpc().CallAddress(gateway_, std::move(request), call,
                     [this, generation, done = std::move(done)](const Reply& reply) {
                       if (generation != generation_) return;  // an older connection's
+                      if (reply.status().code() == CODE_OK) last_ok_reply_ = env().Now();
                       done(reply);
                     });
 }
@@ -290,6 +291,13 @@ void Client::OpenSession(uint64_t generation) {
 
 void Client::Ping(uint64_t generation) {
   if (generation != generation_ || state_ != State::kOnline) return;
+  // Another request was answered within the interval: that was the ping.
+  const absl::Time due = last_ok_reply_ + options_.ping_interval;
+  if (due > env().Now()) {
+    timers().After(due - env().Now(), [this, generation] { Ping(generation); });
+    return;
+  }
+  ++stats_.pings;
   Request ping;
   ping.mutable_ping();
   GatewayCall(std::move(ping), [this, generation](const Reply& reply) {

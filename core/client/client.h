@@ -92,6 +92,7 @@ struct ClientStats {
   uint64_t gap_syncs = 0;
   uint64_t early_arrivals = 0;  // held for a gap that then filled or synced
   uint64_t syncs = 0;
+  uint64_t pings = 0;  // sent: only after ping_interval without an OK reply
   uint64_t sends_acked = 0;
   uint64_t send_retries = 0;
   uint64_t sends_failed = 0;
@@ -140,6 +141,9 @@ class Client : public ServiceNode {
   absl::Status OnStart() override;
   void HandleRequest(const Envelope& request) override;
   void HandleOther(const Envelope& envelope) override;
+  // Only while not online: a client needs the gateways to pick one when it
+  // connects, not while it is connected.
+  bool DiscoveryWanted() const override { return state_ != State::kOnline; }
 
  private:
   using Done = std::function<void(const Reply&)>;
@@ -187,6 +191,11 @@ class Client : public ServiceNode {
   std::string gateway_;
   std::string last_failed_gateway_;
   absl::Duration backoff_;
+  // When the current connection's gateway last answered OK: each such reply
+  // shows the gateway alive and the session fresh (the gateway counts every
+  // request toward its idle timeout), so a ping is sent only after a whole
+  // ping_interval without one.
+  absl::Time last_ok_reply_ = absl::InfinitePast();
   std::string token_;
   absl::Time token_expires_ = absl::InfinitePast();
   uint64_t user_id_ = 0;
