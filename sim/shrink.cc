@@ -351,6 +351,9 @@ class Shrinker {
   // Workload actions (one row of the action table at a time, sends aside),
   // second devices and attackers.
   void ActionsPass() {
+    const int before = steps();
+    std::vector<std::pair<const WorkloadAction*, const google::protobuf::FieldDescriptor*>> left;
+    const google::protobuf::Reflection* r = current_.workload().GetReflection();
     for (const WorkloadAction& a : WorkloadActions()) {
       if (a.run == &WorkloadDriver::DoSend || !Budget()) continue;
       const google::protobuf::FieldDescriptor* field =
@@ -358,12 +361,29 @@ class Shrinker {
       if (field == nullptr || field->cpp_type() != google::protobuf::FieldDescriptor::CPPTYPE_DOUBLE) {
         continue;
       }
-      const google::protobuf::Reflection* r = current_.workload().GetReflection();
       const double v = r->GetDouble(current_.workload(), field);
       if (v == 0) continue;
       Scenario c = current_;
       r->SetDouble(c.mutable_workload(), field, 0);
-      Try(c, absl::StrCat("action ", a.name, " (workload.", a.knob, " ", Num(v), " -> 0)"));
+      if (!Try(c, absl::StrCat("action ", a.name, " (workload.", a.knob, " ", Num(v), " -> 0)"))) {
+        left.emplace_back(&a, field);
+      }
+    }
+    // Needed, but perhaps not so often (fewer entries in the replay): half
+    // each rate that could not go, while that makes the scenario smaller (a
+    // rate counts rounded up, so down to 1 per second). Only once no action
+    // could go at all: a halving changes the draws, and an action that
+    // might still go after the other passes' cuts is left for them.
+    for (const auto& [a, field] : steps() == before ? left : decltype(left){}) {
+      for (double rate = r->GetDouble(current_.workload(), field);
+           Budget() && std::ceil(rate / 2) < std::ceil(rate); rate /= 2) {
+        Scenario half = current_;
+        r->SetDouble(half.mutable_workload(), field, rate / 2);
+        if (!Try(half, absl::StrCat("half the action ", a->name, " (workload.", a->knob, " ",
+                                    Num(rate), " -> ", Num(rate / 2), ")"))) {
+          break;
+        }
+      }
     }
     for (auto [name, get, set] :
          {std::tuple{"second devices (workload.second_device_fraction", &Workload::second_device_fraction,

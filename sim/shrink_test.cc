@@ -169,6 +169,33 @@ TEST(ShrinkTest, SmokeFailureShrinksToATenthAndStillFails) {
   EXPECT_TRUE(mix);
 }
 
+TEST(ShrinkTest, ADefaultFailureShrinksToAShortReplayHalvingTheActionsItNeeds) {
+  // Seed 2 of the default scenario with consumers that apply events
+  // unversioned: a stale profile in a friend list (profile_convergence).
+  // Every action but the profile changes and friend-list reads can go; those
+  // two are needed, but not so often: halving them (list_friends 3 -> 1.5)
+  // is what brings the replay under 200 entries (450 without).
+  Scenario s = DefaultScenario();
+  s.set_bug("apply_events_unversioned");
+  ShrinkResult r = Shrink(s, 2, 200, [](const std::string&) {});
+  ASSERT_TRUE(r.reproduced);
+  EXPECT_EQ(r.checker, "profile_convergence");
+  std::printf("SHRINK default seed 2 apply_events_unversioned: %llu -> %llu in %d runs\n",
+              static_cast<unsigned long long>(r.original_size),
+              static_cast<unsigned long long>(r.shrunk_size), r.runs);
+  bool halved = false;
+  for (const ShrinkStep& step : r.steps) {
+    halved |= absl::StartsWith(step.removed, "half the action ");
+  }
+  EXPECT_TRUE(halved);
+  EXPECT_LE(r.shrunk_size * 100, r.original_size * 12);
+  EXPECT_LE(r.shrunk.workload().users(), 5u);
+  EXPECT_EQ(r.shrunk.faults().script_size(), 0);
+  const RunResult rerun = RunScenario(r.shrunk, 2);
+  EXPECT_TRUE(FailsWith(rerun, r.checker));
+  EXPECT_LE(rerun.history.entries_size(), 200);
+}
+
 TEST(ShrinkTest, SameInputSameSteps) {
   Scenario s = Smoke("ack_before_commit");  // smaller, for quick runs: seed 1 still fails
   s.mutable_workload()->set_users(8);
