@@ -148,11 +148,20 @@ void ServiceNode::Heartbeat() {
   timers_.After(options_.heartbeat_interval, [this] { Heartbeat(); });
 }
 
+void ServiceNode::ResumeDiscovery() {
+  if (!discovery_paused_ || options_.dependencies.empty()) return;
+  discovery_paused_ = false;
+  Discover();
+}
+
 void ServiceNode::Discover() {
   if (stopped_) return;
-  const bool wanted = DiscoveryWanted();
-  if (wanted && !options_.dependencies.empty()) ++discoveries_;
-  for (const std::string& service : wanted ? options_.dependencies : std::vector<std::string>{}) {
+  if (!DiscoveryWanted()) {
+    discovery_paused_ = true;  // until ResumeDiscovery
+    return;
+  }
+  if (!options_.dependencies.empty()) ++discoveries_;
+  for (const std::string& service : options_.dependencies) {
     Request request;
     request.mutable_discover()->set_service(service);
     CallOptions call;

@@ -74,9 +74,11 @@ class ServiceNode : public Node {
   virtual void HandleRequest(const Envelope& request) = 0;
   // Default: acknowledges and ignores.
   virtual void HandleEvent(const Event& event, uint64_t delivery_id);
-  // Asked at each discovery interval: false skips that round's registry
-  // calls (the node keeps the instances it knows). Default: always.
+  // Asked at each discovery interval: false pauses discovery (the node keeps
+  // the instances it knows, and no timer runs) until ResumeDiscovery, which
+  // asks the registry at once and then every interval again. Default: always.
   virtual bool DiscoveryWanted() const { return true; }
+  void ResumeDiscovery();
   // Envelopes that are neither requests nor replies (pushes). Default: drop.
   virtual void HandleOther(const Envelope& envelope) {}
 
@@ -153,6 +155,7 @@ class ServiceNode : public Node {
   bool healthy_ = true;
   uint64_t request_log_trimmed_ = 0;
   uint64_t discoveries_ = 0;
+  bool discovery_paused_ = false;
   bool stopped_ = false;
 };
 

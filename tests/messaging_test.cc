@@ -849,19 +849,30 @@ TEST_F(MessagingTest, AClientAsksForTheGatewaysOnlyWhileNotOnline) {
   uint64_t before = c->discoveries();
   c_.net().Advance(absl::Seconds(10));  // discover_interval 500 ms
   EXPECT_EQ(c->discoveries(), before);
-  // Offline, it keeps its list of gateways fresh for the next connect.
+  // Offline, it keeps its list of gateways fresh for the next connect: at
+  // once, then every interval.
   c->Disconnect();
+  EXPECT_EQ(c->discoveries(), before + 1);
   c_.net().Advance(absl::Seconds(3));
-  EXPECT_GE(c->discoveries() - before, 5u);
-  // Its gateway crashed meanwhile: the next connect picks a live one.
-  c_.net().Crash("gw.2");
-  c_.net().Advance(absl::Seconds(20));  // the registry drops gw.2
+  EXPECT_GE(c->discoveries() - before, 6u);
   c->Connect();
+  WaitOnline(alice);
+  EXPECT_EQ(c->gateway(), "gw.2");
+  // Its gateway crashes: it asks at once, then connects elsewhere and stops
+  // asking.
+  before = c->discoveries();
+  c_.net().Crash("gw.2");
+  for (int i = 0; i < 200 && c->state() == Client::State::kOnline; ++i) {
+    c_.net().Advance(absl::Milliseconds(50));
+  }
+  ASSERT_NE(c->state(), Client::State::kOnline);
+  EXPECT_GT(c->discoveries(), before);
   WaitOnline(alice);
   EXPECT_NE(c->gateway(), "gw.2");
   before = c->discoveries();
   c_.net().Advance(absl::Seconds(10));
   EXPECT_EQ(c->discoveries(), before);
+  EXPECT_EQ(c->state(), Client::State::kOnline);
 }
 
 TEST_F(MessagingTest, AClientRestartKeepsCursorsAndUnsentMessages) {

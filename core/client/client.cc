@@ -171,6 +171,7 @@ void Client::Disconnect() {
   sync_in_flight_ = false;
   sends_on_wire_.clear();
   backing_off_.clear();
+  ResumeDiscovery();  // a fresh list of gateways for the next connect
 }
 
 void Client::ConnectionLost(const absl::Status& why) {
@@ -184,6 +185,7 @@ void Client::ConnectionLost(const absl::Status& why) {
   backing_off_.clear();
   if (!gateway_.empty()) last_failed_gateway_ = gateway_;
   gateway_.clear();
+  ResumeDiscovery();  // the gateways now, before the next attempt picks one
   // Exponential backoff with jitter, bounded.
   const absl::Duration wait = backoff_ + absl::Microseconds(env().Rng().Uniform(
                                               absl::ToInt64Microseconds(backoff_) / 2 + 1));

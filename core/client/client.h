@@ -142,7 +142,8 @@ class Client : public ServiceNode {
   void HandleRequest(const Envelope& request) override;
   void HandleOther(const Envelope& envelope) override;
   // Only while not online: a client needs the gateways to pick one when it
-  // connects, not while it is connected.
+  // connects, not while it is connected. Losing or ending the connection
+  // asks at once (ResumeDiscovery).
   bool DiscoveryWanted() const override { return state_ != State::kOnline; }
 
  private:
