@@ -97,6 +97,8 @@ TEST(ScenarioIoTest, RefusesValuesOutOfRange) {
       {"faults { duplicate_max: -0.1 }", "faults.duplicate_max is -0.1"},
       {"faults { crash_rate_per_s: -1 }", "faults.crash_rate_per_s is -1"},
       {"workload { private_fraction: 3 }", "workload.private_fraction is 3, must be in [0, 1]"},
+      {"workload { profile_second_edit_fraction: 2 }",
+       "workload.profile_second_edit_fraction is 2, must be in [0, 1]"},
       {"workload { send_rate_per_s: -1 }", "workload.send_rate_per_s is -1"},
       {"workload { duration_s: -5 }", "workload.duration_s is -5, must be in (0, 86400]"},
       {"workload { duration_s: nan }", "workload.duration_s is nan"},
