@@ -160,7 +160,7 @@ void ServiceNode::Discover() {
     discovery_paused_ = true;  // until ResumeDiscovery
     return;
   }
-  if (!options_.dependencies.empty()) ++discoveries_;
+  ++discoveries_;  // scheduled only with dependencies (Start, ResumeDiscovery)
   for (const std::string& service : options_.dependencies) {
     Request request;
     request.mutable_discover()->set_service(service);

@@ -374,7 +374,8 @@ class Shrinker {
     // rate counts rounded up, so down to 1 per second). Only once no action
     // could go at all: a halving changes the draws, and an action that
     // might still go after the other passes' cuts is left for them.
-    for (const auto& [a, field] : steps() == before ? left : decltype(left){}) {
+    if (steps() != before) left.clear();
+    for (const auto& [a, field] : left) {
       for (double rate = r->GetDouble(current_.workload(), field);
            Budget() && std::ceil(rate / 2) < std::ceil(rate); rate /= 2) {
         Scenario half = current_;
